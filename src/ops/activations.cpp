@@ -1,0 +1,34 @@
+// Dispatcher: the output's device picks td::cpu or td::cuda (see DEVNOTES.md).
+#include "ops/ops.h"
+
+#include "core/error.h"
+#include "cpu/activations.h"
+#ifdef TD_WITH_CUDA
+#include "cuda/activations.h"
+#endif
+
+#ifdef TD_WITH_CUDA
+#define TD_CUDA_OR_FAIL(call, what) call
+#else
+#define TD_CUDA_OR_FAIL(call, what) fail(what, "is on cuda but this build has no CUDA backend")
+#endif
+
+namespace td {
+namespace ops {
+
+void silu(Tensor& x) {
+  if (x.is_cuda())
+    TD_CUDA_OR_FAIL(cuda::silu(x), "silu input");
+  else
+    cpu::silu(x);
+}
+
+void gelu_tanh(Tensor& x) {
+  if (x.is_cuda())
+    TD_CUDA_OR_FAIL(cuda::gelu_tanh(x), "gelu_tanh input");
+  else
+    cpu::gelu_tanh(x);
+}
+
+}  // namespace ops
+}  // namespace td

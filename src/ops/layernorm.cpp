@@ -1,0 +1,34 @@
+// Dispatcher: the output's device picks td::cpu or td::cuda (see DEVNOTES.md).
+#include "ops/ops.h"
+
+#include "core/error.h"
+#include "cpu/layernorm.h"
+#ifdef TD_WITH_CUDA
+#include "cuda/layernorm.h"
+#endif
+
+#ifdef TD_WITH_CUDA
+#define TD_CUDA_OR_FAIL(call, what) call
+#else
+#define TD_CUDA_OR_FAIL(call, what) fail(what, "is on cuda but this build has no CUDA backend")
+#endif
+
+namespace td {
+namespace ops {
+
+void layernorm_modulate(const Tensor& x, const Tensor& shift, const Tensor& scale, float eps, Tensor& y) {
+  if (y.is_cuda())
+    TD_CUDA_OR_FAIL(cuda::layernorm_modulate(x, shift, scale, eps, y), "layernorm_modulate output");
+  else
+    cpu::layernorm_modulate(x, shift, scale, eps, y);
+}
+
+void layernorm(const Tensor& x, const Tensor* weight, const Tensor* bias, float eps, Tensor& y) {
+  if (y.is_cuda())
+    TD_CUDA_OR_FAIL(cuda::layernorm(x, weight, bias, eps, y), "layernorm output");
+  else
+    cpu::layernorm(x, weight, bias, eps, y);
+}
+
+}  // namespace ops
+}  // namespace td
