@@ -1,0 +1,15 @@
+// CUDA backend of dense ops::attention: a FlashAttention-2-style kernel on bf16 tensor cores (mma.sync).
+// Tiles per head_dim: attention_config.h. SLA/SageSLA dispatch elsewhere (ops::sla_attention); this is always dense.
+#pragma once
+
+#include "ops/ops.h"
+
+namespace td {
+namespace cuda {
+
+// o[Lq,H,Dh] = softmax(q k^T * scale) v per head. q [Lq,H,Dh], k/v [Lk,H,Dh], all bf16, Dh 64 or 128. The token
+// dimension may be strided (views into a fused projection); Dh must be contiguous. Only opts.scale is read.
+void attention(const Tensor& q, const Tensor& k, const Tensor& v, Tensor& o, const AttentionOptions& opts = {});
+
+}  // namespace cuda
+}  // namespace td

@@ -1,0 +1,16 @@
+// CUDA backend of ops::layernorm_modulate and ops::layernorm: one warp per row, fp32 statistics.
+#pragma once
+
+#include "ops/ops.h"
+
+namespace td {
+namespace cuda {
+
+// y[M,D] = LN(x) * (1 + scale) + shift. x f32 or bf16 [.., D]; shift/scale f32 with D elements; y bf16 (or f32).
+void layernorm_modulate(const Tensor& x, const Tensor& shift, const Tensor& scale, float eps, Tensor& y);
+
+// y[M,D] = LN(x) * weight + bias; weight/bias f32 or bf16 with D elements, either may be null.
+void layernorm(const Tensor& x, const Tensor* weight, const Tensor* bias, float eps, Tensor& y);
+
+}  // namespace cuda
+}  // namespace td
