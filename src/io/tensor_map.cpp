@@ -43,6 +43,8 @@ TensorMap load_checkpoint(const std::string& path) {
   f.read(reinterpret_cast<char*>(head), 8);
   size_t got = size_t(f.gcount());
   if (got >= 4 && head[0] == 'P' && head[1] == 'K' && head[2] == 3 && head[3] == 4) return load_pth(path);
+  // Legacy (pre-1.6) torch.save: a protocol-2 pickle of a LONG1 magic number; load_pth explains what to do.
+  if (got >= 4 && head[0] == 0x80 && head[1] == 2 && head[2] == 0x8a && head[3] == 0x0a) return load_pth(path);
   if (ends_with(path, ".json")) return load_safetensors_index(path);
   if (got >= 1 && head[0] == '{') return load_safetensors_index(path);
   if (got == 8) return load_safetensors(path);
