@@ -1,0 +1,15 @@
+// CUDA versions of the VAE's small ops (semantics in cpu/vae_rms_norm.h, cpu/vae_attention.h, cpu/vae_resample.h).
+// Activations bf16; gamma/bias f32; statistics and softmax in fp32.
+#pragma once
+
+#include "core/tensor.h"
+
+namespace td {
+namespace cuda {
+void vae_rms_norm(const Tensor& x, const Tensor& gamma, const Tensor* bias, bool silu, Tensor& y);
+void vae_attention(const Tensor& qkv, Tensor& o);
+void vae_upsample_nearest2x(const Tensor& x, Tensor& y);
+void vae_time_interleave(const Tensor& x, Tensor& y);
+void vae_zero(Tensor& x);
+}  // namespace cuda
+}  // namespace td

@@ -1,0 +1,574 @@
+#include "model/vae/wan_vae.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "core/error.h"
+#include "core/log.h"
+#include "core/threads.h"
+#include "model/vae/vae_ops.h"
+
+namespace td {
+
+const float kWanVaeMean[16] = {-0.7571f, -0.7089f, -0.9113f, 0.1075f,  -0.1745f, 0.9653f, -0.1517f, 1.5508f,
+                               0.4134f,  -0.0715f, 0.5517f,  -0.3632f, -0.1922f, -0.9497f, 0.2503f, -0.2921f};
+const float kWanVaeStd[16] = {2.8184f, 1.4541f, 2.3275f, 2.6558f, 1.2196f, 1.7708f, 2.6052f, 2.0743f,
+                              3.2687f, 2.1526f, 2.8652f, 1.5579f, 1.6382f, 1.1253f, 2.8251f, 1.9160f};
+
+VaeConfig VaeConfig::from_weights(const TensorMap& w) {
+  VaeConfig c;
+  if (const Tensor* g = w.find("decoder.head.0.gamma")) c.dim = int(g->size(0));
+  else if (const Tensor* e = w.find("encoder.conv1.weight")) c.dim = int(e->size(0));
+  else fail(w.source, "not a Wan VAE checkpoint: neither decoder.head.0.gamma nor encoder.conv1.weight is present");
+  if (const Tensor* z = w.find("conv2.weight")) c.z_dim = int(z->size(0));
+  else if (const Tensor* z1 = w.find("conv1.weight")) c.z_dim = int(z1->size(0) / 2);
+  return c;
+}
+
+namespace {
+
+struct Conv {
+  Tensor w, b;  // w [O, kt, kh, kw, I] in the device dtype; b [O] f32
+  int kt = 1;
+  Conv3dParams p;
+  bool defined() const { return w.defined(); }
+};
+
+struct Res {
+  Tensor g1, g2;  // f32 [C]
+  Conv c1, c2, sc;
+};
+
+struct Attn {
+  Tensor g;
+  Conv qkv, proj;
+};
+
+enum class Mode { Up2d, Up3d, Down2d, Down3d };
+struct Resample {
+  Mode mode;
+  Conv conv, time_conv;
+};
+
+struct Block {
+  bool is_res = true;
+  Res res;
+  Resample rs;
+};
+
+// Per-call state: the 2-frame caches, indexed in call order (identical for every chunk), and whether a slot has
+// seen its first chunk.
+struct Run {
+  std::vector<Tensor> slot;
+  std::vector<char> started;
+  size_t idx = 0;
+  void begin_chunk() { idx = 0; }
+  size_t next() {
+    if (idx == slot.size()) {
+      slot.emplace_back();
+      started.push_back(0);
+    }
+    return idx++;
+  }
+};
+
+class Loader {
+ public:
+  Loader(const TensorMap& m, Device dev) : m_(m), dev_(dev) {}
+
+  // A conv weight [O, I, (kt,) kh, kw] -> channels-last [O, kt, kh, kw, I] in the device dtype.
+  Conv conv(const std::string& prefix, int64_t O, int64_t I, int kt, int kh, int kw, const Conv3dParams& p = {}) {
+    const std::string wn = prefix + ".weight", bn = prefix + ".bias";
+    const Tensor& w = m_.get(wn);
+    Shape want = kt == 0 ? Shape{O, I, kh, kw} : Shape{O, I, kt, kh, kw};
+    TD_CHECK(w.shape() == want, m_.source, "tensor ", wn, " has shape ", shape_str(w.shape()), ", expected ",
+             shape_str(want), " (is this a Wan2.1 VAE with the configured channel counts?)");
+    int KT = kt == 0 ? 1 : kt;
+    Tensor f = w.to_f32_host().contiguous();
+    Tensor cl = Tensor::empty({O, KT, kh, kw, I}, DType::F32);
+    const float* s = f.ptr<float>();
+    float* d = cl.ptr<float>();
+    const int64_t K = int64_t(KT) * kh * kw;
+    for (int64_t o = 0; o < O; o++)
+      for (int64_t i = 0; i < I; i++)
+        for (int64_t k = 0; k < K; k++) d[(o * K + k) * I + i] = s[(o * I + i) * K + k];
+    Conv c;
+    c.w = on_device(cl, true).set_name(wn);
+    c.b = vec(bn, O);
+    c.kt = KT;
+    c.p = p;
+    return c;
+  }
+  Tensor vec(const std::string& name, int64_t n) {
+    const Tensor& t = m_.get(name);
+    TD_CHECK(t.numel() == n, m_.source, "tensor ", name, " has shape ", shape_str(t.shape()), ", expected ", n,
+             " values");
+    return on_device(t.to_f32_host().contiguous().view({n}), false).set_name(name);
+  }
+  Res res(const std::string& p, int64_t in, int64_t out) {
+    Res r;
+    r.g1 = vec(p + ".residual.0.gamma", in);
+    r.c1 = conv(p + ".residual.2", out, in, 3, 3, 3, pad1());
+    r.g2 = vec(p + ".residual.3.gamma", out);
+    r.c2 = conv(p + ".residual.6", out, out, 3, 3, 3, pad1());
+    if (in != out) r.sc = conv(p + ".shortcut", out, in, 1, 1, 1);
+    return r;
+  }
+  Attn attn(const std::string& p, int64_t c) {
+    Attn a;
+    a.g = vec(p + ".norm.gamma", c);
+    a.qkv = conv(p + ".to_qkv", 3 * c, c, 0, 1, 1);
+    a.proj = conv(p + ".proj", c, c, 0, 1, 1);
+    return a;
+  }
+  static Conv3dParams pad1() {
+    Conv3dParams p;
+    p.pad_top = p.pad_bottom = p.pad_left = p.pad_right = 1;
+    return p;
+  }
+  bool has(const std::string& n) const { return m_.has(n); }
+
+ private:
+  Tensor on_device(const Tensor& f32, bool weight) {
+    if (dev_ == Device::CPU) return f32.clone();
+    // CUDA: conv weights bf16 (tensor-core inputs); gammas and biases stay f32 for the fp32 epilogues.
+    return (weight ? f32.to(DType::BF16) : f32).to(Device::CUDA);
+  }
+  const TensorMap& m_;
+  Device dev_;
+};
+
+}  // namespace
+
+struct WanVae::Impl {
+  Device dev;
+  DType act;
+  // decoder
+  bool has_dec = false;
+  Conv conv2, dec_conv1, dec_head;
+  Res dec_mid0, dec_mid2;
+  Attn dec_attn;
+  std::vector<Block> ups;
+  Tensor dec_head_g;
+  // encoder
+  bool has_enc = false;
+  Conv conv1_mu, enc_conv1, enc_head;
+  std::vector<Block> downs;
+  Res enc_mid0, enc_mid2;
+  Attn enc_attn;
+  Tensor enc_head_g;
+
+  Tensor empty(const Shape& s) const { return Tensor::empty(s, act, dev); }
+
+  Tensor pointwise(const Conv& c, const Tensor& x) const {
+    Tensor y = empty(c.p.out_shape(x.shape(), c.w.shape(), "vae conv"));
+    vae::conv3d(x, c.w, &c.b, y, c.p, false);
+    return y;
+  }
+
+  // A causal conv with kernel 3 in time: runs on [zeros, cache, x] and keeps the last frames as the next cache.
+  // With `acc`, the result is added into *acc (the residual add).
+  Tensor causal(const Conv& c, const Tensor& x, Run& run, size_t slot, Tensor* acc = nullptr) const {
+    const int64_t n = x.size(0);
+    Tensor& cache = run.slot[slot];
+    const int64_t cf = cache.defined() ? cache.size(0) : 0;
+    const int64_t hist = c.kt - 1;  // 2
+    TD_ASSERT(cf <= hist);
+    Shape bs = x.shape();
+    bs[0] = hist + n;
+    Tensor buf = empty(bs);
+    if (hist - cf > 0) {
+      Tensor z = buf.slice(0, 0, hist - cf);
+      vae::zero(z);
+    }
+    if (cf > 0) buf.slice(0, hist - cf, hist).copy_from(cache);
+    buf.slice(0, hist, hist + n).copy_from(x);
+    const int64_t keep = std::min<int64_t>(hist, cf + n);
+    cache = buf.slice(0, hist + n - keep, hist + n).clone();
+    if (acc) {
+      vae::conv3d(buf, c.w, &c.b, *acc, c.p, true);
+      return *acc;
+    }
+    Tensor y = empty(c.p.out_shape(buf.shape(), c.w.shape(), "vae conv"));
+    vae::conv3d(buf, c.w, &c.b, y, c.p, false);
+    return y;
+  }
+
+  Tensor res(const Res& r, Tensor x, Run& run) const {
+    Tensor h = r.sc.defined() ? pointwise(r.sc, x) : x;
+    Tensor a = empty(x.shape());
+    vae::rms_norm(x, r.g1, nullptr, true, a);
+    a = causal(r.c1, a, run, run.next());
+    vae::rms_norm(a, r.g2, nullptr, true, a);
+    return causal(r.c2, a, run, run.next(), &h);
+  }
+
+  Tensor attn(const Attn& at, Tensor x) const {
+    const int64_t T = x.size(0), H = x.size(1), W = x.size(2), C = x.size(3);
+    Tensor a = empty(x.shape());
+    vae::rms_norm(x, at.g, nullptr, false, a);
+    Tensor o = empty({H * W, C});
+    for (int64_t t = 0; t < T; t++) {
+      Tensor qkv = pointwise(at.qkv, a.slice(0, t, t + 1));
+      vae::attention(qkv.view({H * W, 3 * C}), o);
+      Tensor xt = x.slice(0, t, t + 1);
+      vae::conv3d(o.view({1, H, W, C}), at.proj.w, &at.proj.b, xt, at.proj.p, true);
+    }
+    return x;
+  }
+
+  Tensor resample(const Resample& r, Tensor x, Run& run) const {
+    if (r.mode == Mode::Up2d || r.mode == Mode::Up3d) {
+      if (r.mode == Mode::Up3d) {
+        size_t s = run.next();
+        if (!run.started[s]) {
+          // First chunk: no temporal doubling; afterwards the time conv sees this frame as zeros (Wan's 'Rep').
+          run.started[s] = 1;
+          Shape zs = x.shape();
+          zs[0] = 1;
+          run.slot[s] = empty(zs);
+          vae::zero(run.slot[s]);
+        } else {
+          Tensor y2 = causal(r.time_conv, x, run, s);
+          Shape is = x.shape();
+          is[0] *= 2;
+          x = empty(is);
+          vae::time_interleave(y2, x);
+        }
+      }
+      Shape us = x.shape();
+      us[1] *= 2;
+      us[2] *= 2;
+      Tensor u = empty(us);
+      vae::upsample_nearest2x(x, u);
+      x = Tensor();
+      return pointwise(r.conv, u);
+    }
+    Tensor y = pointwise(r.conv, x);
+    if (r.mode == Mode::Down2d) return y;
+    size_t s = run.next();
+    const int64_t n = y.size(0);
+    if (!run.started[s]) {
+      run.started[s] = 1;
+      run.slot[s] = y.slice(0, n - 1, n).clone();
+      return y;
+    }
+    Shape bs = y.shape();
+    bs[0] = n + 1;
+    Tensor buf = empty(bs);
+    buf.slice(0, 0, 1).copy_from(run.slot[s]);
+    buf.slice(0, 1, n + 1).copy_from(y);
+    run.slot[s] = y.slice(0, n - 1, n).clone();
+    y = Tensor();
+    return pointwise(r.time_conv, buf);
+  }
+
+  Tensor blocks(const std::vector<Block>& bl, Tensor x, Run& run) const {
+    for (const Block& b : bl) x = b.is_res ? res(b.res, x, run) : resample(b.rs, x, run);
+    return x;
+  }
+
+  Tensor head(const Tensor& g, const Conv& c, Tensor x, Run& run) const {
+    vae::rms_norm(x, g, nullptr, true, x);
+    return causal(c, x, run, run.next());
+  }
+
+  // One decoder call on latent frames x [n, h, w, z] (after conv2) -> [frames, 8h, 8w, 3].
+  Tensor decoder(const Tensor& x, Run& run) const {
+    run.begin_chunk();
+    Tensor y = causal(dec_conv1, x, run, run.next());
+    y = res(dec_mid0, y, run);
+    y = attn(dec_attn, y);
+    y = res(dec_mid2, y, run);
+    y = blocks(ups, y, run);
+    return head(dec_head_g, dec_head, y, run);
+  }
+
+  // One encoder call on video frames x [n, H, W, 3] -> [n', H/8, W/8, 2z].
+  Tensor encoder(const Tensor& x, Run& run) const {
+    run.begin_chunk();
+    Tensor y = causal(enc_conv1, x, run, run.next());
+    y = blocks(downs, y, run);
+    y = res(enc_mid0, y, run);
+    y = attn(enc_attn, y);
+    y = res(enc_mid2, y, run);
+    return head(enc_head_g, enc_head, y, run);
+  }
+};
+
+WanVae::~WanVae() = default;
+bool WanVae::has_decoder() const { return impl_->has_dec; }
+bool WanVae::has_encoder() const { return impl_->has_enc; }
+
+WanVae::WanVae(const TensorMap& m, Device dev, const VaeConfig& cfg) : cfg_(cfg), dev_(dev), impl_(new Impl) {
+  Impl& I = *impl_;
+  I.dev = dev;
+  I.act = dev == Device::CUDA ? DType::BF16 : DType::F32;
+  TD_CHECK(cfg.z_dim == 16, m.source, "only the z_dim 16 Wan2.1 VAE is supported (got z_dim ", cfg.z_dim, ")");
+  TD_CHECK(cfg.dim_mult.size() == 4 && cfg.temporal_downsample.size() == 3, m.source,
+           "VaeConfig: dim_mult needs 4 entries and temporal_downsample 3");
+  Loader L(m, dev);
+  const int64_t Z = cfg.z_dim;
+  const int nm = int(cfg.dim_mult.size());
+  I.has_dec = L.has("conv2.weight") && L.has("decoder.conv1.weight");
+  I.has_enc = L.has("conv1.weight") && L.has("encoder.conv1.weight");
+  TD_CHECK(I.has_dec || I.has_enc, m.source, "no Wan VAE encoder or decoder weights found");
+  if (I.has_dec) {
+    std::vector<int64_t> dims = {int64_t(cfg.dim) * cfg.dim_mult.back()};
+    for (int i = nm - 1; i >= 0; i--) dims.push_back(int64_t(cfg.dim) * cfg.dim_mult[i]);
+    I.conv2 = L.conv("conv2", Z, Z, 1, 1, 1);
+    I.dec_conv1 = L.conv("decoder.conv1", dims[0], Z, 3, 3, 3, Loader::pad1());
+    I.dec_mid0 = L.res("decoder.middle.0", dims[0], dims[0]);
+    I.dec_attn = L.attn("decoder.middle.1", dims[0]);
+    I.dec_mid2 = L.res("decoder.middle.2", dims[0], dims[0]);
+    int idx = 0;
+    int64_t out = dims[0];
+    for (int i = 0; i < nm; i++) {
+      int64_t in = dims[i];
+      out = dims[i + 1];
+      if (i >= 1) in /= 2;
+      for (int j = 0; j < cfg.num_res_blocks + 1; j++, idx++) {
+        Block b;
+        b.res = L.res(cat("decoder.upsamples.", idx), in, out);
+        I.ups.push_back(std::move(b));
+        in = out;
+      }
+      if (i != nm - 1) {
+        Block b;
+        b.is_res = false;
+        bool t = cfg.temporal_downsample[nm - 2 - i];
+        b.rs.mode = t ? Mode::Up3d : Mode::Up2d;
+        std::string p = cat("decoder.upsamples.", idx++);
+        b.rs.conv = L.conv(p + ".resample.1", out / 2, out, 0, 3, 3, Loader::pad1());
+        if (t) b.rs.time_conv = L.conv(p + ".time_conv", out * 2, out, 3, 1, 1);
+        I.ups.push_back(std::move(b));
+      }
+    }
+    I.dec_head_g = L.vec("decoder.head.0.gamma", out);
+    I.dec_head = L.conv("decoder.head.2", 3, out, 3, 3, 3, Loader::pad1());
+  }
+  if (I.has_enc) {
+    std::vector<int64_t> dims = {int64_t(cfg.dim)};
+    for (int u : cfg.dim_mult) dims.push_back(int64_t(cfg.dim) * u);
+    I.enc_conv1 = L.conv("encoder.conv1", dims[0], 3, 3, 3, 3, Loader::pad1());
+    int idx = 0;
+    int64_t out = dims[0];
+    for (int i = 0; i < nm; i++) {
+      int64_t in = dims[i];
+      out = dims[i + 1];
+      for (int j = 0; j < cfg.num_res_blocks; j++, idx++) {
+        Block b;
+        b.res = L.res(cat("encoder.downsamples.", idx), in, out);
+        I.downs.push_back(std::move(b));
+        in = out;
+      }
+      if (i != nm - 1) {
+        Block b;
+        b.is_res = false;
+        bool t = cfg.temporal_downsample[i];
+        b.rs.mode = t ? Mode::Down3d : Mode::Down2d;
+        std::string p = cat("encoder.downsamples.", idx++);
+        Conv3dParams dp;
+        dp.stride_h = dp.stride_w = 2;
+        dp.pad_bottom = dp.pad_right = 1;  // ZeroPad2d((0, 1, 0, 1))
+        b.rs.conv = L.conv(p + ".resample.1", out, out, 0, 3, 3, dp);
+        if (t) {
+          Conv3dParams tp;
+          tp.stride_t = 2;
+          b.rs.time_conv = L.conv(p + ".time_conv", out, out, 3, 1, 1, tp);
+        }
+        I.downs.push_back(std::move(b));
+      }
+    }
+    I.enc_mid0 = L.res("encoder.middle.0", out, out);
+    I.enc_attn = L.attn("encoder.middle.1", out);
+    I.enc_mid2 = L.res("encoder.middle.2", out, out);
+    I.enc_head_g = L.vec("encoder.head.0.gamma", out);
+    I.enc_head = L.conv("encoder.head.2", 2 * Z, out, 3, 3, 3, Loader::pad1());
+    // Only mu (the first z_dim outputs of the top conv1) is used: the mean of the posterior.
+    Conv full = L.conv("conv1", 2 * Z, 2 * Z, 1, 1, 1);
+    I.conv1_mu.w = full.w.slice(0, 0, Z).contiguous();
+    I.conv1_mu.b = full.b.slice(0, 0, Z).contiguous();
+  }
+}
+
+std::unique_ptr<WanVae> WanVae::load(const std::string& path, Device dev) {
+  TensorMap m = load_checkpoint(path);
+  return std::unique_ptr<WanVae>(new WanVae(m, dev));
+}
+
+namespace {
+
+// host f32 [C, T, H, W] frames [t0, t0+n) -> device channels-last [n, H, W, C] (optionally z*std+mean per channel).
+Tensor to_device_cl(const Tensor& src, int64_t t0, int64_t n, int64_t h0, int64_t hn, int64_t w0, int64_t wn,
+                    Device dev, DType dt, bool denorm) {
+  const int64_t C = src.size(0), T = src.size(1), H = src.size(2), W = src.size(3);
+  (void)T;
+  Tensor cl = Tensor::empty({n, hn, wn, C}, DType::F32);
+  const float* s = src.ptr<float>();
+  float* d = cl.ptr<float>();
+  parallel_for(n * hn, [&](int64_t lo, int64_t hi) {
+    for (int64_t r = lo; r < hi; r++) {
+      const int64_t t = r / hn, h = r % hn;
+      for (int64_t w = 0; w < wn; w++)
+        for (int64_t c = 0; c < C; c++) {
+          float v = s[((c * T + t0 + t) * H + h0 + h) * W + w0 + w];
+          d[(r * wn + w) * C + c] = denorm ? v * kWanVaeStd[c] + kWanVaeMean[c] : v;
+        }
+    }
+  }, 4);
+  if (dev == Device::CPU) return cl;
+  return cl.to(dt).to(dev);
+}
+
+// Device [n, H, W, C] -> host f32 channels-last.
+Tensor to_host_cl(const Tensor& x) { return x.to(Device::CPU).to(DType::F32); }
+
+void check_input(const Tensor& t, const char* what) {
+  TD_CHECK(t.defined() && t.device() == Device::CPU && t.dtype() == DType::F32, what,
+           "expected a host f32 tensor, got ", t.defined() ? t.describe() : "none");
+  TD_CHECK(t.dim() == 4, what, "expected 4 dims [C, T, H, W], got ", shape_str(t.shape()));
+}
+
+}  // namespace
+
+Tensor WanVae::decode(const Tensor& z_in, const VaeDecodeOptions& opts) const {
+  TD_CHECK(impl_->has_dec, "--weights", "the checkpoint has no VAE decoder weights");
+  check_input(z_in, "latent z");
+  const Tensor z = z_in.contiguous();
+  const int64_t Z = cfg_.z_dim, T = z.size(1), h = z.size(2), w = z.size(3);
+  TD_CHECK(z.size(0) == Z, "latent z", "expected ", Z, " channels [", Z, ", T, h, w], got ", shape_str(z.shape()));
+  TD_CHECK(T >= 1 && h >= 1 && w >= 1, "latent z", "empty latent ", shape_str(z.shape()));
+  const int64_t F = 1 + 4 * (T - 1), H = 8 * h, W = 8 * w;
+  Tensor out = Tensor::zeros({3, F, H, W}, DType::F32);
+  const int chunk = opts.chunk <= 0 ? int(T) : opts.chunk;
+  const Impl& I = *impl_;
+
+  const bool tiled = opts.tile > 0 && (opts.tile < h || opts.tile < w);
+  std::vector<int64_t> ty, tx;
+  int ov = 0;
+  if (tiled) {
+    TD_CHECK(opts.tile >= 4, "--tile", "tile size must be at least 4 latent pixels, got ", opts.tile);
+    ov = opts.tile_overlap >= 0 ? opts.tile_overlap : opts.tile / 4;
+    TD_CHECK(ov < opts.tile, "--tile", "overlap ", ov, " must be smaller than the tile ", opts.tile);
+    auto starts = [&](int64_t len) {
+      std::vector<int64_t> s;
+      const int64_t step = opts.tile - ov;
+      for (int64_t p = 0;; p += step) {
+        if (p + opts.tile >= len) {
+          s.push_back(std::max<int64_t>(0, len - opts.tile));
+          break;
+        }
+        s.push_back(p);
+      }
+      return s;
+    };
+    ty = starts(h);
+    tx = starts(w);
+  } else {
+    ty = {0};
+    tx = {0};
+  }
+  Tensor wsum;
+  if (tiled) wsum = Tensor::zeros({H, W}, DType::F32);
+
+  for (int64_t y0 : ty) {
+    for (int64_t x0 : tx) {
+      const int64_t th = tiled ? std::min<int64_t>(opts.tile, h) : h, tw = tiled ? std::min<int64_t>(opts.tile, w) : w;
+      // Blend weights: linear ramps across the overlap on edges that have a neighbouring tile.
+      std::vector<float> wy(size_t(8 * th), 1.f), wx(size_t(8 * tw), 1.f);
+      if (tiled) {
+        const float ramp = 8.f * ov;
+        for (int64_t i = 0; i < 8 * th; i++) {
+          if (y0 > 0) wy[i] = std::min(wy[i], (i + 0.5f) / ramp);
+          if (y0 + th < h) wy[i] = std::min(wy[i], (8 * th - i - 0.5f) / ramp);
+        }
+        for (int64_t i = 0; i < 8 * tw; i++) {
+          if (x0 > 0) wx[i] = std::min(wx[i], (i + 0.5f) / ramp);
+          if (x0 + tw < w) wx[i] = std::min(wx[i], (8 * tw - i - 0.5f) / ramp);
+        }
+      }
+      Run run;
+      int64_t f_out = 0;
+      for (int64_t t0 = 0; t0 < T;) {
+        const int64_t n = t0 == 0 ? 1 : std::min<int64_t>(chunk, T - t0);
+        Tensor zc = to_device_cl(z, t0, n, y0, th, x0, tw, I.dev, I.act, true);
+        Tensor xc = I.pointwise(I.conv2, zc);
+        Tensor y = to_host_cl(I.decoder(xc, run));
+        const int64_t nf = y.size(0), ph = y.size(1), pw = y.size(2);
+        TD_ASSERT(ph == 8 * th && pw == 8 * tw && f_out + nf <= F, "decoder output ", shape_str(y.shape()));
+        const float* yp = y.ptr<float>();
+        float* op = out.ptr<float>();
+        float* ws = tiled ? wsum.ptr<float>() : nullptr;
+        const bool first_frames = t0 == 0;
+        parallel_for(nf * ph, [&](int64_t lo, int64_t hi) {
+          for (int64_t r = lo; r < hi; r++) {
+            const int64_t f = r / ph, i = r % ph;
+            const int64_t gy = 8 * y0 + i;
+            for (int64_t j = 0; j < pw; j++) {
+              const int64_t gx = 8 * x0 + j;
+              const float* px = yp + (r * pw + j) * 3;
+              const float wgt = tiled ? wy[i] * wx[j] : 1.f;
+              for (int c = 0; c < 3; c++) {
+                float& o = op[((c * F + f_out + f) * H + gy) * W + gx];
+                if (tiled) o += wgt * px[c];
+                else o = px[c];
+              }
+              if (tiled && first_frames && f == 0) ws[gy * W + gx] += wgt;
+            }
+          }
+        }, 4);
+        f_out += nf;
+        t0 += n;
+      }
+      TD_ASSERT(f_out == F, "decoded ", f_out, " frames, expected ", F);
+    }
+  }
+  float* op = out.ptr<float>();
+  const float* ws = tiled ? wsum.ptr<float>() : nullptr;
+  parallel_for(3 * F, [&](int64_t lo, int64_t hi) {
+    for (int64_t cf = lo; cf < hi; cf++)
+      for (int64_t p = 0; p < H * W; p++) {
+        float v = op[cf * H * W + p];
+        if (ws) v /= ws[p];
+        op[cf * H * W + p] = std::min(1.f, std::max(-1.f, v));
+      }
+  }, 1);
+  return out;
+}
+
+Tensor WanVae::encode(const Tensor& v_in) const {
+  TD_CHECK(impl_->has_enc, "--weights", "the checkpoint has no VAE encoder weights");
+  check_input(v_in, "video");
+  const Tensor v = v_in.contiguous();
+  const int64_t F = v.size(1), H = v.size(2), W = v.size(3), Z = cfg_.z_dim;
+  TD_CHECK(v.size(0) == 3, "video", "expected 3 channels [3, T, H, W], got ", shape_str(v.shape()));
+  TD_CHECK(F >= 1 && (F - 1) % 4 == 0, "video", "frame count must be 1 + 4n, got ", F);
+  TD_CHECK(H >= 8 && W >= 8 && H % 8 == 0 && W % 8 == 0, "video", "height and width must be multiples of 8, got ",
+           H, "x", W);
+  const Impl& I = *impl_;
+  const int64_t T = 1 + (F - 1) / 4, h = H / 8, w = W / 8;
+  Tensor out = Tensor::empty({Z, T, h, w}, DType::F32);
+  Run run;
+  int64_t t_out = 0;
+  for (int64_t f0 = 0; f0 < F;) {
+    const int64_t n = f0 == 0 ? 1 : 4;
+    Tensor x = to_device_cl(v, f0, n, 0, H, 0, W, I.dev, I.act, false);
+    Tensor e = I.encoder(x, run);
+    Tensor mu = to_host_cl(I.pointwise(I.conv1_mu, e));
+    TD_ASSERT(mu.size(1) == h && mu.size(2) == w && mu.size(3) == Z, "encoder output ", shape_str(mu.shape()));
+    for (int64_t t = 0; t < mu.size(0); t++, t_out++) {
+      TD_ASSERT(t_out < T);
+      const float* mp = mu.ptr<float>() + t * h * w * Z;
+      for (int64_t c = 0; c < Z; c++)
+        for (int64_t p = 0; p < h * w; p++)
+          out.ptr<float>()[(c * T + t_out) * h * w + p] = (mp[p * Z + c] - kWanVaeMean[c]) / kWanVaeStd[c];
+    }
+    f0 += n;
+  }
+  TD_ASSERT(t_out == T, "encoded ", t_out, " latent frames, expected ", T);
+  return out;
+}
+
+}  // namespace td
