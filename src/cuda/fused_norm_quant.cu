@@ -1,0 +1,250 @@
+// Fused row kernels (see fused_norm_quant.h). One CTA of kRowThreads per row; thread t owns the 4-channel chunks
+// t, t+128, t+256, ... so that for a fixed chunk slot a warp covers 128 contiguous channels, i.e. exactly one
+// quantization group: the group amax is a warp shuffle reduction, and the normalised row never leaves registers.
+#include "cuda/cuda_common.cuh"
+#include "cuda/fused_norm_quant.h"
+#include "cuda/w8a8_gemm_config.h"
+
+namespace td {
+namespace cuda {
+
+using namespace w8a8cfg;
+
+namespace {
+
+__device__ __forceinline__ float4 ld4(const float* p) { return *reinterpret_cast<const float4*>(p); }
+__device__ __forceinline__ float4 ld4(const __nv_bfloat16* p) {
+  const uint2 u = *reinterpret_cast<const uint2*>(p);
+  const __nv_bfloat162 lo = *reinterpret_cast<const __nv_bfloat162*>(&u.x), hi = *reinterpret_cast<const __nv_bfloat162*>(&u.y);
+  return make_float4(__low2float(lo), __high2float(lo), __low2float(hi), __high2float(hi));
+}
+__device__ __forceinline__ void st4(float* p, float4 v) { *reinterpret_cast<float4*>(p) = v; }
+__device__ __forceinline__ void st4(__nv_bfloat16* p, float4 v) {
+  __nv_bfloat162 lo = __floats2bfloat162_rn(v.x, v.y), hi = __floats2bfloat162_rn(v.z, v.w);
+  uint2 u;
+  u.x = *reinterpret_cast<uint32_t*>(&lo);
+  u.y = *reinterpret_cast<uint32_t*>(&hi);
+  *reinterpret_cast<uint2*>(p) = u;
+}
+// Optional [D] parameter vector of f32 or bf16 (null -> `dflt`).
+__device__ __forceinline__ float4 ld4_param(const void* p, int bf16, int i, float dflt) {
+  if (!p) return make_float4(dflt, dflt, dflt, dflt);
+  return bf16 ? ld4(static_cast<const __nv_bfloat16*>(p) + i) : ld4(static_cast<const float*>(p) + i);
+}
+
+__device__ __forceinline__ float block_sum(float v, float* red) {
+#pragma unroll
+  for (int o = 16; o; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  __syncthreads();  // `red` may still be read from a previous reduction
+  if (lane == 0) red[warp] = v;
+  __syncthreads();
+  float s = 0.f;
+#pragma unroll
+  for (int w = 0; w < kRowThreads / 32; w++) s += red[w];
+  return s;
+}
+
+__device__ __forceinline__ int quant1(float v, float inv) {
+  return min(max(__float2int_rn(v * inv), -128), 127);  // cvt.rni.sat.s8: nearest-even, saturate, NaN -> 0
+}
+
+// mode 0: (x - mean) * rstd * (1 + p0) + p1   (p0 = scale, p1 = shift; adaLN modulation)
+// mode 1: (x - mean) * rstd * p0 + p1         (affine LayerNorm; null p0/p1 -> 1/0)
+template <typename T, int kMode>
+__global__ void __launch_bounds__(kRowThreads) norm_quant_kernel(const T* __restrict__ x, const void* p0, int p0_bf16,
+                                                                 const void* p1, int p1_bf16, float eps, int D,
+                                                                 int8_t* __restrict__ q, float* __restrict__ s) {
+  __shared__ float red[kRowThreads / 32];
+  const int64_t row = blockIdx.x;
+  const int tid = threadIdx.x, lane = tid & 31;
+  const int chunks = D / 4;
+  const T* xr = x + row * D;
+  float4 v[kRowMaxChunks];
+  float sum = 0.f;
+#pragma unroll
+  for (int i = 0; i < kRowMaxChunks; i++) {
+    const int c = tid + i * kRowThreads;
+    if (c < chunks) {
+      v[i] = ld4(xr + c * 4);
+      sum += (v[i].x + v[i].y) + (v[i].z + v[i].w);
+    }
+  }
+  const float mean = block_sum(sum, red) / float(D);
+  float sq = 0.f;  // two-pass variance from registers: no cancellation
+#pragma unroll
+  for (int i = 0; i < kRowMaxChunks; i++) {
+    const int c = tid + i * kRowThreads;
+    if (c < chunks) {
+      const float a = v[i].x - mean, b = v[i].y - mean, cc = v[i].z - mean, d = v[i].w - mean;
+      sq += (a * a + b * b) + (cc * cc + d * d);
+    }
+  }
+  const float rstd = rsqrtf(block_sum(sq, red) / float(D) + eps);
+
+#pragma unroll
+  for (int i = 0; i < kRowMaxChunks; i++) {
+    const int c = tid + i * kRowThreads;
+    // A warp's 32 chunks at slot i are one 128-channel group; all lanes of a warp agree on `c < chunks` because
+    // D is a multiple of 128.
+    if (c < chunks) {
+      const float4 a = ld4_param(p0, p0_bf16, c * 4, kMode == 0 ? 0.f : 1.f);
+      const float4 b = ld4_param(p1, p1_bf16, c * 4, 0.f);
+      float4 y;
+      if (kMode == 0) {
+        y.x = (v[i].x - mean) * rstd * (1.f + a.x) + b.x;
+        y.y = (v[i].y - mean) * rstd * (1.f + a.y) + b.y;
+        y.z = (v[i].z - mean) * rstd * (1.f + a.z) + b.z;
+        y.w = (v[i].w - mean) * rstd * (1.f + a.w) + b.w;
+      } else {
+        y.x = (v[i].x - mean) * rstd * a.x + b.x;
+        y.y = (v[i].y - mean) * rstd * a.y + b.y;
+        y.z = (v[i].z - mean) * rstd * a.z + b.z;
+        y.w = (v[i].w - mean) * rstd * a.w + b.w;
+      }
+      float amax = fmaxf(fmaxf(fabsf(y.x), fabsf(y.y)), fmaxf(fabsf(y.z), fabsf(y.w)));
+      amax = fmaxf(amax, 1e-8f);
+#pragma unroll
+      for (int o = 16; o; o >>= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
+      const float inv = __fdiv_rn(128.f, amax);
+      const uint32_t packed = uint32_t(quant1(y.x, inv) & 0xff) | (uint32_t(quant1(y.y, inv) & 0xff) << 8) |
+                              (uint32_t(quant1(y.z, inv) & 0xff) << 16) | (uint32_t(quant1(y.w, inv) & 0xff) << 24);
+      reinterpret_cast<uint32_t*>(q + row * D)[c] = packed;
+      if (lane == 0) s[row * (D / 128) + (c * 4) / 128] = __fdiv_rn(amax, 128.f);
+    }
+  }
+}
+
+// In place RMSNorm over the whole row (fp32 stats, weight applied in fp32) then interleaved 3-D RoPE per 128-dim head.
+template <typename T>
+__global__ void __launch_bounds__(kRowThreads) rmsnorm_rope_kernel(T* __restrict__ x, const void* w, int w_bf16,
+                                                                   float eps, int D, int height, int width,
+                                                                   float log2_theta) {
+  __shared__ float red[kRowThreads / 32];
+  const int64_t row = blockIdx.x;
+  const int tid = threadIdx.x;
+  const int chunks = D / 4;
+  T* xr = x + row * D;
+  float4 v[kRowMaxChunks];
+  float sq = 0.f;
+#pragma unroll
+  for (int i = 0; i < kRowMaxChunks; i++) {
+    const int c = tid + i * kRowThreads;
+    if (c < chunks) {
+      v[i] = ld4(xr + c * 4);
+      sq += (v[i].x * v[i].x + v[i].y * v[i].y) + (v[i].z * v[i].z + v[i].w * v[i].w);
+    }
+  }
+  const float rs = rsqrtf(block_sum(sq, red) / float(D) + eps);
+  const int hw = height * width;
+  const int pos_f = int(row / hw), pos_h = int((row / width) % height), pos_w = int(row % width);
+#pragma unroll
+  for (int i = 0; i < kRowMaxChunks; i++) {
+    const int c = tid + i * kRowThreads;
+    if (c < chunks) {
+      const float4 wv = ld4_param(w, w_bf16, c * 4, 1.f);
+      float e[4] = {v[i].x * rs * wv.x, v[i].y * rs * wv.y, v[i].z * rs * wv.z, v[i].w * rs * wv.w};
+#pragma unroll
+      for (int j = 0; j < 2; j++) {
+        const int p = ((c * 4) % 128) / 2 + j;  // pair index within the head, 0..63
+        int pos, idx, dim;
+        if (p < 22) pos = pos_f, idx = p, dim = 44;
+        else if (p < 43) pos = pos_h, idx = p - 22, dim = 42;
+        else pos = pos_w, idx = p - 43, dim = 42;
+        // Angle in double as Wan does, then an accurate fp32 sincos of the (small) reduced result.
+        const double ang = double(pos) * exp2(-2.0 * idx / dim * double(log2_theta));
+        float sn, cs;
+        sincosf(float(ang), &sn, &cs);
+        const float a = e[2 * j], b = e[2 * j + 1];
+        e[2 * j] = a * cs - b * sn;
+        e[2 * j + 1] = a * sn + b * cs;
+      }
+      st4(xr + c * 4, make_float4(e[0], e[1], e[2], e[3]));
+    }
+  }
+}
+
+void ensure_dev(Tensor& t, const Shape& s, DType dt) {
+  if (!t.defined() || t.shape() != s || t.dtype() != dt || !t.is_cuda() || !t.is_contiguous())
+    t = Tensor::empty(s, dt, Device::CUDA);
+}
+
+int64_t check_rows(const Tensor& x, const char* what) {
+  expect_cuda(x, what);
+  TD_CHECK((x.dtype() == DType::BF16 || x.dtype() == DType::F32) && x.dim() == 2 && x.is_contiguous(), what,
+           "expected contiguous bf16/f32 [M, D], got ", x.describe());
+  const int64_t D = x.size(1);
+  TD_CHECK(D % 128 == 0 && D <= int64_t(kRowThreads) * kRowMaxChunks * 4, what,
+           "D must be a multiple of 128 and at most ", kRowThreads * kRowMaxChunks * 4, ", got ", x.describe());
+  TD_CHECK(x.size(0) < (int64_t(1) << 31), what, "too many rows: ", x.describe());
+  return D;
+}
+
+// A [D] (or [1, D]) f32/bf16 parameter on the GPU; returns its pointer and sets *bf16.
+const void* param(const Tensor* t, int64_t D, const char* what, int* bf16, bool f32_only = false) {
+  *bf16 = 0;
+  if (!t) return nullptr;
+  expect_cuda(*t, what);
+  TD_CHECK((t->dtype() == DType::F32 || (!f32_only && t->dtype() == DType::BF16)) && t->is_contiguous() &&
+               t->numel() == D,
+           what, "expected contiguous ", f32_only ? "f32" : "f32/bf16", " [", D, "], got ", t->describe());
+  *bf16 = t->dtype() == DType::BF16;
+  return t->data();
+}
+
+template <int kMode>
+void launch_norm_quant(const Tensor& x, const void* p0, int b0, const void* p1, int b1, float eps, ops::Int8Act& out) {
+  const int64_t M = x.size(0), D = x.size(1);
+  ensure_dev(out.q, {M, D}, DType::I8);
+  ensure_dev(out.scale, {M, D / 128}, DType::F32);
+  if (M == 0) return;
+  if (x.dtype() == DType::BF16)
+    norm_quant_kernel<__nv_bfloat16, kMode><<<unsigned(M), kRowThreads, 0, stream()>>>(
+        x.ptr<__nv_bfloat16>(), p0, b0, p1, b1, eps, int(D), out.q.ptr<int8_t>(), out.scale.ptr<float>());
+  else
+    norm_quant_kernel<float, kMode><<<unsigned(M), kRowThreads, 0, stream()>>>(
+        x.ptr<float>(), p0, b0, p1, b1, eps, int(D), out.q.ptr<int8_t>(), out.scale.ptr<float>());
+  TD_CUDA_LAUNCH_CHECK();
+}
+
+}  // namespace
+
+void layernorm_modulate_quant(const Tensor& x, const Tensor& shift, const Tensor& scale, float eps, ops::Int8Act& out) {
+  const int64_t D = check_rows(x, "layernorm_modulate_quant x");
+  int b0, b1;
+  const void* sc = param(&scale, D, "modulation scale", &b0, true);
+  const void* sh = param(&shift, D, "modulation shift", &b1, true);
+  launch_norm_quant<0>(x, sc, b0, sh, b1, eps, out);
+}
+
+void layernorm_quant(const Tensor& x, const Tensor* weight, const Tensor* bias, float eps, ops::Int8Act& out) {
+  const int64_t D = check_rows(x, "layernorm_quant x");
+  int b0, b1;
+  const void* w = param(weight, D, "norm weight", &b0);
+  const void* b = param(bias, D, "norm bias", &b1);
+  launch_norm_quant<1>(x, w, b0, b, b1, eps, out);
+}
+
+void rmsnorm_rope3d(Tensor& x, const Tensor& weight, float eps, int heads, int frames, int height, int width,
+                    float theta) {
+  const int64_t D = check_rows(x, "rmsnorm_rope3d x");
+  const int64_t L = x.size(0);
+  TD_CHECK(heads > 0 && D == int64_t(heads) * 128, "rmsnorm_rope3d x", "expected [L, heads*128] with heads=", heads,
+           ", got ", x.describe());
+  TD_CHECK(frames > 0 && height > 0 && width > 0 && int64_t(frames) * height * width == L, "rmsnorm_rope3d x", "L=",
+           L, " but the grid is ", frames, "x", height, "x", width);
+  int wb;
+  const void* w = param(&weight, D, "rmsnorm weight", &wb);
+  if (L == 0) return;
+  const float l2t = std::log2(theta);
+  if (x.dtype() == DType::BF16)
+    rmsnorm_rope_kernel<__nv_bfloat16><<<unsigned(L), kRowThreads, 0, stream()>>>(x.ptr<__nv_bfloat16>(), w, wb, eps,
+                                                                                  int(D), height, width, l2t);
+  else
+    rmsnorm_rope_kernel<float><<<unsigned(L), kRowThreads, 0, stream()>>>(x.ptr<float>(), w, wb, eps, int(D), height,
+                                                                          width, l2t);
+  TD_CUDA_LAUNCH_CHECK();
+}
+
+}  // namespace cuda
+}  // namespace td

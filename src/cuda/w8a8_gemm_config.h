@@ -1,0 +1,27 @@
+// Tile and architecture choices for the W8A8 GEMM kernels (src/cuda/w8a8_gemm.cu). One K tile is one 128-wide
+// quantization block, so the int32 -> fp32 dequantization happens exactly once per main-loop iteration.
+#pragma once
+
+namespace td {
+namespace cuda {
+namespace w8a8cfg {
+
+// mma.sync path (sm_80 / 89 / 90 / 120): m16n8k32 s8, ldmatrix from a 128-byte-row XOR-swizzled smem tile.
+constexpr int kBM = 128, kBN = 128, kBK = 128;  // kBN = weight scale block: one weight scale per CTA per K tile
+constexpr int kWarpsM = 2, kWarpsN = 4;         // 8 warps; warp tile 64 x 32 (4 x 4 mma tiles)
+constexpr int kThreads = 32 * kWarpsM * kWarpsN;
+constexpr int kWM = kBM / kWarpsM, kWN = kBN / kWarpsN;
+// 32 KiB per stage. 3 stages = 96 KiB: fits sm_89/sm_120 (99 KiB opt-in) as well as sm_80/sm_90.
+constexpr int kStages = 3;
+constexpr int kStageBytes = (kBM + kBN) * kBK;
+constexpr int kSmemBytes = kStages * kStageBytes;
+// Tiles along M walked together before moving to the next N tile (keeps the A panel and the B panel in L2).
+constexpr int kGroupM = 8;
+
+// The activation-quant / fused-norm kernels: one CTA per row, 4 channels per thread per chunk.
+constexpr int kRowThreads = 128;
+constexpr int kRowMaxChunks = 16;  // 128 threads x 16 chunks x 4 = rows up to 8192 channels
+
+}  // namespace w8a8cfg
+}  // namespace cuda
+}  // namespace td
