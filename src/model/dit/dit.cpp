@@ -1,0 +1,495 @@
+// The Wan DiT forward. Device-generic: all tensor math goes through ops::*, plus host code for the time sinusoid,
+// patchify/unpatchify and the padding of the text context. Official semantics in wan_spec.md §1.2-1.3.
+#include "model/dit/dit.h"
+
+#include <chrono>
+#include <cmath>
+#include <cstring>
+
+#include "core/allocator.h"
+#include "core/error.h"
+#include "core/log.h"
+#include "core/threads.h"
+#include "io/key_names.h"
+#include "io/tensor_map.h"
+#include "model/dit/dit_weights.h"
+#include "ops/w8a8.h"
+
+namespace td {
+
+LinearMode parse_linear_mode(const std::string& s) {
+  if (s == "auto" || s.empty()) return LinearMode::Auto;
+  if (s == "bf16" || s == "float" || s == "f32") return LinearMode::Float;
+  if (s == "w8a8" || s == "int8") return LinearMode::W8A8;
+  fail("--linear", cat("unknown mode '", s, "' (expected bf16 or w8a8)"));
+}
+
+const char* linear_mode_name(LinearMode m) {
+  switch (m) {
+    case LinearMode::Auto: return "auto";
+    case LinearMode::Float: return "bf16";
+    case LinearMode::W8A8: return "w8a8";
+  }
+  return "?";
+}
+
+const char* dit_op_kind_name(DitOpKind k) {
+  switch (k) {
+    case DitOpKind::Attention: return "attention";
+    case DitOpKind::Linear: return "linear";
+    case DitOpKind::Other: return "norm/other";
+  }
+  return "?";
+}
+
+static double now_s() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+void SyncProfiler::begin(DitOpKind) {
+  if (cuda_available()) device_synchronize();
+  t0_ = now_s();
+}
+
+void SyncProfiler::end(DitOpKind kind) {
+  if (cuda_available()) device_synchronize();
+  seconds[int(kind)] += now_s() - t0_;
+}
+
+// Activation buffers, sized for one token count and reused across blocks and calls.
+struct DitWorkspace {
+  int64_t L = -1;
+  Tensor patches;          // act [L, in_dim*4]
+  Tensor x;                // f32 [L, D], the residual stream
+  Tensor h, q, k, v, o, y; // act [L, D]
+  Tensor f;                // act [L, ffn]
+  Tensor head_out;         // f32 [L, out_dim*4]
+  Tensor ctx_in;           // act [text_len, text_dim]
+  Tensor ctx_mid, ctx;     // act [text_len, D]
+  Tensor ck, cv;           // act [text_len, D]
+  Tensor mod;              // f32 [layers, 6, D] on the device: block modulation + time projection
+  Tensor head_mod;         // f32 [2, D] on the device
+  bool have_t = false;
+  float t = 0.f;           // the timestep `mod`/`head_mod` were computed for
+};
+
+struct DitBinder {
+  static std::unique_ptr<WanDiT> make(const DitConfig& c, const DitOptions& o) {
+    return std::unique_ptr<WanDiT>(new WanDiT(c, o));
+  }
+};
+
+WanDiT::WanDiT(const DitConfig& c, const DitOptions& o)
+    : config_(c), opts_(o), w_(new DitWeights), ws_(new DitWorkspace) {}
+WanDiT::~WanDiT() = default;
+
+bool WanDiT::quantized() const { return w_->quantized; }
+size_t WanDiT::weight_bytes() const { return w_->device_bytes; }
+
+namespace {
+
+void check_device(Device d) {
+  if (d == Device::CUDA)
+    TD_CHECK(cuda_available(), "--device cuda", "no usable CUDA device (or this build has no CUDA backend)");
+}
+
+// Required/optional official names for a config, given the form (float or W8A8) each block linear has in `m`.
+void expected_keys(const DitConfig& c, const TensorMap& m, std::set<std::string>* req, std::set<std::string>* opt) {
+  for (const std::string& base : dit_linear_names(c)) {
+    req->insert(base + ".bias");
+    if (dit_is_block_linear(base) && m.has(base + ".int8_weight")) {
+      req->insert(base + ".int8_weight");
+      req->insert(base + ".scale");
+    } else {
+      req->insert(base + ".weight");
+    }
+  }
+  req->insert("head.modulation");
+  for (int i = 0; i < c.num_layers; i++) {
+    const std::string b = cat("blocks.", i, ".");
+    for (const char* n : {"modulation", "self_attn.norm_q.weight", "self_attn.norm_k.weight",
+                          "cross_attn.norm_q.weight", "cross_attn.norm_k.weight", "norm3.weight", "norm3.bias"})
+      req->insert(b + n);
+    opt->insert(b + "self_attn.attn_op.local_attn.proj_l.weight");
+    opt->insert(b + "self_attn.attn_op.local_attn.proj_l.bias");
+  }
+}
+
+LinearMode resolve_mode(LinearMode m, bool checkpoint_quant) {
+  if (m != LinearMode::Auto) return m;
+  return checkpoint_quant ? LinearMode::W8A8 : LinearMode::Float;
+}
+
+// splitmix64: a counter-based generator, so random weights are the same for any thread count.
+inline uint64_t mix64(uint64_t z) {
+  z += 0x9e3779b97f4a7c15ull;
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
+Tensor random_tensor(const std::string& name, const Shape& shape, uint64_t seed) {
+  uint64_t h = 1469598103934665603ull;
+  for (char ch : name) h = (h ^ uint8_t(ch)) * 1099511628211ull;
+  const uint64_t base = mix64(seed ^ h);
+  auto ends = [&](const char* s) {
+    size_t n = std::strlen(s);
+    return name.size() >= n && name.compare(name.size() - n, n, s) == 0;
+  };
+  // Magnitudes that keep activations O(1) through many blocks: unit-variance fan-in for weights, small biases,
+  // norm weights near 1, modulation ~ 1/sqrt(D) as the official init.
+  float center = 0.f, amp = 0.02f;
+  if (ends(".weight") && shape.size() == 2) {
+    amp = float(std::sqrt(3.0 / double(shape[1])));
+  } else if (ends("norm_q.weight") || ends("norm_k.weight") || ends("norm3.weight")) {
+    center = 1.f;
+    amp = 0.1f;
+  } else if (ends("modulation")) {
+    amp = float(std::sqrt(3.0 / double(shape.back())));
+  }
+  Tensor t = Tensor::empty(shape, DType::F32);
+  float* p = t.ptr<float>();
+  parallel_for(
+      t.numel(),
+      [&](int64_t a, int64_t b) {
+        for (int64_t i = a; i < b; i++) {
+          const double u = double(mix64(base + uint64_t(i)) >> 11) * (1.0 / 9007199254740992.0);  // [0,1)
+          p[i] = center + amp * float(2.0 * u - 1.0);
+        }
+      },
+      1 << 16);
+  return t;
+}
+
+}  // namespace
+
+std::unique_ptr<WanDiT> WanDiT::from_tensors(const TensorMap& raw, const DitConfig& c, const DitOptions& o) {
+  c.validate("--config");
+  check_device(o.device);
+  TensorMap m = normalize_dit_keys(raw);
+  std::set<std::string> req, opt;
+  expected_keys(c, m, &req, &opt);
+  check_keys(m, req, opt, "Wan DiT");
+  const bool ck_quant = m.has("blocks.0.self_attn.q.int8_weight");
+  auto dit = DitBinder::make(c, o);
+  const LinearMode mode = resolve_mode(o.linear, ck_quant);
+  dit->opts_.linear = mode;
+  DitWeightSource src;
+  src.what = m.source;
+  src.has = [&](const std::string& n) { return m.has(n); };
+  src.get = [&](const std::string& n, const Shape& shape) -> Tensor {
+    const Tensor& t = m.get(n);
+    if (n == "patch_embedding.weight") return patch_embedding_as_linear(t, shape[0], shape[1] / 4);
+    TD_CHECK(t.shape() == shape, m.source, "tensor '", n, "' has shape ", shape_str(t.shape()), ", expected ",
+             shape_str(shape), " for ", c.summary());
+    TD_CHECK(dtype_is_float(t.dtype()) || t.dtype() == DType::I8, m.source, "tensor '", n, "' has dtype ",
+             dtype_name(t.dtype()), ", expected a float type");
+    return t;
+  };
+  bind_dit_weights(c, dit->opts_, mode, src, *dit->w_);
+  log_info("Wan DiT loaded (", c.summary(), "; ", device_name(o.device), ", linears ", linear_mode_name(mode),
+           ", ", dit->w_->device_bytes / (1 << 20), " MiB of weights)");
+  return dit;
+}
+
+std::unique_ptr<WanDiT> WanDiT::load(const std::string& path, const DitConfig& c, const DitOptions& o) {
+  TensorMap m = load_checkpoint(path);
+  return from_tensors(m, c, o);
+}
+
+std::unique_ptr<WanDiT> WanDiT::random(const DitConfig& c, const DitOptions& o, uint64_t seed) {
+  c.validate("--config");
+  check_device(o.device);
+  auto dit = DitBinder::make(c, o);
+  const LinearMode mode = resolve_mode(o.linear, false);
+  dit->opts_.linear = mode;
+  const bool proj_l = o.attention.mode != AttentionMode::Dense;
+  DitWeightSource src;
+  src.what = "random weights";
+  src.has = [&](const std::string& n) {
+    if (n.find(".int8_weight") != std::string::npos || n.find(".scale") != std::string::npos) return false;
+    if (n.find("proj_l") != std::string::npos) return proj_l;
+    return true;
+  };
+  src.get = [&](const std::string& n, const Shape& shape) { return random_tensor(n, shape, seed); };
+  bind_dit_weights(c, dit->opts_, mode, src, *dit->w_);
+  return dit;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The forward.
+
+class DitRunner {
+ public:
+  explicit DitRunner(WanDiT& m) : m_(m), c_(m.config_), w_(*m.w_), ws_(*m.ws_), dev_(m.opts_.device) {}
+
+  Tensor run(const Tensor& x, float t, const Tensor& context, const Tensor* y);
+
+ private:
+  struct Scope {
+    DitProfiler* p;
+    DitOpKind k;
+    Scope(DitProfiler* p_, DitOpKind k_) : p(p_), k(k_) {
+      if (p) p->begin(k);
+    }
+    ~Scope() {
+      if (p) p->end(k);
+    }
+  };
+
+  DType act() const { return dev_ == Device::CUDA ? DType::BF16 : DType::F32; }
+  Tensor alloc(const Shape& s, DType dt) const { return Tensor::empty(s, dt, dev_); }
+  // Host f32 -> a workspace tensor of the activation dtype on the device.
+  void upload(const Tensor& host_f32, Tensor& dst) const {
+    if (dst.dtype() == DType::F32 && dev_ == Device::CPU) {
+      dst.copy_from(host_f32);
+      return;
+    }
+    dst.copy_from(dst.dtype() == DType::F32 ? host_f32 : host_f32.to(dst.dtype()));
+  }
+
+  void linear(const DitLinear& l, const Tensor& x, Tensor& y, Epilogue ep = Epilogue::None) {
+    Scope s(m_.profiler_, DitOpKind::Linear);
+    if (l.quant())
+      ops::linear_w8a8(x, l.w_int8, l.w_scale, &l.b, y, ep);
+    else
+      ops::linear(x, l.w, &l.b, y, ep);
+  }
+
+  void ensure_workspace(int64_t L);
+  void time_embedding(float t);
+  void text_embedding(const Tensor& context);
+  void block(int i, int64_t L, int F, int Hp, int Wp);
+
+  WanDiT& m_;
+  const DitConfig& c_;
+  DitWeights& w_;
+  DitWorkspace& ws_;
+  Device dev_;
+};
+
+void DitRunner::ensure_workspace(int64_t L) {
+  if (ws_.L == L) return;
+  const int64_t D = c_.dim;
+  ws_ = DitWorkspace();  // drop the old buffers first (frees device memory before the new ones are taken)
+  ws_.L = L;
+  ws_.patches = alloc({L, c_.in_dim * 4}, act());
+  ws_.x = alloc({L, D}, DType::F32);
+  ws_.h = alloc({L, D}, act());
+  ws_.q = alloc({L, D}, act());
+  ws_.k = alloc({L, D}, act());
+  ws_.v = alloc({L, D}, act());
+  ws_.o = alloc({L, D}, act());
+  ws_.y = alloc({L, D}, act());
+  ws_.f = alloc({L, c_.ffn_dim}, act());
+  ws_.head_out = alloc({L, c_.out_dim * 4}, DType::F32);
+  ws_.ctx_in = alloc({c_.text_len, c_.text_dim}, act());
+  ws_.ctx_mid = alloc({c_.text_len, D}, act());
+  ws_.ctx = alloc({c_.text_len, D}, act());
+  ws_.ck = alloc({c_.text_len, D}, act());
+  ws_.cv = alloc({c_.text_len, D}, act());
+  ws_.mod = alloc({c_.num_layers, 6, D}, DType::F32);
+  ws_.head_mod = alloc({2, D}, DType::F32);
+}
+
+// e = time_embedding(sinusoid(t)) and e0 = time_projection(e), in f32 on the host (official: fp32 autocast), then
+// the per-block modulation vectors (modulation + e0) and the head's (head.modulation + e), uploaded once.
+void DitRunner::time_embedding(float t) {
+  if (ws_.have_t && ws_.t == t) return;
+  Scope s(m_.profiler_, DitOpKind::Other);
+  const int64_t D = c_.dim, half = c_.freq_dim / 2;
+  Tensor sin_emb = Tensor::empty({1, c_.freq_dim}, DType::F32);
+  for (int64_t j = 0; j < half; j++) {
+    const double a = double(t) * std::pow(10000.0, -double(j) / double(half));  // position in float64
+    sin_emb.ptr<float>()[j] = float(std::cos(a));
+    sin_emb.ptr<float>()[half + j] = float(std::sin(a));
+  }
+  Tensor e1 = Tensor::empty({1, D}, DType::F32), e = Tensor::empty({1, D}, DType::F32);
+  ops::linear(sin_emb, w_.time0_w, &w_.time0_b, e1);
+  ops::silu(e1);
+  ops::linear(e1, w_.time2_w, &w_.time2_b, e);
+  Tensor se = e.clone();
+  ops::silu(se);
+  Tensor e0 = Tensor::empty({1, 6 * D}, DType::F32);
+  ops::linear(se, w_.tproj_w, &w_.tproj_b, e0);
+  Tensor mod = Tensor::empty({c_.num_layers, 6, D}, DType::F32);
+  for (int64_t i = 0; i < c_.num_layers; i++) {
+    const float* mp = w_.blocks[size_t(i)].modulation.ptr<float>();
+    float* dst = mod.ptr<float>() + i * 6 * D;
+    for (int64_t j = 0; j < 6 * D; j++) dst[j] = mp[j] + e0.ptr<float>()[j];
+  }
+  Tensor hm = Tensor::empty({2, D}, DType::F32);
+  for (int64_t r = 0; r < 2; r++)
+    for (int64_t j = 0; j < D; j++)
+      hm.ptr<float>()[r * D + j] = w_.head_modulation.ptr<float>()[r * D + j] + e.ptr<float>()[j];
+  ws_.mod.copy_from(mod);
+  ws_.head_mod.copy_from(hm);
+  ws_.have_t = true;
+  ws_.t = t;
+}
+
+// Zero-pads the context to text_len rows (no mask afterwards, as the official code), then the text MLP.
+void DitRunner::text_embedding(const Tensor& context) {
+  Tensor padded = Tensor::zeros({c_.text_len, c_.text_dim}, DType::F32);
+  if (context.size(0) > 0) padded.slice(0, 0, context.size(0)).copy_from(context);
+  upload(padded, ws_.ctx_in);
+  linear(w_.text0, ws_.ctx_in, ws_.ctx_mid, Epilogue::GeluTanh);
+  linear(w_.text2, ws_.ctx_mid, ws_.ctx);
+}
+
+void DitRunner::block(int i, int64_t L, int F, int Hp, int Wp) {
+  const DitBlockWeights& b = w_.blocks[size_t(i)];
+  const int64_t D = c_.dim, H = c_.num_heads, Dh = c_.head_dim();
+  const float eps = c_.eps;
+  Tensor mod = ws_.mod.select(0, i);  // [6, D]: shift, scale, gate (self-attn); shift, scale, gate (ffn)
+  Tensor m0 = mod.select(0, 0), m1 = mod.select(0, 1), m2 = mod.select(0, 2);
+  Tensor m3 = mod.select(0, 3), m4 = mod.select(0, 4), m5 = mod.select(0, 5);
+  Tensor& x = ws_.x;
+
+  // Self-attention.
+  {
+    Scope s(m_.profiler_, DitOpKind::Other);
+    ops::layernorm_modulate(x, m0, m1, eps, ws_.h);
+  }
+  linear(b.sq, ws_.h, ws_.q);
+  linear(b.sk, ws_.h, ws_.k);
+  linear(b.sv, ws_.h, ws_.v);
+  Tensor q3 = ws_.q.view({L, H, Dh}), k3 = ws_.k.view({L, H, Dh}), v3 = ws_.v.view({L, H, Dh});
+  Tensor o3 = ws_.o.view({L, H, Dh});
+  {
+    Scope s(m_.profiler_, DitOpKind::Other);
+    ops::rmsnorm(ws_.q, b.s_norm_q, eps);
+    ops::rmsnorm(ws_.k, b.s_norm_k, eps);
+    ops::rope3d(q3, F, Hp, Wp, 10000.f);
+    ops::rope3d(k3, F, Hp, Wp, 10000.f);
+  }
+  {
+    Scope s(m_.profiler_, DitOpKind::Attention);
+    AttentionOptions ao = m_.opts_.attention;
+    ao.proj_l_weight = b.proj_l_w.defined() ? &b.proj_l_w : nullptr;
+    ao.proj_l_bias = b.proj_l_b.defined() ? &b.proj_l_b : nullptr;
+    ops::attention(q3, k3, v3, o3, ao);
+  }
+  linear(b.so, ws_.o, ws_.y);
+  {
+    Scope s(m_.profiler_, DitOpKind::Other);
+    ops::gated_residual(x, ws_.y, m2);
+    ops::layernorm(x, &b.norm3_w, &b.norm3_b, eps, ws_.h);
+  }
+
+  // Cross-attention over the text_len context rows: no RoPE, no mask, no gate.
+  linear(b.cq, ws_.h, ws_.q);
+  linear(b.ck, ws_.ctx, ws_.ck);
+  linear(b.cv, ws_.ctx, ws_.cv);
+  {
+    Scope s(m_.profiler_, DitOpKind::Other);
+    ops::rmsnorm(ws_.q, b.c_norm_q, eps);
+    ops::rmsnorm(ws_.ck, b.c_norm_k, eps);
+  }
+  {
+    Scope s(m_.profiler_, DitOpKind::Attention);
+    const int64_t Lc = c_.text_len;
+    ops::attention(q3, ws_.ck.view({Lc, H, Dh}), ws_.cv.view({Lc, H, Dh}), o3, AttentionOptions{});
+  }
+  linear(b.co, ws_.o, ws_.y);
+  {
+    Scope s(m_.profiler_, DitOpKind::Other);
+    ops::add_residual(x, ws_.y);
+    ops::layernorm_modulate(x, m3, m4, eps, ws_.h);
+  }
+
+  // FFN.
+  linear(b.ffn0, ws_.h, ws_.f, Epilogue::GeluTanh);
+  linear(b.ffn2, ws_.f, ws_.y);
+  {
+    Scope s(m_.profiler_, DitOpKind::Other);
+    ops::gated_residual(x, ws_.y, m5);
+  }
+}
+
+Tensor DitRunner::run(const Tensor& x_in, float t, const Tensor& context_in, const Tensor* y_in) {
+  // ---- validate ----
+  TD_CHECK(x_in.defined() && x_in.dim() == 4, "x", "expected [", c_.noise_dim(), ", F, H, W], got ",
+           x_in.defined() ? shape_str(x_in.shape()) : std::string("nothing"));
+  TD_CHECK(x_in.size(0) == c_.noise_dim(), "x", "has ", x_in.size(0), " channels; the model (", c_.name,
+           ") expects ", c_.noise_dim());
+  const int64_t F = x_in.size(1), H = x_in.size(2), W = x_in.size(3);
+  TD_CHECK(F > 0 && H > 0 && W > 0, "x", "empty grid ", shape_str(x_in.shape()));
+  TD_CHECK(H % 2 == 0 && W % 2 == 0, "x", "height and width must be even (2x2 patches), got ", shape_str(x_in.shape()));
+  TD_CHECK(F <= 1024 && H / 2 <= 1024 && W / 2 <= 1024, "x", "grid ", shape_str(x_in.shape()),
+           " exceeds RoPE's 1024 positions per axis");
+  TD_CHECK(std::isfinite(t), "t", "timestep must be finite");
+  TD_CHECK(context_in.defined() && context_in.dim() == 2 && context_in.size(1) == c_.text_dim, "context",
+           "expected [L, ", c_.text_dim, "], got ", context_in.defined() ? shape_str(context_in.shape()) : "nothing");
+  TD_CHECK(context_in.size(0) <= c_.text_len, "context", "has ", context_in.size(0), " rows; at most ", c_.text_len);
+  if (c_.y_dim() > 0) {
+    TD_CHECK(y_in && y_in->defined(), "y", "the ", c_.model_type, " model needs y [", c_.y_dim(), ", F, H, W]");
+    TD_CHECK(y_in->shape() == Shape({c_.y_dim(), F, H, W}), "y", "expected ", shape_str({c_.y_dim(), F, H, W}),
+             ", got ", shape_str(y_in->shape()));
+  } else {
+    TD_CHECK(!y_in || !y_in->defined(), "y", "given, but the ", c_.model_type, " model takes no y");
+  }
+  Tensor x = x_in.to_f32_host().contiguous();
+  Tensor ctx = context_in.to_f32_host().contiguous();
+  Tensor y = y_in && y_in->defined() ? y_in->to_f32_host().contiguous() : Tensor();
+
+  const int Fi = int(F), Hp = int(H / 2), Wp = int(W / 2);
+  const int64_t L = F * Hp * Wp, Cin = c_.in_dim, Cx = x.size(0);
+  ensure_workspace(L);
+
+  // ---- patchify on the host: token n = (f, h, w) row-major, vector (c, kh, kw) as the Conv3d weight ----
+  {
+    Scope s(m_.profiler_, DitOpKind::Other);
+    Tensor p = Tensor::empty({L, Cin * 4}, DType::F32);
+    const float* xp = x.ptr<float>();
+    const float* yp = y.defined() ? y.ptr<float>() : nullptr;
+    float* pp = p.ptr<float>();
+    parallel_for(L, [&](int64_t n0, int64_t n1) {
+      for (int64_t n = n0; n < n1; n++) {
+        const int64_t f = n / (int64_t(Hp) * Wp), hh = (n / Wp) % Hp, ww = n % Wp;
+        float* dst = pp + n * Cin * 4;
+        for (int64_t c = 0; c < Cin; c++) {
+          const float* plane = c < Cx ? xp + (c * F + f) * H * W : yp + ((c - Cx) * F + f) * H * W;
+          for (int kh = 0; kh < 2; kh++)
+            for (int kw = 0; kw < 2; kw++) dst[c * 4 + kh * 2 + kw] = plane[(2 * hh + kh) * W + 2 * ww + kw];
+        }
+      }
+    });
+    upload(p, ws_.patches);
+  }
+  linear(w_.patch, ws_.patches, ws_.x);
+  time_embedding(t);
+  text_embedding(ctx);
+  for (int i = 0; i < c_.num_layers; i++) block(i, L, Fi, Hp, Wp);
+
+  // ---- head: LN (no affine) * (1 + scale) + shift, in fp32, then the Linear; unpatchify on the host ----
+  {
+    Scope s(m_.profiler_, DitOpKind::Other);
+    ops::layernorm_modulate(ws_.x, ws_.head_mod.select(0, 0), ws_.head_mod.select(0, 1), c_.eps, ws_.h);
+  }
+  linear(w_.head, ws_.h, ws_.head_out);
+  Scope s(m_.profiler_, DitOpKind::Other);
+  Tensor ho = ws_.head_out.to(Device::CPU);
+  const int64_t Co = c_.out_dim;
+  Tensor out = Tensor::empty({Co, F, H, W}, DType::F32);
+  const float* hp = ho.ptr<float>();
+  float* op = out.ptr<float>();
+  parallel_for(L, [&](int64_t n0, int64_t n1) {
+    for (int64_t n = n0; n < n1; n++) {
+      const int64_t f = n / (int64_t(Hp) * Wp), hh = (n / Wp) % Hp, ww = n % Wp;
+      const float* src = hp + n * Co * 4;
+      for (int kh = 0; kh < 2; kh++)
+        for (int kw = 0; kw < 2; kw++)
+          for (int64_t c = 0; c < Co; c++)
+            op[((c * F + f) * H + 2 * hh + kh) * W + 2 * ww + kw] = src[(kh * 2 + kw) * Co + c];
+    }
+  });
+  return out;
+}
+
+Tensor WanDiT::forward(const Tensor& x, float t, const Tensor& context, const Tensor* y) {
+  DitRunner r(*this);
+  return r.run(x, t, context, y);
+}
+
+}  // namespace td
