@@ -1,0 +1,39 @@
+// CUDA kernels of the umT5 encoder besides its GEMMs (those go through ops::linear / cuBLASLt). Plain C++ types
+// only, so src/model/t5 can include this without CUDA headers. Launch configuration lives in t5_kernels_config.h.
+#pragma once
+
+#include <cstdint>
+
+#include "core/tensor.h"
+
+namespace td {
+namespace cuda {
+
+// y[M, D] = x * rsqrt(mean(x^2) + eps) * weight. x f32; weight bf16 or f32 [D]; y bf16 or f32.
+void t5_rmsnorm(const Tensor& x, const Tensor& weight, float eps, Tensor& y);
+
+// Unscaled T5 self-attention. qkv: bf16 [L, 3*A] (q | k | v, A = heads*head_dim), pos_table: f32 [num_buckets,
+// heads], buckets: i32 [2L-1] with buckets[r + L-1] = bucket of (key - query) = r, mask: i32 [L] (0 = padding key)
+// or nullptr. o: bf16 [L, A]. head_dim must be a multiple of 8 and at most 128.
+void t5_attention(const Tensor& qkv, const Tensor& pos_table, const Tensor& buckets, const Tensor* mask, int num_heads,
+                  Tensor& o);
+
+// y[M, F] = fc1 * gelu_tanh(gate), h: bf16 [M, 2F] holding gate | fc1 per row. y bf16.
+void t5_gated_gelu(const Tensor& h, Tensor& y);
+
+// x += y, both f32 of the same shape.
+void t5_add_inplace(Tensor& x, const Tensor& y);
+
+// Gathers rows of a bf16 embedding table on the device: out f32 [L, D] = table[ids[l]]. ids i32 [L] (checked < V).
+void t5_embedding(const Tensor& table, const Tensor& ids, Tensor& out);
+
+// Weight-only INT8: w[N, K] ~= q * scales[n, k / group]. dequant writes bf16; quantize reads bf16 (absmax/127).
+void t5_dequant_int8(const Tensor& q, const Tensor& scales, int64_t group, Tensor& w);
+void t5_quantize_int8(const Tensor& w, int64_t group, Tensor& q, Tensor& scales);
+
+// Fills a bf16/f32 device tensor with uniform values in [-bound, bound) from a counter-based hash of
+// (seed, element index): the same values as td::t5_hash_uniform on the host.
+void t5_fill_uniform(Tensor& t, uint64_t seed, float bound);
+
+}  // namespace cuda
+}  // namespace td
