@@ -1,0 +1,222 @@
+#include "pipeline/generate.h"
+
+#include <sys/resource.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstring>
+
+#include "core/allocator.h"
+#include "core/dtype.h"
+#include "core/error.h"
+#include "core/log.h"
+#include "pipeline/rng.h"
+#include "pipeline/samplers.h"
+
+namespace td {
+namespace pipeline {
+
+static size_t host_peak_bytes() {
+  struct rusage ru;
+  if (getrusage(RUSAGE_SELF, &ru) != 0) return 0;
+  return size_t(ru.ru_maxrss) * 1024;  // Linux reports KiB
+}
+
+double GenerateReport::stage_seconds(const std::string& name) const {
+  double s = 0;
+  for (auto& st : stages)
+    if (st.name == name) s += st.seconds;
+  return s;
+}
+
+nlohmann::json GenerateReport::to_json(const GenerateOptions& o) const {
+  using nlohmann::json;
+  json j;
+  j["mode"] = mode_name(o.mode);
+  j["outputs"] = outputs;
+  j["seed"] = o.seed;
+  json opt;
+  opt["prompt"] = o.prompt;
+  if (uses_cfg(o)) opt["negative_prompt"] = o.negative_prompt_set ? o.negative_prompt : kWanDefaultNegativePrompt;
+  opt["width"] = size.width;
+  opt["height"] = size.height;
+  opt["frames"] = o.frames;
+  opt["fps"] = o.fps;
+  opt["sampler"] = sampler_name(o.sampler);
+  opt["steps"] = o.steps;
+  if (o.sampler == SamplerKind::RCM) {
+    opt["sigma_max"] = o.sigma_max;
+    opt["ode"] = o.ode;
+  } else {
+    opt["shift"] = o.shift;
+    opt["guidance"] = o.guidance;
+  }
+  if (o.mode == Mode::I2V) {
+    opt["boundary"] = o.boundary;
+    opt["image"] = o.image;
+    opt["adaptive_resolution"] = o.adaptive_resolution;
+  }
+  opt["num_samples"] = o.num_samples;
+  opt["attention"] = attention_mode_name(o.attention);
+  opt["topk"] = o.topk;
+  opt["linear"] = linear_mode_name(o.linear);
+  opt["offload"] = o.offload;
+  json files;
+  if (o.mode == Mode::T2V) files["dit"] = o.dit;
+  else {
+    files["dit_high"] = o.dit_high.empty() ? o.dit : o.dit_high;
+    files["dit_low"] = o.dit_low.empty() ? o.dit : o.dit_low;
+  }
+  files["t5"] = o.t5;
+  files["tokenizer"] = o.tokenizer;
+  files["vae"] = o.vae;
+  opt["files"] = files;
+  j["options"] = opt;
+  j["latent_shape"] = {latent.channels, latent.frames, latent.height, latent.width};
+  j["tokens"] = latent.tokens();
+  j["timesteps"] = net_timesteps;
+  if (!experts.empty()) j["experts"] = experts;
+  json st = json::array();
+  for (auto& s : stages) st.push_back({{"stage", s.name}, {"seconds", s.seconds}, {"peak_gpu_bytes", s.peak_gpu_bytes}});
+  j["stages"] = st;
+  j["total_seconds"] = total_seconds;
+  j["peak_gpu_bytes"] = peak_gpu_bytes;
+  j["peak_host_bytes"] = peak_host_bytes;
+  j["denoiser"] = denoiser;
+  j["notes"] = notes;
+  return j;
+}
+
+void run_stage(GenerateReport& r, const std::string& name, const std::function<void()>& fn) {
+  const bool gpu = cuda_available();
+  if (gpu) device_reset_peak();
+  auto t0 = std::chrono::steady_clock::now();
+  try {
+    fn();
+  } catch (const Error& e) {
+    if (e.subject() == "GPU memory")
+      fail("GPU memory", cat(e.what(), " during the ", name,
+                             " stage; try --offload (streams DiT blocks from host memory), a smaller --resolution or "
+                             "--size, or fewer --frames"));
+    throw;
+  }
+  if (gpu) device_synchronize();
+  StageTiming s;
+  s.name = name;
+  s.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  s.peak_gpu_bytes = gpu ? device_peak_bytes() : 0;
+  r.peak_gpu_bytes = std::max(r.peak_gpu_bytes, s.peak_gpu_bytes);
+  r.peak_host_bytes = std::max(r.peak_host_bytes, host_peak_bytes());
+  r.stages.push_back(s);
+}
+
+void sampler_schedule(const GenerateOptions& o, std::vector<double>* times, std::vector<double>* net_t) {
+  net_t->clear();
+  if (o.sampler == SamplerKind::RCM) {
+    *times = rcm_times(o.steps, o.sigma_max);
+    // The reference casts t x 1000 to bf16 before the network (988, 932, 852, 608 for sigma_max 80).
+    for (size_t i = 0; i + 1 < times->size(); i++)
+      net_t->push_back(double(bf16_to_f32(f32_to_bf16(float((*times)[i] * 1000.0)))));
+  } else {
+    FlowSchedule fs = flow_schedule(o.steps, o.shift);
+    *times = fs.sigmas;
+    *net_t = fs.timesteps;
+  }
+}
+
+std::vector<Tensor> denoise(const GenerateOptions& o, const LatentShape& shape,
+                            const std::function<Denoiser&(double t, int step)>& denoiser_for, const Tensor& context,
+                            const Tensor* neg_context, const Tensor* y, Progress& progress) {
+  std::vector<double> times, net_t;
+  sampler_schedule(o, &times, &net_t);
+  const int steps = int(net_t.size()), B = o.num_samples;
+  const Shape lshape{shape.channels, shape.frames, shape.height, shape.width};
+  const size_t n = size_t(shape.numel());
+  const bool cfg = uses_cfg(o);
+  TD_ASSERT(!cfg || neg_context != nullptr);
+
+  // Initial noise. rCM starts from noise * t0 (the x0 term dropped); the flow samplers from pure noise (sigma_0 ~ 1).
+  std::vector<std::vector<double>> xs(static_cast<size_t>(B), std::vector<double>(n));
+  const double scale0 = o.sampler == SamplerKind::RCM ? times[0] : 1.0;
+  for (int b = 0; b < B; b++) {
+    Tensor eps = randn(lshape, o.seed, noise_draw(b, 0));
+    const float* e = eps.ptr<float>();
+    for (size_t i = 0; i < n; i++) xs[size_t(b)][i] = double(e[i]) * scale0;
+  }
+  std::vector<UniPC> unipc;
+  if (o.sampler == SamplerKind::UniPC)
+    for (int b = 0; b < B; b++) unipc.emplace_back(times, n);
+
+  Tensor x = Tensor::empty(lshape, DType::F32);
+  progress.stage("diffusion", steps * B, "step");
+  for (int i = 0; i < steps; i++) {
+    Denoiser& net = denoiser_for(times[size_t(i)], i);
+    for (int b = 0; b < B; b++) {
+      std::vector<double>& xb = xs[size_t(b)];
+      float* xp = x.ptr<float>();
+      for (size_t k = 0; k < n; k++) xp[k] = float(xb[k]);
+      Tensor v = net.velocity(x, float(net_t[size_t(i)]), context, y).to_f32_host().contiguous();
+      TD_CHECK(v.numel() == int64_t(n), "denoiser", "returned ", shape_str(v.shape()), " for a latent of ",
+               shape_str(lshape));
+      if (cfg) {
+        Tensor vu = net.velocity(x, float(net_t[size_t(i)]), *neg_context, y).to_f32_host().contiguous();
+        cfg_combine(v.ptr<float>(), vu.ptr<float>(), n, o.guidance);
+      }
+      const float* vp = v.ptr<float>();
+      const double tc = times[size_t(i)], tn = times[size_t(i) + 1];
+      switch (o.sampler) {
+        case SamplerKind::RCM: {
+          Tensor noise;
+          if (!o.ode && tn > 0) noise = randn(lshape, o.seed, noise_draw(b, 1 + i));
+          rcm_step(xb.data(), vp, noise.defined() ? noise.ptr<float>() : nullptr, n, tc, tn, o.ode);
+          break;
+        }
+        case SamplerKind::Euler: euler_step(xb.data(), vp, n, tc, tn); break;
+        case SamplerKind::UniPC: unipc[size_t(b)].step(i, xb.data(), vp); break;
+      }
+      progress.update(i * B + b + 1);
+    }
+  }
+  progress.finish();
+
+  std::vector<Tensor> out;
+  for (int b = 0; b < B; b++) {
+    Tensor t = Tensor::empty(lshape, DType::F32);
+    float* p = t.ptr<float>();
+    for (size_t k = 0; k < n; k++) p[k] = float(xs[size_t(b)][k]);
+    TD_CHECK(std::isfinite(p[0]) && std::isfinite(p[n - 1]), "denoiser", "produced non-finite latents");
+    out.push_back(t);
+  }
+  return out;
+}
+
+std::string sample_output_path(const std::string& path, int b, int num_samples) {
+  if (num_samples <= 1) return path;
+  size_t slash = path.find_last_of('/');
+  size_t dot = path.find_last_of('.');
+  if (dot == std::string::npos || (slash != std::string::npos && dot < slash)) return cat(path, "_", b);
+  return cat(path.substr(0, dot), "_", b, path.substr(dot));
+}
+
+std::string format_summary(const GenerateReport& r) {
+  std::string s;
+  char line[160];
+  for (auto& st : r.stages) {
+    std::snprintf(line, sizeof line, "  %-14s %8.2f s", st.name.c_str(), st.seconds);
+    s += line;
+    if (st.peak_gpu_bytes) {
+      std::snprintf(line, sizeof line, "   peak GPU %7.2f GiB", double(st.peak_gpu_bytes) / (1 << 30));
+      s += line;
+    }
+    s += "\n";
+  }
+  std::snprintf(line, sizeof line, "  %-14s %8.2f s\n", "total", r.total_seconds);
+  s += line;
+  std::snprintf(line, sizeof line, "peak GPU memory %.2f GiB, peak host memory %.2f GiB\n",
+                double(r.peak_gpu_bytes) / (1 << 30), double(r.peak_host_bytes) / (1 << 30));
+  s += line;
+  return s;
+}
+
+}  // namespace pipeline
+}  // namespace td

@@ -1,0 +1,127 @@
+#include "pipeline/wan_stages.h"
+
+#include "core/allocator.h"
+#include "core/error.h"
+#include "core/log.h"
+#include "io/image.h"
+#include "io/key_names.h"
+#include "io/tensor_map.h"
+#include "io/video.h"
+#include "model/dit/dit.h"
+#include "model/tokenizer/tokenizer.h"
+#include "model/vae/wan_vae.h"
+
+namespace td {
+namespace pipeline {
+
+namespace {
+
+class WanTextEncoder : public TextEncoder {
+ public:
+  WanTextEncoder(const GenerateOptions& o, const WanStageOptions& w) {
+    T5Options opt;
+    opt.device = w.device;
+    opt.int8 = w.t5_int8;
+    if (w.random_weights) {
+      enc_ = T5Encoder::random(w.t5_config, opt, w.random_seed);
+    } else {
+      tok_ = std::make_unique<T5Tokenizer>(o.tokenizer);
+      enc_ = T5Encoder::load(o.t5, w.t5_config, opt);
+      tok_->check_embedding_rows(enc_->embedding_rows(), o.t5);
+    }
+  }
+  Tensor encode(const std::string& prompt) override {
+    std::vector<int32_t> ids;
+    if (tok_) {
+      ids = tok_->tokenize(prompt).ids;
+    } else {  // random weights: a fixed-length prompt of plausible ids (timing depends only on the length)
+      for (size_t i = 0; i < 128; i++) ids.push_back(int32_t(100 + i * 37 % 30000));
+      ids.push_back(1);
+    }
+    return enc_->encode(ids);
+  }
+
+ private:
+  std::unique_ptr<T5Tokenizer> tok_;
+  std::unique_ptr<T5Encoder> enc_;
+};
+
+td::LinearMode dit_linear(LinearMode m) {
+  switch (m) {
+    case LinearMode::Auto: return td::LinearMode::Auto;
+    case LinearMode::BF16: return td::LinearMode::Float;
+    case LinearMode::W8A8: return td::LinearMode::W8A8;
+  }
+  return td::LinearMode::Auto;
+}
+
+class WanDenoiser : public Denoiser {
+ public:
+  WanDenoiser(const GenerateOptions& o, const WanStageOptions& w, const std::string& path) {
+    DitOptions opt;
+    opt.device = w.device;
+    opt.attention.mode = o.attention;
+    opt.attention.topk = o.topk;
+    opt.linear = dit_linear(o.linear);
+    if (w.random_weights) {
+      DitConfig c = DitConfig::preset(w.random_dit_preset);
+      dit_ = WanDiT::random(c, opt, w.random_seed);
+    } else {
+      TensorMap m = normalize_dit_keys(load_checkpoint(path));
+      DitConfig c = DitConfig::resolve(w.dit_config, path, &m);
+      dit_ = WanDiT::from_tensors(m, c, opt);
+    }
+  }
+  Tensor velocity(const Tensor& x, float t, const Tensor& context, const Tensor* y) override {
+    return dit_->forward(x, t, context, y);
+  }
+  std::string describe() const override {
+    return cat(dit_->config().summary(), ", ", dit_->quantized() ? "w8a8" : "float", " linears, ",
+               attention_mode_name(dit_->options().attention.mode), " attention, ",
+               device_name(dit_->options().device), ", ", dit_->weight_bytes() >> 20, " MiB weights");
+  }
+
+ private:
+  std::unique_ptr<WanDiT> dit_;
+};
+
+class WanVaeStage : public Vae {
+ public:
+  WanVaeStage(const GenerateOptions& o, const WanStageOptions& w) : vae_(WanVae::load(o.vae, w.device)) {}
+  Tensor decode(const Tensor& z, const std::function<void(int, int)>& on_frame) override {
+    // WanVae::decode has no per-frame callback: report the start and the end.
+    const int T = int(z.size(1));
+    on_frame(0, T);
+    Tensor v = vae_->decode(z);
+    on_frame(T, T);
+    return v;
+  }
+  Tensor encode(const Tensor& video) override { return vae_->encode(video); }
+
+ private:
+  std::unique_ptr<WanVae> vae_;
+};
+
+}  // namespace
+
+StageFactory make_wan_stages(const GenerateOptions& o, const WanStageOptions& w) {
+  StageFactory f;
+  f.text_encoder = [o, w]() -> std::unique_ptr<TextEncoder> { return std::make_unique<WanTextEncoder>(o, w); };
+  f.denoiser = [o, w](const std::string&, const std::string& path) -> std::unique_ptr<Denoiser> {
+    return std::make_unique<WanDenoiser>(o, w, path);
+  };
+  f.vae = [o, w]() -> std::unique_ptr<Vae> { return std::make_unique<WanVaeStage>(o, w); };
+  f.write_video = [](const std::string& path, const Tensor& frames, int fps) { write_video(path, frames, fps); };
+  f.image_size = [](const std::string& path) -> Size {
+    Size s;
+    read_image_size(path, &s.width, &s.height);
+    return s;
+  };
+  // Cover-and-center-crop keeps the image undistorted when its aspect ratio differs from the target's.
+  f.load_image = [](const std::string& path, Size s) -> Tensor { return load_image_for_i2v(path, s.width, s.height); };
+  if (w.device == Device::CUDA) f.release_memory = [] { device_empty_cache(); };
+  return f;
+}
+
+}  // namespace pipeline
+}  // namespace td
