@@ -24,8 +24,7 @@ void t5_gated_gelu(const Tensor& h, Tensor& y);
 // x += y, both f32 of the same shape.
 void t5_add_inplace(Tensor& x, const Tensor& y);
 
-// Gathers rows of a bf16 embedding table on the device: out f32 [L, D] = table[ids[l]]. ids i32 [L] (checked < V).
-void t5_embedding(const Tensor& table, const Tensor& ids, Tensor& out);
+
 
 // Weight-only INT8: w[N, K] ~= q * scales[n, k / group]. dequant writes bf16; quantize reads bf16 (absmax/127).
 void t5_dequant_int8(const Tensor& q, const Tensor& scales, int64_t group, Tensor& w);

@@ -1,0 +1,345 @@
+// umT5 encoder kernels (see t5_kernels.h for semantics, t5_kernels_config.h for the launch shapes).
+#include "cuda/t5_kernels.h"
+
+#include "cuda/cuda_common.cuh"
+#include "cuda/t5_kernels_config.h"
+
+namespace td {
+namespace cuda {
+
+namespace {
+
+__device__ __forceinline__ float to_f(float v) { return v; }
+__device__ __forceinline__ float to_f(__nv_bfloat16 v) { return __bfloat162float(v); }
+template <typename T>
+__device__ __forceinline__ T from_f(float v);
+template <>
+__device__ __forceinline__ float from_f<float>(float v) { return v; }
+template <>
+__device__ __forceinline__ __nv_bfloat16 from_f<__nv_bfloat16>(float v) { return __float2bfloat16(v); }
+
+__device__ __forceinline__ float block_sum(float v, float* red) {
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, nw = blockDim.x >> 5;
+  if (lane == 0) red[warp] = v;
+  __syncthreads();
+  float s = 0.f;
+  for (int w = 0; w < nw; w++) s += red[w];
+  __syncthreads();
+  return s;
+}
+
+__device__ __forceinline__ float block_max(float v, float* red) {
+  for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, nw = blockDim.x >> 5;
+  if (lane == 0) red[warp] = v;
+  __syncthreads();
+  float s = 0.f;
+  for (int w = 0; w < nw; w++) s = fmaxf(s, red[w]);
+  __syncthreads();
+  return s;
+}
+
+template <typename TW, typename TY>
+__global__ void rmsnorm_kernel(const float* __restrict__ x, const TW* __restrict__ w, TY* __restrict__ y, int D,
+                               float eps) {
+  __shared__ float red[32];
+  const float* xr = x + size_t(blockIdx.x) * D;
+  float ss = 0.f;
+  for (int j = threadIdx.x; j < D; j += blockDim.x) ss += xr[j] * xr[j];
+  ss = block_sum(ss, red);
+  const float inv = rsqrtf(ss / float(D) + eps);
+  TY* yr = y + size_t(blockIdx.x) * D;
+  for (int j = threadIdx.x; j < D; j += blockDim.x) yr[j] = from_f<TY>(xr[j] * inv * to_f(w[j]));
+}
+
+// See t5_kernels_config.h for the tiling. smem: Qs[Q][Dh+1], KV[K][Dh+1], S[Q][Lp] (f32).
+__global__ void __launch_bounds__(kT5AttnThreads) attention_kernel(const __nv_bfloat16* __restrict__ qkv,
+                                                                   const float* __restrict__ pos,
+                                                                   const int* __restrict__ buckets,
+                                                                   const int* __restrict__ mask,
+                                                                   __nv_bfloat16* __restrict__ out, int L, int H,
+                                                                   int Dh, int Lp) {
+  extern __shared__ float smem[];
+  const int ld = Dh + 1;
+  float* Qs = smem;
+  float* KV = Qs + kT5AttnQ * ld;
+  float* S = KV + kT5AttnK * ld;
+  const int h = blockIdx.y, q0 = blockIdx.x * kT5AttnQ;
+  const int A = H * Dh, row_stride = 3 * A;
+  const int t = threadIdx.x, r = t >> 3, c8 = t & 7;
+  const int i = q0 + r;
+
+  for (int idx = t; idx < kT5AttnQ * Dh; idx += kT5AttnThreads) {
+    int rr = idx / Dh, d = idx % Dh, qi = q0 + rr;
+    Qs[rr * ld + d] = qi < L ? __bfloat162float(qkv[size_t(qi) * row_stride + h * Dh + d]) : 0.f;
+  }
+  for (int kt = 0; kt < Lp; kt += kT5AttnK) {
+    __syncthreads();  // Qs ready / previous tile consumed
+    for (int idx = t; idx < kT5AttnK * Dh; idx += kT5AttnThreads) {
+      int j = idx / Dh, d = idx % Dh, kj = kt + j;
+      KV[j * ld + d] = kj < L ? __bfloat162float(qkv[size_t(kj) * row_stride + A + h * Dh + d]) : 0.f;
+    }
+    __syncthreads();
+    float acc[kT5AttnK / 8];
+#pragma unroll
+    for (int m = 0; m < kT5AttnK / 8; m++) acc[m] = 0.f;
+    for (int d = 0; d < Dh; d++) {
+      float qv = Qs[r * ld + d];
+#pragma unroll
+      for (int m = 0; m < kT5AttnK / 8; m++) acc[m] += qv * KV[(c8 + 8 * m) * ld + d];
+    }
+#pragma unroll
+    for (int m = 0; m < kT5AttnK / 8; m++) {
+      int j = kt + c8 + 8 * m;
+      float s = -INFINITY;
+      if (j < L && i < L && (mask == nullptr || mask[j] != 0)) s = acc[m] + pos[buckets[j - i + L - 1] * H + h];
+      S[r * Lp + j] = s;
+    }
+  }
+  __syncthreads();
+
+  // Softmax per row (fp32), one warp per row.
+  const int warp = t >> 5, lane = t & 31;
+  for (int rr = warp; rr < kT5AttnQ; rr += kT5AttnThreads / 32) {
+    float* Sr = S + rr * Lp;
+    float mx = -INFINITY;
+    for (int j = lane; j < L; j += 32) mx = fmaxf(mx, Sr[j]);
+    for (int o = 16; o > 0; o >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
+    float sum = 0.f;
+    for (int j = lane; j < Lp; j += 32) {
+      float e = (j < L && mx != -INFINITY && Sr[j] != -INFINITY) ? __expf(Sr[j] - mx) : 0.f;
+      Sr[j] = e;
+      sum += e;
+    }
+    for (int o = 16; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
+    float inv = sum > 0.f ? 1.f / sum : 0.f;
+    for (int j = lane; j < Lp; j += 32) Sr[j] *= inv;
+  }
+
+  float o[kT5AttnMaxHeadDim / 8];
+#pragma unroll
+  for (int m = 0; m < kT5AttnMaxHeadDim / 8; m++) o[m] = 0.f;
+  const int nd = Dh / 8;
+  for (int kt = 0; kt < Lp; kt += kT5AttnK) {
+    __syncthreads();
+    for (int idx = t; idx < kT5AttnK * Dh; idx += kT5AttnThreads) {
+      int j = idx / Dh, d = idx % Dh, kj = kt + j;
+      KV[j * ld + d] = kj < L ? __bfloat162float(qkv[size_t(kj) * row_stride + 2 * A + h * Dh + d]) : 0.f;
+    }
+    __syncthreads();
+    for (int c = 0; c < kT5AttnK; c++) {
+      float p = S[r * Lp + kt + c];
+#pragma unroll
+      for (int m = 0; m < kT5AttnMaxHeadDim / 8; m++)
+        if (m < nd) o[m] += p * KV[c * ld + c8 + 8 * m];
+    }
+  }
+  if (i < L) {
+#pragma unroll
+    for (int m = 0; m < kT5AttnMaxHeadDim / 8; m++)
+      if (m < nd) out[size_t(i) * A + h * Dh + c8 + 8 * m] = __float2bfloat16(o[m]);
+  }
+}
+
+__global__ void gated_gelu_kernel(const __nv_bfloat16* __restrict__ h, __nv_bfloat16* __restrict__ y, int64_t M,
+                                  int64_t F) {
+  const int64_t n = M * F;
+  for (int64_t e = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; e < n; e += int64_t(gridDim.x) * blockDim.x) {
+    int64_t m = e / F, f = e % F;
+    float g = __bfloat162float(h[m * 2 * F + f]);
+    float a = __bfloat162float(h[m * 2 * F + F + f]);
+    float gel = 0.5f * g * (1.f + tanhf(0.7978845608028654f * (g + 0.044715f * g * g * g)));
+    y[e] = __float2bfloat16(a * gel);
+  }
+}
+
+__global__ void add_kernel(float* __restrict__ x, const float* __restrict__ y, int64_t n) {
+  for (int64_t e = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; e < n; e += int64_t(gridDim.x) * blockDim.x)
+    x[e] += y[e];
+}
+
+__global__ void dequant_kernel(const int8_t* __restrict__ q, const float* __restrict__ s, __nv_bfloat16* __restrict__ w,
+                               int64_t N, int64_t K, int64_t G) {
+  const int64_t n = N * K, ng = K / G;
+  for (int64_t e = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; e < n; e += int64_t(gridDim.x) * blockDim.x) {
+    int64_t row = e / K, k = e % K;
+    w[e] = __float2bfloat16(float(q[e]) * s[row * ng + k / G]);
+  }
+}
+
+// One block per (row, group).
+__global__ void quantize_kernel(const __nv_bfloat16* __restrict__ w, int8_t* __restrict__ q, float* __restrict__ s,
+                                int64_t K, int64_t G) {
+  __shared__ float red[32];
+  const int64_t ng = K / G, row = blockIdx.x / ng, g = blockIdx.x % ng;
+  const __nv_bfloat16* src = w + row * K + g * G;
+  float amax = 0.f;
+  for (int64_t j = threadIdx.x; j < G; j += blockDim.x) amax = fmaxf(amax, fabsf(__bfloat162float(src[j])));
+  amax = block_max(amax, red);
+  const float sc = amax > 0.f ? amax / 127.f : 1.f, inv = 1.f / sc;
+  if (threadIdx.x == 0) s[row * ng + g] = sc;
+  for (int64_t j = threadIdx.x; j < G; j += blockDim.x) {
+    float v = fminf(127.f, fmaxf(-127.f, rintf(__bfloat162float(src[j]) * inv)));
+    q[row * K + g * G + j] = int8_t(v);
+  }
+}
+
+__device__ __forceinline__ float hash_uniform(uint64_t seed, uint64_t index, float bound) {
+  uint64_t z = seed * 0x9E3779B97F4A7C15ull + index + 0x632BE59BD9B4E019ull;
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  z ^= z >> 31;
+  float u = float(z >> 40) * (1.0f / 16777216.0f);
+  return (2.f * u - 1.f) * bound;
+}
+
+template <typename T>
+__global__ void fill_kernel(T* __restrict__ p, int64_t n, uint64_t seed, float bound) {
+  for (int64_t e = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; e < n; e += int64_t(gridDim.x) * blockDim.x)
+    p[e] = from_f<T>(hash_uniform(seed, uint64_t(e), bound));
+}
+
+unsigned elt_blocks(int64_t n) {
+  int64_t b = (n + kT5EltThreads - 1) / kT5EltThreads;
+  int64_t cap = int64_t(sm_count()) * 32;
+  return unsigned(std::max<int64_t>(1, std::min(b, cap)));
+}
+
+void expect_contig(const Tensor& t, const char* what) {
+  expect_cuda(t, what);
+  TD_CHECK(t.is_contiguous(), what, t.describe(), " must be contiguous");
+}
+
+}  // namespace
+
+void t5_rmsnorm(const Tensor& x, const Tensor& weight, float eps, Tensor& y) {
+  expect_contig(x, "t5 rmsnorm input");
+  expect_contig(weight, "t5 rmsnorm weight");
+  expect_contig(y, "t5 rmsnorm output");
+  TD_CHECK(x.dtype() == DType::F32, "t5 rmsnorm input", x.describe(), " must be f32");
+  const int64_t D = x.size(-1), M = x.numel() / D;
+  TD_CHECK(weight.numel() == D && y.numel() == x.numel(), "t5 rmsnorm", "shapes differ: ", x.describe(), ", ",
+           weight.describe(), ", ", y.describe());
+  if (M == 0) return;
+  const float* xp = x.ptr<float>();
+  auto launch = [&](auto* wp, auto* yp) {
+    rmsnorm_kernel<<<unsigned(M), kT5RowThreads, 0, stream()>>>(xp, wp, yp, int(D), eps);
+  };
+  bool wb = weight.dtype() == DType::BF16, yb = y.dtype() == DType::BF16;
+  TD_CHECK((wb || weight.dtype() == DType::F32) && (yb || y.dtype() == DType::F32), "t5 rmsnorm",
+           "weight/output must be bf16 or f32");
+  if (wb && yb) launch(weight.ptr<__nv_bfloat16>(), y.ptr<__nv_bfloat16>());
+  else if (wb) launch(weight.ptr<__nv_bfloat16>(), y.ptr<float>());
+  else if (yb) launch(weight.ptr<float>(), y.ptr<__nv_bfloat16>());
+  else launch(weight.ptr<float>(), y.ptr<float>());
+  TD_CUDA_LAUNCH_CHECK();
+}
+
+void t5_attention(const Tensor& qkv, const Tensor& pos_table, const Tensor& buckets, const Tensor* mask, int num_heads,
+                  Tensor& o) {
+  expect_contig(qkv, "t5 attention qkv");
+  expect_contig(pos_table, "t5 attention position table");
+  expect_contig(buckets, "t5 attention buckets");
+  expect_contig(o, "t5 attention output");
+  TD_CHECK(qkv.dtype() == DType::BF16 && o.dtype() == DType::BF16 && pos_table.dtype() == DType::F32 &&
+               buckets.dtype() == DType::I32,
+           "t5 attention", "expects bf16 qkv/output, f32 table, i32 buckets");
+  const int64_t L = qkv.size(0), A = o.size(-1);
+  TD_CHECK(num_heads > 0 && A % num_heads == 0 && qkv.size(-1) == 3 * A && o.size(0) == L, "t5 attention",
+           "shapes: qkv ", qkv.describe(), ", out ", o.describe(), ", heads ", num_heads);
+  const int Dh = int(A / num_heads);
+  TD_CHECK(Dh % 8 == 0 && Dh <= kT5AttnMaxHeadDim, "t5 attention", "head_dim ", Dh, " must be a multiple of 8 and <= ",
+           kT5AttnMaxHeadDim);
+  TD_CHECK(buckets.numel() == 2 * L - 1, "t5 attention", "buckets must have 2L-1 entries");
+  TD_CHECK(pos_table.dim() == 2 && pos_table.size(1) == num_heads, "t5 attention", "position table ",
+           pos_table.describe(), " must be [buckets, ", num_heads, "]");
+  const int* mp = nullptr;
+  if (mask) {
+    expect_contig(*mask, "t5 attention mask");
+    TD_CHECK(mask->dtype() == DType::I32 && mask->numel() == L, "t5 attention mask", mask->describe(), " must be i32 [L]");
+    mp = mask->ptr<int>();
+  }
+  if (L == 0) return;
+  const int Lp = int((L + kT5AttnK - 1) / kT5AttnK * kT5AttnK);
+  const size_t smem = sizeof(float) * (size_t(kT5AttnQ + kT5AttnK) * (Dh + 1) + size_t(kT5AttnQ) * Lp);
+  const size_t max_smem = device_props().sharedMemPerBlockOptin;
+  TD_CHECK(smem <= max_smem, "t5 attention", "sequence of ", L, " tokens needs ", smem,
+           " bytes of shared memory per block; this GPU allows ", max_smem);
+  TD_CUDA_CHECK(cudaFuncSetAttribute(attention_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+  dim3 grid(unsigned((L + kT5AttnQ - 1) / kT5AttnQ), unsigned(num_heads));
+  attention_kernel<<<grid, kT5AttnThreads, smem, stream()>>>(qkv.ptr<__nv_bfloat16>(), pos_table.ptr<float>(),
+                                                             buckets.ptr<int>(), mp, o.ptr<__nv_bfloat16>(), int(L),
+                                                             num_heads, Dh, Lp);
+  TD_CUDA_LAUNCH_CHECK();
+}
+
+void t5_gated_gelu(const Tensor& h, Tensor& y) {
+  expect_contig(h, "t5 ffn hidden");
+  expect_contig(y, "t5 ffn output");
+  TD_CHECK(h.dtype() == DType::BF16 && y.dtype() == DType::BF16, "t5 gated gelu", "expects bf16");
+  const int64_t F = y.size(-1), M = y.numel() / F;
+  TD_CHECK(h.size(-1) == 2 * F && h.numel() == 2 * y.numel(), "t5 gated gelu", "h ", h.describe(), " must be [M, 2F] for y ",
+           y.describe());
+  if (M == 0) return;
+  gated_gelu_kernel<<<elt_blocks(M * F), kT5EltThreads, 0, stream()>>>(h.ptr<__nv_bfloat16>(), y.ptr<__nv_bfloat16>(), M, F);
+  TD_CUDA_LAUNCH_CHECK();
+}
+
+void t5_add_inplace(Tensor& x, const Tensor& y) {
+  expect_contig(x, "t5 residual");
+  expect_contig(y, "t5 residual update");
+  TD_CHECK(x.dtype() == DType::F32 && y.dtype() == DType::F32 && x.numel() == y.numel(), "t5 residual",
+           "expects two f32 tensors of one size");
+  if (x.numel() == 0) return;
+  add_kernel<<<elt_blocks(x.numel()), kT5EltThreads, 0, stream()>>>(x.ptr<float>(), y.ptr<float>(), x.numel());
+  TD_CUDA_LAUNCH_CHECK();
+}
+
+void t5_dequant_int8(const Tensor& q, const Tensor& scales, int64_t group, Tensor& w) {
+  expect_contig(q, "t5 int8 weight");
+  expect_contig(scales, "t5 int8 scales");
+  expect_contig(w, "t5 dequantized weight");
+  TD_CHECK(q.dtype() == DType::I8 && scales.dtype() == DType::F32 && w.dtype() == DType::BF16 && q.dim() == 2,
+           "t5 dequant", "expects i8 [N,K], f32 scales, bf16 out");
+  const int64_t N = q.size(0), K = q.size(1);
+  TD_CHECK(group > 0 && K % group == 0 && scales.numel() == N * (K / group) && w.numel() == N * K, "t5 dequant",
+           "shapes: ", q.describe(), ", ", scales.describe(), ", group ", group);
+  if (N * K == 0) return;
+  dequant_kernel<<<elt_blocks(N * K), kT5EltThreads, 0, stream()>>>(q.ptr<int8_t>(), scales.ptr<float>(),
+                                                                    w.ptr<__nv_bfloat16>(), N, K, group);
+  TD_CUDA_LAUNCH_CHECK();
+}
+
+void t5_quantize_int8(const Tensor& w, int64_t group, Tensor& q, Tensor& scales) {
+  expect_contig(w, "t5 weight to quantize");
+  expect_contig(q, "t5 int8 weight");
+  expect_contig(scales, "t5 int8 scales");
+  TD_CHECK(w.dtype() == DType::BF16 && q.dtype() == DType::I8 && scales.dtype() == DType::F32 && w.dim() == 2,
+           "t5 quantize", "expects bf16 [N,K] in, i8 and f32 out");
+  const int64_t N = w.size(0), K = w.size(1);
+  TD_CHECK(group > 0 && K % group == 0 && q.numel() == N * K && scales.numel() == N * (K / group), "t5 quantize",
+           "shapes: ", w.describe(), ", ", q.describe(), ", ", scales.describe(), ", group ", group);
+  const int64_t blocks = N * (K / group);
+  if (blocks == 0) return;
+  TD_CHECK(blocks < (int64_t(1) << 31), "t5 quantize", "too many groups");
+  quantize_kernel<<<unsigned(blocks), 128, 0, stream()>>>(w.ptr<__nv_bfloat16>(), q.ptr<int8_t>(), scales.ptr<float>(),
+                                                          K, group);
+  TD_CUDA_LAUNCH_CHECK();
+}
+
+void t5_fill_uniform(Tensor& t, uint64_t seed, float bound) {
+  expect_contig(t, "t5 random fill");
+  const int64_t n = t.numel();
+  if (n == 0) return;
+  if (t.dtype() == DType::BF16)
+    fill_kernel<<<elt_blocks(n), kT5EltThreads, 0, stream()>>>(t.ptr<__nv_bfloat16>(), n, seed, bound);
+  else if (t.dtype() == DType::F32)
+    fill_kernel<<<elt_blocks(n), kT5EltThreads, 0, stream()>>>(t.ptr<float>(), n, seed, bound);
+  else
+    fail("t5 random fill", cat(t.describe(), ": bf16 or f32 only"));
+  TD_CUDA_LAUNCH_CHECK();
+}
+
+}  // namespace cuda
+}  // namespace td
