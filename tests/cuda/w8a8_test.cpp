@@ -1,0 +1,229 @@
+// W8A8 on the GPU against the CPU reference: the int32 accumulators bit-exact (odd M, partial M tiles), the
+// activation quantizer bit-exact, dequantized outputs and every epilogue within NMSE bounds, the fused norm kernels,
+// and bad shapes rejected with td::Error.
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+
+#include "core/error.h"
+#include "cpu/w8a8_ref.h"
+#include "cuda/w8a8_gemm.h"
+#include "ops/w8a8.h"
+#include "test_util.h"
+
+namespace td {
+namespace {
+
+using test::nmse;
+using test::randint8;
+using test::randn;
+
+Tensor dev(const Tensor& t) { return t.to(Device::CUDA); }
+Tensor host(const Tensor& t) { return t.to(Device::CPU); }
+
+// Every GEMM test runs on each kernel this build has.
+std::vector<const char*> kernels() {
+  std::vector<const char*> k{"mma"};
+  try {
+    cuda::set_w8a8_kernel("wgmma");
+    k.push_back("wgmma");
+  } catch (const Error&) {
+  }
+  cuda::set_w8a8_kernel("auto");
+  return k;
+}
+
+struct KernelScope {
+  explicit KernelScope(const char* k) { cuda::set_w8a8_kernel(k); }
+  ~KernelScope() { cuda::set_w8a8_kernel("auto"); }
+};
+
+TEST(W8A8Cuda, Int32AccumulatorBitExactOddM) {
+  TD_SKIP_WITHOUT_CUDA();
+  for (const char* kn : kernels()) {
+    KernelScope ks(kn);
+    for (int64_t M : {1, 37, 127, 129, 300}) {
+      for (auto [N, K] : std::vector<std::pair<int64_t, int64_t>>{{128, 128}, {256, 384}, {384, 1152}}) {
+        Tensor a = randint8({M, K}, 100 + M), b = randint8({N, K}, 200 + N);
+        Tensor c_ref = Tensor::empty({M, N}, DType::I32);
+        cpu::gemm_s8s8_s32(a, b, c_ref);
+        Tensor c = Tensor::empty({M, N}, DType::I32, Device::CUDA);
+        ops::gemm_s8s8_s32(dev(a), dev(b), c);
+        Tensor ch = host(c);
+        int64_t bad = 0;
+        for (int64_t i = 0; i < M * N; i++) bad += ch.ptr<int32_t>()[i] != c_ref.ptr<int32_t>()[i];
+        ASSERT_EQ(bad, 0) << kn << " M=" << M << " N=" << N << " K=" << K;
+      }
+    }
+    // Saturated extremes: every product is +16384.
+    const int64_t M = 5, N = 128, K = 2048;
+    Tensor a = Tensor::empty({M, K}, DType::I8), b = Tensor::empty({N, K}, DType::I8);
+    std::memset(a.data(), 0x80, a.nbytes());
+    std::memset(b.data(), 0x80, b.nbytes());
+    Tensor c = Tensor::empty({M, N}, DType::I32, Device::CUDA);
+    ops::gemm_s8s8_s32(dev(a), dev(b), c);
+    Tensor ch = host(c);
+    for (int64_t i = 0; i < M * N; i++) ASSERT_EQ(ch.ptr<int32_t>()[i], 16384 * K) << kn;
+  }
+}
+
+TEST(W8A8Cuda, ActivationQuantBitExact) {
+  TD_SKIP_WITHOUT_CUDA();
+  const int64_t M = 77, K = 640;
+  Tensor x = randn({M, K}, 7, 3.f);
+  for (int64_t m = 0; m < M; m++) x.ptr<float>()[m * K + 5] *= 40.f;  // an outlier channel
+  for (int64_t k = 256; k < 384; k++) x.ptr<float>()[3 * K + k] = 0.f;  // an all-zero group
+  for (DType dt : {DType::BF16, DType::F32}) {
+    Tensor xd = x.to(dt);                   // host, rounded to dt
+    Tensor xf = xd.to(DType::F32);          // exactly what the GPU sees
+    ops::Int8Act ref, got;
+    ops::quantize_act_int8(xf, ref);
+    ops::quantize_act_int8(dev(xd), got);
+    Tensor q = host(got.q), s = host(got.scale);
+    for (int64_t i = 0; i < M * K; i++) ASSERT_EQ(q.ptr<int8_t>()[i], ref.q.ptr<int8_t>()[i]) << i;
+    for (int64_t i = 0; i < M * K / 128; i++) ASSERT_EQ(s.ptr<float>()[i], ref.scale.ptr<float>()[i]) << i;
+  }
+}
+
+TEST(W8A8Cuda, LinearEpiloguesMatchCpu) {
+  TD_SKIP_WITHOUT_CUDA();
+  for (const char* kn : kernels()) {
+    KernelScope ks(kn);
+    for (int64_t M : {3, 200}) {
+      const int64_t K = 768, N = 384;
+      Tensor x = randn({M, K}, 40 + M), w = randn({N, K}, 41, 0.04f), bias = randn({N}, 42, 0.2f);
+      Tensor gate = randn({N}, 43), r0 = randn({M, N}, 44);
+      Tensor wq, ws;
+      ops::quantize_weight_int8(w, wq, ws);
+      // Quantize once on the host so both sides multiply the same int8 operands.
+      ops::Int8Act a;
+      ops::quantize_act_int8(x, a);
+      ops::Int8Act ad{dev(a.q), dev(a.scale)};
+      Tensor wqd = dev(wq), wsd = dev(ws);
+      for (Epilogue ep : {Epilogue::None, Epilogue::GeluTanh}) {
+        Tensor ref = Tensor::empty({M, N}, DType::F32);
+        ops::linear_w8a8(a, wq, ws, &bias, ref, ep);
+        Tensor yf = Tensor::empty({M, N}, DType::F32, Device::CUDA);
+        Tensor bias_d = dev(bias);
+        ops::linear_w8a8(ad, wqd, wsd, &bias_d, yf, ep);
+        EXPECT_LT(nmse(yf, ref), 1e-10) << kn << " f32 out, M=" << M;
+        Tensor yb = Tensor::empty({M, N}, DType::BF16, Device::CUDA);
+        Tensor bias_b = dev(bias.to(DType::BF16));
+        ops::linear_w8a8(ad, wqd, wsd, &bias_b, yb, ep);
+        EXPECT_LT(nmse(yb, ref), 3e-5) << kn << " bf16 out + bf16 bias, M=" << M;
+      }
+      // Gated residual, f32 stream.
+      Tensor ref_r = r0.clone();
+      ops::linear_w8a8_residual(a, wq, ws, &bias, &gate, ref_r);
+      Tensor rd = dev(r0), gd = dev(gate), bd = dev(bias);
+      ops::linear_w8a8_residual(ad, wqd, wsd, &bd, &gd, rd);
+      EXPECT_LT(nmse(rd, ref_r), 1e-10) << kn << " residual, M=" << M;
+      // And end to end from a bf16 activation (quantized on the GPU) against the unquantized truth.
+      Tensor xb = dev(x.to(DType::BF16));
+      Tensor y = Tensor::empty({M, N}, DType::BF16, Device::CUDA);
+      ops::linear_w8a8(xb, wqd, wsd, &bd, y);
+      Tensor truth = Tensor::empty({M, N}, DType::F32);
+      {
+        const Tensor xf = x.to(DType::BF16).to(DType::F32);
+        for (int64_t m = 0; m < M; m++)
+          for (int64_t n = 0; n < N; n++) {
+            double s = bias.ptr<float>()[n];
+            for (int64_t k = 0; k < K; k++) s += double(xf.ptr<float>()[m * K + k]) * w.ptr<float>()[n * K + k];
+            truth.ptr<float>()[m * N + n] = float(s);
+          }
+      }
+      EXPECT_LT(nmse(y, truth), 5e-4) << kn << " W8A8 vs fp32, M=" << M;
+    }
+  }
+}
+
+TEST(W8A8Cuda, RejectsBadShapes) {
+  TD_SKIP_WITHOUT_CUDA();
+  Tensor wq, ws;
+  ops::quantize_weight_int8(randn({200, 128}, 1), wq, ws);  // N = 200
+  Tensor x = dev(randn({4, 128}, 2).to(DType::BF16)), y = Tensor::empty({4, 200}, DType::BF16, Device::CUDA);
+  EXPECT_THROW(ops::linear_w8a8(x, dev(wq), dev(ws), nullptr, y), Error);
+  Tensor x2 = dev(randn({4, 100}, 2).to(DType::BF16));  // K = 100
+  ops::Int8Act a;
+  EXPECT_THROW(ops::quantize_act_int8(x2, a), Error);
+  Tensor c = Tensor::empty({4, 128}, DType::I32, Device::CUDA);
+  EXPECT_THROW(ops::gemm_s8s8_s32(dev(randint8({4, 96}, 1)), dev(randint8({128, 96}, 2)), c), Error);
+  EXPECT_THROW(cuda::set_w8a8_kernel("bogus"), Error);
+}
+
+TEST(W8A8Cuda, FusedNormQuantMatchesCpu) {
+  TD_SKIP_WITHOUT_CUDA();
+  for (int64_t D : {1536, 5120}) {
+    const int64_t M = 33;
+    Tensor x = randn({M, D}, 50, 3.f, 0.7f), shift = randn({D}, 51, 0.3f), scale = randn({D}, 52, 0.3f);
+    Tensor wgt = randn({D}, 53, 0.2f, 1.f), bias = randn({D}, 54, 0.1f);
+    for (int variant = 0; variant < 2; variant++) {
+      ops::Int8Act ref, got;
+      if (variant == 0) {
+        ops::layernorm_modulate_quant(x, shift, scale, 1e-6f, ref);
+        ops::layernorm_modulate_quant(dev(x), dev(shift), dev(scale), 1e-6f, got);
+      } else {
+        // The GPU gets a bf16 affine weight; the CPU the same values in f32.
+        Tensor wb = wgt.to(DType::BF16).to(DType::F32), wd = dev(wgt.to(DType::BF16)), bd = dev(bias);
+        ops::layernorm_quant(x, &wb, &bias, 1e-6f, ref);
+        ops::layernorm_quant(dev(x), &wd, &bd, 1e-6f, got);
+      }
+      Tensor q = host(got.q), s = host(got.scale);
+      int64_t flips = 0;
+      for (int64_t i = 0; i < M * D; i++) {
+        const int d = std::abs(int(q.ptr<int8_t>()[i]) - int(ref.q.ptr<int8_t>()[i]));
+        ASSERT_LE(d, 1) << "variant " << variant << " at " << i;
+        flips += d;
+      }
+      EXPECT_LT(flips, M * D / 1000) << "variant " << variant;  // fp32 summation order only moves near-ties
+      for (int64_t i = 0; i < M * D / 128; i++)
+        ASSERT_NEAR(s.ptr<float>()[i], ref.scale.ptr<float>()[i], 1e-5 * ref.scale.ptr<float>()[i]);
+    }
+  }
+  // bf16 input (the CUDA residual stream may be bf16 in other paths).
+  Tensor x = randn({5, 1536}, 60), sh = randn({1536}, 61, 0.1f), sc = randn({1536}, 62, 0.1f);
+  ops::Int8Act ref, got;
+  ops::layernorm_modulate_quant(x.to(DType::BF16).to(DType::F32), sh, sc, 1e-6f, ref);
+  ops::layernorm_modulate_quant(dev(x.to(DType::BF16)), dev(sh), dev(sc), 1e-6f, got);
+  for (int64_t i = 0; i < 5 * 1536; i++)
+    ASSERT_LE(std::abs(int(host(got.q).ptr<int8_t>()[i]) - int(ref.q.ptr<int8_t>()[i])), 1);
+}
+
+TEST(W8A8Cuda, RmsNormRope3dMatchesCpu) {
+  TD_SKIP_WITHOUT_CUDA();
+  const int F = 3, H = 5, W = 7, heads = 12;
+  const int64_t L = F * H * W, D = heads * 128;
+  Tensor x = randn({L, D}, 70, 2.f), w = randn({D}, 71, 0.2f, 1.f);
+  Tensor ref = x.clone();
+  ops::rmsnorm_rope3d(ref, w, 1e-6f, heads, F, H, W);
+  Tensor xd = dev(x), wd = dev(w);
+  ops::rmsnorm_rope3d(xd, wd, 1e-6f, heads, F, H, W);
+  EXPECT_LT(nmse(xd, ref), 1e-11);
+  Tensor xb = dev(x.to(DType::BF16));
+  ops::rmsnorm_rope3d(xb, wd, 1e-6f, heads, F, H, W);
+  EXPECT_LT(nmse(xb, ref), 2e-5);
+  Tensor bad = dev(x);
+  EXPECT_THROW(ops::rmsnorm_rope3d(bad, wd, 1e-6f, heads, F, H + 1, W), Error);
+}
+
+// One Wan shape end to end (1.3B ffn.0: K=1536 -> N=8960, GELU), a slice of rows checked on the CPU.
+TEST(W8A8Cuda, WanShapeSpotCheck) {
+  TD_SKIP_WITHOUT_CUDA();
+  const int64_t M = 1000, K = 1536, N = 8960;
+  Tensor x = randn({M, K}, 80), w = randn({N, K}, 81, 0.03f), b = randn({N}, 82, 0.1f);
+  Tensor wq, ws;
+  ops::quantize_weight_int8(w, wq, ws);
+  ops::Int8Act a;
+  ops::quantize_act_int8(x, a);
+  ops::Int8Act ad{dev(a.q), dev(a.scale)};
+  Tensor y = Tensor::empty({M, N}, DType::F32, Device::CUDA), bd = dev(b);
+  ops::linear_w8a8(ad, dev(wq), dev(ws), &bd, y, Epilogue::GeluTanh);
+  const int64_t rows = 24, r0 = M - rows;  // the last rows include the partial M tile
+  ops::Int8Act as{a.q.slice(0, r0, M).contiguous(), a.scale.slice(0, r0, M).contiguous()};
+  Tensor ref = Tensor::empty({rows, N}, DType::F32);
+  ops::linear_w8a8(as, wq, ws, &b, ref, Epilogue::GeluTanh);
+  EXPECT_LT(nmse(host(y).slice(0, r0, M).contiguous(), ref), 1e-10);
+}
+
+}  // namespace
+}  // namespace td
