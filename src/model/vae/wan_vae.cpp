@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <random>
 
 #include "core/error.h"
 #include "core/log.h"
@@ -76,12 +77,28 @@ struct Run {
 class Loader {
  public:
   Loader(const TensorMap& m, Device dev) : m_(m), dev_(dev) {}
+  // Generating mode: every tensor asked for is created at random (and recorded in *gen) instead of read.
+  Loader(TensorMap* gen, uint64_t seed) : m_(*gen), dev_(Device::CPU), gen_(gen), rng_(seed) {}
+
+  const Tensor& fetch(const std::string& name, const Shape& want) {
+    if (!gen_) return m_.get(name);
+    Tensor t = Tensor::empty(want, DType::F32);
+    std::normal_distribution<float> nd(0.f, 1.f);
+    const bool gamma = name.size() > 5 && name.compare(name.size() - 5, 5, "gamma") == 0;
+    const bool bias = name.size() > 4 && name.compare(name.size() - 4, 4, "bias") == 0;
+    // Scaled so activations stay O(1) through the stack (fan-in init); gammas near 1.
+    const float sd = gamma ? 0.2f : bias ? 0.05f : 1.f / std::sqrt(float(t.numel() / want[0]));
+    float* p = t.ptr<float>();
+    for (int64_t i = 0; i < t.numel(); i++) p[i] = (gamma ? 1.f : 0.f) + sd * nd(rng_);
+    gen_->put(name, t);
+    return gen_->get(name);
+  }
 
   // A conv weight [O, I, (kt,) kh, kw] -> channels-last [O, kt, kh, kw, I] in the device dtype.
   Conv conv(const std::string& prefix, int64_t O, int64_t I, int kt, int kh, int kw, const Conv3dParams& p = {}) {
     const std::string wn = prefix + ".weight", bn = prefix + ".bias";
-    const Tensor& w = m_.get(wn);
     Shape want = kt == 0 ? Shape{O, I, kh, kw} : Shape{O, I, kt, kh, kw};
+    const Tensor& w = fetch(wn, want);
     TD_CHECK(w.shape() == want, m_.source, "tensor ", wn, " has shape ", shape_str(w.shape()), ", expected ",
              shape_str(want), " (is this a Wan2.1 VAE with the configured channel counts?)");
     int KT = kt == 0 ? 1 : kt;
@@ -101,7 +118,7 @@ class Loader {
     return c;
   }
   Tensor vec(const std::string& name, int64_t n) {
-    const Tensor& t = m_.get(name);
+    const Tensor& t = fetch(name, {n});
     TD_CHECK(t.numel() == n, m_.source, "tensor ", name, " has shape ", shape_str(t.shape()), ", expected ", n,
              " values");
     return on_device(t.to_f32_host().contiguous().view({n}), false).set_name(name);
@@ -127,7 +144,7 @@ class Loader {
     p.pad_top = p.pad_bottom = p.pad_left = p.pad_right = 1;
     return p;
   }
-  bool has(const std::string& n) const { return m_.has(n); }
+  bool has(const std::string& n) const { return gen_ || m_.has(n); }
 
  private:
   Tensor on_device(const Tensor& f32, bool weight) {
@@ -137,6 +154,8 @@ class Loader {
   }
   const TensorMap& m_;
   Device dev_;
+  TensorMap* gen_ = nullptr;
+  std::mt19937_64 rng_;
 };
 
 }  // namespace
@@ -301,14 +320,33 @@ WanVae::~WanVae() = default;
 bool WanVae::has_decoder() const { return impl_->has_dec; }
 bool WanVae::has_encoder() const { return impl_->has_enc; }
 
+namespace {
+void build(WanVae::Impl& I, Loader& L, const TensorMap& m, const VaeConfig& cfg);
+}
+
 WanVae::WanVae(const TensorMap& m, Device dev, const VaeConfig& cfg) : cfg_(cfg), dev_(dev), impl_(new Impl) {
-  Impl& I = *impl_;
-  I.dev = dev;
-  I.act = dev == Device::CUDA ? DType::BF16 : DType::F32;
+  impl_->dev = dev;
+  impl_->act = dev == Device::CUDA ? DType::BF16 : DType::F32;
+  Loader L(m, dev);
+  build(*impl_, L, m, cfg);
+}
+
+TensorMap WanVae::random_weights(const VaeConfig& cfg, uint64_t seed) {
+  TensorMap gen;
+  gen.source = "random weights";
+  Impl scratch;
+  scratch.dev = Device::CPU;
+  scratch.act = DType::F32;
+  Loader L(&gen, seed);
+  build(scratch, L, gen, cfg);
+  return gen;
+}
+
+namespace {
+void build(WanVae::Impl& I, Loader& L, const TensorMap& m, const VaeConfig& cfg) {
   TD_CHECK(cfg.z_dim == 16, m.source, "only the z_dim 16 Wan2.1 VAE is supported (got z_dim ", cfg.z_dim, ")");
   TD_CHECK(cfg.dim_mult.size() == 4 && cfg.temporal_downsample.size() == 3, m.source,
            "VaeConfig: dim_mult needs 4 entries and temporal_downsample 3");
-  Loader L(m, dev);
   const int64_t Z = cfg.z_dim;
   const int nm = int(cfg.dim_mult.size());
   I.has_dec = L.has("conv2.weight") && L.has("decoder.conv1.weight");
@@ -392,6 +430,7 @@ WanVae::WanVae(const TensorMap& m, Device dev, const VaeConfig& cfg) : cfg_(cfg)
     I.conv1_mu.b = full.b.slice(0, 0, Z).contiguous();
   }
 }
+}  // namespace
 
 std::unique_ptr<WanVae> WanVae::load(const std::string& path, Device dev) {
   TensorMap m = load_checkpoint(path);
@@ -521,6 +560,7 @@ Tensor WanVae::decode(const Tensor& z_in, const VaeDecodeOptions& opts) const {
         }, 4);
         f_out += nf;
         t0 += n;
+        if (opts.on_frame) opts.on_frame(int(t0), int(T));
       }
       TD_ASSERT(f_out == F, "decoded ", f_out, " frames, expected ", F);
     }

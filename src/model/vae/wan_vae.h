@@ -8,6 +8,7 @@
 // frame. Activations are channels-last [T, H, W, C] on the device: f32 on the CPU, bf16 (fp32 accumulation) on CUDA.
 #pragma once
 
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
@@ -32,6 +33,8 @@ struct VaeDecodeOptions {
   int chunk = 1;         // latent frames per decoder call after the first (which is always 1); 0 = all at once
   int tile = 0;          // spatial tile size in latent pixels (0 = untiled)
   int tile_overlap = -1; // overlap in latent pixels (-1 = tile / 4)
+  // Progress: called after each decoder call with (latent frames done, total); tiled runs report per tile pass.
+  std::function<void(int, int)> on_frame;
 };
 
 class WanVae {
@@ -41,6 +44,8 @@ class WanVae {
   WanVae(const TensorMap& weights, Device dev, const VaeConfig& cfg);
   WanVae(const TensorMap& weights, Device dev) : WanVae(weights, dev, VaeConfig::from_weights(weights)) {}
   static std::unique_ptr<WanVae> load(const std::string& path, Device dev);
+  // Random weights with the checkpoint's key names (benchmarks, tests at the real channel counts).
+  static TensorMap random_weights(const VaeConfig& cfg, uint64_t seed);
   ~WanVae();
 
   const VaeConfig& config() const { return cfg_; }

@@ -1,0 +1,257 @@
+// VAE conv3d on CUDA through cuDNN's convolution API: bf16 NDHWC activations and KTRSC filters (our channels-last
+// layout, no transposes), fp32 compute on tensor cores. Algorithms are chosen once per shape with FindEx (timed, not
+// heuristic) and cached. A direct fp32-accumulating kernel backs cuDNN up where it reports a configuration as
+// unsupported, and can be forced with TD_VAE_CONV=naive to cross-check cuDNN.
+#include "cuda/conv3d.h"
+
+#include <cudnn.h>
+
+#include <cstdlib>
+#include <map>
+#include <mutex>
+#include <tuple>
+#include <vector>
+
+#include "core/allocator.h"
+#include "core/log.h"
+#include "cuda/conv3d_config.h"
+#include "cuda/cuda_common.cuh"
+
+#define TD_CUDNN_CHECK(expr)                                                                             \
+  do {                                                                                                   \
+    cudnnStatus_t st_ = (expr);                                                                          \
+    if (st_ != CUDNN_STATUS_SUCCESS)                                                                     \
+      throw ::td::Error(::td::cat("cuDNN ", __FILE__, ":", __LINE__),                                  \
+                        ::td::cat(#expr, " failed: ", cudnnGetErrorString(st_)));                        \
+  } while (0)
+
+namespace td {
+namespace cuda {
+namespace {
+
+cudnnHandle_t handle() {
+  static cudnnHandle_t h = [] {
+    cudnnHandle_t hh;
+    TD_CUDNN_CHECK(cudnnCreate(&hh));
+    TD_CUDNN_CHECK(cudnnSetStream(hh, stream()));
+    return hh;
+  }();
+  return h;
+}
+
+bool force_naive() {
+  static bool v = [] {
+    const char* e = std::getenv("TD_VAE_CONV");
+    return e && std::string(e) == "naive";
+  }();
+  return v;
+}
+
+// y[To,Ho,Wo,O] (+)= conv(x) + bias, one thread per output element, fp32 accumulation.
+__global__ void conv3d_naive_kernel(const __nv_bfloat16* __restrict__ x, const __nv_bfloat16* __restrict__ w,
+                                    const float* __restrict__ bias, __nv_bfloat16* __restrict__ y, int Hi, int Wi,
+                                    int C, int O, int kt, int kh, int kw, int To, int Ho, int Wo, int st, int sh,
+                                    int sw, int pt, int pl, bool accumulate) {
+  const int64_t total = int64_t(To) * Ho * Wo * O;
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
+    const int o = int(i % O);
+    int64_t r = i / O;
+    const int wo = int(r % Wo);
+    r /= Wo;
+    const int ho = int(r % Ho);
+    const int t = int(r / Ho);
+    float acc = bias ? bias[o] : 0.f;
+    for (int dt = 0; dt < kt; dt++) {
+      const int ti = t * st + dt;
+      for (int dh = 0; dh < kh; dh++) {
+        const int hi = ho * sh - pt + dh;
+        if (hi < 0 || hi >= Hi) continue;
+        for (int dw = 0; dw < kw; dw++) {
+          const int wi = wo * sw - pl + dw;
+          if (wi < 0 || wi >= Wi) continue;
+          const __nv_bfloat16* xp = x + ((int64_t(ti) * Hi + hi) * Wi + wi) * C;
+          const __nv_bfloat16* wp = w + ((((int64_t(o) * kt + dt) * kh + dh) * kw + dw) * C);
+          for (int c = 0; c < C; c++) acc += __bfloat162float(xp[c]) * __bfloat162float(wp[c]);
+        }
+      }
+    }
+    if (accumulate) acc += __bfloat162float(y[i]);
+    y[i] = __float2bfloat16(acc);
+  }
+}
+
+__global__ void add_bias_kernel(__nv_bfloat16* __restrict__ y, const float* __restrict__ bias, int64_t rows, int O) {
+  const int64_t total = rows * O;
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x)
+    y[i] = __float2bfloat16(__bfloat162float(y[i]) + bias[i % O]);
+}
+
+// Zero-pads spatially (asymmetric pads, which cuDNN cannot express): x [T,H,W,C] -> y [T,H+pt+pb,W+pl+pr,C].
+__global__ void pad_kernel(const __nv_bfloat16* __restrict__ x, __nv_bfloat16* __restrict__ y, int T, int H, int W,
+                           int C, int Hp, int Wp, int pt, int pl) {
+  const int64_t total = int64_t(T) * Hp * Wp * C;
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
+    const int c = int(i % C);
+    int64_t r = i / C;
+    const int wp = int(r % Wp);
+    r /= Wp;
+    const int hp = int(r % Hp);
+    const int t = int(r / Hp);
+    const int h = hp - pt, w = wp - pl;
+    y[i] = (h >= 0 && h < H && w >= 0 && w < W) ? x[((int64_t(t) * H + h) * W + w) * C + c] : __float2bfloat16(0.f);
+  }
+}
+
+unsigned grid_for(int64_t n, int threads) {
+  int64_t b = (n + threads - 1) / threads;
+  const int64_t cap = int64_t(sm_count()) * 32;
+  return unsigned(std::max<int64_t>(1, std::min(b, cap)));
+}
+
+struct Descs {
+  cudnnTensorDescriptor_t x = nullptr, y = nullptr;
+  cudnnFilterDescriptor_t w = nullptr;
+  cudnnConvolutionDescriptor_t conv = nullptr;
+  cudnnConvolutionFwdAlgo_t algo = CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM;
+  size_t ws = 0;
+  bool supported = true;
+};
+
+void set_ndhwc(cudnnTensorDescriptor_t d, int T, int H, int W, int C) {
+  const int dims[5] = {1, C, T, H, W};
+  const int strides[5] = {T * H * W * C, 1, H * W * C, W * C, C};
+  TD_CUDNN_CHECK(cudnnSetTensorNdDescriptor(d, CUDNN_DATA_BFLOAT16, 5, dims, strides));
+}
+
+using Key = std::tuple<int, int, int, int, int, int, int, int, int, int, int, int, int>;
+
+// Descriptors + algorithm per distinct problem, found once. `y_probe` is scratch FindEx may overwrite.
+Descs& descs_for(const Key& k, const void* x, const void* w, int To, int Ho, int Wo) {
+  static std::map<Key, Descs> cache;
+  static std::mutex mu;
+  std::lock_guard<std::mutex> lk(mu);
+  auto it = cache.find(k);
+  if (it != cache.end()) return it->second;
+  int T, H, W, C, O, kt, kh, kw, st, sh, sw, ph, pw;
+  std::tie(T, H, W, C, O, kt, kh, kw, st, sh, sw, ph, pw) = k;
+  Descs d;
+  TD_CUDNN_CHECK(cudnnCreateTensorDescriptor(&d.x));
+  TD_CUDNN_CHECK(cudnnCreateTensorDescriptor(&d.y));
+  TD_CUDNN_CHECK(cudnnCreateFilterDescriptor(&d.w));
+  TD_CUDNN_CHECK(cudnnCreateConvolutionDescriptor(&d.conv));
+  set_ndhwc(d.x, T, H, W, C);
+  set_ndhwc(d.y, To, Ho, Wo, O);
+  const int fdims[5] = {O, C, kt, kh, kw};
+  TD_CUDNN_CHECK(cudnnSetFilterNdDescriptor(d.w, CUDNN_DATA_BFLOAT16, CUDNN_TENSOR_NHWC, 5, fdims));
+  const int pads[3] = {0, ph, pw}, strides[3] = {st, sh, sw}, dil[3] = {1, 1, 1};
+  TD_CUDNN_CHECK(cudnnSetConvolutionNdDescriptor(d.conv, 3, pads, strides, dil, CUDNN_CROSS_CORRELATION,
+                                                 CUDNN_DATA_FLOAT));
+  TD_CUDNN_CHECK(cudnnSetConvolutionMathType(d.conv, CUDNN_TENSOR_OP_MATH));
+  int outd[5];
+  TD_CUDNN_CHECK(cudnnGetConvolutionNdForwardOutputDim(d.conv, d.x, d.w, 5, outd));
+  TD_ASSERT(outd[1] == O && outd[2] == To && outd[3] == Ho && outd[4] == Wo, "cuDNN output dims disagree");
+
+  // Time the candidates on scratch output and workspace (the real y may hold a residual we accumulate into).
+  const size_t ybytes = size_t(To) * Ho * Wo * O * 2;
+  void* yprobe = device_alloc(ybytes);
+  size_t ws_bytes = conv3d_config::kMaxWorkspace;
+  void* ws = nullptr;
+  try {
+    ws = device_alloc(ws_bytes);
+  } catch (const Error&) {
+    ws_bytes = size_t(64) << 20;
+    ws = device_alloc(ws_bytes);
+  }
+  cudnnConvolutionFwdAlgoPerf_t perf[conv3d_config::kFindCandidates];
+  int found = 0;
+  cudnnStatus_t st_find = cudnnFindConvolutionForwardAlgorithmEx(
+      handle(), d.x, x, d.w, w, d.conv, d.y, yprobe, conv3d_config::kFindCandidates, &found, perf, ws, ws_bytes);
+  TD_CUDA_CHECK(cudaStreamSynchronize(stream()));
+  device_free(ws, ws_bytes);
+  device_free(yprobe, ybytes);
+  d.supported = false;
+  if (st_find == CUDNN_STATUS_SUCCESS) {
+    for (int i = 0; i < found; i++) {
+      if (perf[i].status == CUDNN_STATUS_SUCCESS && perf[i].memory <= ws_bytes) {
+        d.algo = perf[i].algo;
+        d.ws = perf[i].memory;
+        d.supported = true;
+        log_debug("vae conv3d [", T, ",", H, ",", W, ",", C, "]->", O, " k", kt, kh, kw, ": cuDNN algo ",
+                  int(d.algo), " ", perf[i].time, " ms, ws ", d.ws);
+        break;
+      }
+    }
+  }
+  if (!d.supported)
+    log_warn("vae conv3d: cuDNN has no algorithm for [", T, ",", H, ",", W, ",", C, "]->", O, " kernel ", kt, "x",
+             kh, "x", kw, " (", cudnnGetErrorString(st_find), "); using the slow direct kernel");
+  return cache.emplace(k, d).first->second;
+}
+
+void naive(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y, const Conv3dParams& p, bool accumulate,
+           int pad_top, int pad_left) {
+  const int64_t n = y.numel();
+  conv3d_naive_kernel<<<grid_for(n, conv3d_config::kNaiveThreads), conv3d_config::kNaiveThreads, 0, stream()>>>(
+      x.ptr<__nv_bfloat16>(), w.ptr<__nv_bfloat16>(), bias ? bias->ptr<float>() : nullptr, y.ptr<__nv_bfloat16>(),
+      int(x.size(1)), int(x.size(2)), int(x.size(3)), int(w.size(0)), int(w.size(1)), int(w.size(2)), int(w.size(3)),
+      int(y.size(0)), int(y.size(1)), int(y.size(2)), p.stride_t, p.stride_h, p.stride_w, pad_top, pad_left,
+      accumulate);
+  TD_CUDA_LAUNCH_CHECK();
+}
+
+}  // namespace
+
+void conv3d(const Tensor& x_in, const Tensor& w, const Tensor* bias, Tensor& y, const Conv3dParams& p,
+            bool accumulate) {
+  expect_cuda(x_in, "conv3d input");
+  expect_cuda(w, "conv3d weight");
+  expect_cuda(y, "conv3d output");
+  expect_dtype(x_in, DType::BF16, "conv3d input");
+  expect_dtype(w, DType::BF16, "conv3d weight");
+  expect_dtype(y, DType::BF16, "conv3d output");
+  TD_CHECK(x_in.is_contiguous() && w.is_contiguous() && y.is_contiguous(), "conv3d", "tensors must be contiguous");
+  if (bias) {
+    expect_cuda(*bias, "conv3d bias");
+    expect_dtype(*bias, DType::F32, "conv3d bias");
+    TD_CHECK(bias->numel() == w.size(0), "conv3d bias", "has ", bias->numel(), " values, expected ", w.size(0));
+  }
+  Shape os = p.out_shape(x_in.shape(), w.shape(), "conv3d");
+  expect_shape(y, os, "conv3d output");
+  TD_CHECK(x_in.numel() < (int64_t(1) << 31) && y.numel() < (int64_t(1) << 31), "conv3d",
+           "tensor too large for cuDNN's 32-bit indexing: ", shape_str(x_in.shape()));
+
+  // cuDNN pads symmetrically; materialise asymmetric padding (the encoder's downsample) first.
+  Tensor x = x_in;
+  Conv3dParams q = p;
+  const bool sym = p.pad_top == p.pad_bottom && p.pad_left == p.pad_right;
+  if (!sym) {
+    const int64_t T = x.size(0), H = x.size(1), W = x.size(2), C = x.size(3);
+    const int64_t Hp = H + p.pad_top + p.pad_bottom, Wp = W + p.pad_left + p.pad_right;
+    x = Tensor::empty({T, Hp, Wp, C}, DType::BF16, Device::CUDA);
+    pad_kernel<<<grid_for(x.numel(), 256), 256, 0, stream()>>>(x_in.ptr<__nv_bfloat16>(), x.ptr<__nv_bfloat16>(),
+                                                                int(T), int(H), int(W), int(C), int(Hp), int(Wp),
+                                                                p.pad_top, p.pad_left);
+    TD_CUDA_LAUNCH_CHECK();
+    q.pad_top = q.pad_bottom = q.pad_left = q.pad_right = 0;
+  }
+  if (force_naive()) return naive(x, w, bias, y, q, accumulate, q.pad_top, q.pad_left);
+
+  const Key k{int(x.size(0)), int(x.size(1)), int(x.size(2)), int(x.size(3)), int(w.size(0)), int(w.size(1)),
+              int(w.size(2)), int(w.size(3)), q.stride_t, q.stride_h, q.stride_w, q.pad_top, q.pad_left};
+  Descs& d = descs_for(k, x.data(), w.data(), int(os[0]), int(os[1]), int(os[2]));
+  if (!d.supported) return naive(x, w, bias, y, q, accumulate, q.pad_top, q.pad_left);
+  void* ws = d.ws ? device_alloc(d.ws) : nullptr;
+  const float alpha = 1.f, beta = accumulate ? 1.f : 0.f;
+  cudnnStatus_t st = cudnnConvolutionForward(handle(), &alpha, d.x, x.data(), d.w, w.data(), d.conv, d.algo, ws, d.ws,
+                                             &beta, d.y, y.data());
+  if (ws) device_free(ws, d.ws);
+  TD_CUDNN_CHECK(st);
+  if (bias) {
+    add_bias_kernel<<<grid_for(y.numel(), 256), 256, 0, stream()>>>(y.ptr<__nv_bfloat16>(), bias->ptr<float>(),
+                                                                   y.numel() / w.size(0), int(w.size(0)));
+    TD_CUDA_LAUNCH_CHECK();
+  }
+}
+
+}  // namespace cuda
+}  // namespace td

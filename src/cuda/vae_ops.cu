@@ -1,0 +1,211 @@
+// CUDA kernels for the VAE's non-conv ops (bf16 activations, fp32 math). The attention core runs its two GEMMs on
+// cuBLAS (bf16 inputs, fp32 accumulation; fp32 scores) with a row softmax between them.
+#include "cuda/vae_ops.h"
+
+#include <cublas_v2.h>
+
+#include <algorithm>
+
+#include "cuda/cuda_common.cuh"
+
+namespace td {
+namespace cuda {
+namespace {
+
+unsigned grid_for(int64_t n, int threads) {
+  int64_t b = (n + threads - 1) / threads;
+  const int64_t cap = int64_t(sm_count()) * 32;
+  return unsigned(std::max<int64_t>(1, std::min(b, cap)));
+}
+
+cublasHandle_t blas() {
+  static cublasHandle_t h = [] {
+    cublasHandle_t hh;
+    TD_CUBLAS_CHECK(cublasCreate(&hh));
+    TD_CUBLAS_CHECK(cublasSetStream(hh, stream()));
+    return hh;
+  }();
+  return h;
+}
+
+__device__ __forceinline__ float warp_sum(float v) {
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+__device__ __forceinline__ float warp_max(float v) {
+  for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+  return v;
+}
+
+// One warp per row of C channels: y = x / max(||x||, 1e-12) * sqrt(C) * gamma (+ bias), optional SiLU.
+__global__ void rms_norm_kernel(const __nv_bfloat16* __restrict__ x, const float* __restrict__ gamma,
+                                const float* __restrict__ bias, __nv_bfloat16* y, int64_t rows, int C, bool silu) {
+  const int lane = threadIdx.x & 31;
+  const int64_t warps = int64_t(gridDim.x) * (blockDim.x / 32);
+  for (int64_t r = blockIdx.x * int64_t(blockDim.x / 32) + threadIdx.x / 32; r < rows; r += warps) {
+    const __nv_bfloat16* xr = x + r * C;
+    float ss = 0.f;
+    for (int c = lane; c < C; c += 32) {
+      const float v = __bfloat162float(xr[c]);
+      ss += v * v;
+    }
+    ss = warp_sum(ss);
+    const float inv = sqrtf(float(C)) / fmaxf(sqrtf(ss), 1e-12f);
+    __nv_bfloat16* yr = y + r * C;  // may alias x: each lane reads its channels before writing them
+    for (int c = lane; c < C; c += 32) {
+      float v = __bfloat162float(xr[c]) * inv * gamma[c] + (bias ? bias[c] : 0.f);
+      if (silu) v = v / (1.f + __expf(-v));
+      yr[c] = __float2bfloat16(v);
+    }
+  }
+}
+
+// One block per score row: p = softmax(s) in fp32, written as bf16 for the PV GEMM.
+__global__ void softmax_rows_kernel(const float* __restrict__ s, __nv_bfloat16* __restrict__ p, int L) {
+  __shared__ float red[32];
+  const float* sr = s + int64_t(blockIdx.x) * L;
+  __nv_bfloat16* pr = p + int64_t(blockIdx.x) * L;
+  const int lane = threadIdx.x & 31, wid = threadIdx.x / 32, nw = blockDim.x / 32;
+  float m = -INFINITY;
+  for (int j = threadIdx.x; j < L; j += blockDim.x) m = fmaxf(m, sr[j]);
+  m = warp_max(m);
+  if (lane == 0) red[wid] = m;
+  __syncthreads();
+  m = lane < nw ? red[lane] : -INFINITY;
+  m = warp_max(m);
+  __syncthreads();
+  float sum = 0.f;
+  for (int j = threadIdx.x; j < L; j += blockDim.x) sum += __expf(sr[j] - m);
+  sum = warp_sum(sum);
+  if (lane == 0) red[wid] = sum;
+  __syncthreads();
+  sum = lane < nw ? red[lane] : 0.f;
+  sum = warp_sum(sum);
+  const float inv = 1.f / sum;
+  for (int j = threadIdx.x; j < L; j += blockDim.x) pr[j] = __float2bfloat16(__expf(sr[j] - m) * inv);
+}
+
+// Copies `units` of U (16 or 2 bytes) per pixel; the index maps below cover both layout moves.
+template <typename U>
+__global__ void upsample2x_kernel(const U* __restrict__ x, U* __restrict__ y, int T, int H, int W, int units) {
+  const int64_t total = int64_t(T) * 2 * H * 2 * W * units;
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
+    const int u = int(i % units);
+    int64_t r = i / units;
+    const int wo = int(r % (2 * W));
+    r /= 2 * W;
+    const int ho = int(r % (2 * H));
+    const int t = int(r / (2 * H));
+    y[i] = x[((int64_t(t) * H + ho / 2) * W + wo / 2) * units + u];
+  }
+}
+
+template <typename U>
+__global__ void interleave_kernel(const U* __restrict__ x, U* __restrict__ y, int T, int64_t HW, int units) {
+  // y [2T, HW, units] from x [T, HW, 2*units]
+  const int64_t total = int64_t(2) * T * HW * units;
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
+    const int u = int(i % units);
+    int64_t r = i / units;
+    const int64_t p = r % HW;
+    const int64_t f = r / HW;
+    const int64_t t = f / 2, half = f % 2;
+    y[i] = x[(t * HW + p) * 2 * units + half * units + u];
+  }
+}
+
+}  // namespace
+
+void vae_rms_norm(const Tensor& x, const Tensor& gamma, const Tensor* bias, bool silu, Tensor& y) {
+  expect_cuda(x, "vae_rms_norm input");
+  expect_cuda(y, "vae_rms_norm output");
+  expect_cuda(gamma, "vae_rms_norm gamma");
+  expect_dtype(x, DType::BF16, "vae_rms_norm input");
+  expect_dtype(y, DType::BF16, "vae_rms_norm output");
+  expect_dtype(gamma, DType::F32, "vae_rms_norm gamma");
+  const int64_t C = x.size(-1), rows = x.numel() / C;
+  TD_CHECK(gamma.numel() == C && y.numel() == x.numel() && x.is_contiguous() && y.is_contiguous(), "vae_rms_norm",
+           "shape mismatch: x ", shape_str(x.shape()), " gamma ", shape_str(gamma.shape()));
+  if (bias) expect_dtype(*bias, DType::F32, "vae_rms_norm bias");
+  const int threads = 256;
+  rms_norm_kernel<<<grid_for(rows * 32, threads), threads, 0, stream()>>>(
+      x.ptr<__nv_bfloat16>(), gamma.ptr<float>(), bias ? bias->ptr<float>() : nullptr, y.ptr<__nv_bfloat16>(), rows,
+      int(C), silu);
+  TD_CUDA_LAUNCH_CHECK();
+}
+
+void vae_attention(const Tensor& qkv, Tensor& o) {
+  expect_cuda(qkv, "vae_attention qkv");
+  expect_cuda(o, "vae_attention output");
+  expect_dtype(qkv, DType::BF16, "vae_attention qkv");
+  expect_dtype(o, DType::BF16, "vae_attention output");
+  TD_CHECK(qkv.dim() == 2 && qkv.size(1) % 3 == 0 && qkv.is_contiguous(), "vae_attention",
+           "qkv must be contiguous [L, 3C], got ", shape_str(qkv.shape()));
+  const int64_t L = qkv.size(0), C = qkv.size(1) / 3;
+  expect_shape(o, {L, C}, "vae_attention output");
+  const __nv_bfloat16* q = qkv.ptr<__nv_bfloat16>();
+  const __nv_bfloat16* k = q + C;
+  const __nv_bfloat16* v = q + 2 * C;
+  // Query blocks bound the fp32 score scratch to ~128 MiB whatever the frame size.
+  const int64_t bq = std::max<int64_t>(1, std::min<int64_t>(L, (int64_t(32) << 20) / L));
+  Tensor s = Tensor::empty({bq, L}, DType::F32, Device::CUDA);
+  Tensor p = Tensor::empty({bq, L}, DType::BF16, Device::CUDA);
+  const float scale = 1.f / sqrtf(float(C)), one = 1.f, zero = 0.f;
+  const int ld = int(3 * C);
+  for (int64_t q0 = 0; q0 < L; q0 += bq) {
+    const int n = int(std::min(bq, L - q0));
+    // Row-major S[n, L] = Q K^T is column-major S^T = K^T^T(op T on K^T) x Q^T.
+    TD_CUBLAS_CHECK(cublasGemmEx(blas(), CUBLAS_OP_T, CUBLAS_OP_N, int(L), n, int(C), &scale, k, CUDA_R_16BF, ld,
+                                 q + q0 * ld, CUDA_R_16BF, ld, &zero, s.data(), CUDA_R_32F, int(L),
+                                 CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+    softmax_rows_kernel<<<n, 256, 0, stream()>>>(s.ptr<float>(), p.ptr<__nv_bfloat16>(), int(L));
+    TD_CUDA_LAUNCH_CHECK();
+    // Row-major O[n, C] = P V is column-major O^T = V^T x P^T.
+    TD_CUBLAS_CHECK(cublasGemmEx(blas(), CUBLAS_OP_N, CUBLAS_OP_N, int(C), n, int(L), &one, v, CUDA_R_16BF, ld,
+                                 p.data(), CUDA_R_16BF, int(L), &zero, o.ptr<__nv_bfloat16>() + q0 * C, CUDA_R_16BF,
+                                 int(C), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+  }
+}
+
+void vae_upsample_nearest2x(const Tensor& x, Tensor& y) {
+  expect_cuda(x, "vae_upsample input");
+  expect_cuda(y, "vae_upsample output");
+  const int64_t T = x.size(0), H = x.size(1), W = x.size(2), C = x.size(3);
+  expect_shape(y, {T, 2 * H, 2 * W, C}, "vae_upsample output");
+  TD_CHECK(x.dtype() == y.dtype() && dtype_size(x.dtype()) == 2, "vae_upsample", "bf16/f16 tensors expected");
+  const int64_t bytes = C * 2;
+  if (bytes % 16 == 0) {
+    const int units = int(bytes / 16);
+    upsample2x_kernel<uint4><<<grid_for(y.nbytes() / 16, 256), 256, 0, stream()>>>(
+        static_cast<const uint4*>(x.data()), static_cast<uint4*>(y.data()), int(T), int(H), int(W), units);
+  } else {
+    upsample2x_kernel<uint16_t><<<grid_for(y.numel(), 256), 256, 0, stream()>>>(
+        static_cast<const uint16_t*>(x.data()), static_cast<uint16_t*>(y.data()), int(T), int(H), int(W), int(C));
+  }
+  TD_CUDA_LAUNCH_CHECK();
+}
+
+void vae_time_interleave(const Tensor& x, Tensor& y) {
+  expect_cuda(x, "vae_time_interleave input");
+  expect_cuda(y, "vae_time_interleave output");
+  const int64_t T = x.size(0), H = x.size(1), W = x.size(2), C = x.size(3) / 2;
+  expect_shape(y, {2 * T, H, W, C}, "vae_time_interleave output");
+  TD_CHECK(x.dtype() == y.dtype() && dtype_size(x.dtype()) == 2, "vae_time_interleave", "bf16/f16 tensors expected");
+  if ((C * 2) % 16 == 0) {
+    interleave_kernel<uint4><<<grid_for(y.nbytes() / 16, 256), 256, 0, stream()>>>(
+        static_cast<const uint4*>(x.data()), static_cast<uint4*>(y.data()), int(T), H * W, int(C * 2 / 16));
+  } else {
+    interleave_kernel<uint16_t><<<grid_for(y.numel(), 256), 256, 0, stream()>>>(
+        static_cast<const uint16_t*>(x.data()), static_cast<uint16_t*>(y.data()), int(T), H * W, int(C));
+  }
+  TD_CUDA_LAUNCH_CHECK();
+}
+
+void vae_zero(Tensor& x) {
+  expect_cuda(x, "vae_zero");
+  TD_ASSERT(x.is_contiguous());
+  TD_CUDA_CHECK(cudaMemsetAsync(x.data(), 0, x.nbytes(), stream()));
+}
+
+}  // namespace cuda
+}  // namespace td
