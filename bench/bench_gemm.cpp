@@ -1,0 +1,132 @@
+// `turbodiff bench gemm`: W8A8 against cuBLASLt bf16 (ops::linear) at Wan's linear shapes, measured in the same run.
+//
+//   turbodiff bench gemm [--iters N] [--warmup N] [--no-14b] [--kernel auto|mma|wgmma|all] [--flush-l2]
+//
+// Per shape: cuBLASLt bf16 (bf16 in/out, fp32 accumulate), the W8A8 GEMM alone (int8 activation already quantized:
+// the DiT's q/k/v/ffn.0 inputs come quantized out of the fused norm kernels), the activation quantizer alone
+// (bf16 -> int8 + 1x128 scales), and quant + GEMM as two launches (o-proj / ffn.2, whose input is not normalised).
+// Speedups are cuBLAS time / W8A8 time. TOPS = 2*M*N*K / time.
+#include <cstdio>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "bench_util.h"
+#include "command.h"
+#include "core/allocator.h"
+#include "core/error.h"
+#include "ops/ops.h"
+#include "ops/w8a8.h"
+#ifdef TD_WITH_CUDA
+#include "cuda/w8a8_gemm.h"
+#endif
+
+namespace {
+
+using namespace td;
+
+struct Args {
+  int iters = 20, warmup = 5;
+  bool no_14b = false, flush = false;
+  std::string kernel = "auto";
+};
+
+// Fills a device tensor by tiling a 1M-element random host block (cheap for GiB-sized operands).
+void fill(Tensor& t, uint64_t seed, float stdev) {
+  const int64_t block = std::min<int64_t>(t.numel(), int64_t(1) << 20);
+  Tensor h = Tensor::empty({block}, DType::F32);
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<float> d(0.f, stdev);
+  for (int64_t i = 0; i < block; i++) h.ptr<float>()[i] = d(rng);
+  Tensor hc = t.dtype() == DType::I8 ? Tensor::empty({block}, DType::I8) : h.to(t.dtype());
+  if (t.dtype() == DType::I8)
+    for (int64_t i = 0; i < block; i++) hc.ptr<int8_t>()[i] = int8_t(std::max(-128.f, std::min(127.f, h.ptr<float>()[i] * 40.f)));
+  const size_t es = dtype_size(t.dtype());
+  char* dst = static_cast<char*>(t.data());
+  for (int64_t off = 0; off < t.numel(); off += block) {
+    const int64_t n = std::min(block, t.numel() - off);
+    device_memcpy(dst + off * es, hc.data(), size_t(n) * es, 0);
+  }
+}
+
+Tensor dev(const Shape& s, DType dt, uint64_t seed, float stdev = 1.f) {
+  Tensor t = Tensor::empty(s, dt, Device::CUDA);
+  fill(t, seed, stdev);
+  return t;
+}
+
+#ifdef TD_WITH_CUDA
+void shape(const Args& a, int64_t M, int64_t K, int64_t N, const std::vector<std::string>& kernels) {
+  const double flops = 2.0 * double(M) * double(N) * double(K);
+  Tensor x = dev({M, K}, DType::BF16, 1), w = dev({N, K}, DType::BF16, 2, 0.02f);
+  Tensor y = Tensor::empty({M, N}, DType::BF16, Device::CUDA);
+  Tensor wq = dev({N, K}, DType::I8, 3), ws = dev({N / 128, K / 128}, DType::F32, 4, 1e-4f);
+  ops::Int8Act act;
+  ops::quantize_act_int8(x, act);
+
+  auto t_ref = bench::time_it([&] { ops::linear(x, w, nullptr, y); }, a.warmup, a.iters, true, a.flush);
+  auto t_q = bench::time_it([&] { ops::quantize_act_int8(x, act); }, a.warmup, a.iters, true, a.flush);
+  std::printf("M=%-6lld K=%-6lld N=%-6lld  cuBLASLt bf16 %8.3f ms %7.1f TFLOP/s | act quant %6.3f ms (separate kernel)\n",
+              (long long)M, (long long)K, (long long)N, t_ref.median_ms, flops / (t_ref.median_ms * 1e9), t_q.median_ms);
+  for (const std::string& kn : kernels) {
+    cuda::set_w8a8_kernel(kn.c_str());
+    auto t_g = bench::time_it([&] { ops::linear_w8a8(act, wq, ws, nullptr, y); }, a.warmup, a.iters, true, a.flush);
+    auto t_all = bench::time_it([&] {
+      ops::quantize_act_int8(x, act);
+      ops::linear_w8a8(act, wq, ws, nullptr, y);
+    }, a.warmup, a.iters, true, a.flush);
+    std::printf("    w8a8 %-6s GEMM alone %8.3f ms %7.1f TOPS  speedup %5.2fx | quant+GEMM (unfused, 2 launches) %8.3f ms  "
+                "speedup %5.2fx\n",
+                cuda::w8a8_kernel_name(), t_g.median_ms, flops / (t_g.median_ms * 1e9), t_ref.median_ms / t_g.median_ms,
+                t_all.median_ms, t_ref.median_ms / t_all.median_ms);
+  }
+  cuda::set_w8a8_kernel("auto");
+}
+#endif
+
+int run(const Args& a) {
+#ifndef TD_WITH_CUDA
+  fail("bench gemm", "needs a CUDA build");
+#else
+  TD_CHECK(cuda_available(), "bench gemm", "no CUDA device");
+  std::vector<std::string> kernels;
+  if (a.kernel == "all") {
+    kernels.push_back("mma");
+    try {
+      cuda::set_w8a8_kernel("wgmma");
+      kernels.push_back("wgmma");
+    } catch (const Error&) {
+    }
+    cuda::set_w8a8_kernel("auto");
+  } else {
+    cuda::set_w8a8_kernel(a.kernel.c_str());  // validates the name
+    kernels.push_back(a.kernel);
+  }
+  std::printf("%s\nW8A8 (int8 x int8, 1x128 activation groups, 128x128 weight tiles) vs cuBLASLt bf16, %d iters\n",
+              bench::device_description().c_str(), a.iters);
+  shape(a, 32760, 1536, 1536, kernels);
+  shape(a, 32760, 1536, 8960, kernels);
+  shape(a, 32760, 8960, 1536, kernels);
+  if (!a.no_14b) {
+    shape(a, 75600, 5120, 5120, kernels);
+    shape(a, 75600, 5120, 13824, kernels);
+    shape(a, 75600, 13824, 5120, kernels);
+  }
+  return 0;
+#endif
+}
+
+cli::Runner setup(CLI::App& app) {
+  auto a = std::make_shared<Args>();
+  app.add_option("--iters", a->iters, "timed runs per measurement (default 20)");
+  app.add_option("--warmup", a->warmup, "untimed runs first (default 5)");
+  app.add_flag("--no-14b", a->no_14b, "skip the 14B 720p shapes");
+  app.add_flag("--flush-l2", a->flush, "flush L2 before each timed run");
+  app.add_option("--kernel", a->kernel, "W8A8 GEMM kernel: auto, mma, wgmma or all (default auto)")
+      ->check(CLI::IsMember({"auto", "mma", "wgmma", "all"}));
+  return [a] { return run(*a); };
+}
+
+cli::BenchCase reg("gemm", "W8A8 int8 GEMM vs cuBLASLt bf16 at Wan's linear shapes (ms, TOPS, speedup)", setup);
+
+}  // namespace
