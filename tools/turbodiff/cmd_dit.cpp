@@ -56,7 +56,14 @@ int run(const Args& a) {
   raw = TensorMap();
   m = TensorMap();
   auto t1 = std::chrono::steady_clock::now();
-  Tensor out = dit->forward(x, t.ptr<float>()[0], ctx, y.defined() ? &y : nullptr);
+  Tensor out;
+  try {
+    out = dit->forward(x, t.ptr<float>()[0], ctx, y.defined() ? &y : nullptr);
+  } catch (const Error& e) {
+    const std::string& s = e.subject();
+    if (s == "x" || s == "y" || s == "t" || s == "context") fail(a.inputs, e.what());  // name the file too
+    throw;
+  }
   auto t2 = std::chrono::steady_clock::now();
   save_safetensors(a.output, {{"out", out}});
   log_info("dit: ", cfg.name, " on ", device_name(opts.device), ", load ",

@@ -167,6 +167,12 @@ std::unique_ptr<WanDiT> WanDiT::from_tensors(const TensorMap& raw, const DitConf
   c.validate("--config");
   check_device(o.device);
   TensorMap m = normalize_dit_keys(raw);
+  // A config that does not fit the checkpoint is the likely mistake; say so before listing hundreds of keys.
+  if (const Tensor* pe = m.find("patch_embedding.weight")) {
+    Tensor pl = patch_embedding_as_linear(*pe);
+    TD_CHECK(pl.size(0) == c.dim && pl.size(1) == c.in_dim * 4, m.source, "patch_embedding.weight ",
+             shape_str(pe->shape()), " does not fit the config (", c.summary(), "); check --config");
+  }
   std::set<std::string> req, opt;
   expected_keys(c, m, &req, &opt);
   check_keys(m, req, opt, "Wan DiT");

@@ -1,0 +1,321 @@
+// The Wan DiT on CPU against the float64 PyTorch reference (scripts/ref/wan_dit_ref.py via
+// scripts/fixtures/make_dit_fixtures.py), plus config handling, loading errors and the `turbodiff dit` command.
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+
+#include "core/error.h"
+#include "io/key_names.h"
+#include "io/safetensors.h"
+#include "io/tensor_map.h"
+#include "model/dit/dit.h"
+#include "test_util.h"
+
+namespace td {
+namespace {
+
+std::string fixture(const std::string& variant, const std::string& file) {
+  return std::string(TD_SOURCE_DIR) + "/tests/fixtures/dit/" + variant + "/" + file;
+}
+
+struct Inputs {
+  Tensor x, t, context, y, expected;
+};
+
+Inputs read_inputs(const std::string& variant) {
+  TensorMap in = load_safetensors(fixture(variant, "inputs.safetensors"));
+  Inputs r;
+  r.x = in.get("x").to_f32_host();
+  r.t = in.get("t").to_f32_host();
+  r.context = in.get("context").to_f32_host();
+  if (in.has("y")) r.y = in.get("y").to_f32_host();
+  r.expected = load_safetensors(fixture(variant, "expected.safetensors")).get("out").to_f32_host();
+  return r;
+}
+
+Tensor run(WanDiT& dit, const Inputs& in) {
+  return dit.forward(in.x, in.t.ptr<float>()[0], in.context, in.y.defined() ? &in.y : nullptr);
+}
+
+DitOptions cpu_opts() {
+  DitOptions o;
+  o.device = Device::CPU;
+  return o;
+}
+
+// f32 against float64: the PyTorch f32 forward itself is at ~2e-13 on these fixtures.
+constexpr double kF32Nmse = 1e-10;
+
+TEST(DitForward, T2vSafetensorsMatchesReference) {
+  const std::string w = fixture("t2v", "model.safetensors");
+  DitConfig cfg = DitConfig::resolve("", w, nullptr);  // config.json beside the weights
+  EXPECT_EQ(cfg.dim, 64);
+  EXPECT_EQ(cfg.num_heads, 2);
+  EXPECT_EQ(cfg.text_dim, 32);
+  auto dit = WanDiT::load(w, cfg, cpu_opts());
+  Inputs in = read_inputs("t2v");
+  Tensor out = run(*dit, in);
+  ASSERT_EQ(out.shape(), in.expected.shape());
+  const double e = test::nmse(out, in.expected);
+  EXPECT_LT(e, kF32Nmse);
+  // A second call reuses the workspace and the cached time embedding: same result.
+  Tensor again = run(*dit, in);
+  EXPECT_EQ(test::max_abs_diff(out, again), 0.0);
+}
+
+TEST(DitForward, T2vPthWithConvPatchAndPrefixMatchesReference) {
+  const std::string w = fixture("t2v", "model.pth");
+  auto dit = WanDiT::load(w, DitConfig::from_json_file(fixture("t2v", "config.json")), cpu_opts());
+  Inputs in = read_inputs("t2v");
+  EXPECT_LT(test::nmse(run(*dit, in), in.expected), kF32Nmse);
+}
+
+TEST(DitForward, I2vMatchesReference) {
+  const std::string w = fixture("i2v", "model.safetensors");
+  DitConfig cfg = DitConfig::resolve("", w, nullptr);
+  EXPECT_EQ(cfg.model_type, "i2v");
+  EXPECT_EQ(cfg.y_dim(), 20);
+  auto dit = WanDiT::load(w, cfg, cpu_opts());
+  Inputs in = read_inputs("i2v");
+  EXPECT_LT(test::nmse(run(*dit, in), in.expected), kF32Nmse);
+  // Changing t changes the output (the time path is live).
+  Tensor other = dit->forward(in.x, 10.f, in.context, &in.y);
+  EXPECT_GT(test::nmse(other, in.expected), 1e-4);
+}
+
+// A TurboDiffusion -quant style checkpoint (int8 weights + 128x128 tile scales for the block linears), run with
+// --linear bf16: dequantized at load, it must equal the float model holding the dequantized weights.
+TEST(DitForward, QuantCheckpointDequantizesAtLoad) {
+  TensorMap m = normalize_dit_keys(load_checkpoint(fixture("t2v", "model.safetensors")));
+  TensorMap q, deq;
+  q.source = deq.source = "synthetic-quant";
+  for (auto& kv : m.all()) {
+    const std::string& n = kv.first;
+    const bool block_linear_weight = n.rfind("blocks.", 0) == 0 && kv.second.dim() == 2 &&
+                                     n.find(".weight") == n.size() - 7;
+    if (!block_linear_weight) {
+      q.put(n, kv.second);
+      deq.put(n, kv.second);
+      continue;
+    }
+    Tensor w = kv.second.to_f32_host().contiguous();
+    const int64_t N = w.size(0), K = w.size(1), tn = (N + 127) / 128, tk = (K + 127) / 128;
+    Tensor qi = Tensor::empty({N, K}, DType::I8), sc = Tensor::empty({tn, tk}, DType::F32),
+           dq = Tensor::empty({N, K}, DType::F32);
+    for (int64_t bi = 0; bi < tn; bi++)
+      for (int64_t bk = 0; bk < tk; bk++) {
+        float amax = 1e-8f;
+        for (int64_t i = bi * 128; i < std::min(N, bi * 128 + 128); i++)
+          for (int64_t k = bk * 128; k < std::min(K, bk * 128 + 128); k++)
+            amax = std::max(amax, std::fabs(w.ptr<float>()[i * K + k]));
+        const float s = amax / 128.f;
+        sc.ptr<float>()[bi * tk + bk] = s;
+        for (int64_t i = bi * 128; i < std::min(N, bi * 128 + 128); i++)
+          for (int64_t k = bk * 128; k < std::min(K, bk * 128 + 128); k++) {
+            float v = std::nearbyint(w.ptr<float>()[i * K + k] / s);
+            v = std::min(127.f, std::max(-128.f, v));
+            qi.ptr<int8_t>()[i * K + k] = int8_t(v);
+            dq.ptr<float>()[i * K + k] = v * s;
+          }
+      }
+    const std::string base = n.substr(0, n.size() - 7);
+    q.put(base + ".int8_weight", qi);
+    q.put(base + ".scale", sc);
+    deq.put(n, dq);
+  }
+  DitConfig cfg = DitConfig::from_json_file(fixture("t2v", "config.json"));
+  DitOptions o = cpu_opts();
+  o.linear = LinearMode::Float;
+  auto a = WanDiT::from_tensors(q, cfg, o);
+  EXPECT_FALSE(a->quantized());
+  auto b = WanDiT::from_tensors(deq, cfg, o);
+  Inputs in = read_inputs("t2v");
+  Tensor oa = run(*a, in), ob = run(*b, in);
+  EXPECT_EQ(test::max_abs_diff(oa, ob), 0.0);
+  // Quantization moved the result, but not far.
+  EXPECT_GT(test::nmse(oa, in.expected), 0.0);
+  EXPECT_LT(test::nmse(oa, in.expected), 1e-2);
+  // Auto picks W8A8 for a quantized checkpoint; dim 64 is not a multiple of 128, so it must say so.
+  o.linear = LinearMode::Auto;
+  try {
+    WanDiT::from_tensors(q, cfg, o);
+    ADD_FAILURE() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("w8a8"), std::string::npos) << e.what();
+  }
+}
+
+TEST(DitForward, ProjLIsAcceptedAndOtherExtrasAreNotFatal) {
+  TensorMap m = load_checkpoint(fixture("t2v", "model.safetensors"));
+  m.put("blocks.0.self_attn.attn_op.local_attn.proj_l.weight", test::randn({32, 32}, 1));
+  m.put("blocks.0.self_attn.attn_op.local_attn.proj_l.bias", test::randn({32}, 2));
+  m.put("some.unused.tensor", test::randn({3}, 3));
+  auto dit = WanDiT::from_tensors(m, DitConfig::from_json_file(fixture("t2v", "config.json")), cpu_opts());
+  Inputs in = read_inputs("t2v");
+  EXPECT_LT(test::nmse(run(*dit, in), in.expected), kF32Nmse);  // dense attention ignores proj_l
+}
+
+TEST(DitForward, MissingOrMisshapenTensorsAreNamed) {
+  DitConfig cfg = DitConfig::from_json_file(fixture("t2v", "config.json"));
+  {
+    TensorMap m = load_checkpoint(fixture("t2v", "model.safetensors"));
+    m.erase("blocks.1.cross_attn.norm_k.weight");
+    try {
+      WanDiT::from_tensors(m, cfg, cpu_opts());
+      ADD_FAILURE() << "expected an error";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("blocks.1.cross_attn.norm_k.weight"), std::string::npos) << e.what();
+    }
+  }
+  {
+    TensorMap m = load_checkpoint(fixture("t2v", "model.safetensors"));
+    m.put("blocks.0.ffn.0.weight", test::randn({64, 64}, 4));
+    try {
+      WanDiT::from_tensors(m, cfg, cpu_opts());
+      ADD_FAILURE() << "expected an error";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("blocks.0.ffn.0.weight"), std::string::npos) << e.what();
+    }
+  }
+}
+
+TEST(DitForward, InputShapeErrors) {
+  auto dit = WanDiT::load(fixture("i2v", "model.safetensors"),
+                          DitConfig::from_json_file(fixture("i2v", "config.json")), cpu_opts());
+  Inputs in = read_inputs("i2v");
+  auto expect_error = [&](const Tensor& x, const Tensor& ctx, const Tensor* y, const char* subject) {
+    try {
+      dit->forward(x, 500.f, ctx, y);
+      ADD_FAILURE() << "expected an error about " << subject;
+    } catch (const Error& e) {
+      EXPECT_EQ(e.subject(), subject) << e.what();
+    }
+  };
+  expect_error(test::randn({15, 3, 8, 12}, 1), in.context, &in.y, "x");   // channels
+  expect_error(test::randn({16, 3, 7, 12}, 2), in.context, &in.y, "x");   // odd height
+  expect_error(test::randn({16, 3, 8}, 3), in.context, &in.y, "x");       // rank
+  expect_error(in.x, test::randn({7, 31}, 4), &in.y, "context");          // width
+  expect_error(in.x, test::randn({513, 32}, 5), &in.y, "context");        // too many rows
+  expect_error(in.x, in.context, nullptr, "y");                           // i2v without y
+  Tensor ybad = test::randn({20, 3, 8, 10}, 6);
+  expect_error(in.x, in.context, &ybad, "y");
+  auto t2v = WanDiT::load(fixture("t2v", "model.safetensors"),
+                          DitConfig::from_json_file(fixture("t2v", "config.json")), cpu_opts());
+  EXPECT_THROW(t2v->forward(in.x, 1.f, in.context, &in.y), Error);        // y for a t2v model
+}
+
+TEST(DitConfig, PresetsJsonAndInference) {
+  DitConfig c = DitConfig::preset("wan2.1-t2v-1.3b");
+  EXPECT_EQ(c.dim, 1536);
+  EXPECT_EQ(c.ffn_dim, 8960);
+  EXPECT_EQ(c.num_heads, 12);
+  EXPECT_EQ(c.head_dim(), 128);
+  EXPECT_EQ(DitConfig::preset("wan2.2-i2v-a14b").in_dim, 36);
+  EXPECT_EQ(DitConfig::preset("wan2.1-t2v-14b").num_layers, 40);
+  EXPECT_THROW(DitConfig::preset("wan9"), Error);
+  // Official config.json of the 1.3B resolves to the preset's name.
+  DitConfig j = DitConfig::from_json_text(
+      R"({"_class_name":"WanModel","_diffusers_version":"0.30.0","dim":1536,"eps":1e-06,"ffn_dim":8960,)"
+      R"("freq_dim":256,"in_dim":16,"model_type":"t2v","num_heads":12,"num_layers":30,"out_dim":16,"text_len":512})",
+      "config.json");
+  EXPECT_EQ(j.name, "wan2.1-t2v-1.3b");
+  // diffusers' config.json.
+  DitConfig d = DitConfig::from_json_text(
+      R"({"_class_name":"WanTransformer3DModel","attention_head_dim":128,"num_attention_heads":40,"ffn_dim":13824,)"
+      R"("in_channels":36,"out_channels":16,"num_layers":40,"text_dim":4096,"freq_dim":256,"eps":1e-6})",
+      "diffusers.json");
+  EXPECT_EQ(d.name, "wan2.2-i2v-a14b");
+  EXPECT_THROW(DitConfig::from_json_text("{\"dim\": 64}", "bad.json"), Error);
+  EXPECT_THROW(DitConfig::from_json_text(R"({"dim":64,"ffn_dim":128,"num_heads":3,"num_layers":1})", "h.json"),
+               Error);  // 64 % 3
+  // Inference from shapes (head_dim 128): a 2-layer dim-256 i2v model.
+  TensorMap m;
+  m.source = "shapes";
+  auto put = [&](const std::string& n, Shape s) { m.put(n, Tensor::empty(s, DType::BF16)); };
+  put("patch_embedding.weight", {256, 36, 1, 2, 2});
+  put("text_embedding.0.weight", {256, 4096});
+  put("time_embedding.0.weight", {256, 256});
+  put("head.head.weight", {64, 256});
+  put("blocks.0.ffn.0.weight", {512, 256});
+  put("blocks.1.modulation", {1, 6, 256});
+  DitConfig inf = DitConfig::infer(m);
+  EXPECT_EQ(inf.dim, 256);
+  EXPECT_EQ(inf.num_heads, 2);
+  EXPECT_EQ(inf.num_layers, 2);
+  EXPECT_EQ(inf.in_dim, 36);
+  EXPECT_EQ(inf.out_dim, 16);
+  EXPECT_EQ(inf.ffn_dim, 512);
+  EXPECT_EQ(inf.model_type, "i2v");
+  // The tiny fixture (dim 64) cannot be inferred with head_dim 128: a clear error pointing at --config.
+  TensorMap tiny = normalize_dit_keys(load_checkpoint(fixture("t2v", "model.safetensors")));
+  try {
+    DitConfig::infer(tiny);
+    ADD_FAILURE();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("--config"), std::string::npos) << e.what();
+  }
+}
+
+TEST(DitForward, RandomWeightsAreDeterministicAndFinite) {
+  DitConfig c = DitConfig::from_json_file(fixture("t2v", "config.json"));
+  auto a = WanDiT::random(c, cpu_opts(), 7), b = WanDiT::random(c, cpu_opts(), 7), d = WanDiT::random(c, cpu_opts(), 8);
+  Inputs in = read_inputs("t2v");
+  Tensor oa = run(*a, in), ob = run(*b, in), od = run(*d, in);
+  EXPECT_EQ(test::max_abs_diff(oa, ob), 0.0);
+  EXPECT_GT(test::nmse(oa, od), 1e-3);
+  EXPECT_TRUE(std::isfinite(test::nmse(oa, od)));
+}
+
+// ---- the `turbodiff dit` command ----
+
+std::string bin() { return std::string(TD_BINARY_DIR) + "/bin/turbodiff"; }
+
+int sh(const std::string& cmd) {
+  int rc = std::system((cmd + " >/dev/null 2>&1").c_str());
+  return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+
+TEST(DitCommand, EndToEndMatchesReference) {
+  ASSERT_TRUE(std::ifstream(bin()).good()) << bin() << " not built";
+  for (const char* v : {"t2v", "i2v"}) {
+    const std::string out = std::string(TD_BINARY_DIR) + "/dit_cmd_" + v + ".safetensors";
+    std::remove(out.c_str());
+    ASSERT_EQ(sh(bin() + " dit --device cpu --weights " + fixture(v, "model.safetensors") + " --inputs " +
+                 fixture(v, "inputs.safetensors") + " --output " + out),
+              0);
+    TensorMap o = load_safetensors(out);
+    Inputs in = read_inputs(v);
+    EXPECT_LT(test::nmse(o.get("out"), in.expected), kF32Nmse) << v;
+  }
+}
+
+TEST(DitCommand, BadInputsFailCleanly) {
+  ASSERT_TRUE(std::ifstream(bin()).good()) << bin() << " not built";
+  const std::string dir = std::string(TD_BINARY_DIR);
+  const std::string w = fixture("t2v", "model.safetensors"), out = dir + "/dit_cmd_bad.safetensors";
+  // Missing weights file.
+  EXPECT_EQ(sh(bin() + " dit --device cpu --weights /nonexistent/w.safetensors --inputs " +
+               fixture("t2v", "inputs.safetensors") + " --output " + out),
+            1);
+  // Inputs with a misnamed tensor.
+  const std::string bad = dir + "/dit_bad_inputs.safetensors";
+  save_safetensors(bad, {{"latent", test::randn({16, 3, 8, 12}, 1)}, {"t", Tensor::from_f32({1}, {500.f})},
+                         {"context", test::randn({4, 32}, 2)}});
+  EXPECT_EQ(sh(bin() + " dit --device cpu --weights " + w + " --inputs " + bad + " --output " + out), 1);
+  // Wrong x shape.
+  save_safetensors(bad, {{"x", test::randn({16, 3, 7, 12}, 1)}, {"t", Tensor::from_f32({1}, {500.f})},
+                         {"context", test::randn({4, 32}, 2)}});
+  EXPECT_EQ(sh(bin() + " dit --device cpu --weights " + w + " --inputs " + bad + " --output " + out), 1);
+  // Unknown preset.
+  EXPECT_EQ(sh(bin() + " dit --device cpu --config wan3 --weights " + w + " --inputs " +
+               fixture("t2v", "inputs.safetensors") + " --output " + out),
+            1);
+  // A config whose shapes do not fit the weights.
+  EXPECT_EQ(sh(bin() + " dit --device cpu --config wan2.1-t2v-1.3b --weights " + w + " --inputs " +
+               fixture("t2v", "inputs.safetensors") + " --output " + out),
+            1);
+}
+
+}  // namespace
+}  // namespace td
