@@ -152,14 +152,20 @@ void ZipArchive::read(const ZipEntry& e, void* dst) const {
   if (!f) fail(subject, cat("cannot open entry (libzip: ", zip_strerror(za_), ")"));
   uint64_t done = 0;
   char* out = static_cast<char*>(dst);
-  while (done < e.size) {
-    zip_int64_t got = zip_fread(f, out + done, e.size - done);
+  // One read past the end: libzip verifies the CRC when it reaches the end of the entry.
+  char probe[1];
+  while (true) {
+    zip_int64_t got = done < e.size ? zip_fread(f, out + done, e.size - done) : zip_fread(f, probe, 1);
     if (got < 0) {
       std::string msg = zip_file_strerror(f);
       zip_fclose(f);
       fail(subject, "cannot read entry (libzip: " + msg + ")");
     }
     if (got == 0) break;
+    if (done >= e.size) {
+      zip_fclose(f);
+      fail(subject, "entry is longer than the directory says");
+    }
     done += uint64_t(got);
   }
   zip_fclose(f);
