@@ -167,6 +167,13 @@ TEST(Pth, CorruptedPickleBytesAreCaughtByTheCrc) {
   std::remove(path.c_str());
 }
 
+TEST(Pth, MissingOrShortStorageEntries) {
+  expect_error([] { load_pth(fixture("short_storage.pth")); },
+               {"short_storage.pth", "state_dict/data/0", "holds 48 bytes but the pickle needs 96"});
+  expect_error([] { load_pth(fixture("missing_storage.pth")); },
+               {"missing_storage.pth", "storage '0'", "no entry 'state_dict/data/0'"});
+}
+
 TEST(Pth, MissingOrShortStorages) {
   // The real pickle against resolvers that report a missing archive entry or a short one.
   ZipArchive z(MappedFile::open(fixture("state_dict.pth")));
