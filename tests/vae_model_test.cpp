@@ -31,6 +31,14 @@ TEST(VaeModel, ConfigFromWeights) {
   EXPECT_EQ(c.z_dim, 16);
 }
 
+// The .pth route (torch.save zip, f16 here) loads through the same call and gives the same model up to f16 rounding.
+TEST(VaeModel, LoadsPth) {
+  std::unique_ptr<WanVae> p = WanVae::load(kDir + "tiny_vae_f16.pth", Device::CPU);
+  WanVae s(fx().weights, Device::CPU);
+  Tensor z = fx().get("z");
+  EXPECT_LT(test::nmse(p->decode(z), s.decode(z)), 1e-4);
+}
+
 TEST(VaeModel, DecodeMatchesReference) {
   WanVae vae(fx().weights, Device::CPU);
   Tensor v = vae.decode(fx().get("z"));

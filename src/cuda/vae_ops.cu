@@ -37,7 +37,7 @@ __device__ __forceinline__ float warp_max(float v) {
   return v;
 }
 
-// One warp per row of C channels: y = x / max(||x||, 1e-12) * sqrt(C) * gamma (+ bias), optional SiLU.
+// One warp per row of C channels: u = x + pre_bias, y = u / max(||u||, 1e-12) * sqrt(C) * gamma, optional SiLU.
 __global__ void rms_norm_kernel(const __nv_bfloat16* __restrict__ x, const float* __restrict__ gamma,
                                 const float* __restrict__ bias, __nv_bfloat16* y, int64_t rows, int C, bool silu) {
   const int lane = threadIdx.x & 31;
@@ -46,14 +46,14 @@ __global__ void rms_norm_kernel(const __nv_bfloat16* __restrict__ x, const float
     const __nv_bfloat16* xr = x + r * C;
     float ss = 0.f;
     for (int c = lane; c < C; c += 32) {
-      const float v = __bfloat162float(xr[c]);
+      const float v = __bfloat162float(xr[c]) + (bias ? bias[c] : 0.f);
       ss += v * v;
     }
     ss = warp_sum(ss);
     const float inv = sqrtf(float(C)) / fmaxf(sqrtf(ss), 1e-12f);
     __nv_bfloat16* yr = y + r * C;  // may alias x: each lane reads its channels before writing them
     for (int c = lane; c < C; c += 32) {
-      float v = __bfloat162float(xr[c]) * inv * gamma[c] + (bias ? bias[c] : 0.f);
+      float v = (__bfloat162float(xr[c]) + (bias ? bias[c] : 0.f)) * inv * gamma[c];
       if (silu) v = v / (1.f + __expf(-v));
       yr[c] = __float2bfloat16(v);
     }
@@ -114,7 +114,46 @@ __global__ void interleave_kernel(const U* __restrict__ x, U* __restrict__ y, in
   }
 }
 
+__global__ void to_planar_kernel(const __nv_bfloat16* __restrict__ x, float* __restrict__ y, int64_t P, int C) {
+  // y[c, p] = clamp(x[p, c]); P = n*H*W pixels. Consecutive threads walk p so the f32 writes coalesce.
+  const int64_t total = P * C;
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t c = i / P, p = i % P;
+    y[i] = fminf(1.f, fmaxf(-1.f, __bfloat162float(x[p * C + c])));
+  }
+}
+
+__global__ void from_planar_kernel(const float* __restrict__ x, __nv_bfloat16* __restrict__ y, int64_t P, int C) {
+  const int64_t total = P * C;
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t p = i / C, c = i % C;
+    y[i] = __float2bfloat16(x[c * P + p]);
+  }
+}
+
 }  // namespace
+
+void vae_to_planar_clamped(const Tensor& x, Tensor& y) {
+  expect_cuda(x, "vae_to_planar input");
+  expect_cuda(y, "vae_to_planar output");
+  expect_dtype(x, DType::BF16, "vae_to_planar input");
+  expect_dtype(y, DType::F32, "vae_to_planar output");
+  const int64_t C = x.size(-1), P = x.numel() / C;
+  expect_shape(y, {C, x.size(0), x.size(1), x.size(2)}, "vae_to_planar output");
+  to_planar_kernel<<<grid_for(x.numel(), 256), 256, 0, stream()>>>(x.ptr<__nv_bfloat16>(), y.ptr<float>(), P, int(C));
+  TD_CUDA_LAUNCH_CHECK();
+}
+
+void vae_from_planar(const Tensor& x, Tensor& y) {
+  expect_cuda(x, "vae_from_planar input");
+  expect_cuda(y, "vae_from_planar output");
+  expect_dtype(x, DType::F32, "vae_from_planar input");
+  expect_dtype(y, DType::BF16, "vae_from_planar output");
+  const int64_t C = x.size(0), P = x.numel() / C;
+  expect_shape(y, {x.size(1), x.size(2), x.size(3), C}, "vae_from_planar output");
+  from_planar_kernel<<<grid_for(x.numel(), 256), 256, 0, stream()>>>(x.ptr<float>(), y.ptr<__nv_bfloat16>(), P, int(C));
+  TD_CUDA_LAUNCH_CHECK();
+}
 
 void vae_rms_norm(const Tensor& x, const Tensor& gamma, const Tensor* bias, bool silu, Tensor& y) {
   expect_cuda(x, "vae_rms_norm input");
@@ -126,7 +165,10 @@ void vae_rms_norm(const Tensor& x, const Tensor& gamma, const Tensor* bias, bool
   const int64_t C = x.size(-1), rows = x.numel() / C;
   TD_CHECK(gamma.numel() == C && y.numel() == x.numel() && x.is_contiguous() && y.is_contiguous(), "vae_rms_norm",
            "shape mismatch: x ", shape_str(x.shape()), " gamma ", shape_str(gamma.shape()));
-  if (bias) expect_dtype(*bias, DType::F32, "vae_rms_norm bias");
+  if (bias) {
+    expect_dtype(*bias, DType::F32, "vae_rms_norm bias");
+    TD_CHECK(bias->numel() == C, "vae_rms_norm bias", "has ", bias->numel(), " values for ", C, " channels");
+  }
   const int threads = 256;
   rms_norm_kernel<<<grid_for(rows * 32, threads), threads, 0, stream()>>>(
       x.ptr<__nv_bfloat16>(), gamma.ptr<float>(), bias ? bias->ptr<float>() : nullptr, y.ptr<__nv_bfloat16>(), rows,

@@ -60,6 +60,7 @@ int run_decode(const Args& a) {
   else check_output_path(a.output, "--output");
   const Device dev = cli::resolve_device(a.device) ? Device::CUDA : Device::CPU;
   Tensor z = pick_input(a.inputs, a.tensor, "z");
+  TD_CHECK(z.dim() == 4 && z.size(0) == 16, a.inputs, "expected a latent z [16, T, h, w], got ", shape_str(z.shape()));
   auto t0 = std::chrono::steady_clock::now();
   std::unique_ptr<WanVae> vae = WanVae::load(a.weights, dev);
   log_info("vae: loaded ", a.weights, " in ", secs_since(t0), " s");
@@ -91,6 +92,7 @@ int run_encode(const Args& a) {
     v = load_image_for_i2v(a.inputs, a.width, a.height).view({3, 1, a.height, a.width});
   } else {
     v = pick_input(a.inputs, a.tensor, "video");
+    TD_CHECK(v.dim() == 4 && v.size(0) == 3, a.inputs, "expected a video [3, T, H, W], got ", shape_str(v.shape()));
   }
   auto t0 = std::chrono::steady_clock::now();
   std::unique_ptr<WanVae> vae = WanVae::load(a.weights, dev);

@@ -29,8 +29,8 @@ namespace vae {
 void conv3d(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y, const Conv3dParams& p, bool accumulate) {
   TD_VAE_DISPATCH(y, conv3d, x, w, bias, y, p, accumulate);
 }
-void rms_norm(const Tensor& x, const Tensor& gamma, const Tensor* bias, bool silu, Tensor& y) {
-  TD_VAE_DISPATCH(y, vae_rms_norm, x, gamma, bias, silu, y);
+void rms_norm(const Tensor& x, const Tensor& gamma, const Tensor* pre_bias, bool silu, Tensor& y) {
+  TD_VAE_DISPATCH(y, vae_rms_norm, x, gamma, pre_bias, silu, y);
 }
 void attention(const Tensor& qkv, Tensor& o) { TD_VAE_DISPATCH(o, vae_attention, qkv, o); }
 void upsample_nearest2x(const Tensor& x, Tensor& y) { TD_VAE_DISPATCH(y, vae_upsample_nearest2x, x, y); }

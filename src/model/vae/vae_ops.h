@@ -9,7 +9,7 @@ namespace td {
 namespace vae {
 
 void conv3d(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y, const Conv3dParams& p, bool accumulate);
-void rms_norm(const Tensor& x, const Tensor& gamma, const Tensor* bias, bool silu, Tensor& y);
+void rms_norm(const Tensor& x, const Tensor& gamma, const Tensor* pre_bias, bool silu, Tensor& y);
 void attention(const Tensor& qkv, Tensor& o);
 void upsample_nearest2x(const Tensor& x, Tensor& y);
 void time_interleave(const Tensor& x, Tensor& y);

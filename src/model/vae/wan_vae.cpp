@@ -5,10 +5,14 @@
 #include <cstring>
 #include <random>
 
+#include "core/allocator.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "core/threads.h"
 #include "model/vae/vae_ops.h"
+#ifdef TD_WITH_CUDA
+#include "cuda/vae_ops.h"
+#endif
 
 namespace td {
 
@@ -161,6 +165,7 @@ class Loader {
 }  // namespace
 
 struct WanVae::Impl {
+  static constexpr int64_t kHist = 2;  // frames of history a kernel-3 causal conv sees (Wan's CACHE_T)
   Device dev;
   DType act;
   // decoder
@@ -186,41 +191,64 @@ struct WanVae::Impl {
     return y;
   }
 
-  // A causal conv with kernel 3 in time: runs on [zeros, cache, x] and keeps the last frames as the next cache.
-  // With `acc`, the result is added into *acc (the residual add).
-  Tensor causal(const Conv& c, const Tensor& x, Run& run, size_t slot, Tensor* acc = nullptr) const {
-    const int64_t n = x.size(0);
-    Tensor& cache = run.slot[slot];
+  // Causal convs with kernel 3 in time run on [zeros, cache, x] (2 frames of history). The producer of x writes it
+  // straight into frames [2, 2 + n) of the buffer causal_buffer() returns, so no concatenation copy is needed; the
+  // buffer's last frames become the next cache.
+  Tensor causal_buffer(Run& run, size_t slot, const Shape& x_shape) const {
+    const Tensor& cache = run.slot[slot];
     const int64_t cf = cache.defined() ? cache.size(0) : 0;
-    const int64_t hist = c.kt - 1;  // 2
-    TD_ASSERT(cf <= hist);
-    Shape bs = x.shape();
-    bs[0] = hist + n;
+    TD_ASSERT(cf <= kHist);
+    Shape bs = x_shape;
+    bs[0] = kHist + x_shape[0];
     Tensor buf = empty(bs);
-    if (hist - cf > 0) {
-      Tensor z = buf.slice(0, 0, hist - cf);
+    if (kHist - cf > 0) {
+      Tensor z = buf.slice(0, 0, kHist - cf);
       vae::zero(z);
     }
-    if (cf > 0) buf.slice(0, hist - cf, hist).copy_from(cache);
-    buf.slice(0, hist, hist + n).copy_from(x);
-    const int64_t keep = std::min<int64_t>(hist, cf + n);
-    cache = buf.slice(0, hist + n - keep, hist + n).clone();
+    if (cf > 0) buf.slice(0, kHist - cf, kHist).copy_from(cache);
+    return buf;
+  }
+  static Tensor input_part(const Tensor& buf) { return buf.slice(0, kHist, buf.size(0)); }
+
+  // Runs the conv on a filled buffer. bias: whether to add the conv's bias here (false when the consumer folds it
+  // in, see vae_rms_norm's pre_bias). With `acc`, the result is added into *acc (the residual add).
+  Tensor causal_run(const Conv& c, const Tensor& buf, Run& run, size_t slot, bool bias, Tensor* acc = nullptr) const {
+    TD_ASSERT(c.kt == kHist + 1);
+    const int64_t n = buf.size(0) - kHist;
+    const Tensor& cache = run.slot[slot];
+    const int64_t cf = cache.defined() ? cache.size(0) : 0;
+    const int64_t keep = std::min<int64_t>(kHist, cf + n);
+    run.slot[slot] = buf.slice(0, kHist + n - keep, kHist + n).clone();
+    const Tensor* b = bias ? &c.b : nullptr;
     if (acc) {
-      vae::conv3d(buf, c.w, &c.b, *acc, c.p, true);
+      vae::conv3d(buf, c.w, b, *acc, c.p, true);
       return *acc;
     }
     Tensor y = empty(c.p.out_shape(buf.shape(), c.w.shape(), "vae conv"));
-    vae::conv3d(buf, c.w, &c.b, y, c.p, false);
+    vae::conv3d(buf, c.w, b, y, c.p, false);
     return y;
+  }
+
+  // A causal conv on an existing tensor (inputs not produced by a norm: the first conv, time convs).
+  Tensor causal(const Conv& c, const Tensor& x, Run& run, size_t slot) const {
+    Tensor buf = causal_buffer(run, slot, x.shape());
+    input_part(buf).copy_from(x);
+    return causal_run(c, buf, run, slot, true);
   }
 
   Tensor res(const Res& r, Tensor x, Run& run) const {
     Tensor h = r.sc.defined() ? pointwise(r.sc, x) : x;
-    Tensor a = empty(x.shape());
+    const size_t s1 = run.next();
+    Tensor buf = causal_buffer(run, s1, x.shape());
+    Tensor a = input_part(buf);
     vae::rms_norm(x, r.g1, nullptr, true, a);
-    a = causal(r.c1, a, run, run.next());
-    vae::rms_norm(a, r.g2, nullptr, true, a);
-    return causal(r.c2, a, run, run.next(), &h);
+    Tensor y1 = causal_run(r.c1, buf, run, s1, /*bias=*/false);
+    const size_t s2 = run.next();
+    buf = causal_buffer(run, s2, y1.shape());
+    a = input_part(buf);
+    vae::rms_norm(y1, r.g2, &r.c1.b, true, a);
+    y1 = Tensor();
+    return causal_run(r.c2, buf, run, s2, true, &h);
   }
 
   Tensor attn(const Attn& at, Tensor x) const {
@@ -289,8 +317,12 @@ struct WanVae::Impl {
   }
 
   Tensor head(const Tensor& g, const Conv& c, Tensor x, Run& run) const {
-    vae::rms_norm(x, g, nullptr, true, x);
-    return causal(c, x, run, run.next());
+    const size_t s = run.next();
+    Tensor buf = causal_buffer(run, s, x.shape());
+    Tensor a = input_part(buf);
+    vae::rms_norm(x, g, nullptr, true, a);
+    x = Tensor();
+    return causal_run(c, buf, run, s, true);
   }
 
   // One decoder call on latent frames x [n, h, w, z] (after conv2) -> [frames, 8h, 8w, 3].
@@ -534,7 +566,26 @@ Tensor WanVae::decode(const Tensor& z_in, const VaeDecodeOptions& opts) const {
         const int64_t n = t0 == 0 ? 1 : std::min<int64_t>(chunk, T - t0);
         Tensor zc = to_device_cl(z, t0, n, y0, th, x0, tw, I.dev, I.act, true);
         Tensor xc = I.pointwise(I.conv2, zc);
-        Tensor y = to_host_cl(I.decoder(xc, run));
+        Tensor yd = I.decoder(xc, run);
+        xc = Tensor();
+#ifdef TD_WITH_CUDA
+        if (!tiled && yd.is_cuda()) {
+          // Clamp and go planar on the device, then one copy per channel straight into the output.
+          const int64_t nf = yd.size(0), HW = yd.size(1) * yd.size(2);
+          TD_ASSERT(yd.size(1) == H && yd.size(2) == W && f_out + nf <= F, "decoder output ", shape_str(yd.shape()));
+          Tensor planar = Tensor::empty({3, nf, yd.size(1), yd.size(2)}, DType::F32, Device::CUDA);
+          cuda::vae_to_planar_clamped(yd, planar);
+          for (int c = 0; c < 3; c++)
+            device_memcpy(out.ptr<float>() + (c * F + f_out) * HW, planar.ptr<float>() + c * nf * HW,
+                          size_t(nf * HW) * sizeof(float), 1);
+          f_out += nf;
+          t0 += n;
+          if (opts.on_frame) opts.on_frame(int(t0), int(T));
+          continue;
+        }
+#endif
+        Tensor y = to_host_cl(yd);
+        yd = Tensor();
         const int64_t nf = y.size(0), ph = y.size(1), pw = y.size(2);
         TD_ASSERT(ph == 8 * th && pw == 8 * tw && f_out + nf <= F, "decoder output ", shape_str(y.shape()));
         const float* yp = y.ptr<float>();
@@ -552,7 +603,7 @@ Tensor WanVae::decode(const Tensor& z_in, const VaeDecodeOptions& opts) const {
               for (int c = 0; c < 3; c++) {
                 float& o = op[((c * F + f_out + f) * H + gy) * W + gx];
                 if (tiled) o += wgt * px[c];
-                else o = px[c];
+                else o = std::min(1.f, std::max(-1.f, px[c]));
               }
               if (tiled && first_frames && f == 0) ws[gy * W + gx] += wgt;
             }
@@ -565,13 +616,14 @@ Tensor WanVae::decode(const Tensor& z_in, const VaeDecodeOptions& opts) const {
       TD_ASSERT(f_out == F, "decoded ", f_out, " frames, expected ", F);
     }
   }
+  if (!tiled) return out;
   float* op = out.ptr<float>();
-  const float* ws = tiled ? wsum.ptr<float>() : nullptr;
+  const float* ws = wsum.ptr<float>();
   parallel_for(3 * F, [&](int64_t lo, int64_t hi) {
     for (int64_t cf = lo; cf < hi; cf++)
       for (int64_t p = 0; p < H * W; p++) {
         float v = op[cf * H * W + p];
-        if (ws) v /= ws[p];
+        v /= ws[p];
         op[cf * H * W + p] = std::min(1.f, std::max(-1.f, v));
       }
   }, 1);
@@ -594,7 +646,19 @@ Tensor WanVae::encode(const Tensor& v_in) const {
   int64_t t_out = 0;
   for (int64_t f0 = 0; f0 < F;) {
     const int64_t n = f0 == 0 ? 1 : 4;
-    Tensor x = to_device_cl(v, f0, n, 0, H, 0, W, I.dev, I.act, false);
+    Tensor x;
+#ifdef TD_WITH_CUDA
+    if (I.dev == Device::CUDA) {
+      // One host-to-device copy per channel of the planar chunk; the transpose to channels-last runs on the device.
+      Tensor planar = Tensor::empty({3, n, H, W}, DType::F32, Device::CUDA);
+      for (int c = 0; c < 3; c++)
+        device_memcpy(planar.ptr<float>() + c * n * H * W, v.ptr<float>() + (c * F + f0) * H * W,
+                      size_t(n * H * W) * sizeof(float), 0);
+      x = Tensor::empty({n, H, W, 3}, DType::BF16, Device::CUDA);
+      cuda::vae_from_planar(planar, x);
+    }
+#endif
+    if (!x.defined()) x = to_device_cl(v, f0, n, 0, H, 0, W, I.dev, I.act, false);
     Tensor e = I.encoder(x, run);
     Tensor mu = to_host_cl(I.pointwise(I.conv1_mu, e));
     TD_ASSERT(mu.size(1) == h && mu.size(2) == w && mu.size(3) == Z, "encoder output ", shape_str(mu.shape()));
