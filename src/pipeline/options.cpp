@@ -122,6 +122,10 @@ void check_files(const GenerateOptions& o) {
   fs::path parent = fs::path(o.output).parent_path();
   std::error_code ec;
   if (!parent.empty() && !fs::exists(parent, ec)) fs::create_directories(parent, ec);
+  // access(W_OK) alone accepts a regular file as "directory"; the write would then fail after all the work.
+  if (!parent.empty() && video_is_container_path(o.output))
+    TD_CHECK(fs::is_directory(parent, ec), "-o", "cannot write ", o.output, ": ", parent.string(),
+             " is not a directory");
   check_video_output(o.output, "-o");
 }
 
