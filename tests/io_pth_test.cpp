@@ -123,6 +123,10 @@ TEST(Pth, NestedDictIsFlattenedAndNonTensorsSkipped) {
   EXPECT_TRUE(n.has("head.modulation"));
 }
 
+TEST(Pth, TrainingCheckpointPicksItsStateDict) {
+  expect_same_as_expected(load_pth(fixture("train_ckpt.pth")), "small.safetensors");
+}
+
 TEST(Pth, LegacyFormatIsRefusedWithAdvice) {
   expect_error([] { load_pth(fixture("legacy.pth")); }, {"legacy.pth", "legacy torch.save format", "torch >= 1.6"});
   expect_error([] { load_checkpoint(fixture("legacy.pth")); }, {"legacy"});

@@ -578,8 +578,6 @@ void flatten(const Value* v, const std::string& prefix, int depth, size_t* visit
   }
 }
 
-bool starts_with(const std::string& s, const std::string& p) { return s.compare(0, p.size(), p) == 0; }
-
 }  // namespace
 
 TensorMap parse_state_dict_pickle(const unsigned char* data, size_t size, const std::string& source,
@@ -589,19 +587,22 @@ TensorMap parse_state_dict_pickle(const unsigned char* data, size_t size, const 
   const Value* root = u.run();
   if (root->kind == Kind::Tensor) fail(source, "the file holds a single tensor, not a state dict");
   if (root->kind != Kind::Dict) fail(source, cat("the pickle holds a ", kind_name(root->kind), ", not a state dict"));
+  // Training checkpoints keep the weights one level down next to optimizer state, counters and configs: when the
+  // root has a "state_dict"/"model_state_dict" dict, that is the state dict. Other nestings ({"net": sd}) are
+  // flattened with '.' and the wrapper prefix is left to the key normaliser.
+  auto pick = [&](const Value* r) -> const Value* {
+    for (const char* name : {"state_dict", "model_state_dict"})
+      for (auto& kv : r->entries)
+        if (kv.first->kind == Kind::Str && kv.first->s == name && kv.second->kind == Kind::Dict) {
+          log_debug(source, ": using the checkpoint's '", name, "' entry as the state dict");
+          return kv.second;
+        }
+    return r;
+  };
+  root = pick(root);
   TensorMap flat;
   size_t visits = 0;
   flatten(root, "", 0, &visits, &flat, source);
-  // Training checkpoints wrap the weights one level down next to non-tensor items; drop that level's name.
-  for (const char* wrap : {"state_dict.", "model_state_dict.", "state_dict_ema."}) {
-    bool all = flat.size() > 0;
-    for (auto& kv : flat.all()) all = all && starts_with(kv.first, wrap);
-    if (!all) continue;
-    TensorMap inner;
-    for (auto& kv : flat.all()) inner.put(kv.first.substr(std::strlen(wrap)), kv.second);
-    flat = std::move(inner);
-    break;
-  }
   flat.source = source;
   return flat;
 }

@@ -5,8 +5,9 @@
 // global, or an opcode that could construct arbitrary objects, raises td::Error naming the file. Nothing read is
 // ever run.
 //
-// The result is flat: nested dicts ({"net": sd}, {"state_dict": sd, "epoch": 3}) become "net.<key>" names (a
-// single outer "state_dict."/"model_state_dict."/"state_dict_ema." level is dropped); non-tensor leaves are skipped.
+// The result is flat: nested dicts become '.'-joined names ({"net": sd} gives "net.<key>"); when the root holds a
+// "state_dict" or "model_state_dict" dict (training checkpoints, next to optimizer state), only that one is read.
+// Non-tensor leaves (epoch counters, strings, lists) are skipped.
 // Stored, aligned, contiguous tensors borrow the mmapped file (zero-copy); the rest are copied.
 #pragma once
 
