@@ -11,5 +11,13 @@ namespace cuda {
 // dimension may be strided (views into a fused projection); Dh must be contiguous. Only opts.scale is read.
 void attention(const Tensor& q, const Tensor& k, const Tensor& v, Tensor& o, const AttentionOptions& opts = {});
 
+// The compiled tile variants (attention_config.h), for benchmarks and tests: same contract as attention(), with a
+// fixed tile shape. Names look like "d128_128x64_w4"; a variant only accepts its own head_dim.
+int attention_variant_count();
+const char* attention_variant_name(int i);
+int attention_variant_head_dim(int i);
+void attention_variant(int i, const Tensor& q, const Tensor& k, const Tensor& v, Tensor& o,
+                       const AttentionOptions& opts = {});
+
 }  // namespace cuda
 }  // namespace td

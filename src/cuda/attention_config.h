@@ -1,0 +1,54 @@
+// Tile choices for the dense FlashAttention-2-style kernel (src/cuda/attention.cu), per head_dim.
+//
+// Why these numbers (H100, mma.sync m16n8k16):
+//  - Each warp owns kBlockM / kWarps = 32 query rows (two m16 tiles). Every warp reads the whole K and V tile from
+//    shared memory through ldmatrix, so rows per warp set the ratio of tensor-core work to shared-memory traffic:
+//    16 rows per warp leaves the kernel bound by shared-memory bandwidth; 32 rows halves that traffic per FLOP.
+//    64 rows would need 256 fp32 accumulators per thread for d=128 and spill.
+//  - d=128: 128 x 64 tiles, 4 warps. Registers per thread: O 128 + S 64 fp32, which fits under 255 without spills
+//    (check with cuobjdump -res-usage). Shared memory: Q 32 KiB + 2 stages x (K 16 + V 16) KiB = 96 KiB, so two
+//    blocks (8 warps) fit on one SM and hide each other's softmax and loads.
+//  - d=64: same tile shape; half the registers and shared memory (48 KiB).
+//  - kBlockN = 64 keys per step: a 32-key step doubles the barrier/softmax overhead per FLOP; 128 keys would need
+//    128 S registers per thread.
+#pragma once
+
+namespace td {
+namespace cuda {
+
+template <int kHeadDim>
+struct AttentionTile;
+
+template <>
+struct AttentionTile<128> {
+  static constexpr int kBlockM = 128;  // query rows per block
+  static constexpr int kBlockN = 64;   // keys per pipeline step
+  static constexpr int kWarps = 4;
+};
+
+template <>
+struct AttentionTile<64> {
+  static constexpr int kBlockM = 128;
+  static constexpr int kBlockN = 64;
+  static constexpr int kWarps = 4;
+};
+
+// Every (head_dim, block_m, block_n, warps) compiled in. The defaults above must be listed; the others exist so
+// `turbodiff bench attention` can time the alternatives on the target GPU (and tests check them all) before a
+// default is changed. 128x32 trades register pressure (no spills at d=128) for twice the barriers per FLOP;
+// 8-warp variants give 16 rows per warp (more warps to hide latency, more shared-memory traffic per FLOP).
+#define TD_ATTENTION_VARIANTS(X) \
+  X(128, 128, 64, 4)             \
+  X(128, 128, 32, 4)             \
+  X(128, 128, 64, 8)             \
+  X(128, 64, 64, 4)              \
+  X(64, 128, 64, 4)              \
+  X(64, 128, 32, 4)              \
+  X(64, 128, 64, 8)
+
+// Blocks per SM the register budget is sized for (__launch_bounds__): 2 blocks of 4 warps cap registers at 255,
+// 2 blocks of 8 warps at 128.
+constexpr int kAttentionMinBlocksPerSM = 2;
+
+}  // namespace cuda
+}  // namespace td

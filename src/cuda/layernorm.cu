@@ -1,0 +1,148 @@
+// LayerNorm (+ modulation or affine) on rows: one warp per row, fp32 statistics from two passes over the row (the
+// second pass subtracts the mean first, so large-mean rows keep their precision; rows are re-read from L1/L2).
+#include "cuda/layernorm.h"
+
+#include "cuda/op_util.cuh"
+
+namespace td {
+namespace cuda {
+
+namespace {
+
+using namespace detail;
+
+constexpr int kRowsPerBlock = 4;  // 4 warps: enough rows in flight per SM for a memory-bound kernel
+
+struct LnParams {
+  const void* mul = nullptr;  // scale (modulate: y *= 1 + mul) or weight (affine: y *= mul)
+  const void* add = nullptr;  // shift or bias
+  bool mul_bf16 = false, add_bf16 = false, one_plus = false;
+  float eps = 1e-6f;
+};
+
+template <typename Tin, typename Tout, bool kVec>
+__global__ void __launch_bounds__(kRowsPerBlock * 32) layernorm_kernel(const Tin* __restrict__ x, int64_t ldx,
+                                                                     Tout* __restrict__ y, int64_t ldy, int64_t M,
+                                                                     int D, LnParams p) {
+  const int64_t row = int64_t(blockIdx.x) * kRowsPerBlock + threadIdx.x / 32;
+  const int lane = threadIdx.x % 32;
+  if (row >= M) return;
+  const Tin* xr = x + row * ldx;
+  Tout* yr = y + row * ldy;
+
+  float s = 0.f;
+  if (kVec) {
+    for (int j = lane * 8; j < D; j += 256) {
+      float v[8];
+      load8(xr + j, v);
+#pragma unroll
+      for (int i = 0; i < 8; i++) s += v[i];
+    }
+  } else {
+    for (int j = lane; j < D; j += 32) s += to_f(xr[j]);
+  }
+  const float mean = warp_sum(s) / float(D);
+
+  float q = 0.f;
+  if (kVec) {
+    for (int j = lane * 8; j < D; j += 256) {
+      float v[8];
+      load8(xr + j, v);
+#pragma unroll
+      for (int i = 0; i < 8; i++) q += (v[i] - mean) * (v[i] - mean);
+    }
+  } else {
+    for (int j = lane; j < D; j += 32) {
+      float d = to_f(xr[j]) - mean;
+      q += d * d;
+    }
+  }
+  const float rstd = rsqrtf(warp_sum(q) / float(D) + p.eps);
+
+  auto finish = [&](float v, int j) {
+    float n = (v - mean) * rstd;
+    if (p.mul) {
+      float m = ld_param(p.mul, p.mul_bf16, j);
+      n *= p.one_plus ? 1.f + m : m;
+    }
+    if (p.add) n += ld_param(p.add, p.add_bf16, j);
+    return n;
+  };
+  if (kVec) {
+    for (int j = lane * 8; j < D; j += 256) {
+      float v[8];
+      load8(xr + j, v);
+#pragma unroll
+      for (int i = 0; i < 8; i++) v[i] = finish(v[i], j + i);
+      store8(yr + j, v);
+    }
+  } else {
+    for (int j = lane; j < D; j += 32) yr[j] = from_f<Tout>(finish(to_f(xr[j]), j));
+  }
+}
+
+template <typename Tin, typename Tout>
+void launch_typed(const Tensor& x, const Rows& rx, Tensor& y, const Rows& ry, const LnParams& p) {
+  const Tin* xp = x.ptr<Tin>();
+  Tout* yp = y.ptr<Tout>();
+  const bool vec = rx.D % 8 == 0 && rows_aligned16(xp, rx.ld, sizeof(Tin)) && rows_aligned16(yp, ry.ld, sizeof(Tout));
+  dim3 grid(ceil_div(rx.M, kRowsPerBlock)), block(kRowsPerBlock * 32);
+  if (vec)
+    layernorm_kernel<Tin, Tout, true><<<grid, block, 0, stream()>>>(xp, rx.ld, yp, ry.ld, rx.M, int(rx.D), p);
+  else
+    layernorm_kernel<Tin, Tout, false><<<grid, block, 0, stream()>>>(xp, rx.ld, yp, ry.ld, rx.M, int(rx.D), p);
+  TD_CUDA_LAUNCH_CHECK();
+}
+
+void run(const char* op, const Tensor& x, Tensor& y, LnParams p) {
+  const std::string xs = cat(op, " input"), ys = cat(op, " output");
+  expect_cuda(x, xs.c_str());
+  expect_cuda(y, ys.c_str());
+  expect_dtype_in(x, xs, {DType::F32, DType::BF16});
+  expect_dtype_in(y, ys, {DType::F32, DType::BF16});
+  TD_CHECK(x.shape() == y.shape(), ys, y.describe(), " does not match input ", x.describe());
+  Rows rx = rows_of(x, xs), ry = rows_of(y, ys);
+  TD_CHECK(rx.D > 0 && rx.D < (int64_t(1) << 30), xs, x.describe(), ": bad row length");
+  if (rx.M == 0) return;
+  const bool xb = x.dtype() == DType::BF16, yb = y.dtype() == DType::BF16;
+  if (xb && yb) launch_typed<__nv_bfloat16, __nv_bfloat16>(x, rx, y, ry, p);
+  if (xb && !yb) launch_typed<__nv_bfloat16, float>(x, rx, y, ry, p);
+  if (!xb && yb) launch_typed<float, __nv_bfloat16>(x, rx, y, ry, p);
+  if (!xb && !yb) launch_typed<float, float>(x, rx, y, ry, p);
+}
+
+}  // namespace
+
+void layernorm_modulate(const Tensor& x, const Tensor& shift, const Tensor& scale, float eps, Tensor& y) {
+  const int64_t D = x.dim() ? x.size(-1) : 0;
+  expect_param(shift, D, "layernorm_modulate shift");
+  expect_param(scale, D, "layernorm_modulate scale");
+  LnParams p;
+  p.mul = scale.data();
+  p.mul_bf16 = scale.dtype() == DType::BF16;
+  p.one_plus = true;
+  p.add = shift.data();
+  p.add_bf16 = shift.dtype() == DType::BF16;
+  p.eps = eps;
+  run("layernorm_modulate", x, y, p);
+}
+
+void layernorm(const Tensor& x, const Tensor* weight, const Tensor* bias, float eps, Tensor& y) {
+  const int64_t D = x.dim() ? x.size(-1) : 0;
+  LnParams p;
+  p.eps = eps;
+  if (weight) {
+    expect_param(*weight, D, "layernorm weight");
+    p.mul = weight->data();
+    p.mul_bf16 = weight->dtype() == DType::BF16;
+  }
+  if (bias) {
+    expect_param(*bias, D, "layernorm bias");
+    p.add = bias->data();
+    p.add_bf16 = bias->dtype() == DType::BF16;
+  }
+  run("layernorm", x, y, p);
+}
+
+}  // namespace cuda
+}  // namespace td

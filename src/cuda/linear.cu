@@ -1,0 +1,151 @@
+// y = x · w^T (+ bias) (+ tanh-GELU) through cuBLASLt: bf16 inputs, fp32 accumulation and epilogue, bf16 or f32 out.
+//
+// Row-major y[M,N] = x[M,K] w[N,K]^T is, in cuBLASLt's column-major terms, C[N,M] = op(A)[N,K] · B[K,M] with
+// A = w stored as a K x N column-major matrix (transa = T) and B = x stored as K x M column-major (transb = N).
+// Descriptors and the chosen algorithm are cached per (shape, strides, dtypes, epilogue, alignment); the DiT
+// forward has a handful of distinct shapes, so after the first step each call is one cublasLtMatmul.
+#include "cuda/linear.h"
+
+#include <cstring>
+#include <map>
+#include <mutex>
+#include <tuple>
+
+#include "cuda/activations.h"
+#include "cuda/linear_config.h"
+#include "cuda/op_util.cuh"
+
+namespace td {
+namespace cuda {
+
+namespace {
+
+using namespace detail;
+
+struct Key {
+  int64_t M, N, K, ldx, ldw, ldy;
+  int out_f32, bias_kind, epilogue;  // bias_kind: 0 none, 1 bf16, 2 f32
+  int align_x, align_w, align_y, align_b;
+  bool operator<(const Key& o) const {
+    return std::tie(M, N, K, ldx, ldw, ldy, out_f32, bias_kind, epilogue, align_x, align_w, align_y, align_b) <
+           std::tie(o.M, o.N, o.K, o.ldx, o.ldw, o.ldy, o.out_f32, o.bias_kind, o.epilogue, o.align_x, o.align_w,
+                    o.align_y, o.align_b);
+  }
+};
+
+struct Plan {
+  cublasLtMatmulDesc_t desc = nullptr;
+  cublasLtMatrixLayout_t a = nullptr, b = nullptr, c = nullptr;
+  cublasLtMatmulAlgo_t algo;
+};
+
+int alignment_of(const void* p, int64_t ld, size_t elem) {
+  uintptr_t v = reinterpret_cast<uintptr_t>(p) | uintptr_t(ld * int64_t(elem));
+  int a = 256;
+  while (a > 1 && (v % uintptr_t(a))) a /= 2;
+  return a;
+}
+
+Plan make_plan(const Key& k) {
+  Plan p;
+  const cudaDataType_t out_t = k.out_f32 ? CUDA_R_32F : CUDA_R_16BF;
+  TD_CUBLAS_CHECK(cublasLtMatmulDescCreate(&p.desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+  cublasOperation_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N;
+  TD_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof(ta)));
+  TD_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof(tb)));
+  cublasLtEpilogue_t epi = CUBLASLT_EPILOGUE_DEFAULT;
+  const bool gelu = k.epilogue == int(Epilogue::GeluTanh) && linear_config::kUseCublasGelu;
+  if (k.bias_kind)
+    epi = gelu ? CUBLASLT_EPILOGUE_GELU_BIAS : CUBLASLT_EPILOGUE_BIAS;
+  else if (gelu)
+    epi = CUBLASLT_EPILOGUE_GELU;
+  TD_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof(epi)));
+  if (k.bias_kind) {
+    int32_t bt = k.bias_kind == 2 ? CUDA_R_32F : CUDA_R_16BF;
+    TD_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bt, sizeof(bt)));
+  }
+  TD_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p.a, CUDA_R_16BF, uint64_t(k.K), uint64_t(k.N), k.ldw));
+  TD_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p.b, CUDA_R_16BF, uint64_t(k.K), uint64_t(k.M), k.ldx));
+  TD_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p.c, out_t, uint64_t(k.N), uint64_t(k.M), k.ldy));
+
+  cublasLtMatmulPreference_t pref;
+  TD_CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&pref));
+  size_t ws_bytes = 0;
+  cublaslt_workspace(&ws_bytes);
+  TD_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws_bytes,
+                                                       sizeof(ws_bytes)));
+  uint32_t al[4] = {uint32_t(k.align_w), uint32_t(k.align_x), uint32_t(k.align_y), uint32_t(k.align_y)};
+  TD_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &al[0], 4));
+  TD_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &al[1], 4));
+  TD_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &al[2], 4));
+  TD_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &al[3], 4));
+
+  cublasLtMatmulHeuristicResult_t res[linear_config::kHeuristicCandidates];
+  int found = 0;
+  cublasStatus_t st = cublasLtMatmulAlgoGetHeuristic(cublaslt(), p.desc, p.a, p.b, p.c, p.c, pref,
+                                                     linear_config::kHeuristicCandidates, res, &found);
+  cublasLtMatmulPreferenceDestroy(pref);
+  TD_CHECK(st == CUBLAS_STATUS_SUCCESS && found > 0, "linear",
+           cat("cuBLASLt has no algorithm for M=", k.M, " N=", k.N, " K=", k.K, " (",
+               k.out_f32 ? "f32" : "bf16", " output, alignments x/w/y ", k.align_x, "/", k.align_w, "/", k.align_y,
+               "): ", cublasGetStatusString(st)));
+  p.algo = res[0].algo;
+  return p;
+}
+
+std::mutex g_mu;
+std::map<Key, Plan>& plans() {
+  static auto* m = new std::map<Key, Plan>();  // leaked: descriptors live as long as the process
+  return *m;
+}
+
+}  // namespace
+
+void linear(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y, Epilogue ep) {
+  expect_cuda(x, "linear input");
+  expect_cuda(w, "linear weight");
+  expect_cuda(y, "linear output");
+  expect_dtype(x, DType::BF16, "linear input");
+  expect_dtype(w, DType::BF16, "linear weight");
+  expect_dtype_in(y, "linear output", {DType::BF16, DType::F32});
+  TD_CHECK(w.dim() == 2 && w.strides()[1] == 1 && w.strides()[0] >= w.size(1), "linear weight", w.describe(),
+           " must be [N, K] with contiguous rows");
+  const int64_t N = w.size(0), K = w.size(1);
+  Rows rx = rows_of(x, "linear input"), ry = rows_of(y, "linear output");
+  TD_CHECK(rx.D == K, "linear input", x.describe(), " has ", rx.D, " features, weight ", w.describe(), " wants ", K);
+  TD_CHECK(ry.D == N && ry.M == rx.M, "linear output", y.describe(), " must be [", rx.M, ", ", N, "]");
+  int bias_kind = 0;
+  if (bias) {
+    expect_cuda(*bias, "linear bias");
+    expect_dtype_in(*bias, "linear bias", {DType::BF16, DType::F32});
+    TD_CHECK(bias->numel() == N && bias->is_contiguous(), "linear bias", bias->describe(), " must have ", N,
+             " contiguous elements");
+    bias_kind = bias->dtype() == DType::F32 ? 2 : 1;
+  }
+  const bool out_f32 = y.dtype() == DType::F32;
+  if (rx.M == 0 || N == 0) return;
+  TD_CHECK(K > 0, "linear input", "K must be positive");
+
+  Key key{rx.M, N, K, rx.ld, w.strides()[0], ry.ld, out_f32 ? 1 : 0, bias_kind, int(ep),
+          alignment_of(x.data(), rx.ld, 2), alignment_of(w.data(), w.strides()[0], 2),
+          alignment_of(y.data(), ry.ld, out_f32 ? 4 : 2),
+          bias ? alignment_of(bias->data(), 0, bias_kind == 2 ? 4 : 2) : 256};
+  // The lock also covers the call: the bias pointer is an attribute of the shared cached descriptor.
+  std::lock_guard<std::mutex> lk(g_mu);
+  auto it = plans().find(key);
+  if (it == plans().end()) it = plans().emplace(key, make_plan(key)).first;
+  Plan& plan = it->second;
+  if (bias) {
+    const void* bp = bias->data();
+    TD_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(plan.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bp, sizeof(bp)));
+  }
+  const float alpha = 1.f, beta = 0.f;
+  size_t ws_bytes = 0;
+  void* ws = cublaslt_workspace(&ws_bytes);
+  TD_CUBLAS_CHECK(cublasLtMatmul(cublaslt(), plan.desc, &alpha, w.data(), plan.a, x.data(), plan.b, &beta, y.data(),
+                                 plan.c, y.data(), plan.c, &plan.algo, ws, ws_bytes, stream()));
+  if (ep == Epilogue::GeluTanh && !linear_config::kUseCublasGelu) gelu_tanh(y);
+}
+
+}  // namespace cuda
+}  // namespace td

@@ -1,0 +1,503 @@
+// Every CUDA op against its CPU op (td::cpu::<op>, the fp32 reference) on random non-zero inputs at odd sizes.
+//
+// Inputs are rounded to the device dtype first and the CPU reference runs on exactly those values, so the
+// measured error is the device op's own (fp32 vs double statistics, bf16 output rounding, bf16 P in attention).
+// NMSE limits: bf16 output rounding alone gives ~1.3e-6, so 1e-5 for norms/elementwise with bf16 output, 1e-4 for
+// attention (P is also rounded to bf16), much tighter for f32 outputs. Outputs live inside guarded buffers whose
+// sentinel bytes before and after must survive (out-of-bounds writes).
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "core/allocator.h"
+#include "core/error.h"
+#include "cpu/activations.h"
+#include "cpu/attention.h"
+#include "cpu/layernorm.h"
+#include "cpu/linear.h"
+#include "cpu/residual.h"
+#include "cpu/rmsnorm.h"
+#include "cpu/rope3d.h"
+#include "cuda/activations.h"
+#include "cuda/attention.h"
+#include "cuda/cast.h"
+#include "cuda/layernorm.h"
+#include "cuda/linear.h"
+#include "cuda/residual.h"
+#include "cuda/rmsnorm.h"
+#include "cuda/rope3d.h"
+#include "test_util.h"
+
+namespace td {
+namespace {
+
+using test::nmse;
+using test::randn;
+
+constexpr uint8_t kSentinel = 0xA7;
+
+// Host f32 values as they are after rounding to `dt` (so the CPU reference sees what the GPU sees).
+Tensor rounded(const Tensor& host_f32, DType dt) { return dt == DType::F32 ? host_f32 : host_f32.to(dt).to(DType::F32); }
+
+Tensor to_dev(const Tensor& host_f32, DType dt) { return host_f32.to(dt).to(Device::CUDA); }
+
+// A device tensor embedded in a larger buffer filled with sentinel bytes: `guard` elements before and after.
+struct Guarded {
+  Tensor buf, t;
+  int64_t guard = 0;
+};
+
+Guarded guarded(const Shape& shape, DType dt, int64_t guard = 64) {
+  Guarded g;
+  g.guard = guard;
+  const int64_t n = shape_numel(shape);
+  g.buf = Tensor::empty({n + 2 * guard}, dt, Device::CUDA);
+  Tensor h = Tensor::empty({n + 2 * guard}, dt);
+  std::memset(h.data(), kSentinel, h.nbytes());
+  g.buf.copy_from(h);
+  g.t = g.buf.slice(0, guard, guard + n).view(shape);
+  return g;
+}
+
+// Same, initialised with `host_f32` converted to dt (for in-place ops).
+Guarded guarded_from(const Tensor& host_f32, DType dt, int64_t guard = 64) {
+  Guarded g = guarded(host_f32.shape(), dt, guard);
+  g.t.copy_from(host_f32.to(dt));
+  return g;
+}
+
+::testing::AssertionResult guards_intact(const Guarded& g) {
+  Tensor h = g.buf.to(Device::CPU);
+  const size_t es = dtype_size(h.dtype()), gb = size_t(g.guard) * es, total = h.nbytes();
+  const uint8_t* p = static_cast<const uint8_t*>(h.data());
+  for (size_t i = 0; i < gb; i++)
+    if (p[i] != kSentinel) return ::testing::AssertionFailure() << "guard byte " << i << " before the output changed";
+  for (size_t i = total - gb; i < total; i++)
+    if (p[i] != kSentinel)
+      return ::testing::AssertionFailure() << "guard byte " << (i - (total - gb)) << " after the output changed";
+  return ::testing::AssertionSuccess();
+}
+
+// ---------------------------------------------------------------- linear
+
+void check_linear(int64_t M, int64_t K, int64_t N, int bias_kind, DType out, Epilogue ep, double limit,
+                  uint64_t seed) {
+  SCOPED_TRACE(cat("M=", M, " K=", K, " N=", N, " bias=", bias_kind, " out=", dtype_name(out),
+                   " gelu=", ep == Epilogue::GeluTanh));
+  Tensor x = rounded(randn({M, K}, seed), DType::BF16);
+  Tensor w = rounded(randn({N, K}, seed + 1, 1.f / std::sqrt(float(K))), DType::BF16);
+  Tensor b = rounded(randn({N}, seed + 2, 0.5f), bias_kind == 1 ? DType::BF16 : DType::F32);
+  Tensor ref = Tensor::empty({M, N}, DType::F32);
+  cpu::linear(x, w, bias_kind ? &b : nullptr, ref, ep);
+
+  Tensor xd = to_dev(x, DType::BF16), wd = to_dev(w, DType::BF16);
+  Tensor bd = to_dev(b, bias_kind == 1 ? DType::BF16 : DType::F32);
+  Guarded y = guarded({M, N}, out);
+  cuda::linear(xd, wd, bias_kind ? &bd : nullptr, y.t, ep);
+  EXPECT_LT(nmse(y.t, ref), limit);
+  EXPECT_TRUE(guards_intact(y));
+}
+
+TEST(CudaOps, Linear) {
+  TD_SKIP_WITHOUT_CUDA();
+  check_linear(37, 64, 40, 0, DType::BF16, Epilogue::None, 1e-5, 1);
+  check_linear(37, 72, 48, 1, DType::BF16, Epilogue::None, 1e-5, 2);
+  check_linear(37, 72, 48, 2, DType::BF16, Epilogue::GeluTanh, 1e-5, 3);
+  check_linear(131, 256, 136, 2, DType::F32, Epilogue::None, 1e-9, 4);
+  check_linear(131, 256, 136, 1, DType::F32, Epilogue::GeluTanh, 1e-7, 5);  // the epilogue's tanh may be approximate
+  check_linear(257, 512, 384, 2, DType::BF16, Epilogue::GeluTanh, 1e-5, 6);
+  check_linear(1, 128, 64, 2, DType::F32, Epilogue::None, 1e-9, 7);  // the time-embedding MLP has M = 1
+}
+
+TEST(CudaOps, LinearUnalignedShapes) {
+  TD_SKIP_WITHOUT_CUDA();
+  check_linear(37, 45, 33, 2, DType::F32, Epilogue::None, 1e-9, 11);
+  check_linear(5, 17, 9, 1, DType::BF16, Epilogue::GeluTanh, 1e-5, 12);
+}
+
+// A row-strided input (a column slice of a wider matrix) and an output that is a row-strided view.
+TEST(CudaOps, LinearStridedViews) {
+  TD_SKIP_WITHOUT_CUDA();
+  const int64_t M = 37, K = 64, N = 48;
+  Tensor wide = rounded(randn({M, 3 * K}, 21), DType::BF16);
+  Tensor w = rounded(randn({N, K}, 22, 0.125f), DType::BF16);
+  Tensor x = wide.slice(1, K, 2 * K).contiguous();
+  Tensor ref = Tensor::empty({M, N}, DType::F32);
+  cpu::linear(x, w, nullptr, ref, Epilogue::None);
+  Tensor wd = to_dev(w, DType::BF16), wide_d = to_dev(wide, DType::BF16);
+  Tensor xd = wide_d.slice(1, K, 2 * K);
+  Tensor yfull = Tensor::zeros({M, 2 * N}, DType::F32, Device::CUDA);
+  Tensor y = yfull.slice(1, N, 2 * N);
+  cuda::linear(xd, wd, nullptr, y, Epilogue::None);
+  Tensor yh = yfull.to(Device::CPU);
+  EXPECT_LT(nmse(yh.slice(1, N, 2 * N).contiguous(), ref), 1e-9);
+  for (int64_t i = 0; i < M; i++)
+    for (int64_t j = 0; j < N; j++) ASSERT_EQ(yh.ptr<float>()[i * 2 * N + j], 0.f) << "wrote outside the view";
+}
+
+// cuBLASLt's GELU epilogue must be the tanh form (PyTorch approximate='tanh'), not erf: the two differ by up to
+// 4.7e-4 near x = 2.7, far above the f32 GEMM's error here (the pre-activations are exact: x is one-hot).
+TEST(CudaOps, LinearGeluEpilogueIsTanh) {
+  TD_SKIP_WITHOUT_CUDA();
+  const int64_t M = 8, K = 16, N = 512;
+  Tensor x = Tensor::zeros({M, K}, DType::F32);
+  for (int64_t i = 0; i < M; i++) x.ptr<float>()[i * K] = 1.f;
+  Tensor w = Tensor::zeros({N, K}, DType::F32);
+  for (int64_t n = 0; n < N; n++) w.ptr<float>()[n * K] = bf16_to_f32(f32_to_bf16(-4.f + 8.f * float(n) / N));
+  Tensor wd = to_dev(w, DType::BF16), xd = to_dev(x, DType::BF16);
+  Tensor y = Tensor::empty({M, N}, DType::F32, Device::CUDA);
+  cuda::linear(xd, wd, nullptr, y, Epilogue::GeluTanh);
+  Tensor yh = y.to(Device::CPU);
+  double max_tanh = 0, max_erf = 0;
+  for (int64_t n = 0; n < N; n++) {
+    const double v = w.ptr<float>()[n * K];
+    const double gt = 0.5 * v * (1 + std::tanh(0.7978845608028654 * (v + 0.044715 * v * v * v)));
+    const double ge = 0.5 * v * (1 + std::erf(v / std::sqrt(2.0)));
+    max_tanh = std::max(max_tanh, std::fabs(yh.ptr<float>()[n] - gt));
+    max_erf = std::max(max_erf, std::fabs(yh.ptr<float>()[n] - ge));
+  }
+  EXPECT_LT(max_tanh, 5e-5) << "GELU epilogue is not tanh-GELU (max diff to erf-GELU " << max_erf
+                            << "); set linear_config::kUseCublasGelu = false";
+}
+
+TEST(CudaOps, LinearRejectsBadInput) {
+  TD_SKIP_WITHOUT_CUDA();
+  Tensor x = Tensor::zeros({4, 8}, DType::F32, Device::CUDA), w = Tensor::zeros({8, 8}, DType::BF16, Device::CUDA);
+  Tensor y = Tensor::zeros({4, 8}, DType::BF16, Device::CUDA);
+  EXPECT_THROW(cuda::linear(x, w, nullptr, y, Epilogue::None), Error);  // f32 input
+  Tensor xb = Tensor::zeros({4, 7}, DType::BF16, Device::CUDA);
+  EXPECT_THROW(cuda::linear(xb, w, nullptr, y, Epilogue::None), Error);  // K mismatch
+}
+
+// ---------------------------------------------------------------- layernorm
+
+void check_ln(int64_t M, int64_t D, DType in, DType out, bool modulate, int affine_kind, uint64_t seed,
+              int64_t guard = 64) {
+  SCOPED_TRACE(cat("M=", M, " D=", D, " in=", dtype_name(in), " out=", dtype_name(out), " modulate=", modulate,
+                   " affine=", affine_kind));
+  // Non-zero mean and non-unit scale so the statistics matter.
+  Tensor x = rounded(randn({M, D}, seed, 3.f, 1.5f), in);
+  Tensor a = randn({D}, seed + 1, 0.5f), b = randn({D}, seed + 2, 0.5f);
+  const DType pd = affine_kind == 2 ? DType::BF16 : DType::F32;
+  a = rounded(a, pd);
+  b = rounded(b, pd);
+  Tensor ref = Tensor::empty({M, D}, DType::F32);
+  Tensor ad = to_dev(a, pd), bd = to_dev(b, pd);
+  Guarded y = guarded({M, D}, out, guard);
+  Tensor xd = to_dev(x, in);
+  if (modulate) {
+    cpu::layernorm_modulate(x, b, a, 1e-6f, ref);
+    cuda::layernorm_modulate(xd, bd, ad, 1e-6f, y.t);
+  } else {
+    cpu::layernorm(x, affine_kind ? &a : nullptr, affine_kind ? &b : nullptr, 1e-6f, ref);
+    cuda::layernorm(xd, affine_kind ? &ad : nullptr, affine_kind ? &bd : nullptr, 1e-6f, y.t);
+  }
+  EXPECT_LT(nmse(y.t, ref), out == DType::BF16 ? 1e-5 : 1e-10);
+  EXPECT_TRUE(guards_intact(y));
+}
+
+TEST(CudaOps, LayerNormModulate) {
+  TD_SKIP_WITHOUT_CUDA();
+  check_ln(37, 1536, DType::F32, DType::BF16, true, 0, 31);
+  check_ln(37, 1536, DType::BF16, DType::BF16, true, 0, 32);
+  check_ln(37, 1536, DType::F32, DType::F32, true, 0, 33);
+  check_ln(131, 100, DType::F32, DType::BF16, true, 0, 34);  // D % 8 != 0: scalar path
+  check_ln(3, 5120, DType::F32, DType::BF16, true, 0, 35);
+  check_ln(37, 64, DType::F32, DType::BF16, true, 0, 36, 3);  // misaligned rows: scalar path
+}
+
+TEST(CudaOps, LayerNormAffine) {
+  TD_SKIP_WITHOUT_CUDA();
+  check_ln(37, 1536, DType::F32, DType::BF16, false, 1, 41);
+  check_ln(37, 1536, DType::F32, DType::BF16, false, 2, 42);  // bf16 weight/bias
+  check_ln(37, 200, DType::F32, DType::F32, false, 0, 43);    // no affine
+  check_ln(37, 75, DType::BF16, DType::F32, false, 1, 44);
+}
+
+// ---------------------------------------------------------------- rmsnorm
+
+TEST(CudaOps, RmsNorm) {
+  TD_SKIP_WITHOUT_CUDA();
+  struct Case {
+    int64_t M, D;
+    DType dt;
+    int64_t guard;
+  } cases[] = {{37, 1536, DType::BF16, 64}, {37, 1536, DType::F32, 64}, {131, 75, DType::BF16, 64},
+               {9, 5120, DType::BF16, 64},  {37, 128, DType::BF16, 1}};
+  uint64_t seed = 50;
+  for (const Case& c : cases) {
+    SCOPED_TRACE(cat("M=", c.M, " D=", c.D, " ", dtype_name(c.dt), " guard=", c.guard));
+    Tensor x = rounded(randn({c.M, c.D}, seed++, 2.f, 0.3f), c.dt);
+    Tensor w = rounded(randn({c.D}, seed++, 0.5f, 1.f), DType::BF16);
+    Tensor ref = x.clone();
+    cpu::rmsnorm(ref, w, 1e-6f);
+    Guarded g = guarded_from(x, c.dt, c.guard);
+    Tensor wd = to_dev(w, DType::BF16);
+    cuda::rmsnorm(g.t, wd, 1e-6f);
+    EXPECT_LT(nmse(g.t, ref), c.dt == DType::BF16 ? 1e-5 : 1e-10);
+    EXPECT_TRUE(guards_intact(g));
+  }
+}
+
+// q as a column slice of a fused [L, 3D] projection: only its columns change.
+TEST(CudaOps, RmsNormStridedRows) {
+  TD_SKIP_WITHOUT_CUDA();
+  const int64_t M = 37, D = 256;
+  Tensor fused = rounded(randn({M, 3 * D}, 60), DType::BF16);
+  Tensor w = randn({D}, 61, 0.5f, 1.f);
+  Tensor ref = fused.slice(1, D, 2 * D).contiguous();
+  cpu::rmsnorm(ref, w, 1e-6f);
+  Tensor fd = to_dev(fused, DType::BF16), wd = to_dev(w, DType::F32);
+  Tensor q = fd.slice(1, D, 2 * D);
+  cuda::rmsnorm(q, wd, 1e-6f);
+  Tensor out = fd.to_f32_host();
+  EXPECT_LT(nmse(out.slice(1, D, 2 * D).contiguous(), ref), 1e-5);
+  EXPECT_EQ(test::max_abs_diff(out.slice(1, 0, D).contiguous(), fused.slice(1, 0, D).contiguous()), 0.0);
+  EXPECT_EQ(test::max_abs_diff(out.slice(1, 2 * D, 3 * D).contiguous(), fused.slice(1, 2 * D, 3 * D).contiguous()),
+            0.0);
+}
+
+// ---------------------------------------------------------------- rope3d
+
+TEST(CudaOps, Rope3d) {
+  TD_SKIP_WITHOUT_CUDA();
+  struct Case {
+    int f, h, w;
+    int64_t H, Dh;
+    DType dt;
+  } cases[] = {{3, 5, 9, 3, 128, DType::BF16}, {1, 1, 131, 2, 128, DType::BF16}, {2, 3, 4, 4, 64, DType::BF16},
+               {3, 5, 9, 3, 128, DType::F32},  {21, 2, 3, 1, 128, DType::BF16}};
+  uint64_t seed = 70;
+  for (const Case& c : cases) {
+    const int64_t L = int64_t(c.f) * c.h * c.w;
+    SCOPED_TRACE(cat("grid ", c.f, "x", c.h, "x", c.w, " H=", c.H, " Dh=", c.Dh, " ", dtype_name(c.dt)));
+    Tensor x = rounded(randn({L, c.H, c.Dh}, seed++), c.dt);
+    Tensor ref = x.clone();
+    cpu::rope3d(ref, c.f, c.h, c.w, 10000.f);
+    Guarded g = guarded_from(x, c.dt);
+    cuda::rope3d(g.t, c.f, c.h, c.w, 10000.f);
+    EXPECT_LT(nmse(g.t, ref), c.dt == DType::BF16 ? 1e-5 : 1e-11);
+    EXPECT_TRUE(guards_intact(g));
+  }
+}
+
+// Large positions (the angle precision matters most there): frame 20, row/column up to 103.
+TEST(CudaOps, Rope3dLargePositions) {
+  TD_SKIP_WITHOUT_CUDA();
+  const int f = 21, h = 2, w = 104;
+  Tensor x = randn({int64_t(f) * h * w, 1, 128}, 75);
+  Tensor ref = x.clone();
+  cpu::rope3d(ref, f, h, w, 10000.f);
+  Tensor xd = to_dev(x, DType::F32);
+  cuda::rope3d(xd, f, h, w, 10000.f);
+  EXPECT_LT(nmse(xd, ref), 1e-11);
+}
+
+TEST(CudaOps, Rope3dStridedView) {
+  TD_SKIP_WITHOUT_CUDA();
+  const int f = 2, h = 3, w = 5;
+  const int64_t L = f * h * w, H = 2, Dh = 128;
+  Tensor fused = rounded(randn({L, 2, H, Dh}, 77), DType::BF16);
+  Tensor ref = fused.select(1, 1).contiguous();
+  cpu::rope3d(ref, f, h, w, 10000.f);
+  Tensor fd = to_dev(fused, DType::BF16);
+  Tensor k = fd.select(1, 1);
+  cuda::rope3d(k, f, h, w, 10000.f);
+  Tensor out = fd.to_f32_host();
+  EXPECT_LT(nmse(out.select(1, 1).contiguous(), ref), 1e-5);
+  EXPECT_EQ(test::max_abs_diff(out.select(1, 0).contiguous(), fused.select(1, 0).contiguous()), 0.0);
+}
+
+// ---------------------------------------------------------------- attention
+
+struct AttnCase {
+  int64_t Lq, Lk, H, Dh;
+  float q_scale;  // larger -> peakier softmax
+};
+
+// Runs `variant` (-1: the default cuda::attention) with q/k/v as views of fused [L, 3, H, Dh] buffers.
+void check_attention(const AttnCase& c, int variant, uint64_t seed, double limit = 1e-4) {
+  SCOPED_TRACE(cat("Lq=", c.Lq, " Lk=", c.Lk, " H=", c.H, " Dh=", c.Dh, " qscale=", c.q_scale, " variant=",
+                   variant < 0 ? "default" : cuda::attention_variant_name(variant)));
+  Tensor qf = rounded(randn({c.Lq, 3, c.H, c.Dh}, seed, c.q_scale), DType::BF16);
+  Tensor kvf = rounded(randn({c.Lk, 3, c.H, c.Dh}, seed + 1), DType::BF16);
+  Tensor q = qf.select(1, 0).contiguous(), k = kvf.select(1, 1).contiguous(), v = kvf.select(1, 2).contiguous();
+  Tensor ref = Tensor::empty({c.Lq, c.H, c.Dh}, DType::F32);
+  cpu::attention(q, k, v, ref, AttentionOptions{});
+
+  Tensor qfd = to_dev(qf, DType::BF16), kvfd = to_dev(kvf, DType::BF16);
+  Tensor qd = qfd.select(1, 0), kd = kvfd.select(1, 1), vd = kvfd.select(1, 2);
+  Guarded o = guarded({c.Lq, c.H, c.Dh}, DType::BF16);
+  if (variant < 0)
+    cuda::attention(qd, kd, vd, o.t, AttentionOptions{});
+  else
+    cuda::attention_variant(variant, qd, kd, vd, o.t, AttentionOptions{});
+  EXPECT_LT(nmse(o.t, ref), limit);
+  EXPECT_TRUE(guards_intact(o));
+}
+
+TEST(CudaOps, AttentionDense) {
+  TD_SKIP_WITHOUT_CUDA();
+  const AttnCase cases[] = {
+      {131, 131, 3, 128, 1.f},  // partial q and k tiles
+      {131, 77, 2, 128, 1.f},   // Lk smaller than one 128-row tile, not a multiple of 64
+      {200, 512, 2, 128, 1.f},  // cross-attention key count
+      {64, 1, 2, 128, 1.f},     // a single key
+      {37, 300, 2, 64, 1.f},    // head_dim 64
+      {131, 131, 2, 128, 4.f},  // peaky softmax (large logits): max subtraction must be exact
+  };
+  uint64_t seed = 100;
+  for (const AttnCase& c : cases) check_attention(c, -1, seed += 2);
+}
+
+TEST(CudaOps, AttentionAllVariants) {
+  TD_SKIP_WITHOUT_CUDA();
+  uint64_t seed = 200;
+  for (int i = 0; i < cuda::attention_variant_count(); i++) {
+    const int64_t Dh = cuda::attention_variant_head_dim(i);
+    check_attention({131, 157, 2, Dh, 1.f}, i, seed += 2);
+    check_attention({300, 64, 1, Dh, 2.f}, i, seed += 2);
+  }
+}
+
+// Long enough for many pipeline stages; compares against the fp32 CPU reference.
+TEST(CudaOps, AttentionLonger) {
+  TD_SKIP_WITHOUT_CUDA();
+  check_attention({1000, 1100, 2, 128, 1.f}, -1, 300);
+}
+
+TEST(CudaOps, AttentionCustomScale) {
+  TD_SKIP_WITHOUT_CUDA();
+  const int64_t L = 70, H = 2, Dh = 64;
+  Tensor q = rounded(randn({L, H, Dh}, 310), DType::BF16), k = rounded(randn({L, H, Dh}, 311), DType::BF16);
+  Tensor v = rounded(randn({L, H, Dh}, 312), DType::BF16);
+  AttentionOptions opts;
+  opts.scale = 0.3f;
+  Tensor ref = Tensor::empty({L, H, Dh}, DType::F32);
+  cpu::attention(q, k, v, ref, opts);
+  Tensor qd = to_dev(q, DType::BF16), kd = to_dev(k, DType::BF16), vd = to_dev(v, DType::BF16);
+  Tensor o = Tensor::empty({L, H, Dh}, DType::BF16, Device::CUDA);
+  cuda::attention(qd, kd, vd, o, opts);
+  EXPECT_LT(nmse(o, ref), 1e-4);
+}
+
+TEST(CudaOps, AttentionRejectsBadInput) {
+  TD_SKIP_WITHOUT_CUDA();
+  Tensor q = Tensor::zeros({8, 2, 96}, DType::BF16, Device::CUDA);
+  Tensor o = Tensor::zeros({8, 2, 96}, DType::BF16, Device::CUDA);
+  EXPECT_THROW(cuda::attention(q, q, q, o), Error);  // head_dim 96
+  Tensor qf = Tensor::zeros({8, 2, 64}, DType::F32, Device::CUDA), of = Tensor::zeros({8, 2, 64}, DType::F32,
+                                                                                      Device::CUDA);
+  EXPECT_THROW(cuda::attention(qf, qf, qf, of), Error);  // f32
+  Tensor q64 = Tensor::zeros({8, 2, 64}, DType::BF16, Device::CUDA), k0 = Tensor::zeros({0, 2, 64}, DType::BF16,
+                                                                                        Device::CUDA);
+  Tensor o64 = Tensor::zeros({8, 2, 64}, DType::BF16, Device::CUDA);
+  EXPECT_THROW(cuda::attention(q64, k0, k0, o64), Error);  // no keys
+}
+
+// ---------------------------------------------------------------- residual
+
+TEST(CudaOps, GatedResidual) {
+  TD_SKIP_WITHOUT_CUDA();
+  struct Case {
+    int64_t M, D;
+    DType ydt;
+  } cases[] = {{37, 1536, DType::BF16}, {37, 1536, DType::F32}, {131, 75, DType::BF16}};
+  uint64_t seed = 400;
+  for (const Case& c : cases) {
+    SCOPED_TRACE(cat("M=", c.M, " D=", c.D, " y ", dtype_name(c.ydt)));
+    Tensor x = randn({c.M, c.D}, seed++, 2.f);
+    Tensor y = rounded(randn({c.M, c.D}, seed++), c.ydt);
+    Tensor gate = randn({c.D}, seed++, 0.5f);
+    Tensor ref = x.clone();
+    cpu::gated_residual(ref, y, gate);
+    Guarded xg = guarded_from(x, DType::F32);
+    Tensor yd = to_dev(y, c.ydt), gd = to_dev(gate, DType::F32);
+    cuda::gated_residual(xg.t, yd, gd);
+    EXPECT_LT(nmse(xg.t, ref), 1e-12);
+    EXPECT_TRUE(guards_intact(xg));
+
+    Tensor ref2 = x.clone();
+    cpu::add_residual(ref2, y);
+    Guarded xg2 = guarded_from(x, DType::F32, 3);  // misaligned: scalar path
+    cuda::add_residual(xg2.t, yd);
+    EXPECT_LT(nmse(xg2.t, ref2), 1e-12);
+    EXPECT_TRUE(guards_intact(xg2));
+  }
+}
+
+// ---------------------------------------------------------------- activations and cast
+
+TEST(CudaOps, Activations) {
+  TD_SKIP_WITHOUT_CUDA();
+  const Shape shapes[] = {{37, 41}, {64, 128}};
+  uint64_t seed = 500;
+  for (const Shape& s : shapes) {
+    for (DType dt : {DType::BF16, DType::F32}) {
+      for (int which = 0; which < 2; which++) {
+        SCOPED_TRACE(cat(shape_str(s), " ", dtype_name(dt), which ? " gelu_tanh" : " silu"));
+        Tensor x = rounded(randn(s, seed++, 3.f), dt);
+        Tensor ref = x.clone();
+        Guarded g = guarded_from(x, dt);
+        if (which) {
+          cpu::gelu_tanh(ref);
+          cuda::gelu_tanh(g.t);
+        } else {
+          cpu::silu(ref);
+          cuda::silu(g.t);
+        }
+        EXPECT_LT(nmse(g.t, ref), dt == DType::BF16 ? 1e-5 : 1e-11);
+        EXPECT_TRUE(guards_intact(g));
+      }
+    }
+  }
+}
+
+TEST(CudaOps, Cast) {
+  TD_SKIP_WITHOUT_CUDA();
+  const DType types[] = {DType::F32, DType::BF16, DType::F16};
+  uint64_t seed = 600;
+  for (int64_t n : {int64_t(37 * 41), int64_t(4096)}) {
+    for (DType from : types) {
+      for (DType to : types) {
+        SCOPED_TRACE(cat(n, " ", dtype_name(from), " -> ", dtype_name(to)));
+        Tensor src = randn({n}, seed++, 10.f).to(from);
+        Tensor expect = src.to(to);  // host conversion: round to nearest even
+        Tensor sd = src.to(Device::CUDA);
+        Guarded g = guarded({n}, to);
+        cuda::cast(sd, g.t);
+        Tensor got = g.t.to(Device::CPU);
+        EXPECT_EQ(std::memcmp(got.data(), expect.data(), expect.nbytes()), 0) << "not bit-exact";
+        EXPECT_TRUE(guards_intact(g));
+      }
+    }
+  }
+}
+
+// ---------------------------------------------------------------- allocator reuse
+
+// A forward-like sequence of allocations, repeated after a warm-up, must be served from the cache.
+TEST(CudaOps, AllocationsReuseCacheAfterWarmup) {
+  TD_SKIP_WITHOUT_CUDA();
+  auto step = [] {
+    std::vector<Tensor> live;
+    for (int layer = 0; layer < 4; layer++) {
+      Tensor a = Tensor::empty({1000, 1536}, DType::BF16, Device::CUDA);
+      Tensor b = Tensor::empty({1000, 3 * 1536}, DType::BF16, Device::CUDA);
+      Tensor c = Tensor::empty({1000, 8960}, DType::BF16, Device::CUDA);
+      live.push_back(Tensor::empty({1000, 1536}, DType::F32, Device::CUDA));
+      (void)a, (void)b, (void)c;
+    }
+  };
+  step();
+  device_synchronize();
+  const size_t peak = device_peak_bytes();
+  step();
+  step();
+  EXPECT_EQ(device_peak_bytes(), peak) << "the second identical sequence grew the pool (cudaMalloc in steady state)";
+}
+
+}  // namespace
+}  // namespace td
