@@ -144,6 +144,17 @@ TEST(KeyNames, SpecificMappings) {
   EXPECT_EQ(normalize_dit_key("model"), "model");
 }
 
+TEST(KeyNames, Norm2IsRenamedOnlyInDiffusersCheckpoints) {
+  // An official-named checkpoint with a (parameter-free in Wan, but possibly present) norm2 buffer keeps it apart.
+  TensorMap off = normalize_dit_keys(map_of({"net.blocks.0.norm3.weight", "net.blocks.0.norm2.weight"}));
+  EXPECT_TRUE(off.has("blocks.0.norm3.weight"));
+  EXPECT_TRUE(off.has("blocks.0.norm2.weight"));
+  TensorMap dif = normalize_dit_keys(map_of({"blocks.0.norm2.weight", "blocks.0.attn1.to_q.weight"}));
+  EXPECT_TRUE(dif.has("blocks.0.norm3.weight"));
+  EXPECT_TRUE(dif.has("blocks.0.self_attn.q.weight"));
+  EXPECT_EQ(normalize_dit_key("blocks.0.norm2.bias", false), "blocks.0.norm2.bias");
+}
+
 TEST(KeyNames, CollisionsAreErrors) {
   try {
     normalize_dit_keys(map_of({"net.head.modulation", "scale_shift_table"}));

@@ -115,7 +115,7 @@ void apply_rules(Parts& p, size_t at, const std::vector<Rule>& rules) {
 
 }  // namespace
 
-std::string normalize_dit_key(const std::string& key) {
+std::string normalize_dit_key(const std::string& key, bool diffusers_names) {
   Parts p = split_dots(key);
   // Front wrappers, repeatedly (e.g. `module.net._orig_mod.blocks...`); never strip the last component.
   size_t front = 0;
@@ -125,6 +125,7 @@ std::string normalize_dit_key(const std::string& key) {
   for (size_t i = front; i < p.size(); i++)
     if (!(is_inner_wrapper(p[i]) && i + 1 < p.size())) q.push_back(p[i]);
   if (q.size() >= 3 && q[0] == "blocks" && is_number(q[1])) {
+    if (q[2] == "norm2" && !diffusers_names) return join_dots(q);
     apply_rules(q, 2, block_rules());
   } else if (!q.empty()) {
     apply_rules(q, 0, top_rules());
@@ -132,13 +133,21 @@ std::string normalize_dit_key(const std::string& key) {
   return join_dots(q);
 }
 
+static bool is_diffusers_key(const std::string& key) {
+  for (const char* marker : {".attn1.", ".attn2.", "condition_embedder.", ".ffn.net.", "scale_shift_table", "proj_out."})
+    if (key.find(marker) != std::string::npos) return true;
+  return false;
+}
+
 TensorMap normalize_dit_keys(const TensorMap& m) {
+  bool diffusers = false;
+  for (auto& kv : m.all()) diffusers = diffusers || is_diffusers_key(kv.first);
   TensorMap out;
   out.source = m.source;
   out.metadata = m.metadata;
   std::map<std::string, std::string> origin;  // new name -> original key
   for (auto& kv : m.all()) {
-    std::string n = normalize_dit_key(kv.first);
+    std::string n = normalize_dit_key(kv.first, diffusers);
     auto it = origin.find(n);
     if (it != origin.end())
       fail(m.source, cat("keys '", it->second, "' and '", kv.first, "' both map to '", n,

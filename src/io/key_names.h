@@ -17,10 +17,13 @@ namespace td {
 // Maps one key to its official Wan name. Keys it does not recognise are returned with only the wrapper prefixes
 // stripped (so e.g. SLA's `blocks.0.self_attn.attn_op.local_attn.proj_l.weight` and the W8A8 `.int8_weight` /
 // `.scale` suffixes pass through unchanged).
-std::string normalize_dit_key(const std::string& key);
+// `blocks.N.norm2.*` is the one ambiguous name: diffusers' norm2 is the affine official norm3, while an official
+// checkpoint could carry (unused) norm2 buffers. It is renamed only when `diffusers_names` is true.
+std::string normalize_dit_key(const std::string& key, bool diffusers_names = true);
 
-// Renames every tensor with normalize_dit_key. Two source keys that map to the same name raise td::Error naming
-// `m.source` and both original keys. Metadata and source are kept.
+// Renames every tensor with normalize_dit_key; `diffusers_names` is set when any key is diffusers-only (attn1/attn2,
+// condition_embedder, ffn.net, scale_shift_table, proj_out). Two source keys that map to the same name raise
+// td::Error naming `m.source` and both original keys. Metadata and source are kept.
 TensorMap normalize_dit_keys(const TensorMap& m);
 
 // Compares the names of `m` with what a model needs.

@@ -91,6 +91,11 @@ ZipArchive::ZipArchive(std::shared_ptr<MappedFile> file) : file_(std::move(file)
       off += 4 + size_t(len);
     }
     if (e.flags & 1) fail(path, cat("zip entry '", e.name, "' is encrypted"));
+    if (e.method != 0 && e.method != 8)
+      fail(path, cat("zip entry '", e.name, "' uses compression method ", e.method, "; only stored and deflate are read"));
+    // Deflate cannot expand more than ~1032:1, so a larger claim is a forged size (and would be a huge allocation).
+    if (e.method == 8 && e.size / 1032 > e.comp_size + 1)
+      fail(path, cat("zip entry '", e.name, "' claims ", e.size, " bytes from ", e.comp_size, " compressed"));
     if (e.method == 0 && e.comp_size != e.size)
       fail(path, cat("zip entry '", e.name, "' is stored but its sizes differ (", e.comp_size, " vs ", e.size, ")"));
     // Data offset from the local header (its extra field, where torch puts the alignment padding, may differ
