@@ -20,11 +20,13 @@ static void release(StageFactory& f) {
 
 Tensor encode_prompts(const GenerateOptions& o, StageFactory& f, GenerateReport& r, Tensor* neg_context) {
   Tensor ctx;
+  std::unique_ptr<TextEncoder> enc;
+  run_stage(r, "text load", [&] { enc = f.text_encoder(); });
   run_stage(r, "text encode", [&] {
-    std::unique_ptr<TextEncoder> enc = f.text_encoder();
     ctx = enc->encode(o.prompt);
     if (uses_cfg(o)) *neg_context = enc->encode(o.negative_prompt_set ? o.negative_prompt : kWanDefaultNegativePrompt);
-  });  // the encoder (11 GB for umT5-XXL) is gone before the DiT loads
+  });
+  enc.reset();  // the encoder (11 GB for umT5-XXL) is gone before the DiT loads
   release(f);
   return ctx;
 }

@@ -35,7 +35,8 @@ class WanTextEncoder : public TextEncoder {
     if (tok_) {
       ids = tok_->tokenize(prompt).ids;
     } else {  // random weights: a fixed-length prompt of plausible ids (timing depends only on the length)
-      for (size_t i = 0; i < 128; i++) ids.push_back(int32_t(100 + i * 37 % 30000));
+      const int64_t vocab = enc_->embedding_rows();
+      for (int64_t i = 0; i < 128; i++) ids.push_back(int32_t(2 + (100 + i * 37) % (vocab - 2)));
       ids.push_back(1);
     }
     return enc_->encode(ids);
@@ -64,7 +65,7 @@ class WanDenoiser : public Denoiser {
     opt.attention.topk = o.topk;
     opt.linear = dit_linear(o.linear);
     if (w.random_weights) {
-      DitConfig c = DitConfig::preset(w.random_dit_preset);
+      DitConfig c = DitConfig::resolve(w.random_dit_preset, "", nullptr);  // a preset name or a config.json
       dit_ = WanDiT::random(c, opt, w.random_seed);
     } else {
       TensorMap m = normalize_dit_keys(load_checkpoint(path));
@@ -87,7 +88,14 @@ class WanDenoiser : public Denoiser {
 
 class WanVaeStage : public Vae {
  public:
-  WanVaeStage(const GenerateOptions& o, const WanStageOptions& w) : vae_(WanVae::load(o.vae, w.device)) {}
+  WanVaeStage(const GenerateOptions& o, const WanStageOptions& w) {
+    if (w.random_weights) {
+      VaeConfig cfg;  // Wan2.1's real channel counts
+      vae_.reset(new WanVae(WanVae::random_weights(cfg, w.random_seed), w.device, cfg));
+    } else {
+      vae_ = WanVae::load(o.vae, w.device);
+    }
+  }
   Tensor decode(const Tensor& z, const std::function<void(int, int)>& on_frame) override {
     // WanVae::decode has no per-frame callback: report the start and the end.
     const int T = int(z.size(1));

@@ -17,7 +17,7 @@ struct WanStageOptions {
   std::string dit_config;  // --config for the DiT: preset name or config.json ("" = infer from the checkpoint)
   // Random weights instead of files (bench pipeline): configs for the DiT; T5 uses t5_config; VAE default size.
   bool random_weights = false;
-  std::string random_dit_preset;
+  std::string random_dit_preset;  // preset name or config.json
   uint64_t random_seed = 0;
 };
 
