@@ -11,92 +11,16 @@
 #include "cpu/w8a8_ref.h"
 #include "cuda/cuda_common.cuh"
 #include "cuda/w8a8_gemm.h"
+#include "cuda/w8a8_gemm.cuh"
 #include "cuda/w8a8_gemm_config.h"
 
 namespace td {
 namespace cuda {
 
 using namespace w8a8cfg;
+using namespace w8a8;
 
 namespace {
-
-// ---------------------------------------------------------------------------------------------------------------
-// small PTX helpers
-
-__device__ __forceinline__ uint32_t smem_u32(const void* p) {
-  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
-}
-
-// 16-byte async copy; src_bytes = 0 zero-fills the destination (rows past M).
-__device__ __forceinline__ void cp_async16(uint32_t dst, const void* src, int src_bytes) {
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(src_bytes));
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
-template <int N>
-__device__ __forceinline__ void cp_async_wait() {
-  asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
-}
-
-__device__ __forceinline__ void ldmatrix_x4(uint32_t addr, uint32_t& r0, uint32_t& r1, uint32_t& r2, uint32_t& r3) {
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
-               : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3)
-               : "r"(addr));
-}
-
-__device__ __forceinline__ void mma_s8(int32_t (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
-  asm volatile(
-      "mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
-      "{%0, %1, %2, %3};\n"
-      : "+r"(d[0]), "+r"(d[1]), "+r"(d[2]), "+r"(d[3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
-
-// Byte offset of 16-byte chunk `c` (0..7) of row `r` in a tile with 128-byte rows. XOR-swizzling the chunk with the
-// row's low 3 bits makes both the cp.async stores and the 8-row ldmatrix reads bank-conflict free.
-__device__ __forceinline__ uint32_t swz(int r, int c) { return uint32_t(r * 128 + ((c ^ (r & 7)) << 4)); }
-
-__device__ __forceinline__ float gelu_tanh(float v) {
-  const float k0 = 0.7978845608028654f, k1 = 0.044715f;
-  return 0.5f * v * (1.f + tanhf(k0 * (v + k1 * v * v * v)));
-}
-
-// ---------------------------------------------------------------------------------------------------------------
-// GEMM
-
-enum class OutMode : int { RawI32 = 0, BF16 = 1, F32 = 2, Residual = 3 };
-
-struct GemmArgs {
-  const int8_t* a;   // [M, K]
-  const int8_t* w;   // [N, K]
-  const float* sa;   // [M, K/128]
-  const float* sw;   // [N/128, K/128]
-  const void* bias;  // [N] or null
-  int bias_bf16;
-  const float* gate;  // [N] or null (Residual)
-  void* out;          // [M, N]: i32 / bf16 / f32 / f32 residual
-  int M, N, K;
-  int gelu;
-};
-
-// Loads one K tile of A (rows m0..m0+127) and W (rows n0..n0+127) into a stage. 2048 16-byte chunks, 8 per thread.
-__device__ __forceinline__ void load_stage(uint32_t sA, uint32_t sB, const GemmArgs& p, int m0, int n0, int k0,
-                                           int tid) {
-#pragma unroll
-  for (int i = 0; i < (kBM * kBK / 16) / kThreads; i++) {
-    const int id = tid + i * kThreads, r = id >> 3, c = id & 7;
-    const int m = m0 + r;
-    const bool ok = m < p.M;
-    // Out-of-range rows read nothing (src_bytes 0) from a valid address and land as zeros.
-    const int8_t* src = p.a + (size_t(ok ? m : 0) * p.K + k0 + c * 16);
-    cp_async16(sA + swz(r, c), src, ok ? 16 : 0);
-  }
-#pragma unroll
-  for (int i = 0; i < (kBN * kBK / 16) / kThreads; i++) {
-    const int id = tid + i * kThreads, r = id >> 3, c = id & 7;
-    const int8_t* src = p.w + (size_t(n0 + r) * p.K + k0 + c * 16);
-    cp_async16(sB + swz(r, c), src, 16);
-  }
-}
 
 template <OutMode kMode>
 __global__ void __launch_bounds__(kThreads, 1) w8a8_gemm_mma_kernel(const GemmArgs p) {
@@ -104,14 +28,8 @@ __global__ void __launch_bounds__(kThreads, 1) w8a8_gemm_mma_kernel(const GemmAr
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   const int wm = warp / kWarpsN, wn = warp % kWarpsN;
 
-  // Grouped raster: kGroupM M tiles share one N tile before moving on, so W's panel stays hot in L2.
-  const int tiles_m = (p.M + kBM - 1) / kBM, tiles_n = p.N / kBN;
-  const int pid = blockIdx.x;
-  const int per_group = kGroupM * tiles_n;
-  const int group = pid / per_group, first_m = group * kGroupM;
-  const int gsize = min(tiles_m - first_m, kGroupM);
-  const int tm = first_m + (pid % per_group) % gsize, tn = (pid % per_group) / gsize;
-  const int m0 = tm * kBM, n0 = tn * kBN;
+  int m0, n0;
+  tile_coords(p, kBM, kBN, &m0, &n0);
   const int KB = p.K / kBK;
 
   const uint32_t smem_base = smem_u32(smem);
@@ -196,45 +114,14 @@ __global__ void __launch_bounds__(kThreads, 1) w8a8_gemm_mma_kernel(const GemmAr
 #pragma unroll
   for (int ni = 0; ni < 4; ni++) {
     const int n = n0 + wn * kWN + ni * 8 + 2 * t;
-    float b0 = 0.f, b1 = 0.f, g0 = 1.f, g1 = 1.f;
-    if (kMode != OutMode::RawI32) {
-      if (p.bias) {
-        if (p.bias_bf16) {
-          const __nv_bfloat162 bb = *reinterpret_cast<const __nv_bfloat162*>(static_cast<const __nv_bfloat16*>(p.bias) + n);
-          b0 = __bfloat162float(bb.x), b1 = __bfloat162float(bb.y);
-        } else {
-          const float2 bb = *reinterpret_cast<const float2*>(static_cast<const float*>(p.bias) + n);
-          b0 = bb.x, b1 = bb.y;
-        }
-      }
-      if (kMode == OutMode::Residual && p.gate) {
-        const float2 gg = *reinterpret_cast<const float2*>(p.gate + n);
-        g0 = gg.x, g1 = gg.y;
-      }
-    }
 #pragma unroll
     for (int mi = 0; mi < 4; mi++)
 #pragma unroll
       for (int h = 0; h < 2; h++) {
         const int m = m0 + wm * kWM + mi * 16 + g + h * 8;
-        if (m >= p.M) continue;
-        const size_t o = size_t(m) * p.N + n;
-        if (kMode == OutMode::RawI32) {
-          *reinterpret_cast<int2*>(static_cast<int32_t*>(p.out) + o) = make_int2(acc[mi][ni][2 * h], acc[mi][ni][2 * h + 1]);
-          continue;
-        }
-        float v0 = accf[mi][ni][2 * h] + b0, v1 = accf[mi][ni][2 * h + 1] + b1;
-        if (p.gelu) v0 = gelu_tanh(v0), v1 = gelu_tanh(v1);
-        if (kMode == OutMode::BF16) {
-          *reinterpret_cast<__nv_bfloat162*>(static_cast<__nv_bfloat16*>(p.out) + o) = __floats2bfloat162_rn(v0, v1);
-        } else if (kMode == OutMode::F32) {
-          *reinterpret_cast<float2*>(static_cast<float*>(p.out) + o) = make_float2(v0, v1);
-        } else {
-          float2* r = reinterpret_cast<float2*>(static_cast<float*>(p.out) + o);
-          float2 x = *r;
-          x.x = fmaf(g0, v0, x.x), x.y = fmaf(g1, v1, x.y);
-          *r = x;
-        }
+        if (m < p.M)
+          store_pair<kMode>(p, m, n, accf[mi][ni][2 * h], accf[mi][ni][2 * h + 1], acc[mi][ni][2 * h],
+                            acc[mi][ni][2 * h + 1]);
       }
   }
 }
@@ -253,8 +140,14 @@ void launch_mma(const GemmArgs& p) {
   TD_CUDA_LAUNCH_CHECK();
 }
 
+bool use_wgmma();
+
 void launch_gemm(OutMode mode, const GemmArgs& p) {
   if (p.M == 0) return;
+  if (use_wgmma()) {
+    launch_w8a8_wgmma(int(mode), p);
+    return;
+  }
   switch (mode) {
     case OutMode::RawI32: launch_mma<OutMode::RawI32>(p); break;
     case OutMode::BF16: launch_mma<OutMode::BF16>(p); break;
@@ -435,13 +328,28 @@ static std::string& kernel_choice() {
   return k;
 }
 
+namespace {
+bool use_wgmma() {
+  const std::string& k = kernel_choice();
+  if (k == "mma") return false;
+  if (k == "wgmma") {
+    TD_CHECK(w8a8_wgmma_available(), "TD_W8A8_KERNEL", "wgmma needs an sm_90 GPU and a build with sm_90a");
+    return true;
+  }
+  TD_CHECK(k == "auto", "TD_W8A8_KERNEL", "expected auto|mma|wgmma, got '", k, "'");
+  return w8a8_wgmma_available();
+}
+}  // namespace
+
 void set_w8a8_kernel(const char* name) {
   const std::string n = name ? name : "auto";
   TD_CHECK(n == "auto" || n == "mma" || n == "wgmma", "TD_W8A8_KERNEL", "expected auto|mma|wgmma, got '", n, "'");
+  TD_CHECK(n != "wgmma" || w8a8_wgmma_available(), "TD_W8A8_KERNEL",
+           "wgmma needs an sm_90 GPU and a build with sm_90a");
   kernel_choice() = n;
 }
 
-const char* w8a8_kernel_name() { return "mma"; }
+const char* w8a8_kernel_name() { return use_wgmma() ? "wgmma" : "mma"; }
 
 }  // namespace cuda
 }  // namespace td

@@ -18,6 +18,13 @@ constexpr int kSmemBytes = kStages * kStageBytes;
 // Tiles along M walked together before moving to the next N tile (keeps the A panel and the B panel in L2).
 constexpr int kGroupM = 8;
 
+// wgmma path (sm_90a): same 128x128x128 CTA tile and smem layout (the 128-byte XOR swizzle above is exactly
+// wgmma's SWIZZLE_128B K-major layout), two consumer warpgroups of 64 x 128 each (64 int32 + 64 fp32 accumulators
+// per thread: a 64 x 256 warpgroup tile would need 256 registers for the two accumulator sets). All 256 threads
+// issue cp.async for the next stages while the tensor cores run. 4 stages = 128 KiB (+1 KiB alignment slack).
+constexpr int kWgStages = 4;
+constexpr int kWgSmemBytes = kWgStages * kStageBytes + 1024;
+
 // The activation-quant / fused-norm kernels: one CTA per row, 4 channels per thread per chunk.
 constexpr int kRowThreads = 128;
 constexpr int kRowMaxChunks = 16;  // 128 threads x 16 chunks x 4 = rows up to 8192 channels
