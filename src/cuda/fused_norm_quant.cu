@@ -177,6 +177,7 @@ int64_t check_rows(const Tensor& x, const char* what) {
   TD_CHECK(D % 128 == 0 && D <= int64_t(kRowThreads) * kRowMaxChunks * 4, what,
            "D must be a multiple of 128 and at most ", kRowThreads * kRowMaxChunks * 4, ", got ", x.describe());
   TD_CHECK(x.size(0) < (int64_t(1) << 31), what, "too many rows: ", x.describe());
+  TD_CHECK(reinterpret_cast<uintptr_t>(x.data()) % 16 == 0, what, "device pointer not 16-byte aligned");
   return D;
 }
 
@@ -189,6 +190,7 @@ const void* param(const Tensor* t, int64_t D, const char* what, int* bf16, bool 
                t->numel() == D,
            what, "expected contiguous ", f32_only ? "f32" : "f32/bf16", " [", D, "], got ", t->describe());
   *bf16 = t->dtype() == DType::BF16;
+  TD_CHECK(reinterpret_cast<uintptr_t>(t->data()) % 16 == 0, what, "device pointer not 16-byte aligned");
   return t->data();
 }
 

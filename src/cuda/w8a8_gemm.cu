@@ -225,6 +225,12 @@ const float* dev_vec_f32(const Tensor* t, int64_t N, const char* what) {
   return t->ptr<float>();
 }
 
+// cp.async moves 16-byte chunks and the epilogue stores pairs: views with odd offsets are refused, not misread.
+void check_align(const void* ptr, size_t bytes, const char* what) {
+  TD_CHECK(reinterpret_cast<uintptr_t>(ptr) % bytes == 0, what, "device pointer not ", bytes,
+           "-byte aligned (a view at an odd offset?)");
+}
+
 GemmArgs make_args(const ops::Int8Act& x, const Tensor& w_int8, const Tensor& w_scale, const Tensor* bias) {
   check_act(x);
   expect_cuda(w_int8, "w8a8 int8_weight");
@@ -245,7 +251,10 @@ GemmArgs make_args(const ops::Int8Act& x, const Tensor& w_int8, const Tensor& w_
              "w8a8 bias", "expected contiguous bf16/f32 [", p.N, "], got ", bias->describe());
     p.bias = bias->data();
     p.bias_bf16 = bias->dtype() == DType::BF16;
+    check_align(p.bias, 8, "w8a8 bias");
   }
+  check_align(p.a, 16, "w8a8 activation");
+  check_align(p.w, 16, "w8a8 int8_weight");
   return p;
 }
 
@@ -261,6 +270,7 @@ void quantize_act_int8(const Tensor& x, ops::Int8Act& out) {
   ensure_dev(out.scale, {M, K / 128}, DType::F32);
   const int64_t groups = M * (K / 128);
   if (groups == 0) return;
+  check_align(x.data(), 16, "w8a8 activation");
   const int threads = 256;
   const int64_t blocks = (groups * 32 + threads - 1) / threads;
   TD_CHECK(blocks < (int64_t(1) << 31), "w8a8 activation", "too large: ", x.describe());
@@ -281,6 +291,7 @@ void linear_w8a8(const ops::Int8Act& x, const Tensor& w_int8, const Tensor& w_sc
            "expected contiguous bf16/f32, got ", y.describe());
   expect_shape(y, {int64_t(p.M), int64_t(p.N)}, "w8a8 output");
   p.out = y.data();
+  check_align(p.out, 8, "w8a8 output");
   p.gelu = ep == Epilogue::GeluTanh;
   launch_gemm(y.dtype() == DType::BF16 ? OutMode::BF16 : OutMode::F32, p);
 }
@@ -293,7 +304,9 @@ void linear_w8a8_residual(const ops::Int8Act& x, const Tensor& w_int8, const Ten
            "expected the contiguous f32 residual stream, got ", resid.describe());
   expect_shape(resid, {int64_t(p.M), int64_t(p.N)}, "w8a8 residual");
   p.gate = dev_vec_f32(gate, p.N, "w8a8 gate");
+  if (p.gate) check_align(p.gate, 8, "w8a8 gate");
   p.out = resid.data();
+  check_align(p.out, 8, "w8a8 residual");
   launch_gemm(OutMode::Residual, p);
 }
 
@@ -317,6 +330,9 @@ void gemm_s8s8_s32(const Tensor& a, const Tensor& b, Tensor& c) {
   p.N = int(b.size(0));
   p.K = int(a.size(1));
   p.out = c.data();
+  check_align(p.a, 16, "gemm a");
+  check_align(p.w, 16, "gemm b");
+  check_align(p.out, 8, "gemm c");
   launch_gemm(OutMode::RawI32, p);
 }
 
