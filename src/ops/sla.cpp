@@ -3,6 +3,9 @@
 
 #include "core/error.h"
 #include "cpu/sla_attention.h"
+#ifdef TD_WITH_CUDA
+#include "cuda/sla_attention.h"
+#endif
 
 namespace td {
 namespace ops {
@@ -13,7 +16,7 @@ void sla_attention(const Tensor& q, const Tensor& k, const Tensor& v, Tensor& o,
   TD_CHECK(opts.block_q >= 0 && opts.block_k >= 0, "--block-q/--block-k", "block sizes must be >= 0 (0 = default)");
   const bool quantized = opts.mode == AttentionMode::SageSLA;
   if (o.is_cuda()) {
-#if 0  // the CUDA kernels land in the next commit
+#ifdef TD_WITH_CUDA
     cuda::SlaParams p;
     p.quantized = quantized;
     cuda::sla_default_blocks(quantized, &p.bq, &p.bk);
@@ -25,7 +28,7 @@ void sla_attention(const Tensor& q, const Tensor& k, const Tensor& v, Tensor& o,
     p.proj_b = opts.proj_l_bias;
     cuda::sla_attention(q, k, v, o, p);
 #else
-    fail("--attention", "sla/sagesla on CUDA are not implemented yet");
+    fail("--device", "this build has no CUDA backend");
 #endif
     return;
   }

@@ -1,0 +1,531 @@
+// SLA / SageSLA on CUDA: the passes that prepare the sparse kernel's operands, and the orchestration.
+//
+//  1. stats      : sum_L k (-> mean for smooth-K) and, for SageSLA, amax_L |v| per (head, channel). One read of k, v.
+//  2. pool       : mean-pooled q per query block; mean-pooled k - mean per key block (SLA; SageSLA does it in 3).
+//  3. kquant     : (SageSLA) per key block: pooled k - mean, int8 k - mean with one scale per block, head-major.
+//     vquant     : (SageSLA) per key block: e4m3 v / (amax/448), transposed to [H, Dh, L] and permuted per 16 tokens.
+//  4. score      : S = Pq Pk^T per head (a small tiled fp32 GEMM) -> [H, nq, nk].
+//  5. topk       : per (head, query block) a bitonic sort of (score, index) keys in shared memory; the kept indices
+//                  are written ascending to the block table [H, nq, kc].
+//  6. linear kv  : KV = sum_L phi(k)^T v [H, Dh, Dh] and z = sum_L phi(k) [H, Dh] in one pass (bf16 mma, fp32 sums).
+//  7. fold       : KVW^T = (KV W^T)^T per head as bf16, so proj_l costs nothing per token.
+//  8. sparse     : sla_sparse.cu (block-sparse attention + linear-branch epilogue).
+#include "cuda/sla_attention.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "core/error.h"
+#include "cpu/sla_attention.h"
+#include "cuda/cuda_common.cuh"
+#include "cuda/sla_config.h"
+#include "cuda/sla_mma.cuh"
+#include "cuda/sla_sparse.cuh"
+
+namespace td {
+namespace cuda {
+
+namespace {
+
+using bf16 = __nv_bfloat16;
+
+__device__ __forceinline__ float warp_max(float x) {
+#pragma unroll
+  for (int s = 16; s > 0; s >>= 1) x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, s));
+  return x;
+}
+__device__ __forceinline__ float warp_sum(float x) {
+#pragma unroll
+  for (int s = 16; s > 0; s >>= 1) x += __shfl_xor_sync(0xffffffffu, x, s);
+  return x;
+}
+
+// ---- 1. stats ----
+template <bool VMAX>
+__global__ void stats_kernel(const bf16* __restrict__ k, const bf16* __restrict__ v, int L, int C, int tokens,
+                             float* __restrict__ ksum, float* __restrict__ vmax) {
+  const int t0 = blockIdx.x * tokens, t1 = min(L, t0 + tokens);
+  for (int c = 2 * threadIdx.x; c < C; c += 2 * blockDim.x) {
+    float s0 = 0.f, s1 = 0.f, m0 = 0.f, m1 = 0.f;
+    for (int t = t0; t < t1; t++) {
+      const float2 x = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(k + int64_t(t) * C + c));
+      s0 += x.x;
+      s1 += x.y;
+      if (VMAX) {
+        const float2 y = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(v + int64_t(t) * C + c));
+        m0 = fmaxf(m0, fabsf(y.x));
+        m1 = fmaxf(m1, fabsf(y.y));
+      }
+    }
+    atomicAdd(ksum + c, s0);
+    atomicAdd(ksum + c + 1, s1);
+    if (VMAX) {  // non-negative floats order like their bit patterns
+      atomicMax(reinterpret_cast<int*>(vmax) + c, __float_as_int(m0));
+      atomicMax(reinterpret_cast<int*>(vmax) + c + 1, __float_as_int(m1));
+    }
+  }
+}
+
+// ---- 2. pool (block = Dh threads) ----
+__global__ void pool_kernel(const bf16* __restrict__ x, int L, int H, int D, int b, int n,
+                            const float* __restrict__ sum_for_mean, float* __restrict__ out) {
+  const int j = blockIdx.x, h = blockIdx.y, d = threadIdx.x;
+  const int t0 = j * b, t1 = min(L, t0 + b);
+  const float mean = sum_for_mean ? sum_for_mean[h * D + d] / float(L) : 0.f;
+  float s = 0.f;
+  for (int t = t0; t < t1; t++) s += __bfloat162float(x[(int64_t(t) * H + h) * D + d]) - mean;
+  out[(int64_t(h) * n + j) * D + d] = s / float(t1 - t0);
+}
+
+// ---- 3. kquant (block = Dh threads): pooled k - mean, int8 k - mean per block ----
+__global__ void kquant_kernel(const bf16* __restrict__ k, int L, int H, int D, int bk, int nk,
+                              const float* __restrict__ ksum, float* __restrict__ pk, int8_t* __restrict__ kq,
+                              float* __restrict__ kscale) {
+  __shared__ float red[32];
+  const int j = blockIdx.x, h = blockIdx.y, d = threadIdx.x;
+  const int t0 = j * bk, t1 = min(L, t0 + bk);
+  const float mean = ksum[h * D + d] / float(L);
+  float s = 0.f, m = 0.f;
+  for (int t = t0; t < t1; t++) {
+    const float x = __bfloat162float(k[(int64_t(t) * H + h) * D + d]) - mean;
+    s += x;
+    m = fmaxf(m, fabsf(x));
+  }
+  pk[(int64_t(h) * nk + j) * D + d] = s / float(t1 - t0);
+  m = warp_max(m);
+  if (threadIdx.x % 32 == 0) red[threadIdx.x / 32] = m;
+  __syncthreads();
+  m = red[0];
+  for (int w = 1; w < int(blockDim.x / 32); w++) m = fmaxf(m, red[w]);
+  const float sc = m / 127.f + 1e-7f;
+  if (d == 0) kscale[int64_t(h) * nk + j] = sc;
+  int8_t* dst = kq + (int64_t(h) * nk * bk + t0) * D + d;
+  for (int t = t0; t < t0 + bk; t++, dst += D) {
+    float r = 0.f;
+    if (t < t1) r = fminf(127.f, fmaxf(-127.f, roundf((__bfloat162float(k[(int64_t(t) * H + h) * D + d]) - mean) / sc)));
+    *dst = int8_t(r);
+  }
+}
+
+// ---- 3b. vquant (256 threads): e4m3 V^T, tokens permuted per 16 (sla::v_perm) ----
+template <int BK, int D>
+__global__ void vquant_kernel(const bf16* __restrict__ v, int L, int H, int nk, const float* __restrict__ vmax,
+                              uint8_t* __restrict__ vt) {
+  __shared__ bf16 tile[BK][D + 2];  // +2: column reads below hit distinct banks
+  const int j = blockIdx.x, h = blockIdx.y, t0 = j * BK;
+  for (int idx = threadIdx.x; idx < BK * D; idx += blockDim.x) {
+    const int r = idx / D, d = idx % D, t = t0 + r;
+    tile[r][d] = t < L ? v[(int64_t(t) * H + h) * D + d] : __float2bfloat16(0.f);
+  }
+  __syncthreads();
+  const int64_t lpad = int64_t(nk) * BK;
+  for (int idx = threadIdx.x; idx < BK * D; idx += blockDim.x) {
+    const int d = idx / BK, p = idx % BK;
+    const int tok = (p & ~15) + sla::v_perm(p);
+    const float vm = vmax[h * D + d];
+    const float sc = vm > 0.f ? vm / sla_cfg::kFp8Max : 1.f;
+    vt[(int64_t(h) * D + d) * lpad + t0 + p] =
+        __nv_cvt_float_to_fp8(__bfloat162float(tile[tok][d]) / sc, __NV_SATFINITE, __NV_E4M3);
+  }
+}
+
+// ---- 4. score: S[h][i][j] = sum_d Pq[h][i][d] Pk[h][j][d]; 64x64 tiles, 256 threads, 4x4 per thread ----
+__global__ void score_kernel(const float* __restrict__ pq, const float* __restrict__ pk, int nq, int nk, int D,
+                             float* __restrict__ S) {
+  __shared__ float as[16][64 + 1], bs[16][64 + 1];
+  const int h = blockIdx.z, i0 = blockIdx.y * 64, j0 = blockIdx.x * 64;
+  const int tx = threadIdx.x % 16, ty = threadIdx.x / 16;
+  const float* A = pq + int64_t(h) * nq * D;
+  const float* B = pk + int64_t(h) * nk * D;
+  float acc[4][4] = {};
+  for (int d0 = 0; d0 < D; d0 += 16) {
+    for (int idx = threadIdx.x; idx < 64 * 16; idx += 256) {
+      const int r = idx / 16, c = idx % 16;
+      as[c][r] = i0 + r < nq ? A[int64_t(i0 + r) * D + d0 + c] : 0.f;
+      bs[c][r] = j0 + r < nk ? B[int64_t(j0 + r) * D + d0 + c] : 0.f;
+    }
+    __syncthreads();
+#pragma unroll
+    for (int c = 0; c < 16; c++)
+#pragma unroll
+      for (int a = 0; a < 4; a++)
+#pragma unroll
+        for (int b = 0; b < 4; b++) acc[a][b] = fmaf(as[c][ty * 4 + a], bs[c][tx * 4 + b], acc[a][b]);
+    __syncthreads();
+  }
+  for (int a = 0; a < 4; a++)
+    for (int b = 0; b < 4; b++) {
+      const int i = i0 + ty * 4 + a, j = j0 + tx * 4 + b;
+      if (i < nq && j < nk) S[(int64_t(h) * nq + i) * nk + j] = acc[a][b];
+    }
+}
+
+// ---- 5. topk: bitonic sort of 64-bit keys (ordered score bits << 32 | ~index), descending ----
+__device__ __forceinline__ uint32_t ordered_bits(float f) {
+  const uint32_t u = __float_as_uint(f);
+  return (u & 0x80000000u) ? ~u : (u | 0x80000000u);
+}
+
+__global__ void topk_kernel(const float* __restrict__ S, int nq, int nk, int npad, int kc, int32_t* __restrict__ table) {
+  extern __shared__ unsigned long long keys[];  // npad keys, then nk flag bytes
+  uint8_t* flags = reinterpret_cast<uint8_t*>(keys + npad);
+  const int i = blockIdx.x, h = blockIdx.y, tid = threadIdx.x;
+  const float* row = S + (int64_t(h) * nq + i) * nk;
+  for (int j = tid; j < npad; j += blockDim.x)
+    keys[j] = j < nk ? (uint64_t(ordered_bits(row[j])) << 32) | uint64_t(0xffffffffu - uint32_t(j)) : 0ull;
+  for (int j = tid; j < nk; j += blockDim.x) flags[j] = 0;
+  __syncthreads();
+  for (int size = 2; size <= npad; size <<= 1)
+    for (int stride = size >> 1; stride > 0; stride >>= 1) {
+      for (int x = tid; x < npad / 2; x += blockDim.x) {
+        const int lo = 2 * x - (x & (stride - 1)), hi = lo + stride;
+        const bool desc = (lo & size) == 0;
+        const unsigned long long a = keys[lo], b = keys[hi];
+        if (desc ? a < b : a > b) {
+          keys[lo] = b;
+          keys[hi] = a;
+        }
+      }
+      __syncthreads();
+    }
+  for (int c = tid; c < kc; c += blockDim.x) flags[0xffffffffu - uint32_t(keys[c] & 0xffffffffu)] = 1;
+  __syncthreads();
+  if (tid < 32) {
+    int32_t* out = table + (int64_t(h) * nq + i) * kc;
+    int base = 0;
+    for (int j0 = 0; j0 < nk; j0 += 32) {
+      const bool f = j0 + tid < nk && flags[j0 + tid];
+      const unsigned m = __ballot_sync(0xffffffffu, f);
+      if (f) out[base + __popc(m & ((1u << tid) - 1u))] = j0 + tid;
+      base += __popc(m);
+    }
+  }
+}
+
+// ---- 6. linear kv: per (token chunk, head), D/16 warps; warp w owns rows d1 in [16w, 16w+16) of KV ----
+template <int D>
+__global__ void __launch_bounds__(D / 16 * 32) linear_kv_kernel(const bf16* __restrict__ k, const bf16* __restrict__ v,
+                                                              int L, int H, int chunk, float* __restrict__ kv,
+                                                              float* __restrict__ z) {
+  constexpr int T = sla_cfg::kLinearTile, NW = D / 16, P = D + 8;  // P: padded pitch (conflict-free ldmatrix)
+  __shared__ __align__(16) bf16 phs[T][P];
+  __shared__ __align__(16) bf16 vs[T][P];
+  const int h = blockIdx.y, warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int tb = blockIdx.x * chunk, te = min(L, tb + chunk);
+  float acc[D / 8][4];
+#pragma unroll
+  for (int n = 0; n < D / 8; n++) acc[n][0] = acc[n][1] = acc[n][2] = acc[n][3] = 0.f;
+  static_assert(NW * 32 >= D, "one thread per z column");
+  float zc = 0.f;  // thread t < D accumulates z[t]
+  for (int t0 = tb; t0 < te; t0 += T) {
+    for (int r = warp; r < T; r += NW) {
+      const int t = t0 + r;
+      constexpr int E = D / 32;
+      float x[E], y[E];
+      if (t < te) {
+        float m = -INFINITY;
+#pragma unroll
+        for (int e = 0; e < E; e++) {
+          x[e] = __bfloat162float(k[(int64_t(t) * H + h) * D + lane + 32 * e]);
+          y[e] = __bfloat162float(v[(int64_t(t) * H + h) * D + lane + 32 * e]);
+          m = fmaxf(m, x[e]);
+        }
+        m = warp_max(m);
+        float s = 0.f;
+#pragma unroll
+        for (int e = 0; e < E; e++) s += (x[e] = __expf(x[e] - m));
+        s = 1.f / warp_sum(s);
+#pragma unroll
+        for (int e = 0; e < E; e++) x[e] *= s;
+      } else {
+#pragma unroll
+        for (int e = 0; e < E; e++) x[e] = y[e] = 0.f;
+      }
+#pragma unroll
+      for (int e = 0; e < E; e++) {
+        phs[r][lane + 32 * e] = __float2bfloat16(x[e]);
+        vs[r][lane + 32 * e] = __float2bfloat16(y[e]);
+      }
+    }
+    __syncthreads();
+    // z from the bf16-rounded phi (what the mma sees).
+    if (int(threadIdx.x) < D)
+      for (int r = 0; r < T; r++) zc += __bfloat162float(phs[r][threadIdx.x]);
+#pragma unroll
+    for (int kk = 0; kk < T / 16; kk++) {
+      uint32_t a[4];
+      {  // A = phi^T (rows d1, cols tokens): transposed load of phs[tokens][d1]
+        const int mi = lane / 8;
+        sla::ldmatrix_x4_trans(a, &phs[kk * 16 + (mi / 2) * 8 + lane % 8][warp * 16 + (mi % 2) * 8]);
+      }
+#pragma unroll
+      for (int np = 0; np < D / 16; np++) {
+        uint32_t b[4];
+        const int mi = lane / 8;
+        sla::ldmatrix_x4_trans(b, &vs[kk * 16 + (mi % 2) * 8 + lane % 8][np * 16 + (mi / 2) * 8]);
+        sla::mma_bf16(acc[2 * np], a, b[0], b[1]);
+        sla::mma_bf16(acc[2 * np + 1], a, b[2], b[3]);
+      }
+    }
+    __syncthreads();
+  }
+  const int g = lane / 4, t4 = lane % 4;
+  float* out = kv + int64_t(h) * D * D;
+#pragma unroll
+  for (int n = 0; n < D / 8; n++) {
+    const int c = n * 8 + 2 * t4, r = warp * 16 + g;
+    atomicAdd(out + r * D + c, acc[n][0]);
+    atomicAdd(out + r * D + c + 1, acc[n][1]);
+    atomicAdd(out + (r + 8) * D + c, acc[n][2]);
+    atomicAdd(out + (r + 8) * D + c + 1, acc[n][3]);
+  }
+  if (int(threadIdx.x) < D) atomicAdd(z + h * D + threadIdx.x, zc);
+}
+
+// ---- 7. fold: kvwt[h][n][d1] = sum_d2 W[n][d2] KV[h][d1][d2] (W null: KV[h][d1][n]) ----
+__global__ void fold_kernel(const float* __restrict__ kv, const float* __restrict__ w32, const bf16* __restrict__ w16,
+                            int D, bf16* __restrict__ kvwt) {
+  const int n = blockIdx.x, h = blockIdx.y, d1 = threadIdx.x;
+  const float* row = kv + (int64_t(h) * D + d1) * D;
+  float s;
+  if (w32 || w16) {
+    s = 0.f;
+    for (int d2 = 0; d2 < D; d2++) s += (w32 ? w32[n * D + d2] : __bfloat162float(w16[n * D + d2])) * row[d2];
+  } else {
+    s = row[n];
+  }
+  kvwt[(int64_t(h) * D + n) * D + d1] = __float2bfloat16(s);
+}
+
+__global__ void bias_to_f32_kernel(const bf16* __restrict__ b16, const float* __restrict__ b32, int D,
+                                   float* __restrict__ out) {
+  const int d = threadIdx.x;
+  if (d < D) out[d] = b32 ? b32[d] : __bfloat162float(b16[d]);
+}
+
+struct Geometry {
+  int L, H, D, nq, nk, kc;
+};
+
+Geometry check_inputs(const Tensor& q, const Tensor& k, const Tensor& v, int bq, int bk, float topk) {
+  for (const Tensor* t : {&q, &k, &v}) {
+    expect_cuda(*t, "attention q/k/v");
+    TD_CHECK(t->dtype() == DType::BF16 && t->dim() == 3 && t->is_contiguous(), "attention",
+             "CUDA sla expects contiguous bf16 [L, H, Dh], got ", t->describe());
+    TD_CHECK(reinterpret_cast<uintptr_t>(t->data()) % 16 == 0, "attention", t->describe(),
+             " must be 16-byte aligned");
+  }
+  TD_CHECK(q.shape() == k.shape() && k.shape() == v.shape(), "attention", "q, k, v shapes differ: ",
+           shape_str(q.shape()), " ", shape_str(k.shape()), " ", shape_str(v.shape()));
+  Geometry g;
+  g.L = int(q.size(0));
+  g.H = int(q.size(1));
+  g.D = int(q.size(2));
+  TD_CHECK(q.size(0) > 0 && q.size(0) < (int64_t(1) << 30), "attention", "sequence length out of range: ", q.size(0));
+  TD_CHECK(g.D == 64 || g.D == 128, "attention", "sla/sagesla on CUDA support head_dim 64 and 128, got ", g.D);
+  TD_CHECK(bq > 0 && bk > 0, "--block-q/--block-k", "block sizes must be positive");
+  g.nq = (g.L + bq - 1) / bq;
+  g.nk = (g.L + bk - 1) / bk;
+  TD_CHECK(g.nk <= sla_cfg::kMaxKeyBlocks, "attention", "sequence too long for the top-k kernel: ", g.nk,
+           " key blocks (max ", sla_cfg::kMaxKeyBlocks, ")");
+  g.kc = cpu::sla_topk_count(topk, g.nk);
+  return g;
+}
+
+Tensor dev_empty(const Shape& s, DType dt) { return Tensor::empty(s, dt, Device::CUDA); }
+void dev_zero(Tensor& t) { TD_CUDA_CHECK(cudaMemsetAsync(t.data(), 0, t.nbytes(), stream())); }
+
+// Block table from pooled q [H, nq, D] and pooled k [H, nk, D].
+Tensor select_blocks(const Tensor& pq, const Tensor& pk, const Geometry& g) {
+  cudaStream_t st = stream();
+  Tensor S = dev_empty({g.H, g.nq, g.nk}, DType::F32);
+  score_kernel<<<dim3(ceil_div(g.nk, 64), ceil_div(g.nq, 64), g.H), 256, 0, st>>>(pq.ptr<float>(), pk.ptr<float>(),
+                                                                                 g.nq, g.nk, g.D, S.ptr<float>());
+  TD_CUDA_LAUNCH_CHECK();
+  int npad = 1;
+  while (npad < g.nk) npad <<= 1;
+  const size_t smem = size_t(npad) * 8 + size_t(g.nk);
+  TD_CHECK(smem <= device_props().sharedMemPerBlockOptin, "attention", "top-k selection needs ", smem,
+           " bytes of shared memory");
+  if (smem > 48 * 1024)
+    TD_CUDA_CHECK(cudaFuncSetAttribute(topk_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+  Tensor table = dev_empty({g.H, g.nq, g.kc}, DType::I32);
+  const int threads = std::min(1024, std::max(32, npad / 2));
+  topk_kernel<<<dim3(g.nq, g.H), threads, smem, st>>>(S.ptr<float>(), g.nq, g.nk, npad, g.kc, table.ptr<int32_t>());
+  TD_CUDA_LAUNCH_CHECK();
+  return table;
+}
+
+void launch_stats(const Tensor& k, const Tensor& v, const Geometry& g, bool vmax, Tensor& ksum, Tensor& vm) {
+  const int C = g.H * g.D;
+  const int blocks = std::max(1, std::min(g.L, 4 * sm_count()));
+  const int tokens = (g.L + blocks - 1) / blocks;
+  const int grid = (g.L + tokens - 1) / tokens;
+  const int threads = std::min(1024, std::max(32, C / 2));
+  if (vmax)
+    stats_kernel<true><<<grid, threads, 0, stream()>>>(k.ptr<bf16>(), v.ptr<bf16>(), g.L, C, tokens,
+                                                        ksum.ptr<float>(), vm.ptr<float>());
+  else
+    stats_kernel<false><<<grid, threads, 0, stream()>>>(k.ptr<bf16>(), v.ptr<bf16>(), g.L, C, tokens,
+                                                         ksum.ptr<float>(), nullptr);
+  TD_CUDA_LAUNCH_CHECK();
+}
+
+const Tensor* check_param(const Tensor* t, const Shape& shape, const char* what) {
+  if (!t) return nullptr;
+  expect_cuda(*t, what);
+  expect_shape(*t, shape, what);
+  TD_CHECK(t->is_contiguous() && (t->dtype() == DType::F32 || t->dtype() == DType::BF16), what,
+           "expected contiguous f32 or bf16, got ", t->describe());
+  return t;
+}
+
+}  // namespace
+
+void sla_default_blocks(bool quantized, int* bq, int* bk) {
+  if (quantized && cc() == 90) {
+    *bq = sla_cfg::kSageBlockQSm90;
+    *bk = sla_cfg::kSageBlockKSm90;
+  } else {
+    *bq = sla_cfg::kSlaBlockQ;
+    *bk = sla_cfg::kSlaBlockK;
+  }
+}
+
+Tensor sla_block_map(const Tensor& q, const Tensor& k, int bq, int bk, float topk) {
+  Geometry g = check_inputs(q, k, k, bq, bk, topk);
+  Tensor ksum = dev_empty({g.H, g.D}, DType::F32);
+  dev_zero(ksum);
+  Tensor none;
+  launch_stats(k, k, g, false, ksum, none);
+  Tensor pq = dev_empty({g.H, g.nq, g.D}, DType::F32), pk = dev_empty({g.H, g.nk, g.D}, DType::F32);
+  pool_kernel<<<dim3(g.nq, g.H), g.D, 0, stream()>>>(q.ptr<bf16>(), g.L, g.H, g.D, bq, g.nq, nullptr, pq.ptr<float>());
+  TD_CUDA_LAUNCH_CHECK();
+  pool_kernel<<<dim3(g.nk, g.H), g.D, 0, stream()>>>(k.ptr<bf16>(), g.L, g.H, g.D, bk, g.nk, ksum.ptr<float>(),
+                                                     pk.ptr<float>());
+  TD_CUDA_LAUNCH_CHECK();
+  return select_blocks(pq, pk, g);
+}
+
+void sla_attention(const Tensor& q, const Tensor& k, const Tensor& v, Tensor& o, const SlaParams& p) {
+  Geometry g = check_inputs(q, k, v, p.bq, p.bk, p.topk);
+  expect_cuda(o, "attention output");
+  expect_shape(o, q.shape(), "attention output");
+  TD_CHECK(o.dtype() == DType::BF16 && o.is_contiguous(), "attention output", "expected contiguous bf16, got ",
+           o.describe());
+  const bool quant = p.quantized && cc() >= 89;  // e4m3 mma needs sm_89; below, SageSLA runs the bf16 kernel
+  cudaStream_t st = stream();
+  const int64_t lpad = int64_t(g.nk) * p.bk;
+
+  sla::SparseArgs a;
+  a.L = g.L;
+  a.H = g.H;
+  a.D = g.D;
+  a.bq = p.bq;
+  a.bk = p.bk;
+  a.nq = g.nq;
+  a.nk = g.nk;
+  a.kc = g.kc;
+  a.quantized = quant;
+  a.scale_log2 = (p.scale != 0.f ? p.scale : 1.f / std::sqrt(float(g.D))) * 1.4426950408889634f;
+  a.q = q.ptr<bf16>();
+  a.k = k.ptr<bf16>();
+  a.v = v.ptr<bf16>();
+  a.o = o.ptr<bf16>();
+
+  // 1-3: statistics, pooling, quantization.
+  Tensor ksum = dev_empty({g.H, g.D}, DType::F32), vmax;
+  dev_zero(ksum);
+  if (quant) {
+    vmax = dev_empty({g.H, g.D}, DType::F32);
+    dev_zero(vmax);
+  }
+  launch_stats(k, v, g, quant, ksum, vmax);
+  Tensor pq, pk, kq, kscale, vt;
+  const bool need_map = p.table == nullptr;
+  if (need_map) {
+    pq = dev_empty({g.H, g.nq, g.D}, DType::F32);
+    pool_kernel<<<dim3(g.nq, g.H), g.D, 0, st>>>(a.q, g.L, g.H, g.D, p.bq, g.nq, nullptr, pq.ptr<float>());
+    TD_CUDA_LAUNCH_CHECK();
+  }
+  pk = dev_empty({g.H, g.nk, g.D}, DType::F32);
+  if (quant) {
+    kq = dev_empty({g.H, lpad, g.D}, DType::I8);
+    kscale = dev_empty({g.H, g.nk}, DType::F32);
+    kquant_kernel<<<dim3(g.nk, g.H), g.D, 0, st>>>(a.k, g.L, g.H, g.D, p.bk, g.nk, ksum.ptr<float>(),
+                                                  pk.ptr<float>(), kq.ptr<int8_t>(), kscale.ptr<float>());
+    TD_CUDA_LAUNCH_CHECK();
+    vt = dev_empty({g.H, g.D, lpad}, DType::U8);
+    auto launch_v = [&](auto kern) {
+      kern<<<dim3(g.nk, g.H), 256, 0, st>>>(a.v, g.L, g.H, g.nk, vmax.ptr<float>(), vt.ptr<uint8_t>());
+      TD_CUDA_LAUNCH_CHECK();
+    };
+    if (p.bk == 64 && g.D == 64) launch_v(vquant_kernel<64, 64>);
+    else if (p.bk == 64 && g.D == 128) launch_v(vquant_kernel<64, 128>);
+    else if (p.bk == 128 && g.D == 64) launch_v(vquant_kernel<128, 64>);
+    else if (p.bk == 128 && g.D == 128) launch_v(vquant_kernel<128, 128>);
+    else fail("--block-k", cat("sagesla on CUDA supports key blocks of 64 or 128, got ", p.bk));
+    a.kq = kq.ptr<int8_t>();
+    a.kscale = kscale.ptr<float>();
+    a.vt = vt.ptr<uint8_t>();
+    a.vmax = vmax.ptr<float>();
+  } else if (need_map) {
+    pool_kernel<<<dim3(g.nk, g.H), g.D, 0, st>>>(a.k, g.L, g.H, g.D, p.bk, g.nk, ksum.ptr<float>(), pk.ptr<float>());
+    TD_CUDA_LAUNCH_CHECK();
+  }
+
+  // 4-5: block table.
+  Tensor table;
+  if (need_map) {
+    table = select_blocks(pq, pk, g);
+  } else {
+    expect_cuda(*p.table, "sla block table");
+    TD_CHECK(p.table->dtype() == DType::I32 && p.table->is_contiguous() && p.table->dim() == 3 &&
+                 p.table->size(0) == g.H && p.table->size(1) == g.nq && p.table->size(2) >= 1,
+             "sla block table", "expected I32 [", g.H, ", ", g.nq, ", kc], got ", p.table->describe());
+    table = *p.table;
+    a.kc = int(table.size(2));
+  }
+  a.table = table.ptr<int32_t>();
+
+  // 6-7: linear branch statistics, folded with proj_l.
+  Tensor kv, z, kvwt, bias;
+  if (!p.sparse_only) {
+    const Tensor* w = check_param(p.proj_w, {g.D, g.D}, "proj_l.weight");
+    const Tensor* b = check_param(p.proj_b, {g.D}, "proj_l.bias");
+    kv = dev_empty({g.H, g.D, g.D}, DType::F32);
+    z = dev_empty({g.H, g.D}, DType::F32);
+    dev_zero(kv);
+    dev_zero(z);
+    const int per_head = std::max(1, sla_cfg::kLinearWaves * sm_count() / g.H);
+    int chunk = (g.L + per_head - 1) / per_head;
+    chunk = std::max(sla_cfg::kLinearTile, (chunk + sla_cfg::kLinearTile - 1) / sla_cfg::kLinearTile * sla_cfg::kLinearTile);
+    const dim3 grid(ceil_div(g.L, chunk), g.H);
+    if (g.D == 64)
+      linear_kv_kernel<64><<<grid, 4 * 32, 0, st>>>(a.k, a.v, g.L, g.H, chunk, kv.ptr<float>(), z.ptr<float>());
+    else
+      linear_kv_kernel<128><<<grid, 8 * 32, 0, st>>>(a.k, a.v, g.L, g.H, chunk, kv.ptr<float>(), z.ptr<float>());
+    TD_CUDA_LAUNCH_CHECK();
+    kvwt = dev_empty({g.H, g.D, g.D}, DType::BF16);
+    fold_kernel<<<dim3(g.D, g.H), g.D, 0, st>>>(kv.ptr<float>(), w && w->dtype() == DType::F32 ? w->ptr<float>() : nullptr,
+                                               w && w->dtype() == DType::BF16 ? w->ptr<bf16>() : nullptr, g.D,
+                                               kvwt.ptr<bf16>());
+    TD_CUDA_LAUNCH_CHECK();
+    if (b) {
+      bias = dev_empty({g.D}, DType::F32);
+      bias_to_f32_kernel<<<1, g.D, 0, st>>>(b->dtype() == DType::BF16 ? b->ptr<bf16>() : nullptr,
+                                            b->dtype() == DType::F32 ? b->ptr<float>() : nullptr, g.D,
+                                            bias.ptr<float>());
+      TD_CUDA_LAUNCH_CHECK();
+      a.bias = bias.ptr<float>();
+    }
+    a.kvwt = kvwt.ptr<bf16>();
+    a.z = z.ptr<float>();
+  }
+
+  // 8: the sparse kernel (+ linear epilogue).
+  sla::launch_sparse(a, st);
+}
+
+}  // namespace cuda
+}  // namespace td

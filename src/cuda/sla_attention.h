@@ -1,0 +1,33 @@
+// CUDA sparse-linear attention (SLA, SageSLA). Plain C++ interface (no CUDA types) for src/ops/sla.cpp and tests.
+// Semantics are those of src/cpu/sla_attention.h; design notes in docs/attention.md.
+#pragma once
+
+#include "core/tensor.h"
+
+namespace td {
+namespace cuda {
+
+struct SlaParams {
+  bool quantized = false;  // false: SLA (bf16 mma), true: SageSLA (int8 Q·K, e4m3 P·V; bf16 P·V below sm_89)
+  int bq = 128, bk = 64;   // block geometry; (128, 64) and (64, 128) are compiled
+  float topk = 0.1f;
+  float scale = 0.f;  // 0 -> 1/sqrt(Dh)
+  const Tensor* proj_w = nullptr;  // [Dh, Dh] f32/bf16 on the device; null = identity
+  const Tensor* proj_b = nullptr;  // [Dh] f32/bf16; null = zero
+  // Testing hooks: a given block table (I32 [H, nq, kc] on the device, ascending rows) instead of the computed one,
+  // and the sparse branch alone (no linear branch).
+  const Tensor* table = nullptr;
+  bool sparse_only = false;
+};
+
+// The per-arch default geometry of a mode on the current device.
+void sla_default_blocks(bool quantized, int* bq, int* bk);
+
+// q, k, v, o: bf16 [L, H, Dh] contiguous on the device, Dh 64 or 128. Runs on td::cuda::stream().
+void sla_attention(const Tensor& q, const Tensor& k, const Tensor& v, Tensor& o, const SlaParams& p);
+
+// The block map alone: I32 [H, nq, kc] on the device, each row ascending.
+Tensor sla_block_map(const Tensor& q, const Tensor& k, int bq, int bk, float topk);
+
+}  // namespace cuda
+}  // namespace td

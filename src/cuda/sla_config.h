@@ -1,0 +1,31 @@
+// Tile and arch choices of the SLA / SageSLA CUDA kernels (src/cuda/sla_*.cu), in one place.
+#pragma once
+
+namespace td {
+namespace cuda {
+namespace sla_cfg {
+
+// Block geometry of the block map = the sparse kernel's CTA tile (a CTA owns one query block of one head).
+// sla: 128 query x 64 key tokens everywhere (TurboDiffusion's SLA). sagesla: 64 x 128 on sm_90 (TurboDiffusion
+// picks it to match its Hopper kernel), 128 x 64 elsewhere. Only these two geometries are compiled.
+constexpr int kSlaBlockQ = 128, kSlaBlockK = 64;
+constexpr int kSageBlockQSm90 = 64, kSageBlockKSm90 = 128;
+
+// One warp owns 16 query rows (one m16 slab of mma.sync), so a CTA has block_q / 16 warps.
+constexpr int kRowsPerWarp = 16;
+
+// V is quantized to e4m3 with scale amax/448 per (head, channel); P is quantized as e4m3(448 * p). Both use the full
+// e4m3 range: the kernels accumulate P·V in fp32 (two-level: one fresh fp32 chain per key block), so the fp16
+// overflow bound that made TurboDiffusion use 2.25 for V does not apply.
+constexpr float kFp8Max = 448.f;
+
+// Linear branch reduction: CTAs per head are chosen so that the whole grid is about this many waves of SMs.
+constexpr int kLinearWaves = 2;
+constexpr int kLinearTile = 64;  // tokens per smem tile in the phi(k)^T v reduction
+
+// Top-k selection sorts (score, index) keys of one query block in shared memory: at most this many key blocks.
+constexpr int kMaxKeyBlocks = 8192;
+
+}  // namespace sla_cfg
+}  // namespace cuda
+}  // namespace td

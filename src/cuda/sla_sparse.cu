@@ -1,0 +1,439 @@
+// Block-sparse attention over the selected key blocks, mma.sync path (sm_80+; e4m3 P·V needs sm_89+), with the
+// linear branch fused into the epilogue.
+//
+// One CTA = one (query block, head); one warp = 16 query rows. K/V tiles of the selected key blocks stream through
+// a two-stage cp.async ring. SLA: bf16 m16n8k16 for Q·K^T and P·V. SageSLA: Q is quantized to int8 in the
+// prologue (one scale per CTA tile, as TurboDiffusion's per-block quantization), K arrives pre-quantized (smoothed)
+// from sla_attention.cu, s8 m16n8k32 gives exact int32 scores, P is quantized to e4m3 straight from the score
+// registers and multiplied with the transposed e4m3 V (m16n8k32.e4m3, fp32 accumulators, one fresh chain per key
+// block that is then added to the running output: SageAttention2's two-level accumulation).
+//
+// Epilogue (when the linear branch is on): o = O_s / l + (phi(q) · KVW) / den + b, where KVW = (phi(k)^T v) W^T
+// was folded per head beforehand, phi(q) is rebuilt from the bf16 Q tile still in shared memory, and
+// den = 1e-5 + phi(q)·z. The mma accumulates phi(q)·KVW directly into O_s·den, so no second accumulator is live.
+#include <cmath>
+
+#include "cuda/cuda_common.cuh"
+#include "cuda/sla_config.h"
+#include "cuda/sla_mma.cuh"
+#include "cuda/sla_sparse.cuh"
+
+namespace td {
+namespace cuda {
+namespace sla {
+
+namespace {
+
+template <int BQ, int BK, int D, bool QUANT>
+struct Cfg {
+  static constexpr int kWarps = BQ / sla_cfg::kRowsPerWarp, kThreads = kWarps * 32;
+  static constexpr int kQRow = D * 2;                 // bf16 Q tile row bytes
+  static constexpr int kQiRow = D;                    // int8 Q tile row bytes
+  static constexpr int kKRow = QUANT ? D : D * 2;     // K tile: rows = keys
+  static constexpr int kVRows = QUANT ? D : BK;       // V tile: e4m3 rows = channels (transposed), bf16 rows = keys
+  static constexpr int kVRow = QUANT ? BK : D * 2;
+  static constexpr int kKTile = BK * kKRow, kVTile = kVRows * kVRow;
+  static constexpr int kQOff = 0;
+  static constexpr int kQiOff = BQ * kQRow;
+  static constexpr int kKOff = kQiOff + (QUANT ? BQ * kQiRow : 0);
+  static constexpr int kVOff = kKOff + 2 * kKTile;
+  static constexpr int kEpiBytes = D * D * 2 + 2 * D * 4;  // KVW tile + z + bias, aliased over the K/V ring
+  static constexpr int kSmem = kVOff + 2 * kVTile > kKOff + kEpiBytes ? kVOff + 2 * kVTile : kKOff + kEpiBytes;
+  static constexpr int kQkSteps = (QUANT ? D / 2 : D) / 16;  // k16 steps of 16-bit units over the head dim
+  static constexpr int kSTiles = BK / 8;
+};
+
+template <int BQ, int BK, int D, bool QUANT>
+__device__ __forceinline__ void load_kv(const SparseArgs& a, uint8_t* smem, int stage, int j, int h) {
+  using C = Cfg<BQ, BK, D, QUANT>;
+  uint8_t* ks = smem + C::kKOff + stage * C::kKTile;
+  uint8_t* vs = smem + C::kVOff + stage * C::kVTile;
+  const int tid = threadIdx.x;
+  if constexpr (!QUANT) {
+    constexpr int kCh = D / 8;  // 16-byte chunks per row
+    for (int idx = tid; idx < BK * kCh; idx += C::kThreads) {
+      const int r = idx / kCh, ch = idx % kCh, t = j * BK + r;
+      const int64_t row = (int64_t(t < a.L ? t : a.L - 1) * a.H + h) * D + ch * 8;
+      const int n = t < a.L ? 16 : 0;
+      cp_async16(ks + Swz<C::kKRow>::offset(r, ch), a.k + row, n);
+      cp_async16(vs + Swz<C::kVRow>::offset(r, ch), a.v + row, n);
+    }
+  } else {
+    const int64_t lpad = int64_t(a.nk) * BK;
+    constexpr int kKCh = D / 16;
+    const int8_t* kb = a.kq + (int64_t(h) * lpad + int64_t(j) * BK) * D;
+    for (int idx = tid; idx < BK * kKCh; idx += C::kThreads) {
+      const int r = idx / kKCh, ch = idx % kKCh;
+      cp_async16(ks + Swz<C::kKRow>::offset(r, ch), kb + r * D + ch * 16, 16);
+    }
+    constexpr int kVCh = BK / 16;
+    const uint8_t* vb = a.vt + int64_t(h) * D * lpad + int64_t(j) * BK;
+    for (int idx = tid; idx < D * kVCh; idx += C::kThreads) {
+      const int r = idx / kVCh, ch = idx % kVCh;
+      cp_async16(vs + Swz<C::kVRow>::offset(r, ch), vb + r * lpad + ch * 16, 16);
+    }
+  }
+}
+
+template <int BQ, int BK, int D, bool QUANT>
+__global__ void __launch_bounds__(BQ / sla_cfg::kRowsPerWarp * 32)
+    sparse_kernel(const SparseArgs a) {
+  using C = Cfg<BQ, BK, D, QUANT>;
+  extern __shared__ __align__(128) uint8_t smem[];
+  __shared__ float red[C::kWarps];
+  const int qb = blockIdx.x, h = blockIdx.y;
+  const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4, t4 = lane % 4;
+  const int q0 = qb * BQ;
+  const int32_t* sel = a.table + (int64_t(h) * a.nq + qb) * a.kc;
+
+  // Q tile (bf16, kept for the epilogue's phi(q)); rows past L are zero.
+  {
+    constexpr int kCh = D / 8;
+    for (int idx = tid; idx < BQ * kCh; idx += C::kThreads) {
+      const int r = idx / kCh, ch = idx % kCh, t = q0 + r;
+      const int64_t row = (int64_t(t < a.L ? t : a.L - 1) * a.H + h) * D + ch * 8;
+      cp_async16(smem + C::kQOff + Swz<C::kQRow>::offset(r, ch), a.q + row, t < a.L ? 16 : 0);
+    }
+    cp_async_commit();
+  }
+  load_kv<BQ, BK, D, QUANT>(a, smem, 0, sel[0], h);
+  cp_async_commit();
+  cp_async_wait<1>();
+  __syncthreads();
+
+  float qscale = 1.f;
+  if constexpr (QUANT) {
+    // Per-tile int8 quantization of Q: scale = amax / 127 + 1e-7, round half away from zero.
+    float mx = 0.f;
+    const uint4* qraw = reinterpret_cast<const uint4*>(smem + C::kQOff);
+    for (int idx = tid; idx < BQ * D / 8; idx += C::kThreads) {
+      uint4 u = qraw[idx];
+      const __nv_bfloat162* p = reinterpret_cast<const __nv_bfloat162*>(&u);
+#pragma unroll
+      for (int e = 0; e < 4; e++) {
+        float2 f = __bfloat1622float2(p[e]);
+        mx = fmaxf(mx, fmaxf(fabsf(f.x), fabsf(f.y)));
+      }
+    }
+#pragma unroll
+    for (int s = 16; s > 0; s >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, s));
+    if (lane == 0) red[warp] = mx;
+    __syncthreads();
+    mx = red[0];
+#pragma unroll
+    for (int w = 1; w < C::kWarps; w++) mx = fmaxf(mx, red[w]);
+    qscale = mx / 127.f + 1e-7f;
+    constexpr int kCh16 = D / 16;
+    for (int idx = tid; idx < BQ * kCh16; idx += C::kThreads) {
+      const int r = idx / kCh16, c16 = idx % kCh16;
+      uint4 u[2] = {*reinterpret_cast<const uint4*>(smem + C::kQOff + Swz<C::kQRow>::offset(r, 2 * c16)),
+                    *reinterpret_cast<const uint4*>(smem + C::kQOff + Swz<C::kQRow>::offset(r, 2 * c16 + 1))};
+      const __nv_bfloat16* x = reinterpret_cast<const __nv_bfloat16*>(u);
+      uint32_t w[4];
+#pragma unroll
+      for (int e = 0; e < 4; e++) {
+        uint32_t packed = 0;
+#pragma unroll
+        for (int b = 0; b < 4; b++) {
+          float r8 = roundf(__bfloat162float(x[e * 4 + b]) / qscale);
+          r8 = fminf(127.f, fmaxf(-127.f, r8));
+          packed |= (uint32_t(int(r8)) & 0xffu) << (8 * b);
+        }
+        w[e] = packed;
+      }
+      *reinterpret_cast<uint4*>(smem + C::kQiOff + Swz<C::kQiRow>::offset(r, c16)) = make_uint4(w[0], w[1], w[2], w[3]);
+    }
+    __syncthreads();
+  }
+
+  // Q fragments are re-read from shared memory per k-step (one ldmatrix per 16 units) rather than held for the
+  // whole head dim: at Dh = 128 the registers are needed for O and S.
+  constexpr int kQFragRow = QUANT ? C::kQiRow : C::kQRow;
+  const uint8_t* qfrag_base = smem + (QUANT ? C::kQiOff : C::kQOff) + 0;
+
+  float o[D / 8][4];
+#pragma unroll
+  for (int n = 0; n < D / 8; n++) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.f;
+  float m_r[2] = {-INFINITY, -INFINITY}, l_r[2] = {0.f, 0.f};
+
+  for (int c = 0; c < a.kc; c++) {
+    if (c + 1 < a.kc) {
+      load_kv<BQ, BK, D, QUANT>(a, smem, (c + 1) & 1, sel[c + 1], h);
+      cp_async_commit();
+      cp_async_wait<1>();
+    } else {
+      cp_async_wait<0>();
+    }
+    __syncthreads();
+    const int j = sel[c];
+    const uint8_t* ks = smem + C::kKOff + (c & 1) * C::kKTile;
+    const uint8_t* vs = smem + C::kVOff + (c & 1) * C::kVTile;
+
+    // S = Q K^T for 16 rows x BK keys.
+    float s[C::kSTiles][4];
+    if constexpr (QUANT) {
+      // The int32 accumulators live in s's registers (reinterpreted), converted in place below.
+      int(&si)[C::kSTiles][4] = reinterpret_cast<int(&)[C::kSTiles][4]>(s);
+#pragma unroll
+      for (int n = 0; n < C::kSTiles; n++) si[n][0] = si[n][1] = si[n][2] = si[n][3] = 0;
+#pragma unroll
+      for (int kk = 0; kk < C::kQkSteps; kk++) {
+        uint32_t qf[4];
+        ldmatrix_x4(qf, qfrag_base + Swz<kQFragRow>::offset(warp * 16 + (lane % 16), kk * 2 + lane / 16));
+#pragma unroll
+        for (int np = 0; np < C::kSTiles / 2; np++) {
+          uint32_t b[4];
+          ldmatrix_x4(b, ks + Swz<C::kKRow>::offset(np * 16 + (lane / 16) * 8 + lane % 8, kk * 2 + (lane / 8) % 2));
+          mma_s8(si[2 * np], qf, b[0], b[1]);
+          mma_s8(si[2 * np + 1], qf, b[2], b[3]);
+        }
+      }
+      const float f = qscale * a.kscale[int64_t(h) * a.nk + j] * a.scale_log2;
+#pragma unroll
+      for (int n = 0; n < C::kSTiles; n++)
+#pragma unroll
+        for (int e = 0; e < 4; e++) s[n][e] = float(si[n][e]) * f;  // reads the int bits before overwriting
+    } else {
+#pragma unroll
+      for (int n = 0; n < C::kSTiles; n++) s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.f;
+#pragma unroll
+      for (int kk = 0; kk < C::kQkSteps; kk++) {
+        uint32_t qf[4];
+        ldmatrix_x4(qf, qfrag_base + Swz<kQFragRow>::offset(warp * 16 + (lane % 16), kk * 2 + lane / 16));
+#pragma unroll
+        for (int np = 0; np < C::kSTiles / 2; np++) {
+          uint32_t b[4];
+          ldmatrix_x4(b, ks + Swz<C::kKRow>::offset(np * 16 + (lane / 16) * 8 + lane % 8, kk * 2 + (lane / 8) % 2));
+          mma_bf16(s[2 * np], qf, b[0], b[1]);
+          mma_bf16(s[2 * np + 1], qf, b[2], b[3]);
+        }
+      }
+#pragma unroll
+      for (int n = 0; n < C::kSTiles; n++)
+#pragma unroll
+        for (int e = 0; e < 4; e++) s[n][e] *= a.scale_log2;
+    }
+
+    // Online softmax in base 2; keys past L (only in the last block) are masked.
+    const int kbase = j * BK;
+    float mloc[2] = {-INFINITY, -INFINITY};
+#pragma unroll
+    for (int n = 0; n < C::kSTiles; n++)
+#pragma unroll
+      for (int e = 0; e < 4; e++) {
+        if (kbase + n * 8 + 2 * t4 + (e & 1) >= a.L) s[n][e] = -INFINITY;
+        mloc[e / 2] = fmaxf(mloc[e / 2], s[n][e]);
+      }
+    float alpha[2];
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+      const float mn = fmaxf(m_r[r], quad_max(mloc[r]));
+      alpha[r] = exp2f(m_r[r] - mn);  // first block: exp2(-inf) = 0
+      m_r[r] = mn;
+      l_r[r] *= alpha[r];
+    }
+#pragma unroll
+    for (int n = 0; n < C::kSTiles; n++)
+#pragma unroll
+      for (int e = 0; e < 4; e++) {
+        s[n][e] = exp2f(s[n][e] - m_r[e / 2]);
+        l_r[e / 2] += s[n][e];
+      }
+#pragma unroll
+    for (int n = 0; n < D / 8; n++)
+#pragma unroll
+      for (int e = 0; e < 4; e++) o[n][e] *= alpha[e / 2];
+
+    if constexpr (QUANT) {
+      // P in e4m3 (x448); the register order matches V's per-16-token permutation (sla_mma.cuh v_perm).
+      constexpr float P = sla_cfg::kFp8Max;
+      uint32_t pa[BK / 32][4];
+#pragma unroll
+      for (int kk = 0; kk < BK / 32; kk++) {
+        const float(&s0)[4] = s[4 * kk];
+        const float(&s1)[4] = s[4 * kk + 1];
+        const float(&s2)[4] = s[4 * kk + 2];
+        const float(&s3)[4] = s[4 * kk + 3];
+        pa[kk][0] = pack_e4m3x4(P * s0[0], P * s0[1], P * s1[0], P * s1[1]);
+        pa[kk][1] = pack_e4m3x4(P * s0[2], P * s0[3], P * s1[2], P * s1[3]);
+        pa[kk][2] = pack_e4m3x4(P * s2[0], P * s2[1], P * s3[0], P * s3[1]);
+        pa[kk][3] = pack_e4m3x4(P * s2[2], P * s2[3], P * s3[2], P * s3[3]);
+      }
+#pragma unroll
+      for (int np = 0; np < D / 16; np++) {
+        float t0[4] = {0.f, 0.f, 0.f, 0.f}, t1[4] = {0.f, 0.f, 0.f, 0.f};
+#pragma unroll
+        for (int kk = 0; kk < BK / 32; kk++) {
+          uint32_t b[4];
+          ldmatrix_x4(b, vs + Swz<C::kVRow>::offset(np * 16 + (lane / 16) * 8 + lane % 8, kk * 2 + (lane / 8) % 2));
+          mma_e4m3(t0, pa[kk], b[0], b[1]);
+          mma_e4m3(t1, pa[kk], b[2], b[3]);
+        }
+#pragma unroll
+        for (int e = 0; e < 4; e++) {
+          o[2 * np][e] += t0[e];
+          o[2 * np + 1][e] += t1[e];
+        }
+      }
+    } else {
+#pragma unroll
+      for (int kk = 0; kk < BK / 16; kk++) {
+        uint32_t pa[4] = {pack_bf16(s[2 * kk][0], s[2 * kk][1]), pack_bf16(s[2 * kk][2], s[2 * kk][3]),
+                          pack_bf16(s[2 * kk + 1][0], s[2 * kk + 1][1]), pack_bf16(s[2 * kk + 1][2], s[2 * kk + 1][3])};
+#pragma unroll
+        for (int np = 0; np < D / 16; np++) {
+          uint32_t b[4];
+          ldmatrix_x4_trans(b, vs + Swz<C::kVRow>::offset(kk * 16 + ((lane / 8) % 2) * 8 + lane % 8, np * 2 + lane / 16));
+          mma_bf16(o[2 * np], pa, b[0], b[1]);
+          mma_bf16(o[2 * np + 1], pa, b[2], b[3]);
+        }
+      }
+    }
+    __syncthreads();  // this stage is refilled by the next iteration's prefetch
+  }
+
+  // ---- epilogue ----
+  l_r[0] = quad_sum(l_r[0]);
+  l_r[1] = quad_sum(l_r[1]);
+  const bool linear = a.kvwt != nullptr;
+  uint8_t* epi = smem + C::kKOff;
+  float* zs = reinterpret_cast<float*>(epi + D * D * 2);
+  float* bs = zs + D;
+  if (linear) {
+    constexpr int kCh = D / 8;
+    for (int idx = tid; idx < D * kCh; idx += C::kThreads) {
+      const int r = idx / kCh, ch = idx % kCh;
+      cp_async16(epi + Swz<D * 2>::offset(r, ch), a.kvwt + (int64_t(h) * D + r) * D + ch * 8, 16);
+    }
+    cp_async_commit();
+    for (int d = tid; d < D; d += C::kThreads) {
+      zs[d] = a.z[int64_t(h) * D + d];
+      bs[d] = a.bias ? a.bias[d] : 0.f;
+    }
+    cp_async_wait<0>();
+    __syncthreads();
+  }
+
+  // Sparse branch normalisation (and V's per-channel scale).
+#pragma unroll
+  for (int n = 0; n < D / 8; n++)
+#pragma unroll
+    for (int e = 0; e < 4; e++) {
+      float f = 1.f / l_r[e / 2];
+      if constexpr (QUANT) {
+        const float vm = a.vmax[int64_t(h) * D + n * 8 + 2 * t4 + (e & 1)];
+        f *= (vm > 0.f ? vm / sla_cfg::kFp8Max : 1.f) / sla_cfg::kFp8Max;
+      }
+      o[n][e] *= f;
+    }
+
+  if (linear) {
+    const uint8_t* qs = smem + C::kQOff;
+    const int rows[2] = {warp * 16 + g, warp * 16 + g + 8};
+    auto qv = [&](int r, int d) {
+      return __bfloat162float(
+          *reinterpret_cast<const __nv_bfloat16*>(qs + Swz<C::kQRow>::offset(rows[r], d / 8) + (d % 8) * 2));
+    };
+    // phi(q) = softmax over the head dim; this thread sees dims {16ks + 2t4, +1, +8, +9} of its two rows.
+    float mx[2] = {-INFINITY, -INFINITY}, sm[2] = {0.f, 0.f}, den[2] = {0.f, 0.f};
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+#pragma unroll
+      for (int ks = 0; ks < D / 16; ks++)
+#pragma unroll
+        for (int e = 0; e < 4; e++) mx[r] = fmaxf(mx[r], qv(r, ks * 16 + 2 * t4 + (e & 1) + (e / 2) * 8));
+      mx[r] = quad_max(mx[r]);
+#pragma unroll
+      for (int ks = 0; ks < D / 16; ks++)
+#pragma unroll
+        for (int e = 0; e < 4; e++) sm[r] += __expf(qv(r, ks * 16 + 2 * t4 + (e & 1) + (e / 2) * 8) - mx[r]);
+      sm[r] = 1.f / quad_sum(sm[r]);
+      // phi is rounded to bf16 (as TurboDiffusion's q' = phi(q).bf16) for both the numerator and den.
+#pragma unroll
+      for (int ks = 0; ks < D / 16; ks++)
+#pragma unroll
+        for (int e = 0; e < 4; e++) {
+          const int d = ks * 16 + 2 * t4 + (e & 1) + (e / 2) * 8;
+          den[r] += __bfloat162float(__float2bfloat16(__expf(qv(r, d) - mx[r]) * sm[r])) * zs[d];
+        }
+      den[r] = quad_sum(den[r]) + 1e-5f;
+    }
+#pragma unroll
+    for (int n = 0; n < D / 8; n++)
+#pragma unroll
+      for (int e = 0; e < 4; e++) o[n][e] *= den[e / 2];
+#pragma unroll
+    for (int ks = 0; ks < D / 16; ks++) {
+      const int d0 = ks * 16 + 2 * t4;
+      auto ph = [&](int r, int d) { return __expf(qv(r, d) - mx[r]) * sm[r]; };
+      uint32_t pa[4] = {pack_bf16(ph(0, d0), ph(0, d0 + 1)), pack_bf16(ph(1, d0), ph(1, d0 + 1)),
+                        pack_bf16(ph(0, d0 + 8), ph(0, d0 + 9)), pack_bf16(ph(1, d0 + 8), ph(1, d0 + 9))};
+#pragma unroll
+      for (int np = 0; np < D / 16; np++) {
+        uint32_t b[4];
+        ldmatrix_x4(b, epi + Swz<D * 2>::offset(np * 16 + (lane / 16) * 8 + lane % 8, ks * 2 + (lane / 8) % 2));
+        mma_bf16(o[2 * np], pa, b[0], b[1]);
+        mma_bf16(o[2 * np + 1], pa, b[2], b[3]);
+      }
+    }
+#pragma unroll
+    for (int n = 0; n < D / 8; n++)
+#pragma unroll
+      for (int e = 0; e < 4; e++) o[n][e] = o[n][e] / den[e / 2] + bs[n * 8 + 2 * t4 + (e & 1)];
+  }
+
+#pragma unroll
+  for (int r = 0; r < 2; r++) {
+    const int t = q0 + warp * 16 + g + 8 * r;
+    if (t >= a.L) continue;
+    __nv_bfloat16* orow = a.o + (int64_t(t) * a.H + h) * D;
+#pragma unroll
+    for (int n = 0; n < D / 8; n++)
+      *reinterpret_cast<__nv_bfloat162*>(orow + n * 8 + 2 * t4) = __floats2bfloat162_rn(o[n][2 * r], o[n][2 * r + 1]);
+  }
+}
+
+template <int BQ, int BK, int D, bool QUANT>
+void launch_t(const SparseArgs& a, cudaStream_t stream) {
+  using C = Cfg<BQ, BK, D, QUANT>;
+  auto kern = sparse_kernel<BQ, BK, D, QUANT>;
+  TD_CHECK(size_t(C::kSmem) <= device_props().sharedMemPerBlockOptin, "sla",
+           "the sparse kernel needs ", C::kSmem, " bytes of shared memory; this GPU allows ",
+           device_props().sharedMemPerBlockOptin);
+  TD_CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, C::kSmem));
+  kern<<<dim3(a.nq, a.H), C::kThreads, C::kSmem, stream>>>(a);
+  TD_CUDA_LAUNCH_CHECK();
+}
+
+template <int BQ, int BK, bool QUANT>
+void launch_d(const SparseArgs& a, cudaStream_t stream) {
+  if (a.D == 64)
+    launch_t<BQ, BK, 64, QUANT>(a, stream);
+  else
+    launch_t<BQ, BK, 128, QUANT>(a, stream);
+}
+
+}  // namespace
+
+void launch_sparse(const SparseArgs& a, cudaStream_t stream) {
+  TD_CHECK(a.D == 64 || a.D == 128, "attention", "sla kernels support head_dim 64 and 128, got ", a.D);
+  TD_CHECK(a.kc >= 1 && a.L >= 1, "sla", "empty block table");
+  const bool q128k64 = a.bq == 128 && a.bk == 64, q64k128 = a.bq == 64 && a.bk == 128;
+  TD_CHECK(q128k64 || q64k128, "--block-q/--block-k",
+           "the CUDA sla kernels are compiled for 128x64 and 64x128 blocks, got ", a.bq, "x", a.bk);
+  if (a.quantized) {
+    if (q128k64)
+      launch_d<128, 64, true>(a, stream);
+    else
+      launch_d<64, 128, true>(a, stream);
+  } else {
+    if (q128k64)
+      launch_d<128, 64, false>(a, stream);
+    else
+      launch_d<64, 128, false>(a, stream);
+  }
+}
+
+}  // namespace sla
+}  // namespace cuda
+}  // namespace td

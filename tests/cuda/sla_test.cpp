@@ -1,0 +1,225 @@
+// GPU tests of SLA / SageSLA against the CPU fp32 reference and the CPU SageSLA emulation. Small and medium shapes
+// by default; TD_SLA_LARGE=1 adds L = 32760 (slow: the CPU reference runs on the host).
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <functional>
+#include <iterator>
+#include <tuple>
+#include <vector>
+
+#include "core/error.h"
+#include "cpu/sla_attention.h"
+#include "cuda/sla_attention.h"
+#include "ops/ops.h"
+#include "ops/sla.h"
+#include "test_util.h"
+
+namespace td {
+namespace {
+
+struct Case {
+  Tensor q, k, v;     // host f32, already rounded to bf16 values
+  Tensor dq, dk, dv;  // device bf16
+};
+
+// Inputs shaped like real ones: per-(head, channel) offsets on q and k (what smooth-K removes) and a slow drift
+// along the sequence, so that block scores are far from uniform.
+Case make_case(int64_t L, int64_t H, int64_t D, uint64_t seed) {
+  Tensor q = test::randn({L, H, D}, seed), k = test::randn({L, H, D}, seed + 1), v = test::randn({L, H, D}, seed + 2);
+  Tensor off = test::randn({2, H, D}, seed + 3, 1.5f);
+  for (int64_t t = 0; t < L; t++)
+    for (int64_t h = 0; h < H; h++)
+      for (int64_t d = 0; d < D; d++) {
+        const float drift = std::sin(0.05f * float(t) + 0.3f * float(d + h));
+        q.ptr<float>()[(t * H + h) * D + d] += off.ptr<float>()[h * D + d] + drift;
+        k.ptr<float>()[(t * H + h) * D + d] += off.ptr<float>()[(H + h) * D + d] + drift;
+      }
+  Case c;
+  for (auto [src, host, dev] : {std::tuple<Tensor*, Tensor*, Tensor*>{&q, &c.q, &c.dq}, {&k, &c.k, &c.dk},
+                                {&v, &c.v, &c.dv}}) {
+    Tensor b = src->to(DType::BF16);
+    *host = b.to(DType::F32);
+    *dev = b.to(Device::CUDA);
+  }
+  return c;
+}
+
+struct Geo {
+  int bq, bk;
+};
+const Geo kGeos[] = {{128, 64}, {64, 128}};
+
+bool large() {
+  const char* e = std::getenv("TD_SLA_LARGE");
+  return e && e[0] == '1';
+}
+
+// GPU and CPU tables agree except where the CPU scores of the swapped blocks are within `tol` of each other
+// (the two sum pooled values in different orders).
+TEST(SlaCuda, BlockMapMatchesCpu) {
+  TD_SKIP_WITHOUT_CUDA();
+  std::vector<int64_t> lens = {1000, 4096};
+  if (large()) lens.push_back(32760);
+  for (int64_t L : lens)
+    for (int64_t D : {64, 128})
+      for (const Geo& geo : kGeos) {
+        const int64_t H = 3;
+        Case c = make_case(L, H, D, 100 + L + D);
+        Tensor scores;
+        Tensor ref = cpu::sla_block_map(c.q, c.k, geo.bq, geo.bk, 0.1f, &scores);
+        Tensor got = cuda::sla_block_map(c.dq, c.dk, geo.bq, geo.bk, 0.1f).to(Device::CPU);
+        ASSERT_EQ(got.shape(), ref.shape());
+        const int64_t nq = ref.size(1), kc = ref.size(2), nk = scores.size(2);
+        int64_t rows_diff = 0, bad = 0;
+        for (int64_t r = 0; r < H * nq; r++) {
+          const int32_t* a = ref.ptr<int32_t>() + r * kc;
+          const int32_t* b = got.ptr<int32_t>() + r * kc;
+          for (int64_t x = 1; x < kc; x++) ASSERT_LT(b[x - 1], b[x]) << "GPU row not ascending";
+          if (std::equal(a, a + kc, b)) continue;
+          rows_diff++;
+          // The k-th best CPU score; every block in the symmetric difference must be within tol of it.
+          std::vector<float> s(scores.ptr<float>() + r * nk, scores.ptr<float>() + (r + 1) * nk);
+          std::vector<float> sorted = s;
+          std::sort(sorted.begin(), sorted.end(), std::greater<float>());
+          const float kth = sorted[kc - 1];
+          const float tol = 1e-4f * (1.f + std::fabs(kth));
+          std::vector<int32_t> sa(a, a + kc), sb(b, b + kc), diff;
+          std::set_symmetric_difference(sa.begin(), sa.end(), sb.begin(), sb.end(), std::back_inserter(diff));
+          for (int32_t j : diff)
+            if (std::fabs(s[j] - kth) > tol) bad++;
+        }
+        std::printf("[sla-cuda] block map L=%lld D=%lld %dx%d: %lld of %lld rows differ (near-ties), %lld bad\n",
+                    (long long)L, (long long)D, geo.bq, geo.bk, (long long)rows_diff, (long long)(H * nq),
+                    (long long)bad);
+        EXPECT_EQ(bad, 0);
+      }
+}
+
+// The sparse branch alone on a fixed (CPU) map: SLA ~ fp32 up to bf16 rounding; SageSLA within 2x of the
+// emulation's error plus rounding, and close to the emulation itself.
+TEST(SlaCuda, SparseBranchFixedMap) {
+  TD_SKIP_WITHOUT_CUDA();
+  for (int64_t L : {777, 4096})
+    for (int64_t D : {64, 128})
+      for (const Geo& geo : kGeos) {
+        const int64_t H = 2;
+        Case c = make_case(L, H, D, 200 + L + D);
+        const float scale = 1.f / std::sqrt(float(D));
+        Tensor table = cpu::sla_block_map(c.q, c.k, geo.bq, geo.bk, 0.15f);
+        Tensor dtable = table.to(Device::CUDA);
+        Tensor ref = Tensor::empty({L, H, D}, DType::F32), emu = Tensor::empty({L, H, D}, DType::F32);
+        cpu::sla_sparse(c.q, c.k, c.v, table, geo.bq, geo.bk, scale, ref);
+        cpu::sagesla_sparse_emulated(c.q, c.k, c.v, table, geo.bq, geo.bk, scale, emu);
+        const double e_emu = test::rel_l2(emu, ref);
+        for (bool quant : {false, true}) {
+          cuda::SlaParams p;
+          p.quantized = quant;
+          p.bq = geo.bq;
+          p.bk = geo.bk;
+          p.table = &dtable;
+          p.sparse_only = true;
+          Tensor o = Tensor::empty({L, H, D}, DType::BF16, Device::CUDA);
+          cuda::sla_attention(c.dq, c.dk, c.dv, o, p);
+          const double e = test::rel_l2(o, ref);
+          std::printf("[sla-cuda] sparse L=%lld D=%lld %dx%d %s: rel L2 vs fp32 %.4f (emulation %.4f)", (long long)L,
+                      (long long)D, geo.bq, geo.bk, quant ? "sagesla" : "sla", e, e_emu);
+          if (quant) {
+            const double e2 = test::rel_l2(o, emu);
+            std::printf(", vs emulation %.4f\n", e2);
+            EXPECT_LT(e, 2 * e_emu + 0.01);
+            EXPECT_LT(e2, 0.02);
+          } else {
+            std::printf("\n");
+            EXPECT_LT(e, 0.01);
+          }
+        }
+      }
+}
+
+// The whole op (block map from the GPU, linear branch with a random proj_l) against the CPU reference of the same
+// mode computed with the GPU's table (the map itself is checked above).
+TEST(SlaCuda, FullOpMatchesReference) {
+  TD_SKIP_WITHOUT_CUDA();
+  std::vector<int64_t> lens = {1000, 4096};
+  if (large()) lens.push_back(32760);
+  for (int64_t L : lens)
+    for (int64_t D : {64, 128})
+      for (const Geo& geo : kGeos) {
+        const int64_t H = 2;
+        Case c = make_case(L, H, D, 300 + L + D);
+        const float scale = 1.f / std::sqrt(float(D));
+        Tensor w = test::randn({D, D}, 7, 0.05f), b = test::randn({D}, 8, 0.05f);
+        Tensor dw = w.to(Device::CUDA), db = b.to(Device::CUDA);
+        Tensor table = cuda::sla_block_map(c.dq, c.dk, geo.bq, geo.bk, 0.1f).to(Device::CPU);
+        Tensor ref = Tensor::empty({L, H, D}, DType::F32), emu = Tensor::empty({L, H, D}, DType::F32);
+        cpu::sla_sparse(c.q, c.k, c.v, table, geo.bq, geo.bk, scale, ref);
+        cpu::sagesla_sparse_emulated(c.q, c.k, c.v, table, geo.bq, geo.bk, scale, emu);
+        cpu::sla_linear_add(c.q, c.k, c.v, &w, &b, ref);
+        cpu::sla_linear_add(c.q, c.k, c.v, &w, &b, emu);
+        const double e_emu = test::rel_l2(emu, ref);
+        for (AttentionMode mode : {AttentionMode::SLA, AttentionMode::SageSLA}) {
+          AttentionOptions opts;
+          opts.mode = mode;
+          opts.topk = 0.1f;
+          opts.block_q = geo.bq;
+          opts.block_k = geo.bk;
+          opts.proj_l_weight = &dw;
+          opts.proj_l_bias = &db;
+          Tensor o = Tensor::empty({L, H, D}, DType::BF16, Device::CUDA);
+          ops::sla_attention(c.dq, c.dk, c.dv, o, opts);
+          const double e = test::rel_l2(o, ref);
+          std::printf("[sla-cuda] full L=%lld D=%lld %dx%d %s: rel L2 vs fp32 %.4f (emulation %.4f)\n",
+                      (long long)L, (long long)D, geo.bq, geo.bk, attention_mode_name(mode), e, e_emu);
+          EXPECT_LT(e, mode == AttentionMode::SLA ? 0.01 : 2 * e_emu + 0.01);
+        }
+      }
+}
+
+// topk 1.0 with a zero proj_l: sagesla approaches dense attention.
+TEST(SlaCuda, FullTopkApproachesDense) {
+  TD_SKIP_WITHOUT_CUDA();
+  const int64_t L = 1500, H = 2, D = 128;
+  Case c = make_case(L, H, D, 400);
+  Tensor w = Tensor::zeros({D, D}, DType::F32).to(Device::CUDA), b = Tensor::zeros({D}, DType::F32).to(Device::CUDA);
+  // Dense = the sparse branch over every block.
+  Tensor all = cpu::sla_block_map(c.q, c.k, 128, 64, 1.0f);
+  Tensor dense = Tensor::empty({L, H, D}, DType::F32), emu = Tensor::empty({L, H, D}, DType::F32);
+  cpu::sla_sparse(c.q, c.k, c.v, all, 128, 64, 1.f / std::sqrt(float(D)), dense);
+  cpu::sagesla_sparse_emulated(c.q, c.k, c.v, all, 128, 64, 1.f / std::sqrt(float(D)), emu);
+  const double e_emu = test::rel_l2(emu, dense);
+  for (AttentionMode mode : {AttentionMode::SLA, AttentionMode::SageSLA}) {
+    AttentionOptions opts;
+    opts.mode = mode;
+    opts.topk = 1.0f;
+    opts.block_q = 128;
+    opts.block_k = 64;
+    opts.proj_l_weight = &w;
+    opts.proj_l_bias = &b;
+    Tensor o = Tensor::empty({L, H, D}, DType::BF16, Device::CUDA);
+    ops::sla_attention(c.dq, c.dk, c.dv, o, opts);
+    const double e = test::rel_l2(o, dense);
+    std::printf("[sla-cuda] topk 1.0 %s vs dense: rel L2 %.4f (emulation %.4f)\n", attention_mode_name(mode), e,
+                e_emu);
+    EXPECT_LT(e, mode == AttentionMode::SLA ? 0.01 : 2 * e_emu + 0.01);
+  }
+}
+
+TEST(SlaCuda, BadInputsRaise) {
+  TD_SKIP_WITHOUT_CUDA();
+  Tensor q = Tensor::zeros({100, 2, 96}, DType::BF16).to(Device::CUDA);
+  Tensor o = Tensor::empty({100, 2, 96}, DType::BF16, Device::CUDA);
+  AttentionOptions opts;
+  opts.mode = AttentionMode::SageSLA;
+  EXPECT_THROW(ops::sla_attention(q, q, q, o, opts), Error);  // head_dim 96
+  Tensor q2 = Tensor::zeros({100, 2, 64}, DType::F32).to(Device::CUDA);
+  Tensor o2 = Tensor::empty({100, 2, 64}, DType::BF16, Device::CUDA);
+  EXPECT_THROW(ops::sla_attention(q2, q2, q2, o2, opts), Error);  // f32 on CUDA
+  Tensor q3 = Tensor::zeros({100, 2, 64}, DType::BF16).to(Device::CUDA);
+  opts.block_q = 32;
+  EXPECT_THROW(ops::sla_attention(q3, q3, q3, o2, opts), Error);  // geometry not compiled
+}
+
+}  // namespace
+}  // namespace td
