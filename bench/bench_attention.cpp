@@ -34,6 +34,7 @@ struct Args {
   int block_q = 0, block_k = 0;
 };
 
+#ifdef TD_WITH_CUDA
 std::vector<std::string> split(const std::string& s) {
   std::vector<std::string> out;
   std::stringstream ss(s);
@@ -66,7 +67,6 @@ Tensor make_input(int64_t L, int64_t H, int64_t D, uint64_t seed, bool offsets) 
   return h.to(Device::CUDA);
 }
 
-#ifdef TD_WITH_CUDA
 void run_shape(const Args& a, int64_t L, int64_t H, const char* label) {
   const int64_t D = 128;
   std::printf("\n%s: L = %lld, %lld heads, head_dim %lld\n", label, (long long)L, (long long)H, (long long)D);
