@@ -80,6 +80,7 @@ struct EventSpans::Impl {
   std::vector<Span> spans;         // recorded, not yet summed
   std::vector<cudaEvent_t> pool;   // reusable events
   std::vector<int> open;           // per slot: index into spans of the open span, -1 if none
+  std::vector<int> depth;          // per slot: nesting depth (only the outermost begin/end pair is recorded)
   std::vector<double> total;       // per slot, ms already summed
   cudaEvent_t get() {
     if (pool.empty()) {
@@ -96,6 +97,7 @@ struct EventSpans::Impl {
 EventSpans::EventSpans(int slots) : impl_(new Impl) {
   impl_->slots = slots;
   impl_->open.assign(slots, -1);
+  impl_->depth.assign(slots, 0);
   impl_->total.assign(slots, 0.0);
 }
 
@@ -109,7 +111,8 @@ EventSpans::~EventSpans() {
 }
 
 void EventSpans::begin(int slot) {
-  TD_ASSERT(slot >= 0 && slot < impl_->slots && impl_->open[slot] < 0, "bad span begin ", slot);
+  TD_ASSERT(slot >= 0 && slot < impl_->slots, "bad span slot ", slot);
+  if (impl_->depth[slot]++ > 0) return;
   Impl::Span s{slot, impl_->get(), impl_->get()};
   TD_CUDA_CHECK(cudaEventRecord(s.a, cuda::stream()));
   impl_->open[slot] = int(impl_->spans.size());
@@ -117,7 +120,8 @@ void EventSpans::begin(int slot) {
 }
 
 void EventSpans::end(int slot) {
-  TD_ASSERT(slot >= 0 && slot < impl_->slots && impl_->open[slot] >= 0, "bad span end ", slot);
+  TD_ASSERT(slot >= 0 && slot < impl_->slots && impl_->depth[slot] > 0, "span end without begin ", slot);
+  if (--impl_->depth[slot] > 0) return;
   TD_CUDA_CHECK(cudaEventRecord(impl_->spans[impl_->open[slot]].b, cuda::stream()));
   impl_->open[slot] = -1;
 }

@@ -26,7 +26,8 @@ Timing time_it(const std::function<void()>& fn, int warmup, int iters, bool devi
 void flush_l2();
 
 // Records event pairs on the engine stream and sums the GPU time between begin/end per slot (e.g. per op kind)
-// without synchronising in between. Call total_ms() after the work completed (it synchronises).
+// without synchronising in between. Nested begin/end of the same slot count once (the outermost pair); spans of
+// different slots may overlap and are then counted in both. total_ms() synchronises.
 class EventSpans {
  public:
   explicit EventSpans(int slots);

@@ -99,6 +99,7 @@ __device__ __forceinline__ void load_tile(bf16* s, const bf16* g, int64_t ld, in
   constexpr int kChunks = D / 8;
   constexpr int kRowStep = THREADS / kChunks;
   static_assert(THREADS % kChunks == 0 && ROWS % kRowStep == 0, "tile copy must divide evenly among threads");
+  static_assert(kRowStep % 8 == 0, "the row step must keep (row & 7), i.e. the swizzle, constant");
   const int r0 = tid / kChunks, c = tid % kChunks;
   const bf16* src = g + int64_t(r0) * ld + c * 8;
   const int64_t step = int64_t(kRowStep) * ld;

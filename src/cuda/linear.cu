@@ -11,7 +11,6 @@
 #include <mutex>
 #include <tuple>
 
-#include "cuda/activations.h"
 #include "cuda/linear_config.h"
 #include "cuda/op_util.cuh"
 
@@ -37,7 +36,34 @@ struct Plan {
   cublasLtMatmulDesc_t desc = nullptr;
   cublasLtMatrixLayout_t a = nullptr, b = nullptr, c = nullptr;
   cublasLtMatmulAlgo_t algo;
+  // False when cuBLASLt offered no algorithm with the bias (and GELU) fused for this combination (e.g. an f32 bias
+  // with a bf16 output on some versions): the GEMM then runs plain and bias_act_kernel applies the epilogue.
+  bool fused_epilogue = true;
 };
+
+// y = act(y + bias) over [M, N] rows of stride ld; the fallback epilogue.
+template <typename Ty, typename Tb>
+__global__ void bias_act_kernel(Ty* __restrict__ y, int64_t ld, const Tb* __restrict__ bias, int64_t M, int64_t N,
+                                bool gelu) {
+  const int64_t total = M * N;
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t r = i / N, c = i % N;
+    float v = to_f(y[r * ld + c]) + (bias ? to_f(bias[c]) : 0.f);
+    if (gelu) v = 0.5f * v * (1.f + tanhf(0.7978845608028654f * (v + 0.044715f * v * v * v)));
+    y[r * ld + c] = from_f<Ty>(v);
+  }
+}
+
+template <typename Ty>
+void launch_bias_act(Tensor& y, int64_t ld, const Tensor* bias, int64_t M, int64_t N, bool gelu) {
+  const unsigned blocks = unsigned(std::min<int64_t>(ceil_div(M * N, 256), int64_t(sm_count()) * 16));
+  if (bias && bias->dtype() == DType::F32)
+    bias_act_kernel<Ty, float><<<blocks, 256, 0, stream()>>>(y.ptr<Ty>(), ld, bias->ptr<float>(), M, N, gelu);
+  else
+    bias_act_kernel<Ty, __nv_bfloat16><<<blocks, 256, 0, stream()>>>(
+        y.ptr<Ty>(), ld, bias ? bias->ptr<__nv_bfloat16>() : nullptr, M, N, gelu);
+  TD_CUDA_LAUNCH_CHECK();
+}
 
 int alignment_of(const void* p, int64_t ld, size_t elem) {
   uintptr_t v = reinterpret_cast<uintptr_t>(p) | uintptr_t(ld * int64_t(elem));
@@ -46,21 +72,21 @@ int alignment_of(const void* p, int64_t ld, size_t elem) {
   return a;
 }
 
-Plan make_plan(const Key& k) {
-  Plan p;
+// Builds descriptors and picks an algorithm; if cuBLASLt has none, frees what it made and returns false.
+bool try_plan(const Key& k, bool fuse, Plan& p, cublasStatus_t* status) {
   const cudaDataType_t out_t = k.out_f32 ? CUDA_R_32F : CUDA_R_16BF;
   TD_CUBLAS_CHECK(cublasLtMatmulDescCreate(&p.desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
   cublasOperation_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N;
   TD_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof(ta)));
   TD_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof(tb)));
   cublasLtEpilogue_t epi = CUBLASLT_EPILOGUE_DEFAULT;
-  const bool gelu = k.epilogue == int(Epilogue::GeluTanh) && linear_config::kUseCublasGelu;
-  if (k.bias_kind)
+  const bool gelu = fuse && k.epilogue == int(Epilogue::GeluTanh) && linear_config::kUseCublasGelu;
+  if (fuse && k.bias_kind)
     epi = gelu ? CUBLASLT_EPILOGUE_GELU_BIAS : CUBLASLT_EPILOGUE_BIAS;
   else if (gelu)
     epi = CUBLASLT_EPILOGUE_GELU;
   TD_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof(epi)));
-  if (k.bias_kind) {
+  if (fuse && k.bias_kind) {
     int32_t bt = k.bias_kind == 2 ? CUDA_R_32F : CUDA_R_16BF;
     TD_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bt, sizeof(bt)));
   }
@@ -85,12 +111,29 @@ Plan make_plan(const Key& k) {
   cublasStatus_t st = cublasLtMatmulAlgoGetHeuristic(cublaslt(), p.desc, p.a, p.b, p.c, p.c, pref,
                                                      linear_config::kHeuristicCandidates, res, &found);
   cublasLtMatmulPreferenceDestroy(pref);
-  TD_CHECK(st == CUBLAS_STATUS_SUCCESS && found > 0, "linear",
-           cat("cuBLASLt has no algorithm for M=", k.M, " N=", k.N, " K=", k.K, " (",
-               k.out_f32 ? "f32" : "bf16", " output, alignments x/w/y ", k.align_x, "/", k.align_w, "/", k.align_y,
-               "): ", cublasGetStatusString(st)));
+  *status = st;
+  if (st != CUBLAS_STATUS_SUCCESS || found == 0) {
+    cublasLtMatmulDescDestroy(p.desc);
+    cublasLtMatrixLayoutDestroy(p.a);
+    cublasLtMatrixLayoutDestroy(p.b);
+    cublasLtMatrixLayoutDestroy(p.c);
+    p = Plan();
+    return false;
+  }
   p.algo = res[0].algo;
-  return p;
+  p.fused_epilogue = fuse;
+  return true;
+}
+
+Plan make_plan(const Key& k) {
+  Plan p;
+  cublasStatus_t st = CUBLAS_STATUS_SUCCESS;
+  if (try_plan(k, true, p, &st)) return p;
+  const bool has_epilogue = k.bias_kind || (k.epilogue == int(Epilogue::GeluTanh) && linear_config::kUseCublasGelu);
+  if (has_epilogue && try_plan(k, false, p, &st)) return p;
+  fail("linear", cat("cuBLASLt has no algorithm for M=", k.M, " N=", k.N, " K=", k.K, " (",
+                     k.out_f32 ? "f32" : "bf16", " output, alignments x/w/y ", k.align_x, "/", k.align_w, "/",
+                     k.align_y, "): ", cublasGetStatusString(st)));
 }
 
 std::mutex g_mu;
@@ -135,7 +178,7 @@ void linear(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y, Epi
   auto it = plans().find(key);
   if (it == plans().end()) it = plans().emplace(key, make_plan(key)).first;
   Plan& plan = it->second;
-  if (bias) {
+  if (bias && plan.fused_epilogue) {
     const void* bp = bias->data();
     TD_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(plan.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bp, sizeof(bp)));
   }
@@ -144,7 +187,15 @@ void linear(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y, Epi
   void* ws = cublaslt_workspace(&ws_bytes);
   TD_CUBLAS_CHECK(cublasLtMatmul(cublaslt(), plan.desc, &alpha, w.data(), plan.a, x.data(), plan.b, &beta, y.data(),
                                  plan.c, y.data(), plan.c, &plan.algo, ws, ws_bytes, stream()));
-  if (ep == Epilogue::GeluTanh && !linear_config::kUseCublasGelu) gelu_tanh(y);
+  const bool gelu_done = ep == Epilogue::GeluTanh && linear_config::kUseCublasGelu && plan.fused_epilogue;
+  const bool gelu_left = ep == Epilogue::GeluTanh && !gelu_done;
+  if (!plan.fused_epilogue || gelu_left) {
+    const Tensor* b = plan.fused_epilogue ? nullptr : bias;  // a fused plan already added the bias
+    if (out_f32)
+      launch_bias_act<float>(y, ry.ld, b, rx.M, N, gelu_left);
+    else
+      launch_bias_act<__nv_bfloat16>(y, ry.ld, b, rx.M, N, gelu_left);
+  }
 }
 
 }  // namespace cuda
