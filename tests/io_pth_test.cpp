@@ -305,6 +305,8 @@ TEST(Unpickler, OutOfBoundsViewsAreRefused) {
   expect_error([] { parse(tensor_pickle("FloatStorage", 16, 0, {4, 4}, {4})); }, {"differ in rank"});
   expect_error([] { parse(tensor_pickle("FloatStorage", 16, 0, {1 << 30, 1 << 30}, {1, 1})); }, {"storage '0'"});
   expect_error([] { parse(tensor_pickle("FloatStorage", -1, 0, {1}, {1})); }, {"bad size"});
+  // A stride-0 view that would expand a 4-element storage to 2^40 elements is refused before allocating.
+  expect_error([] { parse(tensor_pickle("FloatStorage", 4, 0, {1 << 20, 1 << 20}, {0, 0})); }, {"would need"});
   // The resolver returns fewer bytes than the pickle declares.
   expect_error([] { parse(tensor_pickle("FloatStorage", 64, 0, {64}, {1}), 100); }, {"holds 100 bytes"});
 }

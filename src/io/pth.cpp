@@ -341,7 +341,11 @@ Value* Unpickler::rebuild_tensor(const std::vector<Value*>& a, DType dt, bool v3
     out->tensor = Tensor::borrow(const_cast<unsigned char*>(base), size, dt, Device::CPU, st->storage.keepalive);
     return out;
   }
-  // Non-contiguous (or unaligned) tensors get their own contiguous copy, gathered row by row.
+  // Non-contiguous (or unaligned) tensors get their own contiguous copy, gathered row by row. Stride-0 (expanded)
+  // views make the copy larger than the storage; bound that so a hostile file cannot ask for terabytes.
+  if (size_t(numel) * isz > 16 * st->storage.bytes + (size_t(64) << 20))
+    bad(cat(subject, ": tensor ", shape_str(size), " with stride ", shape_str(stride), " would need ",
+            size_t(numel) * isz, " bytes copied out of a ", st->storage.bytes, "-byte storage"));
   Tensor t = Tensor::empty(size, dt);
   unsigned char* dst = static_cast<unsigned char*>(t.data());
   const int nd = int(size.size());
