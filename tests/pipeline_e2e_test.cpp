@@ -13,6 +13,8 @@
 #include "io/video.h"
 #include "pipeline/checks.h"
 #include "pipeline/cli.h"
+#include "pipeline/t2v.h"
+#include "pipeline/wan_stages.h"
 #include "test_util.h"
 
 namespace td {
@@ -111,6 +113,61 @@ TEST(PipelineE2E, TinyT2VWritesValidMp4AndIsReproducible) {
   args.insert(args.end(), {"--dit", dit, "--seed", "7"});
   ASSERT_EQ(run_cli(Mode::T2V, args), 0);
   EXPECT_EQ(test::max_abs_diff(v, read_video(out2)), 0.0);  // same seed, same video
+}
+
+// The same run through the engine API on a device, returning the final latent (for CPU/GPU comparisons).
+Tensor tiny_t2v_latent(const std::string& dit, const std::string& out, Device dev, AttentionMode att, LinearMode lin,
+                       uint64_t seed, int size = 32, int frames = 5) {
+  GenerateOptions o;
+  o.dit = dit;
+  o.t5 = fixture("t5/tiny_t5.safetensors");
+  o.tokenizer = fixture("t5/spm_tiny.model");
+  o.vae = fixture("vae/tiny_vae.safetensors");
+  o.prompt = "a small red fox runs through snow";
+  o.output = out;
+  o.width = o.height = size;
+  o.frames = frames;
+  o.attention = att;
+  o.linear = lin;
+  o.seed = seed;
+  o.progress = false;
+  preflight(o);
+  WanStageOptions w;
+  w.device = dev;
+  w.t5_config = T5Config::from_json_file(fixture("t5/tiny_config.json"));
+  StageFactory f = make_wan_stages(o, w);
+  GenerateReport r = run_t2v(o, f);
+  EXPECT_EQ(read_video(out).shape(), (Shape{frames, size, size, 3}));
+  return r.latents.at(0);
+}
+
+TEST(PipelineE2E, TinyT2VOnCudaMatchesCpu) {
+  TD_SKIP_WITHOUT_CUDA();
+  if (!ffmpeg_available()) GTEST_SKIP() << "built without FFmpeg";
+  TempDir tmp;
+  std::string dit = tmp.path + "/dit.safetensors";
+  write_tiny_dit(dit, 16, true, 1);
+  Tensor cpu = tiny_t2v_latent(dit, tmp.path + "/c.mp4", Device::CPU, AttentionMode::Dense, LinearMode::BF16, 3);
+  Tensor g1 = tiny_t2v_latent(dit, tmp.path + "/g1.mp4", Device::CUDA, AttentionMode::Dense, LinearMode::BF16, 3);
+  Tensor g2 = tiny_t2v_latent(dit, tmp.path + "/g2.mp4", Device::CUDA, AttentionMode::Dense, LinearMode::BF16, 3);
+  EXPECT_EQ(test::max_abs_diff(g1, g2), 0.0) << "same seed, same GPU: the latent must repeat exactly";
+  EXPECT_EQ(test::max_abs_diff(read_video(tmp.path + "/g1.mp4"), read_video(tmp.path + "/g2.mp4")), 0.0);
+  // bf16 weights/activations on the GPU vs f32 on the CPU, through 4 steps.
+  EXPECT_LT(test::nmse(g1, cpu), 1e-3);
+}
+
+TEST(PipelineE2E, TinyT2VOnCudaSageSlaW8A8) {
+  TD_SKIP_WITHOUT_CUDA();
+  if (!ffmpeg_available()) GTEST_SKIP() << "built without FFmpeg";
+  TempDir tmp;
+  std::string dit = tmp.path + "/dit.safetensors";
+  write_tiny_dit(dit, 16, true, 1);
+  // 128x128, 9 frames: 3 x 8 x 8 = 192 tokens, enough for several attention blocks.
+  Tensor cpu = tiny_t2v_latent(dit, tmp.path + "/c.mp4", Device::CPU, AttentionMode::SageSLA, LinearMode::W8A8, 5,
+                               128, 9);
+  Tensor gpu = tiny_t2v_latent(dit, tmp.path + "/g.mp4", Device::CUDA, AttentionMode::SageSLA, LinearMode::W8A8, 5,
+                               128, 9);
+  EXPECT_LT(test::nmse(gpu, cpu), 1e-2);
 }
 
 TEST(PipelineE2E, TinyI2VWithTwoExperts) {

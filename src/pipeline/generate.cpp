@@ -96,8 +96,9 @@ void run_stage(GenerateReport& r, const std::string& name, const std::function<v
   } catch (const Error& e) {
     if (e.subject() == "GPU memory")
       fail("GPU memory", cat(e.what(), " during the ", name,
-                             " stage; try --offload (streams DiT blocks from host memory), a smaller --resolution or "
-                             "--size, or fewer --frames"));
+                             " stage; try a smaller --resolution or --size, fewer --frames, -quant weights with "
+                             "--linear w8a8, or --t5-int8 (--offload, streaming DiT blocks from host memory, is not "
+                             "implemented yet)"));
     throw;
   }
   if (gpu) device_synchronize();

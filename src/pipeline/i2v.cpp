@@ -40,17 +40,18 @@ GenerateReport run_i2v(const GenerateOptions& o, StageFactory& f) {
   sampler_schedule(o, &r.times, &r.net_timesteps);
   Progress progress(o.progress && !o.json);
 
+  // The image is decoded before any model runs, so a corrupt file fails in milliseconds.
+  Tensor image = f.load_image(o.image, r.size).to_f32_host().contiguous();
+  TD_CHECK(image.dim() == 3 && image.size(0) == 3 && image.size(1) == r.size.height && image.size(2) == r.size.width,
+           "--image", "loader returned ", shape_str(image.shape()), ", expected [3, ", r.size.height, ", ",
+           r.size.width, "]");
+
   progress.stage("text encode", 0, "");
   Tensor neg;
   Tensor ctx = encode_prompts(o, f, r, &neg);
 
   Tensor y;
   run_stage(r, "vae encode", [&] {
-    Tensor image = f.load_image(o.image, r.size).to_f32_host().contiguous();
-    TD_CHECK(image.dim() == 3 && image.size(0) == 3 && image.size(1) == r.size.height &&
-                 image.size(2) == r.size.width,
-             "--image", "loader returned ", shape_str(image.shape()), ", expected [3, ", r.size.height, ", ",
-             r.size.width, "]");
     Tensor video = Tensor::zeros({3, o.frames, r.size.height, r.size.width}, DType::F32);
     const int64_t plane = int64_t(r.size.height) * r.size.width;
     for (int c = 0; c < 3; c++)
