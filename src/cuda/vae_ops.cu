@@ -114,12 +114,29 @@ __global__ void interleave_kernel(const U* __restrict__ x, U* __restrict__ y, in
   }
 }
 
-__global__ void to_planar_kernel(const __nv_bfloat16* __restrict__ x, float* __restrict__ y, int64_t P, int C) {
-  // y[c, p] = clamp(x[p, c]); P = n*H*W pixels. Consecutive threads walk p so the f32 writes coalesce.
+template <typename U>
+__global__ void phase_shuffle_kernel(const U* __restrict__ x, U* __restrict__ y, int T, int H, int W, int units) {
+  // y [T, 2H, 2W, units] from x [T, H+1, W+1, 4*units] (see cpu/vae_resample.h)
+  const int64_t total = int64_t(T) * 2 * H * 2 * W * units;
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
+    const int u = int(i % units);
+    int64_t r = i / units;
+    const int xx = int(r % (2 * W));
+    r /= 2 * W;
+    const int yy = int(r % (2 * H));
+    const int t = int(r / (2 * H));
+    const int a = yy & 1, b = xx & 1;
+    y[i] = x[((int64_t(t) * (H + 1) + yy / 2 + a) * (W + 1) + xx / 2 + b) * 4 * units + (2 * a + b) * units + u];
+  }
+}
+
+__global__ void to_planar_kernel(const __nv_bfloat16* __restrict__ x, float* __restrict__ y, int64_t P, int C,
+                                 int64_t y_stride_c) {
+  // y[c * y_stride_c + p] = clamp(x[p, c]); P = n*H*W pixels. Consecutive threads walk p so the f32 writes coalesce.
   const int64_t total = P * C;
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
     const int64_t c = i / P, p = i % P;
-    y[i] = fminf(1.f, fmaxf(-1.f, __bfloat162float(x[p * C + c])));
+    y[c * y_stride_c + p] = fminf(1.f, fmaxf(-1.f, __bfloat162float(x[p * C + c])));
   }
 }
 
@@ -133,14 +150,17 @@ __global__ void from_planar_kernel(const float* __restrict__ x, __nv_bfloat16* _
 
 }  // namespace
 
-void vae_to_planar_clamped(const Tensor& x, Tensor& y) {
+void vae_to_planar_clamped(const Tensor& x, Tensor& y, int64_t f0) {
   expect_cuda(x, "vae_to_planar input");
   expect_cuda(y, "vae_to_planar output");
   expect_dtype(x, DType::BF16, "vae_to_planar input");
   expect_dtype(y, DType::F32, "vae_to_planar output");
-  const int64_t C = x.size(-1), P = x.numel() / C;
-  expect_shape(y, {C, x.size(0), x.size(1), x.size(2)}, "vae_to_planar output");
-  to_planar_kernel<<<grid_for(x.numel(), 256), 256, 0, stream()>>>(x.ptr<__nv_bfloat16>(), y.ptr<float>(), P, int(C));
+  const int64_t C = x.size(-1), P = x.numel() / C, HW = x.size(1) * x.size(2);
+  TD_CHECK(x.dim() == 4 && y.dim() == 4 && y.size(0) == C && y.size(2) == x.size(1) && y.size(3) == x.size(2) &&
+               f0 >= 0 && f0 + x.size(0) <= y.size(1) && y.is_contiguous() && x.is_contiguous(),
+           "vae_to_planar", "x ", shape_str(x.shape()), " does not fit y ", shape_str(y.shape()), " at frame ", f0);
+  to_planar_kernel<<<grid_for(x.numel(), 256), 256, 0, stream()>>>(x.ptr<__nv_bfloat16>(), y.ptr<float>() + f0 * HW,
+                                                                    P, int(C), y.size(1) * HW);
   TD_CUDA_LAUNCH_CHECK();
 }
 
@@ -239,6 +259,23 @@ void vae_time_interleave(const Tensor& x, Tensor& y) {
   } else {
     interleave_kernel<uint16_t><<<grid_for(y.numel(), 256), 256, 0, stream()>>>(
         static_cast<const uint16_t*>(x.data()), static_cast<uint16_t*>(y.data()), int(T), H * W, int(C));
+  }
+  TD_CUDA_LAUNCH_CHECK();
+}
+
+void vae_phase_shuffle(const Tensor& x, Tensor& y) {
+  expect_cuda(x, "vae_phase_shuffle input");
+  expect_cuda(y, "vae_phase_shuffle output");
+  const int64_t T = x.size(0), H = x.size(1) - 1, W = x.size(2) - 1, C = x.size(3) / 4;
+  expect_shape(y, {T, 2 * H, 2 * W, C}, "vae_phase_shuffle output");
+  TD_CHECK(x.dtype() == y.dtype() && dtype_size(x.dtype()) == 2 && x.size(3) == 4 * C, "vae_phase_shuffle",
+           "bf16/f16 [T, H+1, W+1, 4C] expected, got ", shape_str(x.shape()));
+  if ((C * 2) % 16 == 0) {
+    phase_shuffle_kernel<uint4><<<grid_for(y.nbytes() / 16, 256), 256, 0, stream()>>>(
+        static_cast<const uint4*>(x.data()), static_cast<uint4*>(y.data()), int(T), int(H), int(W), int(C * 2 / 16));
+  } else {
+    phase_shuffle_kernel<uint16_t><<<grid_for(y.numel(), 256), 256, 0, stream()>>>(
+        static_cast<const uint16_t*>(x.data()), static_cast<uint16_t*>(y.data()), int(T), int(H), int(W), int(C));
   }
   TD_CUDA_LAUNCH_CHECK();
 }

@@ -35,6 +35,7 @@ void rms_norm(const Tensor& x, const Tensor& gamma, const Tensor* pre_bias, bool
 void attention(const Tensor& qkv, Tensor& o) { TD_VAE_DISPATCH(o, vae_attention, qkv, o); }
 void upsample_nearest2x(const Tensor& x, Tensor& y) { TD_VAE_DISPATCH(y, vae_upsample_nearest2x, x, y); }
 void time_interleave(const Tensor& x, Tensor& y) { TD_VAE_DISPATCH(y, vae_time_interleave, x, y); }
+void phase_shuffle(const Tensor& x, Tensor& y) { TD_VAE_DISPATCH(y, vae_phase_shuffle, x, y); }
 void zero(Tensor& x) { TD_VAE_DISPATCH(x, vae_zero, x); }
 
 }  // namespace vae

@@ -13,6 +13,7 @@ void rms_norm(const Tensor& x, const Tensor& gamma, const Tensor* pre_bias, bool
 void attention(const Tensor& qkv, Tensor& o);
 void upsample_nearest2x(const Tensor& x, Tensor& y);
 void time_interleave(const Tensor& x, Tensor& y);
+void phase_shuffle(const Tensor& x, Tensor& y);
 void zero(Tensor& x);
 
 }  // namespace vae

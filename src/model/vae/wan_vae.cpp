@@ -106,14 +106,7 @@ class Loader {
     TD_CHECK(w.shape() == want, m_.source, "tensor ", wn, " has shape ", shape_str(w.shape()), ", expected ",
              shape_str(want), " (is this a Wan2.1 VAE with the configured channel counts?)");
     int KT = kt == 0 ? 1 : kt;
-    Tensor f = w.to_f32_host().contiguous();
-    Tensor cl = Tensor::empty({O, KT, kh, kw, I}, DType::F32);
-    const float* s = f.ptr<float>();
-    float* d = cl.ptr<float>();
-    const int64_t K = int64_t(KT) * kh * kw;
-    for (int64_t o = 0; o < O; o++)
-      for (int64_t i = 0; i < I; i++)
-        for (int64_t k = 0; k < K; k++) d[(o * K + k) * I + i] = s[(o * I + i) * K + k];
+    Tensor cl = channels_last(w, O, I, KT * kh * kw, KT, kh, kw);
     Conv c;
     c.w = on_device(cl, true).set_name(wn);
     c.b = vec(bn, O);
@@ -121,6 +114,53 @@ class Loader {
     c.p = p;
     return c;
   }
+  static Tensor channels_last(const Tensor& w, int64_t O, int64_t I, int64_t K, int kt, int kh, int kw) {
+    Tensor f = w.to_f32_host().contiguous();
+    Tensor cl = Tensor::empty({O, kt, kh, kw, I}, DType::F32);
+    const float* s = f.ptr<float>();
+    float* d = cl.ptr<float>();
+    for (int64_t o = 0; o < O; o++)
+      for (int64_t i = 0; i < I; i++)
+        for (int64_t k = 0; k < K; k++) d[(o * K + k) * I + i] = s[(o * I + i) * K + k];
+    return cl;
+  }
+
+  // The up-sampling Conv2d(I, O, 3, pad 1) applied after nearest x2, in sub-pixel form (see vae_phase_shuffle): a 2x2
+  // conv with pad 1 whose 4*O outputs are the four phases. Phase a's row taps: a=0 -> {dy=-1} on row i-1 and
+  // {dy=0, dy=+1} on row i; a=1 -> {dy=-1, dy=0} on row i and {dy=+1} on row i+1 (likewise for columns).
+  Conv upconv(const std::string& prefix, int64_t O, int64_t I) {
+    const std::string wn = prefix + ".weight";
+    const Tensor& w = fetch(wn, {O, I, 3, 3});
+    TD_CHECK(w.shape() == (Shape{O, I, 3, 3}), m_.source, "tensor ", wn, " has shape ", shape_str(w.shape()),
+             ", expected ", shape_str({O, I, 3, 3}));
+    Tensor cl = channels_last(w, O, I, 9, 1, 3, 3);  // [O, 1, 3, 3, I]
+    Tensor sub = Tensor::zeros({4 * O, 1, 2, 2, I}, DType::F32);
+    static const int taps[2][2][2] = {{{0, 0}, {1, 2}}, {{0, 1}, {2, 2}}};  // [phase][k] -> dy range [lo, hi]
+    const float* src = cl.ptr<float>();
+    float* dst = sub.ptr<float>();
+    for (int a = 0; a < 2; a++)
+      for (int b = 0; b < 2; b++)
+        for (int64_t o = 0; o < O; o++)
+          for (int ky = 0; ky < 2; ky++)
+            for (int kx = 0; kx < 2; kx++) {
+              float* d = dst + ((((2 * a + b) * O + o) * 2 + ky) * 2 + kx) * I;
+              for (int dy = taps[a][ky][0]; dy <= taps[a][ky][1]; dy++)
+                for (int dx = taps[b][kx][0]; dx <= taps[b][kx][1]; dx++) {
+                  const float* sp = src + ((o * 3 + dy) * 3 + dx) * I;
+                  for (int64_t i = 0; i < I; i++) d[i] += sp[i];
+                }
+            }
+    Conv c;
+    c.w = on_device(sub, true).set_name(wn + " (sub-pixel)");
+    Tensor b = vec(prefix + ".bias", O).to(Device::CPU);
+    Tensor b4 = Tensor::empty({4 * O}, DType::F32);
+    for (int p = 0; p < 4; p++) std::memcpy(b4.ptr<float>() + p * O, b.ptr<float>(), size_t(O) * sizeof(float));
+    c.b = on_device(b4, false).set_name(prefix + ".bias (sub-pixel)");
+    c.kt = 1;
+    c.p = pad1();
+    return c;
+  }
+
   Tensor vec(const std::string& name, int64_t n) {
     const Tensor& t = fetch(name, {n});
     TD_CHECK(t.numel() == n, m_.source, "tensor ", name, " has shape ", shape_str(t.shape()), ", expected ", n,
@@ -284,13 +324,11 @@ struct WanVae::Impl {
           vae::time_interleave(y2, x);
         }
       }
-      Shape us = x.shape();
-      us[1] *= 2;
-      us[2] *= 2;
-      Tensor u = empty(us);
-      vae::upsample_nearest2x(x, u);
+      Tensor ph = pointwise(r.conv, x);  // [n, h+1, w+1, 4 * C/2]
       x = Tensor();
-      return pointwise(r.conv, u);
+      Tensor y = empty({ph.size(0), 2 * (ph.size(1) - 1), 2 * (ph.size(2) - 1), ph.size(3) / 4});
+      vae::phase_shuffle(ph, y);
+      return y;
     }
     Tensor y = pointwise(r.conv, x);
     if (r.mode == Mode::Down2d) return y;
@@ -410,7 +448,7 @@ void build(WanVae::Impl& I, Loader& L, const TensorMap& m, const VaeConfig& cfg)
         bool t = cfg.temporal_downsample[nm - 2 - i];
         b.rs.mode = t ? Mode::Up3d : Mode::Up2d;
         std::string p = cat("decoder.upsamples.", idx++);
-        b.rs.conv = L.conv(p + ".resample.1", out / 2, out, 0, 3, 3, Loader::pad1());
+        b.rs.conv = L.upconv(p + ".resample.1", out / 2, out);
         if (t) b.rs.time_conv = L.conv(p + ".time_conv", out * 2, out, 3, 1, 1);
         I.ups.push_back(std::move(b));
       }
@@ -512,7 +550,6 @@ Tensor WanVae::decode(const Tensor& z_in, const VaeDecodeOptions& opts) const {
   TD_CHECK(z.size(0) == Z, "latent z", "expected ", Z, " channels [", Z, ", T, h, w], got ", shape_str(z.shape()));
   TD_CHECK(T >= 1 && h >= 1 && w >= 1, "latent z", "empty latent ", shape_str(z.shape()));
   const int64_t F = 1 + 4 * (T - 1), H = 8 * h, W = 8 * w;
-  Tensor out = Tensor::zeros({3, F, H, W}, DType::F32);
   const int chunk = opts.chunk <= 0 ? int(T) : opts.chunk;
   const Impl& I = *impl_;
 
@@ -541,8 +578,11 @@ Tensor WanVae::decode(const Tensor& z_in, const VaeDecodeOptions& opts) const {
     ty = {0};
     tx = {0};
   }
+  Tensor out = tiled ? Tensor::zeros({3, F, H, W}, DType::F32) : Tensor::empty({3, F, H, W}, DType::F32);
   Tensor wsum;
   if (tiled) wsum = Tensor::zeros({H, W}, DType::F32);
+  Tensor out_dev;  // untiled CUDA: the video is assembled on the device (f32, like the official decoder's output)
+  if (!tiled && I.dev == Device::CUDA) out_dev = Tensor::empty({3, F, H, W}, DType::F32, Device::CUDA);
 
   for (int64_t y0 : ty) {
     for (int64_t x0 : tx) {
@@ -562,22 +602,18 @@ Tensor WanVae::decode(const Tensor& z_in, const VaeDecodeOptions& opts) const {
       }
       Run run;
       int64_t f_out = 0;
+      // The whole (small) latent goes up once: no host round trip inside the frame loop, so the host can queue
+      // chunk after chunk while the GPU works.
+      Tensor x_all = I.pointwise(I.conv2, to_device_cl(z, 0, T, y0, th, x0, tw, I.dev, I.act, true));
       for (int64_t t0 = 0; t0 < T;) {
         const int64_t n = t0 == 0 ? 1 : std::min<int64_t>(chunk, T - t0);
-        Tensor zc = to_device_cl(z, t0, n, y0, th, x0, tw, I.dev, I.act, true);
-        Tensor xc = I.pointwise(I.conv2, zc);
-        Tensor yd = I.decoder(xc, run);
-        xc = Tensor();
+        Tensor yd = I.decoder(x_all.slice(0, t0, t0 + n), run);
 #ifdef TD_WITH_CUDA
-        if (!tiled && yd.is_cuda()) {
-          // Clamp and go planar on the device, then one copy per channel straight into the output.
-          const int64_t nf = yd.size(0), HW = yd.size(1) * yd.size(2);
+        if (out_dev.defined()) {
+          // Clamp and go planar on the device, into the device copy of the output (one download at the end).
+          const int64_t nf = yd.size(0);
           TD_ASSERT(yd.size(1) == H && yd.size(2) == W && f_out + nf <= F, "decoder output ", shape_str(yd.shape()));
-          Tensor planar = Tensor::empty({3, nf, yd.size(1), yd.size(2)}, DType::F32, Device::CUDA);
-          cuda::vae_to_planar_clamped(yd, planar);
-          for (int c = 0; c < 3; c++)
-            device_memcpy(out.ptr<float>() + (c * F + f_out) * HW, planar.ptr<float>() + c * nf * HW,
-                          size_t(nf * HW) * sizeof(float), 1);
+          cuda::vae_to_planar_clamped(yd, out_dev, f_out);
           f_out += nf;
           t0 += n;
           if (opts.on_frame) opts.on_frame(int(t0), int(T));
@@ -616,6 +652,7 @@ Tensor WanVae::decode(const Tensor& z_in, const VaeDecodeOptions& opts) const {
       TD_ASSERT(f_out == F, "decoded ", f_out, " frames, expected ", F);
     }
   }
+  if (out_dev.defined()) out.copy_from(out_dev);
   if (!tiled) return out;
   float* op = out.ptr<float>();
   const float* ws = wsum.ptr<float>();
