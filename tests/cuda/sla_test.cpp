@@ -138,6 +138,52 @@ TEST(SlaCuda, SparseBranchFixedMap) {
       }
 }
 
+// Smallest shapes first (one or two blocks, partial ones), so that a fragment-layout bug shows up with a readable
+// location: prints the worst element.
+TEST(SlaCuda, TinyShapesSparseOnly) {
+  TD_SKIP_WITHOUT_CUDA();
+  for (int64_t L : {64, 130, 200})
+    for (int64_t D : {64, 128})
+      for (const Geo& geo : kGeos)
+        for (bool quant : {false, true}) {
+          const int64_t H = 1;
+          Case c = make_case(L, H, D, 500 + L + D);
+          const float scale = 1.f / std::sqrt(float(D));
+          Tensor table = cpu::sla_block_map(c.q, c.k, geo.bq, geo.bk, 1.0f);
+          Tensor dtable = table.to(Device::CUDA);
+          Tensor ref = Tensor::empty({L, H, D}, DType::F32);
+          if (quant)
+            cpu::sagesla_sparse_emulated(c.q, c.k, c.v, table, geo.bq, geo.bk, scale, ref);
+          else
+            cpu::sla_sparse(c.q, c.k, c.v, table, geo.bq, geo.bk, scale, ref);
+          cuda::SlaParams p;
+          p.quantized = quant;
+          p.bq = geo.bq;
+          p.bk = geo.bk;
+          p.table = &dtable;
+          p.sparse_only = true;
+          Tensor o = Tensor::empty({L, H, D}, DType::BF16, Device::CUDA);
+          cuda::sla_attention(c.dq, c.dk, c.dv, o, p);
+          Tensor got = o.to_f32_host();
+          int64_t worst = 0;
+          double wd = -1;
+          for (int64_t x = 0; x < ref.numel(); x++) {
+            const double d = std::fabs(double(got.ptr<float>()[x]) - ref.ptr<float>()[x]);
+            if (!(d <= wd)) {
+              wd = d;
+              worst = x;
+            }
+          }
+          const double e = test::rel_l2(got, ref);
+          std::printf("[sla-cuda] tiny L=%lld D=%lld %dx%d %s vs %s: rel L2 %.4f, worst at token %lld dim %lld: "
+                      "%.4f vs %.4f\n",
+                      (long long)L, (long long)D, geo.bq, geo.bk, quant ? "sagesla" : "sla",
+                      quant ? "emulation" : "fp32", e, (long long)(worst / D), (long long)(worst % D),
+                      got.ptr<float>()[worst], ref.ptr<float>()[worst]);
+          EXPECT_LT(e, quant ? 0.02 : 0.01);
+        }
+}
+
 // The whole op (block map from the GPU, linear branch with a random proj_l) against the CPU reference of the same
 // mode computed with the GPU's table (the map itself is checked above).
 TEST(SlaCuda, FullOpMatchesReference) {
