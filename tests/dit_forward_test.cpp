@@ -84,16 +84,46 @@ TEST(DitForward, I2vMatchesReference) {
   EXPECT_GT(test::nmse(other, in.expected), 1e-4);
 }
 
-// A TurboDiffusion -quant style checkpoint (int8 weights + 128x128 tile scales for the block linears), run with
-// --linear bf16: dequantized at load, it must equal the float model holding the dequantized weights.
-TEST(DitForward, QuantCheckpointDequantizesAtLoad) {
-  TensorMap m = normalize_dit_keys(load_checkpoint(fixture("t2v", "model.safetensors")));
-  TensorMap q, deq;
+// A float checkpoint in official names for any config: fan-in scaled weights, small biases, norms near 1.
+TensorMap random_map(const DitConfig& c, uint64_t seed) {
+  TensorMap m;
+  m.source = "random-map";
+  const int64_t D = c.dim, F = c.ffn_dim;
+  auto lin = [&](const std::string& n, int64_t o, int64_t i) {
+    m.put(n + ".weight", test::randn({o, i}, seed++, float(1.0 / std::sqrt(double(i)))));
+    m.put(n + ".bias", test::randn({o}, seed++, 0.1f));
+  };
+  lin("patch_embedding", D, c.in_dim * 4);
+  lin("text_embedding.0", D, c.text_dim);
+  lin("text_embedding.2", D, D);
+  lin("time_embedding.0", D, c.freq_dim);
+  lin("time_embedding.2", D, D);
+  lin("time_projection.1", 6 * D, D);
+  lin("head.head", c.out_dim * 4, D);
+  m.put("head.modulation", test::randn({1, 2, D}, seed++, float(1.0 / std::sqrt(double(D)))));
+  for (int i = 0; i < c.num_layers; i++) {
+    const std::string b = "blocks." + std::to_string(i) + ".";
+    for (const char* n : {"self_attn.q", "self_attn.k", "self_attn.v", "self_attn.o", "cross_attn.q", "cross_attn.k",
+                          "cross_attn.v", "cross_attn.o"})
+      lin(b + n, D, D);
+    lin(b + "ffn.0", F, D);
+    lin(b + "ffn.2", D, F);
+    for (const char* n : {"self_attn.norm_q", "self_attn.norm_k", "cross_attn.norm_q", "cross_attn.norm_k", "norm3"})
+      m.put(b + n + ".weight", test::randn({D}, seed++, 0.1f, 1.0f));
+    m.put(b + "norm3.bias", test::randn({D}, seed++, 0.1f));
+    m.put(b + "modulation", test::randn({1, 6, D}, seed++, float(1.0 / std::sqrt(double(D)))));
+  }
+  return m;
+}
+
+// Replaces every block linear weight by TurboDiffusion's -quant form (int8 + 128x128 tile scales, amax/128, round
+// to nearest, saturate), and returns the float map of the dequantized values too.
+void quantize_map(const TensorMap& m, TensorMap& q, TensorMap& deq) {
   q.source = deq.source = "synthetic-quant";
   for (auto& kv : m.all()) {
     const std::string& n = kv.first;
     const bool block_linear_weight = n.rfind("blocks.", 0) == 0 && kv.second.dim() == 2 &&
-                                     n.find(".weight") == n.size() - 7;
+                                     n.find(".weight") == n.size() - 7 && n.find("proj_l") == std::string::npos;
     if (!block_linear_weight) {
       q.put(n, kv.second);
       deq.put(n, kv.second);
@@ -124,6 +154,14 @@ TEST(DitForward, QuantCheckpointDequantizesAtLoad) {
     q.put(base + ".scale", sc);
     deq.put(n, dq);
   }
+}
+
+// A TurboDiffusion -quant style checkpoint run with --linear bf16: dequantized at load, it must equal the float
+// model holding the dequantized weights.
+TEST(DitForward, QuantCheckpointDequantizesAtLoad) {
+  TensorMap m = normalize_dit_keys(load_checkpoint(fixture("t2v", "model.safetensors")));
+  TensorMap q, deq;
+  quantize_map(m, q, deq);
   DitConfig cfg = DitConfig::from_json_file(fixture("t2v", "config.json"));
   DitOptions o = cpu_opts();
   o.linear = LinearMode::Float;
@@ -144,6 +182,45 @@ TEST(DitForward, QuantCheckpointDequantizesAtLoad) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("w8a8"), std::string::npos) << e.what();
   }
+}
+
+// W8A8 block linears (dims multiples of 128): close to the float model; a -quant checkpoint (Auto) and a float
+// checkpoint quantized at load (--linear w8a8) give the same model.
+TEST(DitForward, W8A8LinearsOnCpu) {
+  DitConfig c = DitConfig::from_json_file(fixture("t2v", "config.json"));
+  c.dim = 128;
+  c.num_heads = 1;
+  c.ffn_dim = 256;
+  c.text_dim = 128;
+  c.validate("test");
+  DitOptions fo = cpu_opts(), qo = cpu_opts();
+  fo.linear = LinearMode::Float;
+  qo.linear = LinearMode::W8A8;
+  auto f = WanDiT::random(c, fo, 21), qm = WanDiT::random(c, qo, 21);
+  EXPECT_FALSE(f->quantized());
+  EXPECT_TRUE(qm->quantized());
+  Tensor x = test::randn({16, 2, 8, 10}, 1), ctx = test::randn({20, 128}, 2);
+  Tensor of = f->forward(x, 800.f, ctx), oq = qm->forward(x, 800.f, ctx);
+  const double e = test::nmse(oq, of);
+  std::printf("[ w8a8 vs float, random dim-128 model ] nmse %.3e\n", e);
+  EXPECT_GT(e, 0.0);
+  EXPECT_LT(e, 1e-3);
+
+  // The same through checkpoints: a float map, its -quant form (Auto -> W8A8), and the float map quantized at load.
+  TensorMap fm = random_map(c, 5), qmap, deq;
+  quantize_map(fm, qmap, deq);
+  auto from_quant = WanDiT::from_tensors(qmap, c, cpu_opts());  // Auto
+  EXPECT_TRUE(from_quant->quantized());
+  auto at_load = WanDiT::from_tensors(fm, c, qo);
+  EXPECT_TRUE(at_load->quantized());
+  auto as_float = WanDiT::from_tensors(fm, c, fo);
+  Tensor a1 = from_quant->forward(x, 300.f, ctx), a2 = at_load->forward(x, 300.f, ctx),
+         a3 = as_float->forward(x, 300.f, ctx);
+  std::printf("[ -quant checkpoint vs quantized at load ] nmse %.3e; vs float %.3e\n", test::nmse(a1, a2),
+              test::nmse(a1, a3));
+  EXPECT_LT(test::nmse(a1, a2), 1e-8);
+  EXPECT_GT(test::nmse(a1, a3), 0.0);
+  EXPECT_LT(test::nmse(a1, a3), 1e-3);
 }
 
 TEST(DitForward, ProjLIsAcceptedAndOtherExtrasAreNotFatal) {

@@ -69,6 +69,7 @@ struct DitWorkspace {
   Tensor ck, cv;           // act [text_len, D]
   Tensor mod;              // f32 [layers, 6, D] on the device: block modulation + time projection
   Tensor head_mod;         // f32 [2, D] on the device
+  ops::Int8Act a, a_ctx;   // quantized activations (W8A8 blocks): tokens and text context
   bool have_t = false;
   float t = 0.f;           // the timestep `mod`/`head_mod` were computed for
 };
@@ -262,7 +263,18 @@ class DitRunner {
       ops::linear(x, l.w, &l.b, y, ep);
   }
 
+  // W8A8 block linears on an already quantized activation, and with the (gated) residual fused in.
+  void linear_q(const DitLinear& l, const ops::Int8Act& a, Tensor& y, Epilogue ep = Epilogue::None) {
+    Scope s(m_.profiler_, DitOpKind::Linear);
+    ops::linear_w8a8(a, l.w_int8, l.w_scale, &l.b, y, ep);
+  }
+  void linear_residual(const DitLinear& l, const Tensor& in, const Tensor* gate, Tensor& x) {
+    Scope s(m_.profiler_, DitOpKind::Linear);
+    ops::linear_w8a8_residual(in, l.w_int8, l.w_scale, &l.b, gate, x);
+  }
+
   void ensure_workspace(int64_t L);
+  void block_w8a8(int i, int64_t L, int F, int Hp, int Wp);
   void time_embedding(float t);
   void text_embedding(const Tensor& context);
   void block(int i, int64_t L, int F, int Hp, int Wp);
@@ -341,6 +353,10 @@ void DitRunner::text_embedding(const Tensor& context) {
   upload(padded, ws_.ctx_in);
   linear(w_.text0, ws_.ctx_in, ws_.ctx_mid, Epilogue::GeluTanh);
   linear(w_.text2, ws_.ctx_mid, ws_.ctx);
+  if (w_.quantized) {  // the context's k/v projections of every block share one quantization
+    Scope s(m_.profiler_, DitOpKind::Other);
+    ops::quantize_act_int8(ws_.ctx, ws_.a_ctx);
+  }
 }
 
 void DitRunner::block(int i, int64_t L, int F, int Hp, int Wp) {
@@ -413,6 +429,69 @@ void DitRunner::block(int i, int64_t L, int F, int Hp, int Wp) {
   }
 }
 
+// The same block with W8A8 linears, using the fused entry points of ops/w8a8.h: norm -> int8 in one pass, one
+// quantization shared by q/k/v (and by the context's k/v), and the o-proj / ffn.2 GEMMs adding straight into the
+// residual stream with their gate. Same math as block() up to the activation quantization.
+void DitRunner::block_w8a8(int i, int64_t L, int F, int Hp, int Wp) {
+  const DitBlockWeights& b = w_.blocks[size_t(i)];
+  const int64_t H = c_.num_heads, Dh = c_.head_dim(), Lc = c_.text_len;
+  const float eps = c_.eps;
+  Tensor mod = ws_.mod.select(0, i);
+  Tensor m0 = mod.select(0, 0), m1 = mod.select(0, 1), m2 = mod.select(0, 2);
+  Tensor m3 = mod.select(0, 3), m4 = mod.select(0, 4), m5 = mod.select(0, 5);
+  Tensor& x = ws_.x;
+  Tensor q3 = ws_.q.view({L, H, Dh}), k3 = ws_.k.view({L, H, Dh}), v3 = ws_.v.view({L, H, Dh});
+  Tensor o3 = ws_.o.view({L, H, Dh});
+
+  {
+    Scope s(m_.profiler_, DitOpKind::Other);
+    ops::layernorm_modulate_quant(x, m0, m1, eps, ws_.a);
+  }
+  linear_q(b.sq, ws_.a, ws_.q);
+  linear_q(b.sk, ws_.a, ws_.k);
+  linear_q(b.sv, ws_.a, ws_.v);
+  {
+    Scope s(m_.profiler_, DitOpKind::Other);
+    ops::rmsnorm(ws_.q, b.s_norm_q, eps);
+    ops::rmsnorm(ws_.k, b.s_norm_k, eps);
+    ops::rope3d(q3, F, Hp, Wp, 10000.f);
+    ops::rope3d(k3, F, Hp, Wp, 10000.f);
+  }
+  {
+    Scope s(m_.profiler_, DitOpKind::Attention);
+    AttentionOptions ao = m_.opts_.attention;
+    ao.proj_l_weight = b.proj_l_w.defined() ? &b.proj_l_w : nullptr;
+    ao.proj_l_bias = b.proj_l_b.defined() ? &b.proj_l_b : nullptr;
+    ops::attention(q3, k3, v3, o3, ao);
+  }
+  linear_residual(b.so, ws_.o, &m2, x);
+
+  {
+    Scope s(m_.profiler_, DitOpKind::Other);
+    ops::layernorm_quant(x, &b.norm3_w, &b.norm3_b, eps, ws_.a);
+  }
+  linear_q(b.cq, ws_.a, ws_.q);
+  linear_q(b.ck, ws_.a_ctx, ws_.ck);
+  linear_q(b.cv, ws_.a_ctx, ws_.cv);
+  {
+    Scope s(m_.profiler_, DitOpKind::Other);
+    ops::rmsnorm(ws_.q, b.c_norm_q, eps);
+    ops::rmsnorm(ws_.ck, b.c_norm_k, eps);
+  }
+  {
+    Scope s(m_.profiler_, DitOpKind::Attention);
+    ops::attention(q3, ws_.ck.view({Lc, H, Dh}), ws_.cv.view({Lc, H, Dh}), o3, AttentionOptions{});
+  }
+  linear_residual(b.co, ws_.o, nullptr, x);
+
+  {
+    Scope s(m_.profiler_, DitOpKind::Other);
+    ops::layernorm_modulate_quant(x, m3, m4, eps, ws_.a);
+  }
+  linear_q(b.ffn0, ws_.a, ws_.f, Epilogue::GeluTanh);
+  linear_residual(b.ffn2, ws_.f, &m5, x);
+}
+
 Tensor DitRunner::run(const Tensor& x_in, float t, const Tensor& context_in, const Tensor* y_in) {
   // ---- validate ----
   TD_CHECK(x_in.defined() && x_in.dim() == 4, "x", "expected [", c_.noise_dim(), ", F, H, W], got ",
@@ -466,7 +545,12 @@ Tensor DitRunner::run(const Tensor& x_in, float t, const Tensor& context_in, con
   linear(w_.patch, ws_.patches, ws_.x);
   time_embedding(t);
   text_embedding(ctx);
-  for (int i = 0; i < c_.num_layers; i++) block(i, L, Fi, Hp, Wp);
+  for (int i = 0; i < c_.num_layers; i++) {
+    if (w_.quantized)
+      block_w8a8(i, L, Fi, Hp, Wp);
+    else
+      block(i, L, Fi, Hp, Wp);
+  }
 
   // ---- head: LN (no affine) * (1 + scale) + shift, in fp32, then the Linear; unpatchify on the host ----
   {
