@@ -367,6 +367,40 @@ TEST(DitCommand, EndToEndMatchesReference) {
   }
 }
 
+// A sharded checkpoint (two shards + *.safetensors.index.json, bf16 like the published 14B files) with the
+// config.json beside the index: the command finds both. bf16 weights move the result, so compare against the
+// float64 reference loosely and against the same weights loaded in-process exactly.
+TEST(DitCommand, ShardedIndexWithConfigBeside) {
+  ASSERT_TRUE(std::ifstream(bin()).good()) << bin() << " not built";
+  const std::string dir = std::string(TD_BINARY_DIR) + "/dit_sharded";
+  ASSERT_EQ(sh("mkdir -p " + dir + " && cp " + fixture("t2v", "config.json") + " " + dir + "/config.json"), 0);
+  TensorMap m = load_checkpoint(fixture("t2v", "model.safetensors"));
+  std::vector<std::pair<std::string, Tensor>> s1, s2;
+  std::string index = "{\"metadata\": {}, \"weight_map\": {";
+  bool first = true;
+  for (auto& kv : m.all()) {
+    const bool second = kv.first.rfind("blocks.1.", 0) == 0 || kv.first.rfind("head", 0) == 0;
+    (second ? s2 : s1).push_back({kv.first, kv.second.to(DType::BF16)});
+    index += std::string(first ? "" : ", ") + "\"" + kv.first + "\": \"" +
+             (second ? "model-00002-of-00002.safetensors" : "model-00001-of-00002.safetensors") + "\"";
+    first = false;
+  }
+  index += "}}";
+  save_safetensors(dir + "/model-00001-of-00002.safetensors", s1);
+  save_safetensors(dir + "/model-00002-of-00002.safetensors", s2);
+  const std::string idx = dir + "/model.safetensors.index.json";
+  std::ofstream(idx) << index;
+  const std::string out = dir + "/out.safetensors";
+  ASSERT_EQ(sh(bin() + " dit --device cpu --weights " + idx + " --inputs " + fixture("t2v", "inputs.safetensors") +
+               " --output " + out),
+            0);
+  Inputs in = read_inputs("t2v");
+  Tensor got = load_safetensors(out).get("out");
+  EXPECT_LT(test::nmse(got, in.expected), 1e-3);
+  auto dit = WanDiT::load(idx, DitConfig::resolve("", idx, nullptr), cpu_opts());
+  EXPECT_EQ(test::max_abs_diff(got, run(*dit, in)), 0.0);
+}
+
 TEST(DitCommand, BadInputsFailCleanly) {
   ASSERT_TRUE(std::ifstream(bin()).good()) << bin() << " not built";
   const std::string dir = std::string(TD_BINARY_DIR);
