@@ -33,7 +33,11 @@ void attention(const Tensor& q, const Tensor& k, const Tensor& v, Tensor& o, con
   const float scale = opts.scale > 0.f ? opts.scale : float(1.0 / std::sqrt(double(Dh)));
   const int64_t ld = H * Dh;
   const int64_t bq = std::min<int64_t>(Lq, std::max<int64_t>(16, (int64_t(1) << 23) / Lk));
-  std::vector<float> S(size_t(bq * Lk));
+  // Reused across calls (grows to the largest block seen, at most ~32 MB per calling thread).
+  // (The pool's workers see their own thread_local, so the lambdas below use the pointer, never the vector.)
+  static thread_local std::vector<float> S_buf;
+  if (S_buf.size() < size_t(bq * Lk)) S_buf.resize(size_t(bq * Lk));
+  float* const S = S_buf.data();
   for (int64_t h = 0; h < H; h++) {
     const float* qh = q.ptr<float>() + h * Dh;
     const float* kh = k.ptr<float>() + h * Dh;
@@ -42,12 +46,12 @@ void attention(const Tensor& q, const Tensor& k, const Tensor& v, Tensor& o, con
     for (int64_t q0 = 0; q0 < Lq; q0 += bq) {
       const int64_t nq = std::min(bq, Lq - q0);
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(nq), int(Lk), int(Dh), scale, qh + q0 * ld, int(ld),
-                  kh, int(ld), 0.f, S.data(), int(Lk));
+                  kh, int(ld), 0.f, S, int(Lk));
       parallel_for(
           nq,
           [&](int64_t r0, int64_t r1) {
             for (int64_t r = r0; r < r1; r++) {
-              float* row = S.data() + r * Lk;
+              float* row = S + r * Lk;
               float m = row[0];
               for (int64_t j = 1; j < Lk; j++) m = std::max(m, row[j]);
               double sum = 0;
@@ -60,7 +64,7 @@ void attention(const Tensor& q, const Tensor& k, const Tensor& v, Tensor& o, con
             }
           },
           std::max<int64_t>(1, 4096 / Lk));
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(nq), int(Dh), int(Lk), 1.f, S.data(), int(Lk), vh,
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(nq), int(Dh), int(Lk), 1.f, S, int(Lk), vh,
                   int(ld), 0.f, oh + q0 * ld, int(ld));
     }
   }
