@@ -247,6 +247,16 @@ TEST(DitForward, MissingOrMisshapenTensorsAreNamed) {
   }
   {
     TensorMap m = load_checkpoint(fixture("t2v", "model.safetensors"));
+    m.put("blocks.0.cross_attn.k_img.weight", test::randn({64, 64}, 4));
+    try {
+      WanDiT::from_tensors(m, cfg, cpu_opts());
+      ADD_FAILURE() << "expected an error";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("CLIP"), std::string::npos) << e.what();
+    }
+  }
+  {
+    TensorMap m = load_checkpoint(fixture("t2v", "model.safetensors"));
     m.put("blocks.0.ffn.0.weight", test::randn({64, 64}, 4));
     try {
       WanDiT::from_tensors(m, cfg, cpu_opts());

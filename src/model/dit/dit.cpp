@@ -174,6 +174,9 @@ std::unique_ptr<WanDiT> WanDiT::from_tensors(const TensorMap& raw, const DitConf
     TD_CHECK(pl.size(0) == c.dim && pl.size(1) == c.in_dim * 4, m.source, "patch_embedding.weight ",
              shape_str(pe->shape()), " does not fit the config (", c.summary(), "); check --config");
   }
+  TD_CHECK(!m.has("img_emb.proj.0.weight") && !m.has("blocks.0.cross_attn.k_img.weight"), m.source,
+           "this is a Wan2.1 I2V/FLF2V checkpoint with a CLIP image branch (img_emb, k_img/v_img), which is not "
+           "supported; Wan2.2 I2V (no CLIP) is");
   std::set<std::string> req, opt;
   expected_keys(c, m, &req, &opt);
   check_keys(m, req, opt, "Wan DiT");
