@@ -140,12 +140,13 @@ void launch_mma(const GemmArgs& p) {
   TD_CUDA_LAUNCH_CHECK();
 }
 
-bool use_wgmma();
+int kernel_variant();  // 0 mma.sync, 1 wgmma, 2 wgmma2
 
 void launch_gemm(OutMode mode, const GemmArgs& p) {
   if (p.M == 0) return;
-  if (use_wgmma()) {
-    launch_w8a8_wgmma(int(mode), p);
+  const int v = kernel_variant();
+  if (v > 0) {
+    launch_w8a8_wgmma(int(mode), p, v == 2);
     return;
   }
   switch (mode) {
@@ -345,27 +346,28 @@ static std::string& kernel_choice() {
 }
 
 namespace {
-bool use_wgmma() {
-  const std::string& k = kernel_choice();
-  if (k == "mma") return false;
-  if (k == "wgmma") {
-    TD_CHECK(w8a8_wgmma_available(), "TD_W8A8_KERNEL", "wgmma needs an sm_90 GPU and a build with sm_90a");
-    return true;
+int variant_of(const std::string& k) {
+  if (k == "mma") return 0;
+  if (k == "wgmma" || k == "wgmma2") {
+    TD_CHECK(w8a8_wgmma_available(), "TD_W8A8_KERNEL", k, " needs an sm_90 GPU and a build with sm_90a");
+    return k == "wgmma" ? 1 : 2;
   }
-  TD_CHECK(k == "auto", "TD_W8A8_KERNEL", "expected auto|mma|wgmma, got '", k, "'");
-  return w8a8_wgmma_available();
+  TD_CHECK(k == "auto", "TD_W8A8_KERNEL", "expected auto|mma|wgmma|wgmma2, got '", k, "'");
+  return w8a8_wgmma_available() ? variant_of(kAutoSm90Kernel) : 0;
 }
+int kernel_variant() { return variant_of(kernel_choice()); }
 }  // namespace
 
 void set_w8a8_kernel(const char* name) {
   const std::string n = name ? name : "auto";
-  TD_CHECK(n == "auto" || n == "mma" || n == "wgmma", "TD_W8A8_KERNEL", "expected auto|mma|wgmma, got '", n, "'");
-  TD_CHECK(n != "wgmma" || w8a8_wgmma_available(), "TD_W8A8_KERNEL",
-           "wgmma needs an sm_90 GPU and a build with sm_90a");
+  variant_of(n);  // validates the name and availability
   kernel_choice() = n;
 }
 
-const char* w8a8_kernel_name() { return use_wgmma() ? "wgmma" : "mma"; }
+const char* w8a8_kernel_name() {
+  static const char* names[] = {"mma", "wgmma", "wgmma2"};
+  return names[kernel_variant()];
+}
 
 }  // namespace cuda
 }  // namespace td

@@ -141,7 +141,8 @@ __device__ __forceinline__ void tile_coords(const GemmArgs& p, int bm, int bn, i
 
 // Launches the wgmma kernel (w8a8_gemm_sm90.cu). Returns false when this binary/device has no sm_90a code.
 bool w8a8_wgmma_available();
-void launch_w8a8_wgmma(int mode, const w8a8::GemmArgs& p);
+// overlapped: the "wgmma2" variant (two int32 accumulator sets, fold of block kb-1 overlaps the MMAs of block kb).
+void launch_w8a8_wgmma(int mode, const w8a8::GemmArgs& p, bool overlapped);
 
 }  // namespace cuda
 }  // namespace td

@@ -14,8 +14,9 @@ void linear_w8a8_residual(const ops::Int8Act& x, const Tensor& w_int8, const Ten
                           const Tensor* gate, Tensor& resid);
 void gemm_s8s8_s32(const Tensor& a, const Tensor& b, Tensor& c);
 
-// Which GEMM kernel linear_w8a8 uses: "auto" (wgmma on sm_90 when built, else mma.sync), "mma", "wgmma".
-// Read once from TD_W8A8_KERNEL; tests and the bench set it explicitly.
+// Which GEMM kernel linear_w8a8 uses: "auto" (w8a8cfg::kAutoSm90Kernel on sm_90 when built, else mma.sync), "mma",
+// "wgmma", "wgmma2" (overlapped fold). Initial value from TD_W8A8_KERNEL; tests and the bench set it explicitly.
+// Naming a wgmma variant where it cannot run raises td::Error.
 void set_w8a8_kernel(const char* name);
 const char* w8a8_kernel_name();
 

@@ -24,6 +24,12 @@ constexpr int kGroupM = 8;
 // issue cp.async for the next stages while the tensor cores run. 4 stages = 128 KiB (+1 KiB alignment slack).
 constexpr int kWgStages = 4;
 constexpr int kWgSmemBytes = kWgStages * kStageBytes + 1024;
+// "wgmma2": two int32 accumulator sets alternate so the fp32 fold of block kb-1 overlaps the MMAs of block kb
+// (192 accumulator registers per thread). 5 stages = 160 KiB, prefetch distance 3.
+constexpr int kWg2Stages = 5;
+constexpr int kWg2SmemBytes = kWg2Stages * kStageBytes + 1024;
+// What TD_W8A8_KERNEL=auto runs on sm_90 (change after `turbodiff bench gemm --kernel all`).
+constexpr const char* kAutoSm90Kernel = "wgmma";
 
 // The activation-quant / fused-norm kernels: one CTA per row, 4 channels per thread per chunk.
 constexpr int kRowThreads = 128;

@@ -16,6 +16,7 @@ namespace {
 #define TD_W8A8_SM90 1
 #endif
 
+#ifdef TD_W8A8_SM90
 // Shared-memory matrix descriptor for a K-major tile with 128-byte rows and the 128-byte swizzle: start address,
 // LBO (unused for swizzled K-major; 1 by convention), SBO = 1024 bytes between 8-row groups, layout SWIZZLE_128B.
 __device__ __forceinline__ uint64_t make_desc(uint32_t saddr) {
@@ -27,10 +28,16 @@ __device__ __forceinline__ uint64_t make_desc(uint32_t saddr) {
   return d;
 }
 
-#ifdef TD_W8A8_SM90
 __device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
 __device__ __forceinline__ void wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
 __device__ __forceinline__ void wgmma_wait0() { asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory"); }
+// Pins accumulator registers at this point of the instruction stream: an empty volatile asm that "rewrites" them, so
+// the compiler cannot move their reads above a wgmma wait (register reads are not ordered by "memory" clobbers).
+__device__ __forceinline__ void fence_acc(int32_t (&a)[64]) {
+#pragma unroll
+  for (int i = 0; i < 64; i++) asm volatile("" : "+r"(a[i])::"memory");
+}
+__device__ __forceinline__ void wgmma_wait1() { asm volatile("wgmma.wait_group.sync.aligned 1;\n" ::: "memory"); }
 
 // d[64] (+)= A(64x32, smem desc) · B(128x32, smem desc)^T; scale_d = 0 overwrites d.
 __device__ __forceinline__ void wgmma_m64n128k32(int32_t (&d)[64], uint64_t da, uint64_t db, int scale_d) {
@@ -49,6 +56,110 @@ __device__ __forceinline__ void wgmma_m64n128k32(int32_t (&d)[64], uint64_t da, 
         "+r"(d[49]), "+r"(d[50]), "+r"(d[51]), "+r"(d[52]), "+r"(d[53]), "+r"(d[54]), "+r"(d[55]), "+r"(d[56]),
         "+r"(d[57]), "+r"(d[58]), "+r"(d[59]), "+r"(d[60]), "+r"(d[61]), "+r"(d[62]), "+r"(d[63])
       : "l"(da), "l"(db), "r"(scale_d));
+}
+// Overlapped variant ("wgmma2"): two int32 accumulator sets used alternately, so the tensor cores run block kb
+// while the warpgroup folds block kb-1 into fp32 (64 + 64 + 64 accumulator registers per thread). The stage that
+// block kb+D loads into was last read by block kb-2, which is known complete, hence prefetch distance D = stages-2.
+__device__ __forceinline__ void fold(const int32_t (&acc)[64], float (&accf)[64], float s0, float s1) {
+#pragma unroll
+  for (int i = 0; i < 64; i++) {
+    const float f = __int_as_float(acc[i] + 0x4B400000) - 12582912.f;  // exact for |acc| < 2^22
+    accf[i] = fmaf(f, (i & 2) ? s1 : s0, accf[i]);
+  }
+}
+
+template <OutMode kMode>
+__device__ __forceinline__ void wg2_step(const GemmArgs& p, uint32_t base, int m0, int n0, int KB, int kb, int wg,
+                                         int tid, int row0, int row1, int32_t (&cur)[64], int32_t (&prev)[64],
+                                         float (&accf)[64], float& ps0, float& ps1) {
+  constexpr int D = kWg2Stages - 2;
+  cp_async_wait<D - 1>();
+  asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+  __syncthreads();
+  {
+    const int nk = kb + D;
+    if (nk < KB) {
+      const int st = nk % kWg2Stages;
+      load_stage(base + st * kStageBytes, base + st * kStageBytes + kBM * kBK, p, m0, n0, nk * kBK, tid);
+    }
+    cp_async_commit();
+  }
+  float s0 = 0.f, s1 = 0.f;
+  if (kMode != OutMode::RawI32) {
+    const float sw = __ldg(p.sw + size_t(n0 / kBN) * KB + kb);
+    s0 = row0 < p.M ? __ldg(p.sa + size_t(row0) * KB + kb) * sw : 0.f;
+    s1 = row1 < p.M ? __ldg(p.sa + size_t(row1) * KB + kb) * sw : 0.f;
+  }
+  const uint32_t st_base = base + (kb % kWg2Stages) * kStageBytes;
+  const uint64_t da = make_desc(st_base + wg * 64 * kBK), db = make_desc(st_base + kBM * kBK);
+  fence_acc(cur);
+  wgmma_fence();
+#pragma unroll
+  for (int kk = 0; kk < kBK / 32; kk++) {
+    // Raw mode keeps two int32 chains (even / odd blocks) summed at the end; otherwise each block starts at zero.
+    const int accumulate = (kMode == OutMode::RawI32) ? (kb >= 2 || kk > 0) : (kk > 0);
+    wgmma_m64n128k32(cur, da + uint64_t(kk * 2), db + uint64_t(kk * 2), accumulate);
+  }
+  wgmma_commit();
+  wgmma_wait1();  // block kb-1 (in `prev`) is done; block kb may still run
+  fence_acc(prev);
+  if (kMode != OutMode::RawI32) fold(prev, accf, ps0, ps1);  // at kb = 0, prev = 0 and ps = 0: a no-op
+  ps0 = s0, ps1 = s1;
+}
+
+template <OutMode kMode>
+__global__ void __launch_bounds__(kThreads, 1) w8a8_gemm_wgmma2_kernel(const GemmArgs p) {
+  extern __shared__ unsigned char smem_raw[];
+  const uint32_t base = (smem_u32(smem_raw) + 1023u) & ~1023u;
+  const int tid = threadIdx.x, wg = tid >> 7, warp = (tid >> 5) & 3, lane = tid & 31;
+  const int g = lane >> 2, t = lane & 3;
+  int m0, n0;
+  tile_coords(p, kBM, kBN, &m0, &n0);
+  const int KB = p.K / kBK;
+  constexpr int D = kWg2Stages - 2;
+
+  int32_t acc0[64], acc1[64];
+  float accf[64];
+#pragma unroll
+  for (int i = 0; i < 64; i++) acc0[i] = 0, acc1[i] = 0, accf[i] = 0.f;
+#pragma unroll
+  for (int s = 0; s < D; s++) {
+    if (s < KB) load_stage(base + s * kStageBytes, base + s * kStageBytes + kBM * kBK, p, m0, n0, s * kBK, tid);
+    cp_async_commit();
+  }
+  const int row0 = m0 + wg * 64 + warp * 16 + g, row1 = row0 + 8;
+  float ps0 = 0.f, ps1 = 0.f;
+  // Unconditional pairs, then the odd tail outside the loop: ptxas tracks which accumulator set is in flight only
+  // along straight-line paths (a conditional second step would make it serialize every wgmma).
+  int kb = 0;
+  for (; kb + 1 < KB; kb += 2) {
+    wg2_step<kMode>(p, base, m0, n0, KB, kb, wg, tid, row0, row1, acc0, acc1, accf, ps0, ps1);
+    wg2_step<kMode>(p, base, m0, n0, KB, kb + 1, wg, tid, row0, row1, acc1, acc0, accf, ps0, ps1);
+  }
+  if (kb < KB) wg2_step<kMode>(p, base, m0, n0, KB, kb, wg, tid, row0, row1, acc0, acc1, accf, ps0, ps1);
+  wgmma_wait0();
+  fence_acc(acc0);
+  fence_acc(acc1);
+  cp_async_wait<0>();
+  if (kMode == OutMode::RawI32) {
+#pragma unroll
+    for (int i = 0; i < 64; i++) acc0[i] += acc1[i];
+  } else if ((KB - 1) & 1) {
+    fold(acc1, accf, ps0, ps1);
+  } else {
+    fold(acc0, accf, ps0, ps1);
+  }
+#pragma unroll
+  for (int j = 0; j < 16; j++) {
+    const int n = n0 + j * 8 + 2 * t;
+    if (row0 < p.M) store_pair<kMode>(p, row0, n, accf[4 * j], accf[4 * j + 1], acc0[4 * j], acc0[4 * j + 1]);
+    if (row1 < p.M) store_pair<kMode>(p, row1, n, accf[4 * j + 2], accf[4 * j + 3], acc0[4 * j + 2], acc0[4 * j + 3]);
+  }
+}
+#else
+template <OutMode kMode>
+__global__ void __launch_bounds__(kThreads, 1) w8a8_gemm_wgmma2_kernel(const GemmArgs p) {
+  __trap();  // never launched: the host checks w8a8_wgmma_available()
 }
 #endif
 
@@ -109,6 +220,7 @@ __global__ void __launch_bounds__(kThreads, 1) w8a8_gemm_wgmma_kernel(const Gemm
     }
     wgmma_commit();
     wgmma_wait0();
+    fence_acc(acc);
 
     if (kMode != OutMode::RawI32) {
 #pragma unroll
@@ -133,18 +245,29 @@ __global__ void __launch_bounds__(kThreads, 1) w8a8_gemm_wgmma_kernel(const Gemm
 #endif
 }
 
-template <OutMode kMode>
+template <OutMode kMode, bool kOverlap>
 void launch(const GemmArgs& p) {
-  static bool configured = false;
+  static bool configured = false;  // per instantiation
+  const int smem = kOverlap ? kWg2SmemBytes : kWgSmemBytes;
+  auto kernel = kOverlap ? w8a8_gemm_wgmma2_kernel<kMode> : w8a8_gemm_wgmma_kernel<kMode>;
   if (!configured) {
-    TD_CUDA_CHECK(cudaFuncSetAttribute(w8a8_gemm_wgmma_kernel<kMode>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                       kWgSmemBytes));
+    TD_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
     configured = true;
   }
   const int64_t tiles = int64_t((p.M + kBM - 1) / kBM) * (p.N / kBN);
   TD_CHECK(tiles < (int64_t(1) << 31), "w8a8 gemm", "problem too large: M=", p.M, " N=", p.N);
-  w8a8_gemm_wgmma_kernel<kMode><<<unsigned(tiles), kThreads, kWgSmemBytes, stream()>>>(p);
+  kernel<<<unsigned(tiles), kThreads, smem, stream()>>>(p);
   TD_CUDA_LAUNCH_CHECK();
+}
+
+template <bool kOverlap>
+void launch_mode(int mode, const GemmArgs& p) {
+  switch (OutMode(mode)) {
+    case OutMode::RawI32: launch<OutMode::RawI32, kOverlap>(p); break;
+    case OutMode::BF16: launch<OutMode::BF16, kOverlap>(p); break;
+    case OutMode::F32: launch<OutMode::F32, kOverlap>(p); break;
+    case OutMode::Residual: launch<OutMode::Residual, kOverlap>(p); break;
+  }
 }
 
 }  // namespace
@@ -164,13 +287,11 @@ bool w8a8_wgmma_available() {
   return avail == 1;
 }
 
-void launch_w8a8_wgmma(int mode, const GemmArgs& p) {
-  switch (OutMode(mode)) {
-    case OutMode::RawI32: launch<OutMode::RawI32>(p); break;
-    case OutMode::BF16: launch<OutMode::BF16>(p); break;
-    case OutMode::F32: launch<OutMode::F32>(p); break;
-    case OutMode::Residual: launch<OutMode::Residual>(p); break;
-  }
+void launch_w8a8_wgmma(int mode, const GemmArgs& p, bool overlapped) {
+  if (overlapped)
+    launch_mode<true>(mode, p);
+  else
+    launch_mode<false>(mode, p);
 }
 
 }  // namespace cuda

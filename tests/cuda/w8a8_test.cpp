@@ -24,10 +24,12 @@ Tensor host(const Tensor& t) { return t.to(Device::CPU); }
 // Every GEMM test runs on each kernel this build has.
 std::vector<const char*> kernels() {
   std::vector<const char*> k{"mma"};
-  try {
-    cuda::set_w8a8_kernel("wgmma");
-    k.push_back("wgmma");
-  } catch (const Error&) {
+  for (const char* v : {"wgmma", "wgmma2"}) {
+    try {
+      cuda::set_w8a8_kernel(v);
+      k.push_back(v);
+    } catch (const Error&) {
+    }
   }
   cuda::set_w8a8_kernel("auto");
   return k;
