@@ -3,6 +3,12 @@
 #include <gtest/gtest.h>
 
 #include "core/allocator.h"
+#include "cpu/conv3d.h"
+#include "cpu/vae_attention.h"
+#include "cpu/vae_resample.h"
+#include "cpu/vae_rms_norm.h"
+#include "cuda/conv3d.h"
+#include "cuda/vae_ops.h"
 #include "io/safetensors.h"
 #include "model/vae/wan_vae.h"
 #include "test_util.h"
@@ -18,6 +24,72 @@ void compare(const Tensor& gpu, const Tensor& cpu, double tol, const char* what)
   EXPECT_LT(e, tol) << what;
 }
 }  // namespace
+
+// The ops one by one (so a failure points at its op): bf16 inputs on both sides, so only accumulation differs.
+namespace {
+Tensor bf16_round(const Tensor& t) { return t.to(DType::BF16).to(DType::F32); }
+Tensor to_gpu(const Tensor& t) { return t.to(DType::BF16).to(Device::CUDA); }
+}  // namespace
+
+TEST(VaeCuda, Conv3dMatchesCpu) {
+  TD_SKIP_WITHOUT_CUDA();
+  struct Case { Shape x, w; Conv3dParams p; bool acc; const char* what; };
+  Conv3dParams pad1, down, tstride, none;
+  pad1.pad_top = pad1.pad_bottom = pad1.pad_left = pad1.pad_right = 1;
+  down.stride_h = down.stride_w = 2;
+  down.pad_bottom = down.pad_right = 1;
+  tstride.stride_t = 2;
+  const Case cases[] = {
+      {{4, 6, 10, 32}, {48, 3, 3, 3, 32}, pad1, false, "3x3x3 pad 1"},
+      {{4, 6, 10, 32}, {32, 3, 3, 3, 32}, pad1, true, "3x3x3 accumulate"},
+      {{3, 6, 10, 3}, {16, 3, 3, 3, 3}, pad1, false, "3 input channels"},
+      {{3, 6, 10, 16}, {3, 3, 3, 3, 16}, pad1, false, "3 output channels"},
+      {{2, 8, 12, 16}, {16, 1, 3, 3, 16}, down, false, "downsample (asymmetric pad, stride 2)"},
+      {{5, 4, 6, 16}, {16, 3, 1, 1, 16}, tstride, false, "time conv stride 2"},
+      {{2, 5, 7, 24}, {96, 1, 2, 2, 24}, pad1, false, "sub-pixel 2x2"},
+      {{1, 5, 7, 24}, {40, 1, 1, 1, 24}, none, false, "pointwise"},
+  };
+  uint64_t seed = 1;
+  for (const Case& c : cases) {
+    Tensor x = bf16_round(test::randn(c.x, seed++)), w = bf16_round(test::randn(c.w, seed++, 0.2f));
+    Tensor b = test::randn({c.w[0]}, seed++);
+    Shape os = c.p.out_shape(c.x, c.w, "test");
+    Tensor yc = c.acc ? bf16_round(test::randn(os, seed++)) : Tensor::empty(os, DType::F32);
+    Tensor yg = c.acc ? to_gpu(yc) : Tensor::empty(os, DType::BF16, Device::CUDA);
+    cpu::conv3d(x, w, &b, yc, c.p, c.acc);
+    Tensor xg = to_gpu(x), wg = to_gpu(w), bg = b.to(Device::CUDA);
+    cuda::conv3d(xg, wg, &bg, yg, c.p, c.acc);
+    compare(yg, yc, 1e-4, c.what);
+  }
+}
+
+TEST(VaeCuda, SmallOpsMatchCpu) {
+  TD_SKIP_WITHOUT_CUDA();
+  Tensor x = bf16_round(test::randn({2, 5, 7, 40}, 1));
+  Tensor g = test::randn({40}, 2, 0.2f, 1.f), b = test::randn({40}, 3);
+  Tensor yc = Tensor::empty(x.shape(), DType::F32), yg = Tensor::empty(x.shape(), DType::BF16, Device::CUDA);
+  cpu::vae_rms_norm(x, g, &b, true, yc);
+  Tensor gg = g.to(Device::CUDA), bg = b.to(Device::CUDA);
+  cuda::vae_rms_norm(to_gpu(x), gg, &bg, true, yg);
+  compare(yg, yc, 1e-4, "rms_norm + silu");
+
+  Tensor qkv = bf16_round(test::randn({300, 96}, 4));
+  Tensor oc = Tensor::empty({300, 32}, DType::F32), og = Tensor::empty({300, 32}, DType::BF16, Device::CUDA);
+  cpu::vae_attention(qkv, oc);
+  cuda::vae_attention(to_gpu(qkv), og);
+  compare(og, oc, 1e-4, "attention");
+
+  Tensor t = bf16_round(test::randn({2, 3, 4, 16}, 5));
+  Tensor ic = Tensor::empty({4, 3, 4, 8}, DType::F32), ig = Tensor::empty({4, 3, 4, 8}, DType::BF16, Device::CUDA);
+  cpu::vae_time_interleave(t, ic);
+  cuda::vae_time_interleave(to_gpu(t), ig);
+  EXPECT_EQ(test::max_abs_diff(ig, ic), 0.0);
+  Tensor ps = bf16_round(test::randn({2, 4, 5, 4 * 8}, 6));
+  Tensor pc = Tensor::empty({2, 6, 8, 8}, DType::F32), pg = Tensor::empty({2, 6, 8, 8}, DType::BF16, Device::CUDA);
+  cpu::vae_phase_shuffle(ps, pc);
+  cuda::vae_phase_shuffle(to_gpu(ps), pg);
+  EXPECT_EQ(test::max_abs_diff(pg, pc), 0.0);
+}
 
 TEST(VaeCuda, TinyDecodeEncodeMatchCpu) {
   TD_SKIP_WITHOUT_CUDA();
