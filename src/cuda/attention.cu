@@ -113,7 +113,9 @@ __device__ __forceinline__ void load_tile(bf16* s, const bf16* g, int64_t ld, in
   }
 }
 
-template <int D, int BM, int BN, int WARPS>
+// SPLIT: K and V of a tile are separate cp.async groups; the S = Q K^T phase waits only for K, so V's load overlaps
+// the first matmul and the softmax (one more barrier per tile).
+template <int D, int BM, int BN, int WARPS, bool SPLIT>
 __global__ void __launch_bounds__(WARPS * 32, kAttentionMinBlocksPerSM) flash_attention_fwd(const AttnParams p) {
   constexpr int THREADS = WARPS * 32;
   constexpr int MT = BM / WARPS / 16;  // m16 tiles per warp
@@ -136,6 +138,7 @@ __global__ void __launch_bounds__(WARPS * 32, kAttentionMinBlocksPerSM) flash_at
 
   load_tile<BM, D, THREADS>(sQ, qg, p.q_tok, p.lq - q0, tid);
   load_tile<BN, D, THREADS>(sK, kg, p.k_tok, p.lk, tid);
+  if (SPLIT) cp_async_commit();
   load_tile<BN, D, THREADS>(sV, vg, p.v_tok, p.lk, tid);
   cp_async_commit();
 
@@ -159,13 +162,18 @@ __global__ void __launch_bounds__(WARPS * 32, kAttentionMinBlocksPerSM) flash_at
 
   for (int j = 0; j < n_tiles; j++) {
     const int stage = j & 1;
-    if (j + 1 < n_tiles) {
-      const int k1 = (j + 1) * BN;
+    // Groups are committed even when empty, so the wait counts below always refer to tile j.
+    const int k1 = (j + 1) * BN;
+    if (j + 1 < n_tiles)
       load_tile<BN, D, THREADS>(sK + (stage ^ 1) * BN * D, kg + int64_t(k1) * p.k_tok, p.k_tok, p.lk - k1, tid);
+    if (SPLIT) cp_async_commit();
+    if (j + 1 < n_tiles)
       load_tile<BN, D, THREADS>(sV + (stage ^ 1) * BN * D, vg + int64_t(k1) * p.v_tok, p.v_tok, p.lk - k1, tid);
-    }
-    cp_async_commit();  // possibly empty: keeps the group count uniform so wait<1> always means "tile j landed"
-    cp_async_wait<1>();
+    cp_async_commit();
+    if (SPLIT)
+      cp_async_wait<3>();  // K_j landed (V_j, K_j+1, V_j+1 may be in flight)
+    else
+      cp_async_wait<1>();  // K_j and V_j landed
     __syncthreads();
     const uint32_t cK = sK_u + stage * BN * D * 2;
     const uint32_t cV = sV_u + stage * BN * D * 2;
@@ -238,6 +246,11 @@ __global__ void __launch_bounds__(WARPS * 32, kAttentionMinBlocksPerSM) flash_at
       }
     }
 
+    if (SPLIT) {
+      cp_async_wait<2>();  // V_j landed
+      __syncthreads();
+    }
+
     // O += P V. The S accumulator layout of two adjacent n8 tiles is exactly the A fragment of one k16 step.
 #pragma unroll
     for (int kk = 0; kk < BN / 16; kk++) {
@@ -284,9 +297,9 @@ __global__ void __launch_bounds__(WARPS * 32, kAttentionMinBlocksPerSM) flash_at
   }
 }
 
-template <int D, int BM, int BN, int WARPS>
+template <int D, int BM, int BN, int WARPS, bool SPLIT>
 void launch(const AttnParams& p, int heads) {
-  auto kernel = flash_attention_fwd<D, BM, BN, WARPS>;
+  auto kernel = flash_attention_fwd<D, BM, BN, WARPS, SPLIT>;
   constexpr size_t smem = size_t(BM + 4 * BN) * D * sizeof(bf16);
   static const bool configured = [&] {
     TD_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
@@ -304,7 +317,8 @@ struct Variant {
   void (*fn)(const AttnParams&, int);
 };
 
-#define TD_ATTN_VARIANT_ENTRY(D, BM, BN, W) {D, "d" #D "_" #BM "x" #BN "_w" #W, &launch<D, BM, BN, W>},
+#define TD_ATTN_VARIANT_ENTRY(D, BM, BN, W, SPLIT) \
+  {D, "d" #D "_" #BM "x" #BN "_w" #W "_split" #SPLIT, &launch<D, BM, BN, W, SPLIT>},
 const Variant kVariants[] = {TD_ATTENTION_VARIANTS(TD_ATTN_VARIANT_ENTRY)};
 #undef TD_ATTN_VARIANT_ENTRY
 constexpr int kNumVariants = int(sizeof(kVariants) / sizeof(kVariants[0]));
@@ -356,10 +370,10 @@ void attention(const Tensor& q, const Tensor& k, const Tensor& v, Tensor& o, con
   const int H = int(q.size(1));
   if (q.size(2) == 128) {
     using T = AttentionTile<128>;
-    launch<128, T::kBlockM, T::kBlockN, T::kWarps>(p, H);
+    launch<128, T::kBlockM, T::kBlockN, T::kWarps, T::kSplitWait>(p, H);
   } else {
     using T = AttentionTile<64>;
-    launch<64, T::kBlockM, T::kBlockN, T::kWarps>(p, H);
+    launch<64, T::kBlockM, T::kBlockN, T::kWarps, T::kSplitWait>(p, H);
   }
 }
 

@@ -24,6 +24,7 @@ struct AttentionTile<128> {
   static constexpr int kBlockM = 128;  // query rows per block
   static constexpr int kBlockN = 64;   // keys per pipeline step
   static constexpr int kWarps = 4;
+  static constexpr bool kSplitWait = false;  // true: wait for K and V of a tile separately (see attention.cu)
 };
 
 template <>
@@ -31,20 +32,24 @@ struct AttentionTile<64> {
   static constexpr int kBlockM = 128;
   static constexpr int kBlockN = 64;
   static constexpr int kWarps = 4;
+  static constexpr bool kSplitWait = false;
 };
 
-// Every (head_dim, block_m, block_n, warps) compiled in. The defaults above must be listed; the others exist so
+// Every (head_dim, block_m, block_n, warps, split_wait) compiled in. The defaults above must be listed; the others exist so
 // `turbodiff bench attention` can time the alternatives on the target GPU (and tests check them all) before a
 // default is changed. 128x32 trades register pressure (no spills at d=128) for twice the barriers per FLOP;
 // 8-warp variants give 16 rows per warp (more warps to hide latency, more shared-memory traffic per FLOP).
 #define TD_ATTENTION_VARIANTS(X) \
-  X(128, 128, 64, 4)             \
-  X(128, 128, 32, 4)             \
-  X(128, 128, 64, 8)             \
-  X(128, 64, 64, 4)              \
-  X(64, 128, 64, 4)              \
-  X(64, 128, 32, 4)              \
-  X(64, 128, 64, 8)
+  X(128, 128, 64, 4, 0)          \
+  X(128, 128, 64, 4, 1)          \
+  X(128, 128, 32, 4, 0)          \
+  X(128, 128, 32, 4, 1)          \
+  X(128, 128, 64, 8, 0)          \
+  X(128, 64, 64, 4, 0)           \
+  X(64, 128, 64, 4, 0)           \
+  X(64, 128, 64, 4, 1)           \
+  X(64, 128, 32, 4, 0)           \
+  X(64, 128, 64, 8, 0)
 
 // Blocks per SM the register budget is sized for (__launch_bounds__): 2 blocks of 4 warps cap registers at 255,
 // 2 blocks of 8 warps at 128.
