@@ -31,6 +31,7 @@ struct Args {
   std::string kernel = "auto";
 };
 
+#ifdef TD_WITH_CUDA
 // Fills a device tensor by tiling a 1M-element random host block (cheap for GiB-sized operands).
 void fill(Tensor& t, uint64_t seed, float stdev) {
   const int64_t block = std::min<int64_t>(t.numel(), int64_t(1) << 20);
@@ -55,7 +56,6 @@ Tensor dev(const Shape& s, DType dt, uint64_t seed, float stdev = 1.f) {
   return t;
 }
 
-#ifdef TD_WITH_CUDA
 void shape(const Args& a, int64_t M, int64_t K, int64_t N, const std::vector<std::string>& kernels) {
   const double flops = 2.0 * double(M) * double(N) * double(K);
   Tensor x = dev({M, K}, DType::BF16, 1), w = dev({N, K}, DType::BF16, 2, 0.02f);
