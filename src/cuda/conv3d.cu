@@ -80,6 +80,23 @@ __global__ void conv3d_naive_kernel(const __nv_bfloat16* __restrict__ x, const _
   }
 }
 
+// y[p, o] += bias[o], bf16x2 at a time (O even); the channel index advances by the grid stride, no 64-bit modulo.
+__global__ void add_bias2_kernel(__nv_bfloat162* __restrict__ y, const float* __restrict__ bias, int64_t n2, int O2) {
+  const int64_t stride = int64_t(gridDim.x) * blockDim.x;
+  int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
+  if (i >= n2) return;
+  int c = int(i % O2);
+  const int step = int(stride % O2);
+  for (; i < n2; i += stride) {
+    float2 v = __bfloat1622float2(y[i]);
+    v.x += bias[2 * c];
+    v.y += bias[2 * c + 1];
+    y[i] = __floats2bfloat162_rn(v.x, v.y);
+    c += step;
+    if (c >= O2) c -= O2;
+  }
+}
+
 __global__ void add_bias_kernel(__nv_bfloat16* __restrict__ y, const float* __restrict__ bias, int64_t rows, int O) {
   const int64_t total = rows * O;
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x)
@@ -247,8 +264,14 @@ void conv3d(const Tensor& x_in, const Tensor& w, const Tensor* bias, Tensor& y, 
   if (ws) device_free(ws, d.ws);
   TD_CUDNN_CHECK(st);
   if (bias) {
-    add_bias_kernel<<<grid_for(y.numel(), 256), 256, 0, stream()>>>(y.ptr<__nv_bfloat16>(), bias->ptr<float>(),
-                                                                   y.numel() / w.size(0), int(w.size(0)));
+    const int64_t O = w.size(0);
+    if (O % 2 == 0) {
+      add_bias2_kernel<<<grid_for(y.numel() / 2, 256), 256, 0, stream()>>>(
+          static_cast<__nv_bfloat162*>(y.data()), bias->ptr<float>(), y.numel() / 2, int(O / 2));
+    } else {
+      add_bias_kernel<<<grid_for(y.numel(), 256), 256, 0, stream()>>>(y.ptr<__nv_bfloat16>(), bias->ptr<float>(),
+                                                                     y.numel() / O, int(O));
+    }
     TD_CUDA_LAUNCH_CHECK();
   }
 }
