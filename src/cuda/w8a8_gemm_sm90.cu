@@ -58,7 +58,10 @@ __device__ __forceinline__ void wgmma_m64n128k32(int32_t (&d)[64], uint64_t da, 
       : "l"(da), "l"(db), "r"(scale_d));
 }
 // Overlapped variant ("wgmma2"): two int32 accumulator sets used alternately, so the tensor cores run block kb
-// while the warpgroup folds block kb-1 into fp32 (64 + 64 + 64 accumulator registers per thread). The stage that
+// while the warpgroup folds block kb-1 into fp32 (64 + 64 + 64 accumulator registers per thread).
+// Status: ptxas 13.0 reports C7514 ("wgmma ... serialized due to non wgmma instructions reading accumulator
+// registers") for the non-raw modes even though the fold only reads the retired set (also at 160 registers, so it
+// is not pressure). Serialized is still correct, just not overlapped; `bench gemm --kernel all` decides. The stage that
 // block kb+D loads into was last read by block kb-2, which is known complete, hence prefetch distance D = stages-2.
 __device__ __forceinline__ void fold(const int32_t (&acc)[64], float (&accf)[64], float s0, float s1) {
 #pragma unroll
