@@ -5,6 +5,7 @@
 #include <cublas_v2.h>
 
 #include <algorithm>
+#include <cstring>
 
 #include "cuda/cuda_common.cuh"
 
@@ -331,6 +332,76 @@ void vae_phase_shuffle(const Tensor& x, Tensor& y) {
         static_cast<const uint16_t*>(x.data()), static_cast<uint16_t*>(y.data()), int(T), int(H), int(W), int(C));
   }
   TD_CUDA_LAUNCH_CHECK();
+}
+
+struct PlanarDownloader::Impl {
+  float* out;
+  int64_t C, F, HW, max_frames;
+  float* pinned[2] = {nullptr, nullptr};
+  cudaEvent_t done[2] = {nullptr, nullptr};
+  int64_t f0[2] = {-1, -1}, n[2] = {0, 0};
+  Tensor planar[2];  // device staging [C, max_frames, HW] f32
+  int next = 0;
+
+  void drain(int s) {
+    if (f0[s] < 0) return;
+    TD_CUDA_CHECK(cudaEventSynchronize(done[s]));
+    for (int64_t c = 0; c < C; c++)
+      std::memcpy(out + (c * F + f0[s]) * HW, pinned[s] + c * n[s] * HW, size_t(n[s] * HW) * sizeof(float));
+    f0[s] = -1;
+  }
+};
+
+PlanarDownloader::PlanarDownloader(float* host_out, int64_t C, int64_t F, int64_t HW, int64_t max_frames)
+    : impl_(new Impl{host_out, C, F, HW, max_frames}) {
+  try {
+    for (int s = 0; s < 2; s++) {
+      TD_CUDA_CHECK(cudaMallocHost(&impl_->pinned[s], size_t(C * max_frames * HW) * sizeof(float)));
+      TD_CUDA_CHECK(cudaEventCreateWithFlags(&impl_->done[s], cudaEventDisableTiming));
+      impl_->planar[s] = Tensor::empty({C, max_frames * HW}, DType::F32, Device::CUDA);
+    }
+  } catch (...) {
+    this->~PlanarDownloader();
+    throw;
+  }
+}
+
+PlanarDownloader::~PlanarDownloader() {
+  if (!impl_) return;
+  for (int s = 0; s < 2; s++) {
+    if (impl_->done[s]) {
+      cudaEventSynchronize(impl_->done[s]);  // never free a buffer a copy is still writing
+      cudaEventDestroy(impl_->done[s]);
+    }
+    if (impl_->pinned[s]) cudaFreeHost(impl_->pinned[s]);
+  }
+  delete impl_;
+  impl_ = nullptr;
+}
+
+void PlanarDownloader::push(const Tensor& x, int64_t f0) {
+  Impl& I = *impl_;
+  const int64_t n = x.size(0);
+  TD_CHECK(x.dim() == 4 && x.size(3) == I.C && x.size(1) * x.size(2) == I.HW && n <= I.max_frames && f0 >= 0 &&
+               f0 + n <= I.F,
+           "vae download", "chunk ", shape_str(x.shape()), " at frame ", f0, " does not fit the output");
+  const int s = I.next;
+  I.next ^= 1;
+  I.drain(s);
+  // The slot's device staging is free: its previous download finished (drain waited on it).
+  Tensor y = I.planar[s].view({I.C * I.max_frames * I.HW}).slice(0, 0, I.C * n * I.HW).view({I.C, n, x.size(1),
+                                                                                              x.size(2)});
+  vae_to_planar_clamped(x, y, 0);
+  TD_CUDA_CHECK(cudaMemcpyAsync(I.pinned[s], y.data(), size_t(I.C * n * I.HW) * sizeof(float),
+                                cudaMemcpyDeviceToHost, stream()));
+  TD_CUDA_CHECK(cudaEventRecord(I.done[s], stream()));
+  I.f0[s] = f0;
+  I.n[s] = n;
+}
+
+void PlanarDownloader::finish() {
+  impl_->drain(impl_->next);
+  impl_->drain(impl_->next ^ 1);
 }
 
 void vae_zero(Tensor& x) {

@@ -16,5 +16,24 @@ void vae_zero(Tensor& x);
 // to [-1, 1] (decoded frames); and x f32 [C, n, H, W] -> y bf16 [n, H, W, C] (video frames entering the encoder).
 void vae_to_planar_clamped(const Tensor& x, Tensor& y, int64_t f0);
 void vae_from_planar(const Tensor& x, Tensor& y);
+
+// Downloads decoded chunks into a host [C, F, H, W] f32 tensor through two pinned staging buffers: the copy of chunk
+// k runs on the engine stream behind its kernels while the host already queues chunk k+1, and the host scatters a
+// staged chunk into the output only when that slot is needed again (or at finish()). Device memory stays bounded.
+class PlanarDownloader {
+ public:
+  PlanarDownloader(float* host_out, int64_t C, int64_t F, int64_t HW, int64_t max_frames);
+  ~PlanarDownloader();
+  PlanarDownloader(const PlanarDownloader&) = delete;
+  PlanarDownloader& operator=(const PlanarDownloader&) = delete;
+  // x: bf16 [n, H, W, C] decoder output, frames [f0, f0 + n) of the video; clamped to [-1, 1] on the way.
+  void push(const Tensor& x, int64_t f0);
+  void finish();
+
+ private:
+  struct Impl;
+  Impl* impl_;
+};
+
 }  // namespace cuda
 }  // namespace td

@@ -581,8 +581,11 @@ Tensor WanVae::decode(const Tensor& z_in, const VaeDecodeOptions& opts) const {
   Tensor out = tiled ? Tensor::zeros({3, F, H, W}, DType::F32) : Tensor::empty({3, F, H, W}, DType::F32);
   Tensor wsum;
   if (tiled) wsum = Tensor::zeros({H, W}, DType::F32);
-  Tensor out_dev;  // untiled CUDA: the video is assembled on the device (f32, like the official decoder's output)
-  if (!tiled && I.dev == Device::CUDA) out_dev = Tensor::empty({3, F, H, W}, DType::F32, Device::CUDA);
+#ifdef TD_WITH_CUDA
+  std::unique_ptr<cuda::PlanarDownloader> down;
+  if (!tiled && I.dev == Device::CUDA)
+    down.reset(new cuda::PlanarDownloader(out.ptr<float>(), 3, F, H * W, std::min<int64_t>(F, 4 * int64_t(chunk))));
+#endif
 
   for (int64_t y0 : ty) {
     for (int64_t x0 : tx) {
@@ -609,11 +612,11 @@ Tensor WanVae::decode(const Tensor& z_in, const VaeDecodeOptions& opts) const {
         const int64_t n = t0 == 0 ? 1 : std::min<int64_t>(chunk, T - t0);
         Tensor yd = I.decoder(x_all.slice(0, t0, t0 + n), run);
 #ifdef TD_WITH_CUDA
-        if (out_dev.defined()) {
-          // Clamp and go planar on the device, into the device copy of the output (one download at the end).
+        if (down) {
+          // Clamp and go planar on the device; the download overlaps the next chunk (see PlanarDownloader).
           const int64_t nf = yd.size(0);
           TD_ASSERT(yd.size(1) == H && yd.size(2) == W && f_out + nf <= F, "decoder output ", shape_str(yd.shape()));
-          cuda::vae_to_planar_clamped(yd, out_dev, f_out);
+          down->push(yd, f_out);
           f_out += nf;
           t0 += n;
           if (opts.on_frame) opts.on_frame(int(t0), int(T));
@@ -652,7 +655,9 @@ Tensor WanVae::decode(const Tensor& z_in, const VaeDecodeOptions& opts) const {
       TD_ASSERT(f_out == F, "decoded ", f_out, " frames, expected ", F);
     }
   }
-  if (out_dev.defined()) out.copy_from(out_dev);
+#ifdef TD_WITH_CUDA
+  if (down) down->finish();
+#endif
   if (!tiled) return out;
   float* op = out.ptr<float>();
   const float* ws = wsum.ptr<float>();
