@@ -276,6 +276,20 @@ class DitRunner {
     ops::linear_w8a8_residual(in, l.w_int8, l.w_scale, &l.b, gate, x);
   }
 
+  // q/k: RMSNorm over the whole dim, then 3-D RoPE. On CUDA with head_dim 128 one fused pass (ops/w8a8.h);
+  // elsewhere the two reference ops.
+  void norm_rope(Tensor& x, const Tensor& w, int F, int Hp, int Wp) {
+    Scope s(m_.profiler_, DitOpKind::Other);
+    const int64_t L = x.size(0), H = c_.num_heads, Dh = c_.head_dim();
+    if (dev_ == Device::CUDA && Dh == 128) {
+      ops::rmsnorm_rope3d(x, w, c_.eps, int(H), F, Hp, Wp, 10000.f);
+      return;
+    }
+    ops::rmsnorm(x, w, c_.eps);
+    Tensor x3 = x.view({L, H, Dh});
+    ops::rope3d(x3, F, Hp, Wp, 10000.f);
+  }
+
   void ensure_workspace(int64_t L);
   void block_w8a8(int i, int64_t L, int F, int Hp, int Wp);
   void time_embedding(float t);
@@ -381,13 +395,8 @@ void DitRunner::block(int i, int64_t L, int F, int Hp, int Wp) {
   linear(b.sv, ws_.h, ws_.v);
   Tensor q3 = ws_.q.view({L, H, Dh}), k3 = ws_.k.view({L, H, Dh}), v3 = ws_.v.view({L, H, Dh});
   Tensor o3 = ws_.o.view({L, H, Dh});
-  {
-    Scope s(m_.profiler_, DitOpKind::Other);
-    ops::rmsnorm(ws_.q, b.s_norm_q, eps);
-    ops::rmsnorm(ws_.k, b.s_norm_k, eps);
-    ops::rope3d(q3, F, Hp, Wp, 10000.f);
-    ops::rope3d(k3, F, Hp, Wp, 10000.f);
-  }
+  norm_rope(ws_.q, b.s_norm_q, F, Hp, Wp);
+  norm_rope(ws_.k, b.s_norm_k, F, Hp, Wp);
   {
     Scope s(m_.profiler_, DitOpKind::Attention);
     AttentionOptions ao = m_.opts_.attention;
@@ -453,13 +462,8 @@ void DitRunner::block_w8a8(int i, int64_t L, int F, int Hp, int Wp) {
   linear_q(b.sq, ws_.a, ws_.q);
   linear_q(b.sk, ws_.a, ws_.k);
   linear_q(b.sv, ws_.a, ws_.v);
-  {
-    Scope s(m_.profiler_, DitOpKind::Other);
-    ops::rmsnorm(ws_.q, b.s_norm_q, eps);
-    ops::rmsnorm(ws_.k, b.s_norm_k, eps);
-    ops::rope3d(q3, F, Hp, Wp, 10000.f);
-    ops::rope3d(k3, F, Hp, Wp, 10000.f);
-  }
+  norm_rope(ws_.q, b.s_norm_q, F, Hp, Wp);
+  norm_rope(ws_.k, b.s_norm_k, F, Hp, Wp);
   {
     Scope s(m_.profiler_, DitOpKind::Attention);
     AttentionOptions ao = m_.opts_.attention;
