@@ -378,7 +378,7 @@ void DitRunner::text_embedding(const Tensor& context) {
 
 void DitRunner::block(int i, int64_t L, int F, int Hp, int Wp) {
   const DitBlockWeights& b = w_.blocks[size_t(i)];
-  const int64_t D = c_.dim, H = c_.num_heads, Dh = c_.head_dim();
+  const int64_t H = c_.num_heads, Dh = c_.head_dim();
   const float eps = c_.eps;
   Tensor mod = ws_.mod.select(0, i);  // [6, D]: shift, scale, gate (self-attn); shift, scale, gate (ffn)
   Tensor m0 = mod.select(0, 0), m1 = mod.select(0, 1), m2 = mod.select(0, 2);
