@@ -427,6 +427,7 @@ void sla_attention(const Tensor& q, const Tensor& k, const Tensor& v, Tensor& o,
   a.nk = g.nk;
   a.kc = g.kc;
   a.quantized = quant;
+  a.kernel = p.kernel;
   a.scale_log2 = (p.scale != 0.f ? p.scale : 1.f / std::sqrt(float(g.D))) * 1.4426950408889634f;
   a.q = q.ptr<bf16>();
   a.k = k.ptr<bf16>();

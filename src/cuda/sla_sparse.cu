@@ -12,11 +12,13 @@
 // was folded per head beforehand, phi(q) is rebuilt from the bf16 Q tile still in shared memory, and
 // den = 1e-5 + phi(q)·z. The mma accumulates phi(q)·KVW directly into O_s·den, so no second accumulator is live.
 #include <cmath>
+#include <cstdlib>
 
 #include "cuda/cuda_common.cuh"
 #include "cuda/sla_config.h"
 #include "cuda/sla_mma.cuh"
 #include "cuda/sla_sparse.cuh"
+#include "cuda/sla_wgmma.cuh"
 
 namespace td {
 namespace cuda {
@@ -75,11 +77,16 @@ __device__ __forceinline__ void load_kv(const SparseArgs& a, uint8_t* smem, int 
   }
 }
 
-template <int BQ, int BK, int D, bool QUANT>
+// WG: the Hopper variant (sagesla 64x128, Dh 128 only): the same kernel with the two products issued as wgmma
+// by the CTA's single warpgroup, so each K/V byte is read from shared memory once per 64 rows instead of once per
+// 16. The smem tiles already have wgmma's 128-byte-swizzle K-major layout; only the base needs 1024-byte alignment.
+template <int BQ, int BK, int D, bool QUANT, bool WG = false>
 __global__ void __launch_bounds__(BQ / sla_cfg::kRowsPerWarp * 32)
     sparse_kernel(const SparseArgs a) {
   using C = Cfg<BQ, BK, D, QUANT>;
-  extern __shared__ __align__(128) uint8_t smem[];
+  static_assert(!WG || (QUANT && BQ == 64 && BK == 128 && D == 128), "wgmma variant: sagesla 64x128 Dh128 only");
+  extern __shared__ __align__(128) uint8_t smem_raw[];
+  uint8_t* smem = WG ? smem_raw + ((1024u - (smem_u32(smem_raw) & 1023u)) & 1023u) : smem_raw;
   __shared__ float red[C::kWarps];
   const int qb = blockIdx.x, h = blockIdx.y;
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4, t4 = lane % 4;
@@ -164,6 +171,7 @@ __global__ void __launch_bounds__(BQ / sla_cfg::kRowsPerWarp * 32)
     } else {
       cp_async_wait<0>();
     }
+    if constexpr (WG) fence_proxy_async_smem();  // cp.async wrote through the generic proxy
     __syncthreads();
     const int j = sel[c];
     const uint8_t* ks = smem + C::kKOff + (c & 1) * C::kKTile;
@@ -174,6 +182,20 @@ __global__ void __launch_bounds__(BQ / sla_cfg::kRowsPerWarp * 32)
     if constexpr (QUANT) {
       // The int32 accumulators live in s's registers (reinterpreted), converted in place below.
       int(&si)[C::kSTiles][4] = reinterpret_cast<int(&)[C::kSTiles][4]>(s);
+      if constexpr (WG) {
+        uint32_t qa[C::kQkSteps][4];
+#pragma unroll
+        for (int kk = 0; kk < C::kQkSteps; kk++)
+          ldmatrix_x4(qa[kk], qfrag_base + Swz<kQFragRow>::offset(warp * 16 + (lane % 16), kk * 2 + lane / 16));
+        int(&acc)[64] = reinterpret_cast<int(&)[64]>(s);
+        wgmma_fence();
+#pragma unroll
+        for (int kk = 0; kk < C::kQkSteps; kk++)
+          wgmma_m64n128k32_s8(acc, qa[kk], wgmma_desc_sw128(smem_u32(ks) + kk * 32), kk);
+        wgmma_commit();
+        wgmma_wait0();
+        fence_operands(acc);
+      } else {
 #pragma unroll
       for (int n = 0; n < C::kSTiles; n++) si[n][0] = si[n][1] = si[n][2] = si[n][3] = 0;
 #pragma unroll
@@ -187,6 +209,7 @@ __global__ void __launch_bounds__(BQ / sla_cfg::kRowsPerWarp * 32)
           mma_s8(si[2 * np], qf, b[0], b[1]);
           mma_s8(si[2 * np + 1], qf, b[2], b[3]);
         }
+      }
       }
       const float f = qscale * a.kscale[int64_t(h) * a.nk + j] * a.scale_log2;
 #pragma unroll
@@ -259,6 +282,20 @@ __global__ void __launch_bounds__(BQ / sla_cfg::kRowsPerWarp * 32)
         pa[kk][2] = pack_e4m3x4(P * s2[0], P * s2[1], P * s3[0], P * s3[1]);
         pa[kk][3] = pack_e4m3x4(P * s2[2], P * s2[3], P * s3[2], P * s3[3]);
       }
+      if constexpr (WG) {
+        float t[64];
+        wgmma_fence();
+#pragma unroll
+        for (int kk = 0; kk < BK / 32; kk++)
+          wgmma_m64n128k32_e4m3(t, pa[kk], wgmma_desc_sw128(smem_u32(vs) + kk * 32), kk);
+        wgmma_commit();
+        wgmma_wait0();
+        fence_operands(t);
+#pragma unroll
+        for (int n = 0; n < D / 8; n++)
+#pragma unroll
+          for (int e = 0; e < 4; e++) o[n][e] += t[4 * n + e];
+      } else
 #pragma unroll
       for (int np = 0; np < D / 16; np++) {
         float t0[4] = {0.f, 0.f, 0.f, 0.f}, t1[4] = {0.f, 0.f, 0.f, 0.f};
@@ -393,16 +430,32 @@ __global__ void __launch_bounds__(BQ / sla_cfg::kRowsPerWarp * 32)
   }
 }
 
-template <int BQ, int BK, int D, bool QUANT>
+template <int BQ, int BK, int D, bool QUANT, bool WG = false>
 void launch_t(const SparseArgs& a, cudaStream_t stream) {
   using C = Cfg<BQ, BK, D, QUANT>;
-  auto kern = sparse_kernel<BQ, BK, D, QUANT>;
-  TD_CHECK(size_t(C::kSmem) <= device_props().sharedMemPerBlockOptin, "sla",
-           "the sparse kernel needs ", C::kSmem, " bytes of shared memory; this GPU allows ",
+  auto kern = sparse_kernel<BQ, BK, D, QUANT, WG>;
+  const int smem = C::kSmem + (WG ? 1024 : 0);  // WG: room to align the base to 1024 bytes
+  TD_CHECK(size_t(smem) <= device_props().sharedMemPerBlockOptin, "sla",
+           "the sparse kernel needs ", smem, " bytes of shared memory; this GPU allows ",
            device_props().sharedMemPerBlockOptin);
-  TD_CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, C::kSmem));
-  kern<<<dim3(a.nq, a.H), C::kThreads, C::kSmem, stream>>>(a);
+  TD_CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+  kern<<<dim3(a.nq, a.H), C::kThreads, smem, stream>>>(a);
   TD_CUDA_LAUNCH_CHECK();
+}
+
+// The wgmma variant is experimental until it has run on an H100: TD_SLA_WGMMA=1 (or SlaParams::kernel = 2) opts in.
+bool use_wgmma(const SparseArgs& a) {
+  const bool fits = a.quantized && a.bq == 64 && a.bk == 128 && a.D == 128 && cc() == 90;
+  if (a.kernel == 2) {
+    TD_CHECK(fits, "sla", "the wgmma kernel needs sagesla, 64x128 blocks, head_dim 128 and an sm_90 GPU");
+    return true;
+  }
+  if (a.kernel == 1) return false;
+  static const bool on = [] {
+    const char* e = std::getenv("TD_SLA_WGMMA");
+    return e && e[0] == '1';
+  }();
+  return on && fits;
 }
 
 template <int BQ, int BK, bool QUANT>
@@ -421,6 +474,10 @@ void launch_sparse(const SparseArgs& a, cudaStream_t stream) {
   const bool q128k64 = a.bq == 128 && a.bk == 64, q64k128 = a.bq == 64 && a.bk == 128;
   TD_CHECK(q128k64 || q64k128, "--block-q/--block-k",
            "the CUDA sla kernels are compiled for 128x64 and 64x128 blocks, got ", a.bq, "x", a.bk);
+  if (use_wgmma(a)) {
+    launch_t<64, 128, 128, true, true>(a, stream);
+    return;
+  }
   if (a.quantized) {
     if (q128k64)
       launch_d<128, 64, true>(a, stream);
