@@ -39,12 +39,20 @@ cudnnHandle_t handle() {
   return h;
 }
 
-bool force_naive() {
-  static bool v = [] {
+// TD_VAE_CONV: unset/"3d" = cuDNN 3-D convs; "2d" = each time tap as a cuDNN 2-D NHWC conv over the frames as the
+// batch, accumulated with beta = 1 (2-D kernels are cuDNN's most tuned path; try both on a new GPU); "naive" = the
+// direct kernel (debugging).
+enum class ConvMode { Cudnn3d, Cudnn2dTaps, Naive };
+ConvMode conv_mode() {
+  static ConvMode m = [] {
     const char* e = std::getenv("TD_VAE_CONV");
-    return e && std::string(e) == "naive";
+    const std::string v = e ? e : "";
+    if (v == "naive") return ConvMode::Naive;
+    if (v == "2d") return ConvMode::Cudnn2dTaps;
+    TD_CHECK(v.empty() || v == "3d", "TD_VAE_CONV", "expected 3d, 2d or naive, got '", v, "'");
+    return ConvMode::Cudnn3d;
   }();
-  return v;
+  return m;
 }
 
 // y[To,Ho,Wo,O] (+)= conv(x) + bias, one thread per output element, fp32 accumulation.
@@ -140,7 +148,9 @@ void set_ndhwc(cudnnTensorDescriptor_t d, int T, int H, int W, int C) {
   TD_CUDNN_CHECK(cudnnSetTensorNdDescriptor(d, CUDNN_DATA_BFLOAT16, 5, dims, strides));
 }
 
-using Key = std::tuple<int, int, int, int, int, int, int, int, int, int, int, int, int>;
+// (T, H, W, C, O, kt, kh, kw, st, sh, sw, ph, pw, two_d). With two_d, T is the batch (output frames), kt is 1 and
+// st is the input frame step between batch entries.
+using Key = std::tuple<int, int, int, int, int, int, int, int, int, int, int, int, int, int>;
 
 // Descriptors + algorithm per distinct problem, found once. `y_probe` is scratch FindEx may overwrite.
 Descs& descs_for(const Key& k, const void* x, const void* w, int To, int Ho, int Wo) {
@@ -149,24 +159,40 @@ Descs& descs_for(const Key& k, const void* x, const void* w, int To, int Ho, int
   std::lock_guard<std::mutex> lk(mu);
   auto it = cache.find(k);
   if (it != cache.end()) return it->second;
-  int T, H, W, C, O, kt, kh, kw, st, sh, sw, ph, pw;
-  std::tie(T, H, W, C, O, kt, kh, kw, st, sh, sw, ph, pw) = k;
+  int T, H, W, C, O, kt, kh, kw, st, sh, sw, ph, pw, two_d;
+  std::tie(T, H, W, C, O, kt, kh, kw, st, sh, sw, ph, pw, two_d) = k;
   Descs d;
   TD_CUDNN_CHECK(cudnnCreateTensorDescriptor(&d.x));
   TD_CUDNN_CHECK(cudnnCreateTensorDescriptor(&d.y));
   TD_CUDNN_CHECK(cudnnCreateFilterDescriptor(&d.w));
   TD_CUDNN_CHECK(cudnnCreateConvolutionDescriptor(&d.conv));
-  set_ndhwc(d.x, T, H, W, C);
-  set_ndhwc(d.y, To, Ho, Wo, O);
-  const int fdims[5] = {O, C, kt, kh, kw};
-  TD_CUDNN_CHECK(cudnnSetFilterNdDescriptor(d.w, CUDNN_DATA_BFLOAT16, CUDNN_TENSOR_NHWC, 5, fdims));
-  const int pads[3] = {0, ph, pw}, strides[3] = {st, sh, sw}, dil[3] = {1, 1, 1};
-  TD_CUDNN_CHECK(cudnnSetConvolutionNdDescriptor(d.conv, 3, pads, strides, dil, CUDNN_CROSS_CORRELATION,
-                                                 CUDNN_DATA_FLOAT));
+  if (two_d) {
+    const int xd[4] = {T, C, H, W}, xs[4] = {st * H * W * C, 1, W * C, C};
+    const int yd[4] = {To, O, Ho, Wo}, ys[4] = {Ho * Wo * O, 1, Wo * O, O};
+    TD_CUDNN_CHECK(cudnnSetTensorNdDescriptor(d.x, CUDNN_DATA_BFLOAT16, 4, xd, xs));
+    TD_CUDNN_CHECK(cudnnSetTensorNdDescriptor(d.y, CUDNN_DATA_BFLOAT16, 4, yd, ys));
+    const int fdims[4] = {O, C, kh, kw};
+    TD_CUDNN_CHECK(cudnnSetFilterNdDescriptor(d.w, CUDNN_DATA_BFLOAT16, CUDNN_TENSOR_NHWC, 4, fdims));
+    const int pads[2] = {ph, pw}, strides[2] = {sh, sw}, dil[2] = {1, 1};
+    TD_CUDNN_CHECK(cudnnSetConvolutionNdDescriptor(d.conv, 2, pads, strides, dil, CUDNN_CROSS_CORRELATION,
+                                                   CUDNN_DATA_FLOAT));
+  } else {
+    set_ndhwc(d.x, T, H, W, C);
+    set_ndhwc(d.y, To, Ho, Wo, O);
+    const int fdims[5] = {O, C, kt, kh, kw};
+    TD_CUDNN_CHECK(cudnnSetFilterNdDescriptor(d.w, CUDNN_DATA_BFLOAT16, CUDNN_TENSOR_NHWC, 5, fdims));
+    const int pads[3] = {0, ph, pw}, strides[3] = {st, sh, sw}, dil[3] = {1, 1, 1};
+    TD_CUDNN_CHECK(cudnnSetConvolutionNdDescriptor(d.conv, 3, pads, strides, dil, CUDNN_CROSS_CORRELATION,
+                                                   CUDNN_DATA_FLOAT));
+  }
   TD_CUDNN_CHECK(cudnnSetConvolutionMathType(d.conv, CUDNN_TENSOR_OP_MATH));
   int outd[5];
-  TD_CUDNN_CHECK(cudnnGetConvolutionNdForwardOutputDim(d.conv, d.x, d.w, 5, outd));
-  TD_ASSERT(outd[1] == O && outd[2] == To && outd[3] == Ho && outd[4] == Wo, "cuDNN output dims disagree");
+  TD_CUDNN_CHECK(cudnnGetConvolutionNdForwardOutputDim(d.conv, d.x, d.w, two_d ? 4 : 5, outd));
+  if (two_d) {
+    TD_ASSERT(outd[0] == To && outd[1] == O && outd[2] == Ho && outd[3] == Wo, "cuDNN 2-D output dims disagree");
+  } else {
+    TD_ASSERT(outd[1] == O && outd[2] == To && outd[3] == Ho && outd[4] == Wo, "cuDNN output dims disagree");
+  }
 
   // Time the candidates on scratch output and workspace (the real y may hold a residual we accumulate into).
   const size_t ybytes = size_t(To) * Ho * Wo * O * 2;
@@ -251,18 +277,44 @@ void conv3d(const Tensor& x_in, const Tensor& w, const Tensor* bias, Tensor& y, 
     TD_CUDA_LAUNCH_CHECK();
     q.pad_top = q.pad_bottom = q.pad_left = q.pad_right = 0;
   }
-  if (force_naive()) return naive(x, w, bias, y, q, accumulate, q.pad_top, q.pad_left);
+  const ConvMode mode = conv_mode();
+  if (mode == ConvMode::Naive) return naive(x, w, bias, y, q, accumulate, q.pad_top, q.pad_left);
 
-  const Key k{int(x.size(0)), int(x.size(1)), int(x.size(2)), int(x.size(3)), int(w.size(0)), int(w.size(1)),
-              int(w.size(2)), int(w.size(3)), q.stride_t, q.stride_h, q.stride_w, q.pad_top, q.pad_left};
-  Descs& d = descs_for(k, x.data(), w.data(), int(os[0]), int(os[1]), int(os[2]));
-  if (!d.supported) return naive(x, w, bias, y, q, accumulate, q.pad_top, q.pad_left);
-  void* ws = d.ws ? device_alloc(d.ws) : nullptr;
-  const float alpha = 1.f, beta = accumulate ? 1.f : 0.f;
-  cudnnStatus_t st = cudnnConvolutionForward(handle(), &alpha, d.x, x.data(), d.w, w.data(), d.conv, d.algo, ws, d.ws,
-                                             &beta, d.y, y.data());
-  if (ws) device_free(ws, d.ws);
-  TD_CUDNN_CHECK(st);
+  const int T = int(x.size(0)), H = int(x.size(1)), W = int(x.size(2)), C = int(x.size(3));
+  const int O = int(w.size(0)), kt = int(w.size(1)), kh = int(w.size(2)), kw = int(w.size(3));
+  const int To = int(os[0]), Ho = int(os[1]), Wo = int(os[2]);
+  const float alpha = 1.f;
+  if (mode == ConvMode::Cudnn2dTaps) {
+    // y = sum over time taps dt of conv2d(x[dt + st * t], w[:, dt]); each tap's weights gathered contiguous first.
+    const size_t tap = size_t(kh) * kw * C;
+    Tensor wt = kt == 1 ? w : Tensor::empty({O, kh, kw, C}, DType::BF16, Device::CUDA);
+    // One problem shape serves every tap (the algorithm search reads the first tap's weights in place).
+    const Key k{To, H, W, C, O, 1, kh, kw, q.stride_t, q.stride_h, q.stride_w, q.pad_top, q.pad_left, 1};
+    Descs& d = descs_for(k, x.data(), w.data(), To, Ho, Wo);
+    if (!d.supported) return naive(x, w, bias, y, q, accumulate, q.pad_top, q.pad_left);
+    void* ws = d.ws ? device_alloc(d.ws) : nullptr;
+    cudnnStatus_t st = CUDNN_STATUS_SUCCESS;
+    for (int dt = 0; dt < kt && st == CUDNN_STATUS_SUCCESS; dt++) {
+      if (kt > 1)
+        TD_CUDA_CHECK(cudaMemcpy2DAsync(wt.data(), tap * 2, w.ptr<__nv_bfloat16>() + dt * tap, size_t(kt) * tap * 2,
+                                        tap * 2, size_t(O), cudaMemcpyDeviceToDevice, stream()));
+      const float beta = (dt > 0 || accumulate) ? 1.f : 0.f;
+      st = cudnnConvolutionForward(handle(), &alpha, d.x, x.ptr<__nv_bfloat16>() + size_t(dt) * H * W * C, d.w,
+                                   wt.data(), d.conv, d.algo, ws, d.ws, &beta, d.y, y.data());
+    }
+    if (ws) device_free(ws, d.ws);
+    TD_CUDNN_CHECK(st);
+  } else {
+    const Key k{T, H, W, C, O, kt, kh, kw, q.stride_t, q.stride_h, q.stride_w, q.pad_top, q.pad_left, 0};
+    Descs& d = descs_for(k, x.data(), w.data(), To, Ho, Wo);
+    if (!d.supported) return naive(x, w, bias, y, q, accumulate, q.pad_top, q.pad_left);
+    void* ws = d.ws ? device_alloc(d.ws) : nullptr;
+    const float beta = accumulate ? 1.f : 0.f;
+    cudnnStatus_t st = cudnnConvolutionForward(handle(), &alpha, d.x, x.data(), d.w, w.data(), d.conv, d.algo, ws,
+                                               d.ws, &beta, d.y, y.data());
+    if (ws) device_free(ws, d.ws);
+    TD_CUDNN_CHECK(st);
+  }
   if (bias) {
     const int64_t O = w.size(0);
     if (O % 2 == 0) {
