@@ -1,6 +1,7 @@
 // W8A8 on the CPU: TurboDiffusion's quantizer (rounding, saturation, partial tiles), the exact int32 GEMM, the
 // dequantizing GEMM and its epilogues, the activation-scheme accuracy comparison and the fused norm->quant ops.
 #include <cmath>
+#include <cstring>
 #include <vector>
 
 #include "core/error.h"
@@ -155,6 +156,21 @@ TEST(W8A8Linear, MatchesFloatWithinQuantError) {
   Tensor r2 = r0.clone();
   ops::linear_w8a8_residual(a, wq, ws, &bias, nullptr, r2);
   for (int64_t i = 0; i < M * N; i++) ASSERT_NEAR(r2.ptr<float>()[i], r0.ptr<float>()[i] + y.ptr<float>()[i], 1e-4);
+}
+
+TEST(W8A8Linear, QuantizingEpilogue) {
+  const int64_t M = 7, K = 256, N = 384;
+  Tensor x = randn({M, K}, 14), w = randn({N, K}, 15, 0.05f), bias = randn({N}, 16, 0.2f), wq, ws;
+  ops::quantize_weight_int8(w, wq, ws);
+  ops::Int8Act a, h;
+  ops::quantize_act_int8(x, a);
+  ops::linear_w8a8_quant(a, wq, ws, &bias, h, Epilogue::GeluTanh);
+  Tensor y = Tensor::empty({M, N}, DType::F32);
+  ops::linear_w8a8(a, wq, ws, &bias, y, Epilogue::GeluTanh);
+  ops::Int8Act ref;
+  ops::quantize_act_int8(y, ref);
+  EXPECT_EQ(std::memcmp(h.q.data(), ref.q.data(), h.q.nbytes()), 0);
+  EXPECT_EQ(std::memcmp(h.scale.data(), ref.scale.data(), h.scale.nbytes()), 0);
 }
 
 TEST(W8A8Linear, RejectsBadShapes) {

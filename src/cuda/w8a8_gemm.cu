@@ -154,6 +154,7 @@ void launch_gemm(OutMode mode, const GemmArgs& p) {
     case OutMode::BF16: launch_mma<OutMode::BF16>(p); break;
     case OutMode::F32: launch_mma<OutMode::F32>(p); break;
     case OutMode::Residual: launch_mma<OutMode::Residual>(p); break;
+    case OutMode::Int8: TD_ASSERT(false, "the mma.sync path has no int8 epilogue"); break;
   }
 }
 
@@ -309,6 +310,26 @@ void linear_w8a8_residual(const ops::Int8Act& x, const Tensor& w_int8, const Ten
   p.out = resid.data();
   check_align(p.out, 8, "w8a8 residual");
   launch_gemm(OutMode::Residual, p);
+}
+
+void linear_w8a8_quant(const ops::Int8Act& x, const Tensor& w_int8, const Tensor& w_scale, const Tensor* bias,
+                       ops::Int8Act& out, Epilogue ep) {
+  GemmArgs p = make_args(x, w_int8, w_scale, bias);
+  TD_CHECK(!out.q.defined() || out.q.data() != x.q.data(), "w8a8 output", "must not alias the input activation");
+  ensure_dev(out.q, {int64_t(p.M), int64_t(p.N)}, DType::I8);
+  ensure_dev(out.scale, {int64_t(p.M), int64_t(p.N / 128)}, DType::F32);
+  if (p.M == 0) return;
+  if (kernel_variant() == 0) {  // mma.sync path: bf16 temporary, then the quantizer
+    Tensor y = Tensor::empty({int64_t(p.M), int64_t(p.N)}, DType::BF16, Device::CUDA);
+    ::td::cuda::linear_w8a8(x, w_int8, w_scale, bias, y, ep);  // qualified: no ADL into td::ops
+    ::td::cuda::quantize_act_int8(y, out);
+    return;
+  }
+  p.out = out.q.data();
+  p.qscale = out.scale.ptr<float>();
+  p.gelu = ep == Epilogue::GeluTanh;
+  check_align(p.out, 16, "w8a8 output");
+  launch_gemm(OutMode::Int8, p);
 }
 
 void gemm_s8s8_s32(const Tensor& a, const Tensor& b, Tensor& c) {

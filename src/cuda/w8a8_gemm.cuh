@@ -55,7 +55,8 @@ __device__ __forceinline__ float gelu_tanh(float v) {
 // ---------------------------------------------------------------------------------------------------------------
 // GEMM
 
-enum class OutMode : int { RawI32 = 0, BF16 = 1, F32 = 2, Residual = 3 };
+// Int8: the epilogue quantizes its fp32 result in 1x128 groups (one group = the CTA's 128 columns; wgmma only).
+enum class OutMode : int { RawI32 = 0, BF16 = 1, F32 = 2, Residual = 3, Int8 = 4 };
 
 struct GemmArgs {
   const int8_t* a;   // [M, K]
@@ -68,6 +69,7 @@ struct GemmArgs {
   void* out;          // [M, N]: i32 / bf16 / f32 / f32 residual
   int M, N, K;
   int gelu;
+  float* qscale;  // Int8 mode: [M, N/128] (out is then i8 [M, N])
 };
 
 // Loads one K tile of A (rows m0..m0+127) and W (rows n0..n0+127) into a stage. 2048 16-byte chunks, 8 per thread.
@@ -123,6 +125,57 @@ __device__ __forceinline__ void store_pair(const GemmArgs& p, int m, int n, floa
     float2 x = *r;
     x.x = fmaf(g0, v0, x.x), x.y = fmaf(g1, v1, x.y);
     *r = x;
+  }
+}
+
+// Int8 epilogue for a warpgroup accumulator tile (wgmma layout, 128 columns n0..n0+127 of rows row0/row1): bias,
+// GELU, then the row's amax over its 128 columns -- held by the 4 lanes of a quad -- and TurboDiffusion's rounding.
+__device__ __forceinline__ void store_int8_rows(const GemmArgs& p, const float (&accf)[64], int row0, int row1,
+                                                int n0, int t) {
+  float v[64];
+  float a0 = 1e-8f, a1 = 1e-8f;
+#pragma unroll
+  for (int j = 0; j < 16; j++) {
+    const int n = n0 + j * 8 + 2 * t;
+    float b0 = 0.f, b1 = 0.f;
+    if (p.bias) {
+      if (p.bias_bf16) {
+        const __nv_bfloat162 bb = *reinterpret_cast<const __nv_bfloat162*>(static_cast<const __nv_bfloat16*>(p.bias) + n);
+        b0 = __bfloat162float(bb.x), b1 = __bfloat162float(bb.y);
+      } else {
+        const float2 bb = *reinterpret_cast<const float2*>(static_cast<const float*>(p.bias) + n);
+        b0 = bb.x, b1 = bb.y;
+      }
+    }
+#pragma unroll
+    for (int e = 0; e < 4; e++) {
+      float x = accf[4 * j + e] + ((e & 1) ? b1 : b0);
+      if (p.gelu) x = gelu_tanh(x);
+      v[4 * j + e] = x;
+      if (e < 2) a0 = fmaxf(a0, fabsf(x));
+      else a1 = fmaxf(a1, fabsf(x));
+    }
+  }
+#pragma unroll
+  for (int o = 1; o <= 2; o <<= 1) {
+    a0 = fmaxf(a0, __shfl_xor_sync(0xffffffffu, a0, o));
+    a1 = fmaxf(a1, __shfl_xor_sync(0xffffffffu, a1, o));
+  }
+  const float i0 = __fdiv_rn(128.f, a0), i1 = __fdiv_rn(128.f, a1);
+  int8_t* q = static_cast<int8_t*>(p.out);
+#pragma unroll
+  for (int j = 0; j < 16; j++) {
+    const int n = n0 + j * 8 + 2 * t;
+    auto pack = [](float x, float y, float inv) {
+      const int qx = min(max(__float2int_rn(x * inv), -128), 127), qy = min(max(__float2int_rn(y * inv), -128), 127);
+      return uint16_t((qx & 0xff) | ((qy & 0xff) << 8));
+    };
+    if (row0 < p.M) *reinterpret_cast<uint16_t*>(q + size_t(row0) * p.N + n) = pack(v[4 * j], v[4 * j + 1], i0);
+    if (row1 < p.M) *reinterpret_cast<uint16_t*>(q + size_t(row1) * p.N + n) = pack(v[4 * j + 2], v[4 * j + 3], i1);
+  }
+  if (t == 0) {
+    if (row0 < p.M) p.qscale[size_t(row0) * (p.N / 128) + n0 / 128] = __fdiv_rn(a0, 128.f);
+    if (row1 < p.M) p.qscale[size_t(row1) * (p.N / 128) + n0 / 128] = __fdiv_rn(a1, 128.f);
   }
 }
 

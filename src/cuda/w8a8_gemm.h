@@ -12,6 +12,8 @@ void linear_w8a8(const ops::Int8Act& x, const Tensor& w_int8, const Tensor& w_sc
                  Epilogue ep);
 void linear_w8a8_residual(const ops::Int8Act& x, const Tensor& w_int8, const Tensor& w_scale, const Tensor* bias,
                           const Tensor* gate, Tensor& resid);
+void linear_w8a8_quant(const ops::Int8Act& x, const Tensor& w_int8, const Tensor& w_scale, const Tensor* bias,
+                       ops::Int8Act& out, Epilogue ep);
 void gemm_s8s8_s32(const Tensor& a, const Tensor& b, Tensor& c);
 
 // Which GEMM kernel linear_w8a8 uses: "auto" (w8a8cfg::kAutoSm90Kernel on sm_90 when built, else mma.sync), "mma",

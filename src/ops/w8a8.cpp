@@ -73,6 +73,18 @@ void linear_w8a8_residual(const Tensor& x, const Tensor& w_int8, const Tensor& w
   linear_w8a8_residual(a, w_int8, w_scale, bias, gate, resid);
 }
 
+void linear_w8a8_quant(const Int8Act& x, const Tensor& w_int8, const Tensor& w_scale, const Tensor* bias, Int8Act& out,
+                       Epilogue ep) {
+  TD_CHECK(x.q.defined(), "w8a8 activation", "not quantized");
+  if (x.q.is_cuda()) {
+    TD_W8A8_CUDA(cuda::linear_w8a8_quant(x, w_int8, w_scale, bias, out, ep));
+  } else {
+    Tensor y = Tensor::empty({x.q.size(0), w_int8.size(0)}, DType::F32);
+    cpu::linear_w8a8(x, w_int8, w_scale, bias, y, ep);
+    cpu::quantize_act_int8(y, out);
+  }
+}
+
 void quantize_weight_int8(const Tensor& w, Tensor& w_int8, Tensor& w_scale) {
   const std::string name = w.name().empty() ? "weight" : w.name();
   TD_CHECK(w.defined(), name, "missing tensor");

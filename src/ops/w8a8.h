@@ -13,8 +13,9 @@
 //   ...
 //   linear_w8a8_residual(a_attn, o.w, o.s, &o.b, &gate, x);  // o-proj: x(f32) += gate * (a·w + b), fused
 //   layernorm_quant(x, &norm3_w, &norm3_b, eps, a);       // norm3 (affine) -> int8 for cross-attn q
-//   linear_w8a8(a2, ffn0.w, ffn0.s, &ffn0.b, h, Epilogue::GeluTanh);
-//   linear_w8a8_residual(h, ffn2.w, ffn2.s, &ffn2.b, &gate, x);  // (bf16 h is quantized inside)
+//   layernorm_modulate_quant(x, c_shift, c_scale, eps, a);
+//   linear_w8a8_quant(a, ffn0.w, ffn0.s, &ffn0.b, h8, Epilogue::GeluTanh);  // hidden straight to int8
+//   linear_w8a8_residual(h8, ffn2.w, ffn2.s, &ffn2.b, &gate, x);
 // Inputs that are not quantized yet (attention outputs, the GELU output) go through the Tensor overloads, which
 // quantize internally (one extra pass over the activation).
 #pragma once
@@ -49,6 +50,12 @@ void linear_w8a8_residual(const Tensor& x, const Tensor& w_int8, const Tensor& w
                           const Tensor* gate, Tensor& resid);
 void linear_w8a8_residual(const Int8Act& x, const Tensor& w_int8, const Tensor& w_scale, const Tensor* bias,
                           const Tensor* gate, Tensor& resid);
+
+// Quantizing epilogue (ffn.0 -> ffn.2): out = int8 (1x128 groups) of ep(x · w^T + bias), quantized from the fp32
+// result. On sm_90 (wgmma) the [M, N] hidden activation never goes to memory in bf16; elsewhere a bf16 temporary plus
+// quantize_act_int8 (so values are then rounded to bf16 before quantization). out is on x's device.
+void linear_w8a8_quant(const Int8Act& x, const Tensor& w_int8, const Tensor& w_scale, const Tensor* bias, Int8Act& out,
+                       Epilogue ep = Epilogue::None);
 
 // Quantizes a float weight [N, K] (host, any float dtype) exactly as TurboDiffusion does (128x128 tiles, scale =
 // amax/128, round to nearest, saturate to [-128, 127]). Outputs host tensors i8 [N,K] and f32 [ceil(N/128), ceil(K/128)].
