@@ -4,7 +4,8 @@
 //
 // Per shape: cuBLASLt bf16 (bf16 in/out, fp32 accumulate), the W8A8 GEMM alone (int8 activation already quantized:
 // the DiT's q/k/v/ffn.0 inputs come quantized out of the fused norm kernels), the activation quantizer alone
-// (bf16 -> int8 + 1x128 scales), and quant + GEMM as two launches (o-proj / ffn.2, whose input is not normalised).
+// (bf16 -> int8 + 1x128 scales), quant + GEMM as two launches (o-proj, whose input comes from attention), and the
+// GEMM with the quantizing GELU epilogue (ffn.0, whose int8 output feeds ffn.2 directly).
 // Speedups are cuBLAS time / W8A8 time. TOPS = 2*M*N*K / time.
 #include <cstdio>
 #include <random>
@@ -75,10 +76,15 @@ void shape(const Args& a, int64_t M, int64_t K, int64_t N, const std::vector<std
       ops::quantize_act_int8(x, act);
       ops::linear_w8a8(act, wq, ws, nullptr, y);
     }, a.warmup, a.iters, true, a.flush);
+    ops::Int8Act h8;
+    auto t_q8 = bench::time_it([&] { ops::linear_w8a8_quant(act, wq, ws, nullptr, h8, Epilogue::GeluTanh); },
+                               a.warmup, a.iters, true, a.flush);
     std::printf("    w8a8 %-6s GEMM alone %8.3f ms %7.1f TOPS  speedup %5.2fx | quant+GEMM (unfused, 2 launches) %8.3f ms  "
                 "speedup %5.2fx\n",
                 cuda::w8a8_kernel_name(), t_g.median_ms, flops / (t_g.median_ms * 1e9), t_ref.median_ms / t_g.median_ms,
                 t_all.median_ms, t_ref.median_ms / t_all.median_ms);
+    std::printf("           GEMM+GELU->int8 epilogue (ffn.0 feeding ffn.2) %8.3f ms  speedup %5.2fx\n", t_q8.median_ms,
+                t_ref.median_ms / t_q8.median_ms);
   }
   cuda::set_w8a8_kernel("auto");
 }
