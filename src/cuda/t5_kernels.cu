@@ -142,6 +142,185 @@ __global__ void __launch_bounds__(kT5AttnThreads) attention_kernel(const __nv_bf
   }
 }
 
+// ---- Tensor-core attention (head_dim 32/64/128): flash-style, mma.sync m16n8k16 bf16, fp32 accumulators ----
+// See t5_kernels_config.h for the tiling. Each warp owns 16 queries of the block's kT5MmaQ; keys/values stream
+// through shared memory kT5MmaK rows at a time; the softmax is online (running max / sum per query row), so the
+// score row never leaves registers. The T5 position bias depends only on key - query, so the block stages the
+// head's bias for every offset (2L-1 floats, with the padding mask folded into a per-key additive term) once.
+//
+// mma.m16n8k16 fragment layouts (g = lane / 4, t = lane % 4):
+//   A 16x16 row-major:  a0 = A[g][2t..2t+1], a1 = A[g+8][2t..], a2 = A[g][2t+8..], a3 = A[g+8][2t+8..]
+//   B 16x8 (k x n):     b0 = B[2t..2t+1][g], b1 = B[2t+8..2t+9][g]
+//   C 16x8:             c0,c1 = C[g][2t, 2t+1], c2,c3 = C[g+8][2t, 2t+1]
+__device__ __forceinline__ void mma_bf16_16816(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+      "{%0,%1,%2,%3};\n"
+      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+__device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
+  __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);  // .x (low half) = lo: the lower k index
+  return *reinterpret_cast<uint32_t*>(&v);
+}
+
+template <int DH>
+__global__ void __launch_bounds__(kT5MmaThreads) attention_mma_kernel(const __nv_bfloat16* __restrict__ qkv,
+                                                                      const float* __restrict__ pos,
+                                                                      const int* __restrict__ buckets,
+                                                                      const int* __restrict__ mask,
+                                                                      __nv_bfloat16* __restrict__ out, int L, int H) {
+  constexpr int KS = DH + 8;        // Ks row stride (bf16): 16-byte rows, conflict-free fragment reads
+  constexpr int VS = kT5MmaK + 8;   // Vt row stride (bf16)
+  constexpr int NT = kT5MmaK / 8;   // score n-tiles (8 keys each) per key tile
+  constexpr int DT = DH / 8;        // output n-tiles (8 dims each)
+  constexpr int QK = DH / 16;       // k-steps of Q.K^T
+  __shared__ __align__(16) __nv_bfloat16 Ks[kT5MmaK * KS];
+  __shared__ __align__(16) __nv_bfloat16 Vt[DH * VS];  // V transposed: [dim][key]
+  extern __shared__ float dyn[];
+  float* bias = dyn;               // [2L-1]: bias of key - query = r at r + L - 1 (log2 units)
+  float* keyadd = dyn + 2 * L - 1; // [L]: 0, or -inf for a padding key
+
+  const int h = blockIdx.y, q0 = blockIdx.x * kT5MmaQ;
+  const int A = H * DH;
+  const size_t row_stride = size_t(3) * A;
+  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t = lane & 3;
+  constexpr float kLog2e = 1.4426950408889634f;
+
+  for (int r = tid; r < 2 * L - 1; r += kT5MmaThreads) bias[r] = pos[buckets[r] * H + h] * kLog2e;
+  for (int j = tid; j < L; j += kT5MmaThreads) keyadd[j] = (mask == nullptr || mask[j] != 0) ? 0.f : -INFINITY;
+
+  // Q fragments straight from global memory (rows past L read row L-1: finite, never stored).
+  const int qa = min(q0 + warp * 16 + g, L - 1), qb = min(q0 + warp * 16 + g + 8, L - 1);
+  uint32_t qf[QK][4];
+  {
+    const __nv_bfloat16* ra = qkv + size_t(qa) * row_stride + size_t(h) * DH;
+    const __nv_bfloat16* rb = qkv + size_t(qb) * row_stride + size_t(h) * DH;
+#pragma unroll
+    for (int kk = 0; kk < QK; kk++) {
+      qf[kk][0] = *reinterpret_cast<const uint32_t*>(ra + 16 * kk + 2 * t);
+      qf[kk][1] = *reinterpret_cast<const uint32_t*>(rb + 16 * kk + 2 * t);
+      qf[kk][2] = *reinterpret_cast<const uint32_t*>(ra + 16 * kk + 8 + 2 * t);
+      qf[kk][3] = *reinterpret_cast<const uint32_t*>(rb + 16 * kk + 8 + 2 * t);
+    }
+  }
+  // Bias row offsets: bias index = key - query + L - 1 for the two rows this thread holds.
+  const int boff_a = L - 1 - qa, boff_b = L - 1 - qb;
+
+  float o[DT][4];
+#pragma unroll
+  for (int n = 0; n < DT; n++) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.f;
+  float m_a = -INFINITY, m_b = -INFINITY, l_a = 0.f, l_b = 0.f;
+
+  for (int kt = 0; kt < L; kt += kT5MmaK) {
+    __syncthreads();  // previous tile consumed (and, the first time, bias/keyadd staged)
+    // K tile: 16-byte chunks, rows past L zero.
+    for (int idx = tid; idx < kT5MmaK * (DH / 8); idx += kT5MmaThreads) {
+      const int j = idx / (DH / 8), c = idx % (DH / 8), kj = kt + j;
+      uint4 v = make_uint4(0, 0, 0, 0);
+      if (kj < L) v = *reinterpret_cast<const uint4*>(qkv + size_t(kj) * row_stride + A + size_t(h) * DH + 8 * c);
+      *reinterpret_cast<uint4*>(Ks + j * KS + 8 * c) = v;
+    }
+    // V tile, transposed on the way in (zero past L: a zero probability times garbage could still be NaN).
+    for (int idx = tid; idx < kT5MmaK * (DH / 8); idx += kT5MmaThreads) {
+      const int j = idx % kT5MmaK, c = idx / kT5MmaK, kj = kt + j;
+      uint4 v = make_uint4(0, 0, 0, 0);
+      if (kj < L) v = *reinterpret_cast<const uint4*>(qkv + size_t(kj) * row_stride + 2 * A + size_t(h) * DH + 8 * c);
+      const __nv_bfloat16* e = reinterpret_cast<const __nv_bfloat16*>(&v);
+#pragma unroll
+      for (int x = 0; x < 8; x++) Vt[(8 * c + x) * VS + j] = e[x];
+    }
+    __syncthreads();
+
+    float s[NT][4];
+#pragma unroll
+    for (int n = 0; n < NT; n++) {
+      s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.f;
+      const __nv_bfloat16* kr = Ks + (8 * n + g) * KS + 2 * t;
+#pragma unroll
+      for (int kk = 0; kk < QK; kk++)
+        mma_bf16_16816(s[n], qf[kk], *reinterpret_cast<const uint32_t*>(kr + 16 * kk),
+                       *reinterpret_cast<const uint32_t*>(kr + 16 * kk + 8));
+    }
+    // Scores in log2 units plus bias and mask; running max per row.
+    float mx_a = m_a, mx_b = m_b;
+#pragma unroll
+    for (int n = 0; n < NT; n++) {
+#pragma unroll
+      for (int e = 0; e < 2; e++) {
+        const int j = kt + 8 * n + 2 * t + e;
+        if (j < L) {
+          const float ka = keyadd[j];
+          s[n][e] = s[n][e] * kLog2e + bias[j + boff_a] + ka;
+          s[n][2 + e] = s[n][2 + e] * kLog2e + bias[j + boff_b] + ka;
+        } else {
+          s[n][e] = s[n][2 + e] = -INFINITY;
+        }
+        mx_a = fmaxf(mx_a, s[n][e]);
+        mx_b = fmaxf(mx_b, s[n][2 + e]);
+      }
+    }
+#pragma unroll
+    for (int off = 1; off <= 2; off <<= 1) {
+      mx_a = fmaxf(mx_a, __shfl_xor_sync(0xffffffffu, mx_a, off));
+      mx_b = fmaxf(mx_b, __shfl_xor_sync(0xffffffffu, mx_b, off));
+    }
+    // A row with no unmasked key yet keeps max -inf: its probabilities are 0 and nothing is rescaled.
+    const float base_a = mx_a == -INFINITY ? 0.f : mx_a, base_b = mx_b == -INFINITY ? 0.f : mx_b;
+    const float alpha_a = exp2f(m_a - base_a), alpha_b = exp2f(m_b - base_b);  // exp2(-inf) = 0
+    m_a = mx_a;
+    m_b = mx_b;
+    l_a *= alpha_a;
+    l_b *= alpha_b;
+#pragma unroll
+    for (int n = 0; n < DT; n++) {
+      o[n][0] *= alpha_a;
+      o[n][1] *= alpha_a;
+      o[n][2] *= alpha_b;
+      o[n][3] *= alpha_b;
+    }
+#pragma unroll
+    for (int n = 0; n < NT; n++) {
+      s[n][0] = exp2f(s[n][0] - base_a);
+      s[n][1] = exp2f(s[n][1] - base_a);
+      s[n][2] = exp2f(s[n][2] - base_b);
+      s[n][3] = exp2f(s[n][3] - base_b);
+      l_a += s[n][0] + s[n][1];
+      l_b += s[n][2] + s[n][3];
+    }
+    // O += P V: the score accumulators become the A fragments (two n-tiles of 8 keys = one k-step of 16).
+#pragma unroll
+    for (int kk = 0; kk < kT5MmaK / 16; kk++) {
+      uint32_t pa[4];
+      pa[0] = pack_bf16(s[2 * kk][0], s[2 * kk][1]);
+      pa[1] = pack_bf16(s[2 * kk][2], s[2 * kk][3]);
+      pa[2] = pack_bf16(s[2 * kk + 1][0], s[2 * kk + 1][1]);
+      pa[3] = pack_bf16(s[2 * kk + 1][2], s[2 * kk + 1][3]);
+#pragma unroll
+      for (int n = 0; n < DT; n++) {
+        const __nv_bfloat16* vr = Vt + (8 * n + g) * VS + 16 * kk + 2 * t;
+        mma_bf16_16816(o[n], pa, *reinterpret_cast<const uint32_t*>(vr), *reinterpret_cast<const uint32_t*>(vr + 8));
+      }
+    }
+  }
+#pragma unroll
+  for (int off = 1; off <= 2; off <<= 1) {
+    l_a += __shfl_xor_sync(0xffffffffu, l_a, off);
+    l_b += __shfl_xor_sync(0xffffffffu, l_b, off);
+  }
+  const float inv_a = l_a > 0.f ? 1.f / l_a : 0.f, inv_b = l_b > 0.f ? 1.f / l_b : 0.f;
+  const int ra = q0 + warp * 16 + g, rb = ra + 8;
+#pragma unroll
+  for (int n = 0; n < DT; n++) {
+    const size_t col = size_t(h) * DH + 8 * n + 2 * t;
+    if (ra < L)
+      *reinterpret_cast<__nv_bfloat162*>(out + size_t(ra) * A + col) = __floats2bfloat162_rn(o[n][0] * inv_a, o[n][1] * inv_a);
+    if (rb < L)
+      *reinterpret_cast<__nv_bfloat162*>(out + size_t(rb) * A + col) = __floats2bfloat162_rn(o[n][2] * inv_b, o[n][3] * inv_b);
+  }
+}
+
 __global__ void gated_gelu_kernel(const __nv_bfloat16* __restrict__ h, __nv_bfloat16* __restrict__ y, int64_t M,
                                   int64_t F) {
   const int64_t n = M * F;
@@ -165,6 +344,26 @@ __global__ void dequant_kernel(const int8_t* __restrict__ q, const float* __rest
   for (int64_t e = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; e < n; e += int64_t(gridDim.x) * blockDim.x) {
     int64_t row = e / K, k = e % K;
     w[e] = __float2bfloat16(float(q[e]) * s[row * ng + k / G]);
+  }
+}
+
+// 16 weights per thread: one 16-byte load, two 16-byte stores, one scale (group % 16 == 0, so a chunk never
+// straddles two groups). Memory-bound: 3 bytes moved per weight, versus 64-bit index math per weight above.
+__global__ void dequant16_kernel(const int8_t* __restrict__ q, const float* __restrict__ s,
+                                 __nv_bfloat16* __restrict__ w, int64_t chunks, int64_t chunks_per_row,
+                                 int64_t chunks_per_group, int64_t groups_per_row) {
+  for (int64_t c = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; c < chunks; c += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t row = c / chunks_per_row, cr = c - row * chunks_per_row;
+    const float sc = __ldg(s + row * groups_per_row + cr / chunks_per_group);
+    const int4 v = __ldg(reinterpret_cast<const int4*>(q) + c);
+    const int8_t* b = reinterpret_cast<const int8_t*>(&v);
+    uint4 o[2];
+    uint32_t* op = reinterpret_cast<uint32_t*>(o);
+#pragma unroll
+    for (int k = 0; k < 8; k++) op[k] = pack_bf16(float(b[2 * k]) * sc, float(b[2 * k + 1]) * sc);
+    uint4* dst = reinterpret_cast<uint4*>(w) + 2 * c;
+    dst[0] = o[0];
+    dst[1] = o[1];
   }
 }
 
@@ -198,6 +397,15 @@ template <typename T>
 __global__ void fill_kernel(T* __restrict__ p, int64_t n, uint64_t seed, float bound) {
   for (int64_t e = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; e < n; e += int64_t(gridDim.x) * blockDim.x)
     p[e] = from_f<T>(hash_uniform(seed, uint64_t(e), bound));
+}
+
+__global__ void embed_random_kernel(const int* __restrict__ ids, float* __restrict__ x, int64_t L, int64_t D,
+                                    uint64_t seed, float bound) {
+  const int64_t n = L * D;
+  for (int64_t e = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; e < n; e += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t i = e / D, j = e - i * D;
+    x[e] = hash_uniform(seed, uint64_t(ids[i]) * uint64_t(D) + uint64_t(j), bound);
+  }
 }
 
 unsigned elt_blocks(int64_t n) {
@@ -261,6 +469,24 @@ void t5_attention(const Tensor& qkv, const Tensor& pos_table, const Tensor& buck
     mp = mask->ptr<int>();
   }
   if (L == 0) return;
+  // Tensor-core path: head_dim 32/64/128 with 16-byte aligned rows (always so for tensors from the allocator).
+  const bool aligned = (reinterpret_cast<uintptr_t>(qkv.data()) % 16) == 0 && (reinterpret_cast<uintptr_t>(o.data()) % 4) == 0;
+  const size_t mma_smem = sizeof(float) * size_t(3 * L - 1);
+  if (aligned && (Dh == 32 || Dh == 64 || Dh == 128) && mma_smem <= kT5MmaMaxDynSmem) {
+    dim3 grid(unsigned((L + kT5MmaQ - 1) / kT5MmaQ), unsigned(num_heads));
+    auto launch = [&](auto kernel) {
+      if (mma_smem > 48 * 1024)
+        TD_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(mma_smem)));
+      kernel<<<grid, kT5MmaThreads, mma_smem, stream()>>>(qkv.ptr<__nv_bfloat16>(), pos_table.ptr<float>(),
+                                                         buckets.ptr<int>(), mp, o.ptr<__nv_bfloat16>(), int(L),
+                                                         num_heads);
+    };
+    if (Dh == 32) launch(attention_mma_kernel<32>);
+    else if (Dh == 64) launch(attention_mma_kernel<64>);
+    else launch(attention_mma_kernel<128>);
+    TD_CUDA_LAUNCH_CHECK();
+    return;
+  }
   const int Lp = int((L + kT5AttnK - 1) / kT5AttnK * kT5AttnK);
   const size_t smem = sizeof(float) * (size_t(kT5AttnQ + kT5AttnK) * (Dh + 1) + size_t(kT5AttnQ) * Lp);
   const size_t max_smem = device_props().sharedMemPerBlockOptin;
@@ -306,6 +532,16 @@ void t5_dequant_int8(const Tensor& q, const Tensor& scales, int64_t group, Tenso
   TD_CHECK(group > 0 && K % group == 0 && scales.numel() == N * (K / group) && w.numel() == N * K, "t5 dequant",
            "shapes: ", q.describe(), ", ", scales.describe(), ", group ", group);
   if (N * K == 0) return;
+  if (K % 16 == 0 && group % 16 == 0 && reinterpret_cast<uintptr_t>(q.data()) % 16 == 0 &&
+      reinterpret_cast<uintptr_t>(w.data()) % 16 == 0) {
+    const int64_t chunks = N * K / 16;
+    // Enough blocks to cover the chunks once (no grid-stride tail) up to a cap of many waves.
+    const int64_t blocks = std::min<int64_t>((chunks + kT5EltThreads - 1) / kT5EltThreads, int64_t(sm_count()) * 64);
+    dequant16_kernel<<<unsigned(std::max<int64_t>(1, blocks)), kT5EltThreads, 0, stream()>>>(
+        q.ptr<int8_t>(), scales.ptr<float>(), w.ptr<__nv_bfloat16>(), chunks, K / 16, group / 16, K / group);
+    TD_CUDA_LAUNCH_CHECK();
+    return;
+  }
   dequant_kernel<<<elt_blocks(N * K), kT5EltThreads, 0, stream()>>>(q.ptr<int8_t>(), scales.ptr<float>(),
                                                                     w.ptr<__nv_bfloat16>(), N, K, group);
   TD_CUDA_LAUNCH_CHECK();
@@ -338,6 +574,18 @@ void t5_fill_uniform(Tensor& t, uint64_t seed, float bound) {
     fill_kernel<<<elt_blocks(n), kT5EltThreads, 0, stream()>>>(t.ptr<float>(), n, seed, bound);
   else
     fail("t5 random fill", cat(t.describe(), ": bf16 or f32 only"));
+  TD_CUDA_LAUNCH_CHECK();
+}
+
+void t5_embed_random(const Tensor& ids, uint64_t seed, float bound, Tensor& x) {
+  expect_contig(ids, "t5 token ids");
+  expect_contig(x, "t5 embeddings");
+  TD_CHECK(ids.dtype() == DType::I32 && x.dtype() == DType::F32 && x.dim() == 2 && x.size(0) == ids.numel(),
+           "t5 random embedding", "expects i32 ids [L] and f32 out [L, D], got ", ids.describe(), ", ", x.describe());
+  const int64_t L = x.size(0), D = x.size(1);
+  if (L * D == 0) return;
+  embed_random_kernel<<<elt_blocks(L * D), kT5EltThreads, 0, stream()>>>(ids.ptr<int>(), x.ptr<float>(), L, D, seed,
+                                                                         bound);
   TD_CUDA_LAUNCH_CHECK();
 }
 

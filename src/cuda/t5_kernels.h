@@ -34,5 +34,10 @@ void t5_quantize_int8(const Tensor& w, int64_t group, Tensor& q, Tensor& scales)
 // (seed, element index): the same values as td::t5_hash_uniform on the host.
 void t5_fill_uniform(Tensor& t, uint64_t seed, float bound);
 
+// Random-weight encoders (benchmarks): x[i, j] = hash_uniform(seed, ids[i] * D + j, bound), the rows
+// td::T5Encoder's host gather would produce, generated on the device. ids: i32 [L] (checked < vocab by the caller),
+// x: f32 [L, D].
+void t5_embed_random(const Tensor& ids, uint64_t seed, float bound, Tensor& x);
+
 }  // namespace cuda
 }  // namespace td

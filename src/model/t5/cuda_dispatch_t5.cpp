@@ -108,7 +108,21 @@ void T5Encoder::upload_cuda() {
 Tensor T5Encoder::forward_cuda(const std::vector<int32_t>& ids, const int32_t* mask) {
   const int64_t L = int64_t(ids.size()), D = cfg_.dim, A = cfg_.dim_attn, F = cfg_.dim_ffn;
   const Device dev = Device::CUDA;
-  Tensor x = embed(ids).to(dev);
+  Tensor x;
+  if (random_embedding_) {
+    // Benchmarks: the same rows as the host gather, without hashing L x dim values on one CPU core per prompt.
+    Tensor ids_h = Tensor::empty({L}, DType::I32);
+    for (int64_t i = 0; i < L; i++) {
+      const int32_t id = ids[size_t(i)];
+      TD_CHECK(id >= 0 && id < cfg_.vocab, "token ids", "id ", id, " at position ", i,
+               " is outside the embedding table (", cfg_.vocab, " rows)");
+      ids_h.ptr<int32_t>()[i] = id;
+    }
+    x = Tensor::empty({L, D}, DType::F32, dev);
+    cuda::t5_embed_random(ids_h.to(dev), random_seed_, std::sqrt(3.f), x);
+  } else {
+    x = embed(ids).to(dev);
+  }
   Tensor buckets_h = Tensor::empty({2 * L - 1}, DType::I32);
   for (int64_t r = -(L - 1); r <= L - 1; r++)
     buckets_h.ptr<int32_t>()[r + L - 1] = cpu::t5_relative_bucket(r, cfg_.num_buckets, cfg_.max_dist, true);
