@@ -522,7 +522,11 @@ void t5_add_inplace(Tensor& x, const Tensor& y) {
   TD_CUDA_LAUNCH_CHECK();
 }
 
-void t5_dequant_int8(const Tensor& q, const Tensor& scales, int64_t group, Tensor& w) {
+static void dequant_on(cudaStream_t st, const Tensor& q, const Tensor& scales, int64_t group, Tensor& w);
+
+void t5_dequant_int8(const Tensor& q, const Tensor& scales, int64_t group, Tensor& w) { dequant_on(stream(), q, scales, group, w); }
+
+static void dequant_on(cudaStream_t st, const Tensor& q, const Tensor& scales, int64_t group, Tensor& w) {
   expect_contig(q, "t5 int8 weight");
   expect_contig(scales, "t5 int8 scales");
   expect_contig(w, "t5 dequantized weight");
@@ -537,14 +541,90 @@ void t5_dequant_int8(const Tensor& q, const Tensor& scales, int64_t group, Tenso
     const int64_t chunks = N * K / 16;
     // Enough blocks to cover the chunks once (no grid-stride tail) up to a cap of many waves.
     const int64_t blocks = std::min<int64_t>((chunks + kT5EltThreads - 1) / kT5EltThreads, int64_t(sm_count()) * 64);
-    dequant16_kernel<<<unsigned(std::max<int64_t>(1, blocks)), kT5EltThreads, 0, stream()>>>(
+    dequant16_kernel<<<unsigned(std::max<int64_t>(1, blocks)), kT5EltThreads, 0, st>>>(
         q.ptr<int8_t>(), scales.ptr<float>(), w.ptr<__nv_bfloat16>(), chunks, K / 16, group / 16, K / group);
     TD_CUDA_LAUNCH_CHECK();
     return;
   }
-  dequant_kernel<<<elt_blocks(N * K), kT5EltThreads, 0, stream()>>>(q.ptr<int8_t>(), scales.ptr<float>(),
+  dequant_kernel<<<elt_blocks(N * K), kT5EltThreads, 0, st>>>(q.ptr<int8_t>(), scales.ptr<float>(),
                                                                     w.ptr<__nv_bfloat16>(), N, K, group);
   TD_CUDA_LAUNCH_CHECK();
+}
+
+// Slot b of the widener: its bf16 buffer, `ready` (recorded on the side stream after a widening into it) and
+// `free` (recorded on the engine stream after the GEMM that read it).
+struct T5Int8Widener::Impl {
+  cudaStream_t side = nullptr;
+  cudaEvent_t start = nullptr, ready[2] = {nullptr, nullptr}, free[2] = {nullptr, nullptr};
+  Tensor buf[2];
+  int64_t shape[2][2] = {{0, 0}, {0, 0}};
+  int64_t next = 0;  // index of the next matrix enqueue() expects
+
+  // Runs before buf[] is destroyed: the buffers return to the engine stream's allocator, so nothing queued on the
+  // side stream may outlive them, even when a forward pass is abandoned halfway (an error between enqueue and
+  // acquire). Also the cleanup of a half-built widener.
+  ~Impl() {
+    if (side) {
+      cudaEvent_t done = nullptr;
+      if (cudaEventCreateWithFlags(&done, cudaEventDisableTiming) == cudaSuccess &&
+          cudaEventRecord(done, side) == cudaSuccess && cudaStreamWaitEvent(stream(), done, 0) == cudaSuccess) {
+      } else {
+        cudaStreamSynchronize(side);
+      }
+      if (done) cudaEventDestroy(done);
+      cudaStreamDestroy(side);  // returns at once; the stream is torn down when its work completes
+    }
+    if (start) cudaEventDestroy(start);
+    for (int b = 0; b < 2; b++) {
+      if (ready[b]) cudaEventDestroy(ready[b]);
+      if (free[b]) cudaEventDestroy(free[b]);
+    }
+  }
+};
+
+T5Int8Widener::T5Int8Widener(int64_t max_elems) : impl_(new Impl) {
+  Impl& m = *impl_;
+  for (int b = 0; b < 2; b++) m.buf[b] = Tensor::empty({max_elems}, DType::BF16, Device::CUDA);
+  TD_CUDA_CHECK(cudaStreamCreateWithFlags(&m.side, cudaStreamNonBlocking));
+  TD_CUDA_CHECK(cudaEventCreateWithFlags(&m.start, cudaEventDisableTiming));
+  for (int b = 0; b < 2; b++) {
+    TD_CUDA_CHECK(cudaEventCreateWithFlags(&m.ready[b], cudaEventDisableTiming));
+    TD_CUDA_CHECK(cudaEventCreateWithFlags(&m.free[b], cudaEventDisableTiming));
+  }
+  // The buffers come from the engine stream's caching allocator: their memory may still be in use by work queued
+  // there before this point, so the side stream starts after it.
+  TD_CUDA_CHECK(cudaEventRecord(m.start, stream()));
+  TD_CUDA_CHECK(cudaStreamWaitEvent(m.side, m.start, 0));
+}
+
+T5Int8Widener::~T5Int8Widener() = default;
+
+void T5Int8Widener::enqueue(int64_t n, const Tensor& q, const Tensor& scales, int64_t group) {
+  Impl& m = *impl_;
+  TD_CHECK(n == m.next, "t5 int8 widener", "matrices must be enqueued in order (got ", n, ", expected ", m.next, ")");
+  const int b = int(n & 1);
+  TD_CHECK(q.dim() == 2 && q.numel() <= m.buf[b].numel(), "t5 int8 widener", q.describe(), " exceeds the buffer of ",
+           m.buf[b].numel(), " elements");
+  // Buffer b was last read by GEMM n-2 (nothing recorded yet for n < 2: the wait is then a no-op).
+  TD_CUDA_CHECK(cudaStreamWaitEvent(m.side, m.free[b], 0));
+  Tensor w = m.buf[b].slice(0, 0, q.numel()).view({q.size(0), q.size(1)});
+  dequant_on(m.side, q, scales, group, w);
+  TD_CUDA_CHECK(cudaEventRecord(m.ready[b], m.side));
+  m.shape[b][0] = q.size(0);
+  m.shape[b][1] = q.size(1);
+  m.next = n + 1;
+}
+
+Tensor T5Int8Widener::acquire(int64_t n) {
+  Impl& m = *impl_;
+  TD_CHECK(n < m.next && n + 2 >= m.next, "t5 int8 widener", "matrix ", n, " is not in a buffer (next ", m.next, ")");
+  const int b = int(n & 1);
+  TD_CUDA_CHECK(cudaStreamWaitEvent(stream(), m.ready[b], 0));
+  return m.buf[b].slice(0, 0, m.shape[b][0] * m.shape[b][1]).view({m.shape[b][0], m.shape[b][1]});
+}
+
+void T5Int8Widener::release(int64_t n) {
+  TD_CUDA_CHECK(cudaEventRecord(impl_->free[n & 1], stream()));
 }
 
 void t5_quantize_int8(const Tensor& w, int64_t group, Tensor& q, Tensor& scales) {

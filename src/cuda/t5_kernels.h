@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 
 #include "core/tensor.h"
 
@@ -29,6 +30,25 @@ void t5_add_inplace(Tensor& x, const Tensor& y);
 // Weight-only INT8: w[N, K] ~= q * scales[n, k / group]. dequant writes bf16; quantize reads bf16 (absmax/127).
 void t5_dequant_int8(const Tensor& q, const Tensor& scales, int64_t group, Tensor& w);
 void t5_quantize_int8(const Tensor& w, int64_t group, Tensor& q, Tensor& scales);
+
+// Widens a sequence of INT8 matrices into two alternating bf16 buffers on a side stream, so that widening matrix
+// n+1 runs while the engine stream's GEMM reads matrix n (the widening is memory-bound, the M = 512 GEMMs are
+// compute-bound). Per matrix n, in order: enqueue(n) (side stream, after GEMM n-2 released the buffer),
+// acquire(n) (the engine stream waits for it; returns the bf16 [N, K] view), the GEMM, release(n).
+class T5Int8Widener {
+ public:
+  explicit T5Int8Widener(int64_t max_elems);  // two bf16 buffers of max_elems each
+  ~T5Int8Widener();
+  T5Int8Widener(const T5Int8Widener&) = delete;
+  T5Int8Widener& operator=(const T5Int8Widener&) = delete;
+  void enqueue(int64_t n, const Tensor& q, const Tensor& scales, int64_t group);
+  Tensor acquire(int64_t n);
+  void release(int64_t n);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
 
 // Fills a bf16/f32 device tensor with uniform values in [-bound, bound) from a counter-based hash of
 // (seed, element index): the same values as td::t5_hash_uniform on the host.

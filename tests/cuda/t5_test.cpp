@@ -49,6 +49,24 @@ TEST(T5Cuda, Int8CloseToBf16) {
   EXPECT_LT(b->device_weight_bytes(), a->device_weight_bytes() * 6 / 10);
 }
 
+// INT8 on the GPU (widened on a side stream, double-buffered across the 8 matrices of the tiny model) against
+// INT8 on the CPU (same per-128 quantization): only the bf16 activations differ. Two runs must agree exactly:
+// a race between the widening and the GEMMs would show up as a difference.
+TEST(T5Cuda, Int8MatchesCpuInt8AndRepeats) {
+  TD_SKIP_WITHOUT_CUDA();
+  td::T5Options cpu, gpu;
+  cpu.int8 = gpu.int8 = true;
+  gpu.device = td::Device::CUDA;
+  auto a = td::T5Encoder::load(kFix + "tiny_t5.safetensors", tiny(), cpu);
+  auto b = td::T5Encoder::load(kFix + "tiny_t5.safetensors", tiny(), gpu);
+  for (int n : {5, 130}) {
+    auto ids = some_ids(n);
+    td::Tensor g1 = b->encode(ids), g2 = b->encode(ids);
+    EXPECT_EQ(td::test::max_abs_diff(g1, g2), 0.0) << n << " tokens";
+    EXPECT_LT(td::test::nmse(g1, a->encode(ids)), 1e-3) << n << " tokens";
+  }
+}
+
 TEST(T5Cuda, PaddingInvariance) {
   TD_SKIP_WITHOUT_CUDA();
   td::T5Options gpu;

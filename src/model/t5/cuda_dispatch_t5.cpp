@@ -2,6 +2,8 @@
 // (cuBLASLt, bf16 in, bf16 or f32 out); the rest are the kernels in cuda/t5_kernels.h. The residual stream stays f32.
 #include <algorithm>
 #include <cmath>
+#include <memory>
+#include <vector>
 
 #include "core/allocator.h"
 #include "core/error.h"
@@ -139,16 +141,30 @@ Tensor T5Encoder::forward_cuda(const std::vector<int32_t>& ids, const int32_t* m
   Tensor y = Tensor::empty({L, D}, DType::F32, dev);
   Tensor h = Tensor::empty({L, 2 * F}, DType::BF16, dev);
   Tensor g = Tensor::empty({L, F}, DType::BF16, dev);
-  Tensor wtmp;
+  // INT8: each matrix is widened to bf16 on a side stream one GEMM ahead (see cuda::T5Int8Widener), so the
+  // widening overlaps the previous GEMM instead of running between GEMMs.
+  std::vector<const cpu::T5Matrix*> order;
+  std::unique_ptr<cuda::T5Int8Widener> widen;
+  int64_t next_linear = 0;
   if (opt_.int8) {
-    int64_t most = std::max({3 * A * D, D * A, 2 * F * D, D * F});
-    wtmp = Tensor::empty({most}, DType::BF16, dev);
+    for (auto& Ly : layers_)
+      for (const cpu::T5Matrix* m : {&Ly.qkv, &Ly.o_d, &Ly.gatefc1, &Ly.fc2_d}) order.push_back(m);
+    int64_t most = 0;
+    for (const cpu::T5Matrix* m : order) most = std::max(most, m->rows() * m->cols());
+    widen = std::make_unique<cuda::T5Int8Widener>(most);
+    if (!order.empty()) widen->enqueue(0, order[0]->w, order[0]->scales, order[0]->group);
   }
   auto linear = [&](const Tensor& in, const cpu::T5Matrix& m, Tensor& out) {
     if (m.w.dtype() == DType::I8) {
-      Tensor w = wtmp.slice(0, 0, m.rows() * m.cols()).view({m.rows(), m.cols()});
-      cuda::t5_dequant_int8(m.w, m.scales, m.group, w);
+      const int64_t n = next_linear++;
+      TD_ASSERT(n < int64_t(order.size()) && order[size_t(n)] == &m);
+      if (n + 1 < int64_t(order.size())) {
+        const cpu::T5Matrix& nx = *order[size_t(n + 1)];
+        widen->enqueue(n + 1, nx.w, nx.scales, nx.group);
+      }
+      Tensor w = widen->acquire(n);
       ops::linear(in, w, nullptr, out);
+      widen->release(n);
     } else {
       ops::linear(in, m.w, nullptr, out);
     }

@@ -13,7 +13,8 @@
 // Backends: CPU keeps the checkpoint's (mmapped) weights and widens one matrix at a time to fp32 (fp32 math);
 // CUDA uploads bf16 weights (q|k|v and gate|fc1 concatenated so each is one GEMM) and keeps the embedding table on
 // the host (only L rows are needed per prompt: 2.1 GB of GPU memory saved). --t5-int8 stores the linear weights as
-// INT8 with one scale per 128 inputs of each output row and widens them to bf16 just before each GEMM.
+// INT8 with one scale per 128 inputs of each output row and widens them to bf16 into two alternating buffers on a
+// side stream, one GEMM ahead, so the memory-bound widening overlaps the compute-bound GEMMs.
 #pragma once
 
 #include <cstdint>
