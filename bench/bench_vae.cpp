@@ -1,7 +1,8 @@
 // `turbodiff bench vae`: Wan2.1 VAE decode and encode at a real video shape, with peak device memory.
 //
 //   turbodiff bench vae --random-weights [--frames 81 --height 480 --width 832] [--device cuda] [--iters 3]
-//                       [--tile N] [--no-encode] [--weights Wan2.1_VAE.pth]
+//                       [--tile N] [--tail-frames N] [--no-encode] [--weights Wan2.1_VAE.pth]
+// TD_VAE_CONV=2d (environment) switches the convs from cuDNN 3-D to per-time-tap 2-D convs for comparison.
 //
 // Decode: 21 latent frames of 60x104 -> 81 x 480 x 832 (the official code: 1.86 s, 4.4 GiB on an H100). Timing is
 // wall clock around the whole call (host latent in, host f32 video out: the same work a pipeline pays), median of
@@ -24,7 +25,7 @@ using namespace td;
 struct Args {
   std::string weights, device = "cuda";
   bool random_weights = false, no_encode = false;
-  int frames = 81, height = 480, width = 832, iters = 3, warmup = 1, tile = 0;
+  int frames = 81, height = 480, width = 832, iters = 3, warmup = 1, tile = 0, tail_frames = 2;
   uint64_t seed = 0;
 };
 
@@ -56,6 +57,7 @@ int run(const Args& a) {
   Tensor z = randn({16, T, h, w}, a.seed + 1, 1.f);
   VaeDecodeOptions o;
   o.tile = a.tile;
+  o.tail_frames = a.tail_frames;
   Tensor video;
   auto report = [&](const char* what, const bench::Timing& t) {
     std::printf("  %-7s median %8.1f ms  (min %.1f, max %.1f, %zu runs)", what, t.median_ms, t.min_ms, t.max_ms,
@@ -92,6 +94,8 @@ cli::Runner setup(CLI::App& app) {
   app.add_option("--iters", a->iters, "timed calls (default 3)");
   app.add_option("--warmup", a->warmup, "untimed calls first (default 1)");
   app.add_option("--tile", a->tile, "spatial tile size in latent pixels (0 = off)");
+  app.add_option("--tail-frames", a->tail_frames,
+                 "frames per pass after the last temporal up-sampling (default 2; 0 = all; lower = less memory)");
   app.add_flag("--no-encode", a->no_encode, "time decode only");
   app.add_option("--seed", a->seed, "seed for weights and inputs");
   cli::add_device_option(app, &a->device);
