@@ -196,6 +196,7 @@ __global__ void __launch_bounds__(kThreads, 1) w8a8_gemm_wgmma_kernel(const Gemm
   }
 
   const int row0 = m0 + wg * 64 + warp * 16 + g, row1 = row0 + 8;  // this thread's two accumulator rows
+  float ps0 = 0.f, ps1 = 0.f;  // scales of the block WG1 still has to fold
   for (int kb = 0; kb < KB; kb++) {
     cp_async_wait<kWgStages - 2>();
     // cp.async writes are generic-proxy writes; wgmma reads shared memory through the async proxy.
@@ -216,8 +217,14 @@ __global__ void __launch_bounds__(kThreads, 1) w8a8_gemm_wgmma_kernel(const Gemm
       s1 = row1 < p.M ? __ldg(p.sa + size_t(row1) * KB + kb) * sw : 0.f;
     }
 
-    const uint32_t sA = base + (kb % kWgStages) * kStageBytes + wg * 64 * kBK, sB = base + (kb % kWgStages) * kStageBytes + kBM * kBK;
+    // Staggered warpgroups: WG0 issues its MMAs at once and folds them after; WG1 first folds the previous block
+    // (still in its int32 accumulators), then issues. The tensor cores run WG0's half while WG1 folds and WG1's half
+    // while WG0 folds, instead of both warpgroups folding at the same time with the tensor cores idle.
+    if (kMode != OutMode::RawI32 && wg == 1 && kb > 0) fold(acc, accf, ps0, ps1);
+    const uint32_t sA = base + (kb % kWgStages) * kStageBytes + wg * 64 * kBK,
+                   sB = base + (kb % kWgStages) * kStageBytes + kBM * kBK;
     const uint64_t da = make_desc(sA), db = make_desc(sB);
+    fence_acc(acc);
     wgmma_fence();
 #pragma unroll
     for (int kk = 0; kk < kBK / 32; kk++) {
@@ -229,16 +236,12 @@ __global__ void __launch_bounds__(kThreads, 1) w8a8_gemm_wgmma_kernel(const Gemm
     wgmma_commit();
     wgmma_wait0();
     fence_acc(acc);
-
     if (kMode != OutMode::RawI32) {
-#pragma unroll
-      for (int i = 0; i < 64; i++) {
-        // |acc| <= 2^21: int -> float by the magic-number trick (2 full-rate ops instead of a quarter-rate I2F).
-        const float f = __int_as_float(acc[i] + 0x4B400000) - 12582912.f;
-        accf[i] = fmaf(f, (i & 2) ? s1 : s0, accf[i]);
-      }
+      if (wg == 0) fold(acc, accf, s0, s1);
+      ps0 = s0, ps1 = s1;
     }
   }
+  if (kMode != OutMode::RawI32 && wg == 1 && KB > 0) fold(acc, accf, ps0, ps1);
   cp_async_wait<0>();
 
   // Accumulator layout of m64nNk32: register 4j+{0,1} = (row g, cols 8j+2t, +1), 4j+{2,3} = (row g+8, same cols).
