@@ -1,9 +1,11 @@
 // Whole runs on tiny models on the CPU: the `t2v` / `i2v` options parsed as on the command line, the checks before
 // loading, the real umT5 (tiny fixture + tiny SentencePiece model), a tiny random Wan DiT written here as an
-// official-key safetensors file, the tiny Wan VAE fixture, and a real MP4 read back.
+// official-key safetensors file, the tiny Wan VAE fixture, and the video read back: an MP4 in FFmpeg builds, a PNG
+// frame directory otherwise (the same frames reach either writer, so the CPU/GPU comparisons run in both builds).
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <random>
 
@@ -79,6 +81,34 @@ void write_tiny_dit(const std::string& path, int in_dim, bool proj_l, uint64_t s
   save_safetensors(path, ts);
 }
 
+// Output path for a video named `stem` in dir: stem.mp4 with FFmpeg, else a frame directory stem_frames/.
+std::string video_out(const std::string& dir, const std::string& stem) {
+  return dir + "/" + stem + (ffmpeg_available() ? ".mp4" : "_frames");
+}
+
+// Reads back what the pipeline wrote: an MP4 (FFmpeg builds), or frame_00000.png, ... of a frame directory as
+// u8 [T, H, W, 3].
+Tensor read_output(const std::string& path) {
+  if (video_is_container_path(path)) return read_video(path);
+  std::vector<Tensor> frames;
+  for (int t = 0;; t++) {
+    char name[32];
+    std::snprintf(name, sizeof name, "/frame_%05d.png", t);
+    if (!fs::exists(path + name)) break;
+    frames.push_back(read_image(path + name));
+  }
+  // A mismatch yields a shape the callers' ASSERT_EQ/EXPECT_EQ on the shape reports.
+  if (frames.empty()) return Tensor::empty({0}, DType::U8);
+  const Shape f = frames[0].shape();
+  Tensor v = Tensor::empty({int64_t(frames.size()), f[0], f[1], f[2]}, DType::U8);
+  for (size_t t = 0; t < frames.size(); t++) {
+    if (frames[t].shape() != f) return Tensor::empty({int64_t(t), 0}, DType::U8);
+    Tensor c = frames[t].contiguous();
+    std::memcpy(v.ptr<uint8_t>() + t * size_t(c.numel()), c.ptr<uint8_t>(), size_t(c.numel()));
+  }
+  return v;
+}
+
 std::vector<std::string> common_args(const std::string& out, bool geometry = true) {
   std::vector<std::string> a = {"--t5", fixture("t5/tiny_t5.safetensors"), "--t5-config", fixture("t5/tiny_config.json"),
           "--tokenizer", fixture("t5/spm_tiny.model"), "--vae", fixture("vae/tiny_vae.safetensors"),
@@ -98,21 +128,46 @@ int run_cli(Mode mode, const std::vector<std::string>& args) {
   return run_generate_command(st, mode);
 }
 
-TEST(PipelineE2E, TinyT2VWritesValidMp4AndIsReproducible) {
-  if (!ffmpeg_available()) GTEST_SKIP() << "built without FFmpeg";
+// MP4 in FFmpeg builds, PNG frames otherwise.
+TEST(PipelineE2E, TinyT2VWritesValidVideoAndIsReproducible) {
   TempDir tmp;
   std::string dit = tmp.path + "/TurboWan-tiny-T2V.safetensors";
   write_tiny_dit(dit, 16, true, 1);
-  std::string out1 = tmp.path + "/a.mp4", out2 = tmp.path + "/b.mp4";
+  std::string out1 = video_out(tmp.path, "a"), out2 = video_out(tmp.path, "b");
   auto args = common_args(out1);
   args.insert(args.end(), {"--dit", dit, "--seed", "7", "--json"});
   ASSERT_EQ(run_cli(Mode::T2V, args), 0);
-  Tensor v = read_video(out1);
+  Tensor v = read_output(out1);
   ASSERT_EQ(v.shape(), (Shape{5, 32, 32, 3}));
   args = common_args(out2);
   args.insert(args.end(), {"--dit", dit, "--seed", "7"});
   ASSERT_EQ(run_cli(Mode::T2V, args), 0);
-  EXPECT_EQ(test::max_abs_diff(v, read_video(out2)), 0.0);  // same seed, same video
+  EXPECT_EQ(test::max_abs_diff(v, read_output(out2)), 0.0);  // same seed, same video
+}
+
+// Without FFmpeg an MP4 output is refused up front (naming -o and the way out); with it, a frame directory still
+// works. Either way the other form is exercised here.
+TEST(PipelineE2E, TinyT2VOtherOutputForm) {
+  TempDir tmp;
+  std::string dit = tmp.path + "/TurboWan-tiny-T2V.safetensors";
+  write_tiny_dit(dit, 16, false, 1);
+  if (!ffmpeg_available()) {
+    auto args = common_args(tmp.path + "/a.mp4");
+    args.insert(args.end(), {"--dit", dit});
+    try {
+      run_cli(Mode::T2V, args);
+      ADD_FAILURE() << "accepted an MP4 output without FFmpeg";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.subject(), "-o") << e.what();
+      EXPECT_NE(std::string(e.what()).find("PNG"), std::string::npos) << e.what();
+    }
+    return;
+  }
+  std::string out = tmp.path + "/frames";
+  auto args = common_args(out);
+  args.insert(args.end(), {"--dit", dit});
+  ASSERT_EQ(run_cli(Mode::T2V, args), 0);
+  EXPECT_EQ(read_output(out).shape(), (Shape{5, 32, 32, 3}));
 }
 
 // The same run through the engine API on a device, returning the final latent (for CPU/GPU comparisons).
@@ -137,41 +192,39 @@ Tensor tiny_t2v_latent(const std::string& dit, const std::string& out, Device de
   w.t5_config = T5Config::from_json_file(fixture("t5/tiny_config.json"));
   StageFactory f = make_wan_stages(o, w);
   GenerateReport r = run_t2v(o, f);
-  EXPECT_EQ(read_video(out).shape(), (Shape{frames, size, size, 3}));
+  EXPECT_EQ(read_output(out).shape(), (Shape{frames, size, size, 3}));
   return r.latents.at(0);
 }
 
 TEST(PipelineE2E, TinyT2VOnCudaMatchesCpu) {
   TD_SKIP_WITHOUT_CUDA();
-  if (!ffmpeg_available()) GTEST_SKIP() << "built without FFmpeg";
   TempDir tmp;
   std::string dit = tmp.path + "/dit.safetensors";
   write_tiny_dit(dit, 16, true, 1);
-  Tensor cpu = tiny_t2v_latent(dit, tmp.path + "/c.mp4", Device::CPU, AttentionMode::Dense, LinearMode::BF16, 3);
-  Tensor g1 = tiny_t2v_latent(dit, tmp.path + "/g1.mp4", Device::CUDA, AttentionMode::Dense, LinearMode::BF16, 3);
-  Tensor g2 = tiny_t2v_latent(dit, tmp.path + "/g2.mp4", Device::CUDA, AttentionMode::Dense, LinearMode::BF16, 3);
+  const std::string c = video_out(tmp.path, "c"), o1 = video_out(tmp.path, "g1"), o2 = video_out(tmp.path, "g2");
+  Tensor cpu = tiny_t2v_latent(dit, c, Device::CPU, AttentionMode::Dense, LinearMode::BF16, 3);
+  Tensor g1 = tiny_t2v_latent(dit, o1, Device::CUDA, AttentionMode::Dense, LinearMode::BF16, 3);
+  Tensor g2 = tiny_t2v_latent(dit, o2, Device::CUDA, AttentionMode::Dense, LinearMode::BF16, 3);
   EXPECT_EQ(test::max_abs_diff(g1, g2), 0.0) << "same seed, same GPU: the latent must repeat exactly";
-  EXPECT_EQ(test::max_abs_diff(read_video(tmp.path + "/g1.mp4"), read_video(tmp.path + "/g2.mp4")), 0.0);
+  EXPECT_EQ(test::max_abs_diff(read_output(o1), read_output(o2)), 0.0);
   // bf16 weights/activations on the GPU vs f32 on the CPU, through 4 steps.
   EXPECT_LT(test::nmse(g1, cpu), 1e-3);
 }
 
 TEST(PipelineE2E, TinyT2VOnCudaSageSlaW8A8) {
   TD_SKIP_WITHOUT_CUDA();
-  if (!ffmpeg_available()) GTEST_SKIP() << "built without FFmpeg";
   TempDir tmp;
   std::string dit = tmp.path + "/dit.safetensors";
   write_tiny_dit(dit, 16, true, 1);
   // 128x128, 9 frames: 3 x 8 x 8 = 192 tokens, enough for several attention blocks.
-  Tensor cpu = tiny_t2v_latent(dit, tmp.path + "/c.mp4", Device::CPU, AttentionMode::SageSLA, LinearMode::W8A8, 5,
-                               128, 9);
-  Tensor gpu = tiny_t2v_latent(dit, tmp.path + "/g.mp4", Device::CUDA, AttentionMode::SageSLA, LinearMode::W8A8, 5,
-                               128, 9);
+  Tensor cpu = tiny_t2v_latent(dit, video_out(tmp.path, "c"), Device::CPU, AttentionMode::SageSLA, LinearMode::W8A8,
+                               5, 128, 9);
+  Tensor gpu = tiny_t2v_latent(dit, video_out(tmp.path, "g"), Device::CUDA, AttentionMode::SageSLA, LinearMode::W8A8,
+                               5, 128, 9);
   EXPECT_LT(test::nmse(gpu, cpu), 1e-2);
 }
 
 TEST(PipelineE2E, TinyI2VWithTwoExperts) {
-  if (!ffmpeg_available()) GTEST_SKIP() << "built without FFmpeg";
   TempDir tmp;
   std::string high = tmp.path + "/TurboWan-tiny-I2V-high.safetensors", low = tmp.path + "/TurboWan-tiny-I2V-low.safetensors";
   write_tiny_dit(high, 36, true, 2);
@@ -180,11 +233,11 @@ TEST(PipelineE2E, TinyI2VWithTwoExperts) {
   Tensor img8 = Tensor::empty({24, 40, 3}, DType::U8);
   for (int64_t i = 0; i < img.numel(); i++) img8.ptr<uint8_t>()[i] = uint8_t(img.ptr<int8_t>()[i] * 2);
   write_png(tmp.path + "/in.png", img8);
-  std::string out = tmp.path + "/i2v.mp4";
+  std::string out = video_out(tmp.path, "i2v");
   auto args = common_args(out);
   args.insert(args.end(), {"--dit-high", high, "--dit-low", low, "-i", tmp.path + "/in.png", "--ode"});
   ASSERT_EQ(run_cli(Mode::I2V, args), 0);
-  EXPECT_EQ(read_video(out).shape(), (Shape{5, 32, 32, 3}));
+  EXPECT_EQ(read_output(out).shape(), (Shape{5, 32, 32, 3}));
 }
 
 TEST(PipelineE2E, BadInputIsRejectedBeforeLoading) {
@@ -195,7 +248,7 @@ TEST(PipelineE2E, BadInputIsRejectedBeforeLoading) {
   auto expect_flag = [&](std::vector<std::string> extra, Mode mode, const std::string& flag) {
     bool geometry = std::find(extra.begin(), extra.end(), "--size") == extra.end() &&
                     std::find(extra.begin(), extra.end(), "--frames") == extra.end();
-    auto args = common_args(tmp.path + "/x.mp4", geometry);
+    auto args = common_args(video_out(tmp.path, "x"), geometry);
     for (auto& e : extra) {  // a flag given in `extra` replaces the default one (CLI11 rejects repeats)
       auto it = std::find(args.begin(), args.end(), e);
       if (!e.empty() && e[0] == '-' && it != args.end()) args.erase(it, it + 2);
@@ -215,7 +268,9 @@ TEST(PipelineE2E, BadInputIsRejectedBeforeLoading) {
   expect_flag({"--dit", tmp.path + "/missing.pth"}, Mode::T2V, "--dit");
   expect_flag({"--dit", dit, "--vae", tmp.path + "/missing_vae.pth"}, Mode::T2V, "--vae");
   std::fclose(std::fopen((tmp.path + "/a_file").c_str(), "w"));
-  expect_flag({"--dit", dit, "-o", tmp.path + "/a_file/x.mp4"}, Mode::T2V, "-o");  // parent is not a directory
+  expect_flag({"--dit", dit, "-o", video_out(tmp.path + "/a_file", "x")}, Mode::T2V, "-o");  // parent is no directory
+  expect_flag({"--dit", dit, "-o", tmp.path + "/a_file"}, Mode::T2V, "-o");  // a frame directory that is a file
+  if (!ffmpeg_available()) expect_flag({"--dit", dit, "-o", tmp.path + "/x.mp4"}, Mode::T2V, "-o");
   expect_flag({"--dit", i2v}, Mode::T2V, "--dit");                               // i2v weights for t2v
   Tensor px = Tensor::zeros({8, 8, 3}, DType::U8);
   write_png(tmp.path + "/x.png", px);

@@ -123,7 +123,8 @@ void check_files(const GenerateOptions& o) {
   std::error_code ec;
   if (!parent.empty() && !fs::exists(parent, ec)) fs::create_directories(parent, ec);
   // access(W_OK) alone accepts a regular file as "directory"; the write would then fail after all the work.
-  if (!parent.empty() && video_is_container_path(o.output))
+  // Same for a PNG frame directory, whose mkdir would fail after the run.
+  if (!parent.empty())
     TD_CHECK(fs::is_directory(parent, ec), "-o", "cannot write ", o.output, ": ", parent.string(),
              " is not a directory");
   check_video_output(o.output, "-o");
