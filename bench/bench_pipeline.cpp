@@ -1,5 +1,6 @@
 // `turbodiff bench pipeline`: the whole t2v pipeline (umT5 -> DiT sampling -> VAE decode -> MP4) at real shapes
-// with random weights, and a per-stage table.
+// with random weights, and a per-stage table. Builds without FFmpeg write a PNG frame directory instead (the
+// "video write" row then times PNG encoding, and the table says so).
 //
 //   turbodiff bench pipeline --config wan2.1-t2v-1.3b --random-weights [--compare-dense] [--resolution 480p]
 //                            [--frames 81] [--steps 4] [--attention sagesla] [--topk 0.1] [--linear w8a8]
@@ -12,6 +13,7 @@
 // the CLI's; loads timed every run). --compare-dense adds the dense-attention, bf16-linear pipeline to the same run.
 #include <algorithm>
 #include <cstdio>
+#include <filesystem>
 #include <map>
 #include <memory>
 #include <unistd.h>
@@ -20,6 +22,7 @@
 #include "command.h"
 #include "core/allocator.h"
 #include "core/error.h"
+#include "io/video.h"
 #include "model/dit/dit_config.h"
 #include "pipeline/t2v.h"
 #include "pipeline/wan_stages.h"
@@ -83,6 +86,12 @@ StageFactory make_resident(StageFactory base) {
   return f;
 }
 
+// MP4 where the build has FFmpeg; otherwise a PNG frame directory, so the bench still runs every stage.
+std::string default_output() {
+  return ffmpeg_available() ? cat("/tmp/turbodiff_bench_pipeline_", ::getpid(), ".mp4")
+                            : cat("/tmp/turbodiff_bench_pipeline_", ::getpid(), "_frames");
+}
+
 struct VariantResult {
   std::string name, denoiser;
   std::map<std::string, double> median_s;  // per stage
@@ -110,7 +119,7 @@ VariantResult run_variant(const Args& a, const std::string& name, AttentionMode 
     o.width = s.width;
     o.height = s.height;
   }
-  o.output = a.output.empty() ? cat("/tmp/turbodiff_bench_pipeline_", ::getpid(), ".mp4") : a.output;
+  o.output = a.output.empty() ? default_output() : a.output;
   WanStageOptions w;
   w.device = dev;
   w.random_weights = true;
@@ -137,7 +146,10 @@ VariantResult run_variant(const Args& a, const std::string& name, AttentionMode 
   for (auto& kv : per) res.median_s[kv.first] = bench::median(kv.second);
   for (const char* s : kLoads) res.load_s[s] = a.phases ? res.median_s[s] : warm.stage_seconds(s);
   res.peak_gpu = std::max(res.peak_gpu, dev == Device::CUDA ? device_peak_bytes() : size_t(0));
-  if (!a.keep_output) std::remove(o.output.c_str());
+  if (!a.keep_output) {
+    std::error_code ec;  // a file (MP4) or a frame directory
+    std::filesystem::remove_all(o.output, ec);
+  }
   return res;
 }
 
@@ -148,6 +160,9 @@ int run(const Args& a) {
   DitConfig cfg = DitConfig::resolve(a.config, "", nullptr);
   TD_CHECK(cfg.model_type == "t2v", "--config", "bench pipeline times text-to-video presets, got ", a.config);
   TD_CHECK(a.iters >= 1, "--iters", "need at least one timed run");
+  const std::string out = a.output.empty() ? default_output() : a.output;
+  check_video_output(out, "-o");  // e.g. an .mp4 without FFmpeg: refused before any model is created
+  const bool png = !video_is_container_path(out);
 
   std::vector<VariantResult> results;
   results.push_back(run_variant(a, cat(a.attention, "+", a.linear), parse_attention_mode(a.attention),
@@ -163,7 +178,7 @@ int run(const Args& a) {
   for (auto& r : results) std::printf(" %16s", r.name.c_str());
   std::printf("\n");
   for (const char* s : kStages) {
-    std::printf("%-26s", s);
+    std::printf("%-26s", std::string(s) == "video write" && png ? "video write (PNG frames)" : s);
     for (auto& r : results) std::printf(" %16.3f", r.median_s[s]);
     std::printf("\n");
   }
@@ -185,6 +200,9 @@ int run(const Args& a) {
   for (auto& r : results) std::printf(" %16s", bench::fmt_bytes(r.peak_gpu).c_str());
   std::printf("\n");
   for (auto& r : results) std::printf("%s: %s\n", r.name.c_str(), r.denoiser.c_str());
+  if (png)
+    std::printf("video write: PNG frame directory%s (no H.264 encode; MP4 times differ)\n",
+                ffmpeg_available() ? "" : ", this build has no FFmpeg");
   return 0;
 }
 
@@ -206,8 +224,10 @@ cli::Runner setup(CLI::App& app) {
   app.add_option("--seed", a->seed, "seed for weights and noise")->capture_default_str();
   app.add_flag("--t5-int8", a->t5_int8, "INT8 umT5 linears");
   app.add_option("--t5-config", a->t5_config, "umT5 config JSON (default umT5-XXL; tiny ones for smoke runs)");
-  app.add_option("-o,--output", a->output, "MP4 path (default: a temporary file, removed)");
-  app.add_flag("--keep-output", a->keep_output, "keep the MP4");
+  app.add_option("-o,--output", a->output,
+                 "MP4 path or PNG frame directory (default: a temporary MP4, or frame directory without FFmpeg; "
+                 "removed)");
+  app.add_flag("--keep-output", a->keep_output, "keep the video");
   cli::add_device_option(app, &a->device);
   return [a]() { return run(*a); };
 }
