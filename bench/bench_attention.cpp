@@ -129,6 +129,16 @@ void run_shape(const Args& a, int64_t L, int64_t H, const char* label) {
         bench::Timing ts2 = bench::time_it([&] { cuda::sla_attention(q, k, v, o, p); }, a.warmup, a.iters, true);
         std::printf("    block map alone %.3f ms; given a table, sparse branch + %s quantization %.3f ms\n",
                     tm.median_ms, p.quantized ? "q/k/v" : "no", ts2.median_ms);
+        // The full op once more with per-stage events (after the timed runs, so caches and allocator are warm).
+        cuda::SlaParams pf = p;
+        pf.table = nullptr;
+        pf.sparse_only = false;
+        pf.proj_w = &dw;
+        pf.proj_b = &db;
+        pf.profile = true;
+        std::printf("    ");
+        std::fflush(stdout);
+        cuda::sla_attention(q, k, v, o, pf);
       }
     }
   }

@@ -14,6 +14,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "core/error.h"
 #include "cpu/sla_attention.h"
@@ -203,6 +207,8 @@ __global__ void topk_kernel(const float* __restrict__ S, int nq, int nk, int npa
 }
 
 // ---- 6. linear kv: per (token chunk, head), D/16 warps; warp w owns rows d1 in [16w, 16w+16) of KV ----
+// Each tile of T tokens of k and v arrives by cp.async (16-byte chunks, one request per chunk instead of one 2-byte
+// load per element), then phi(k) is computed in place over the k tile, one warp per row.
 template <int D>
 __global__ void __launch_bounds__(D / 16 * 32) linear_kv_kernel(const bf16* __restrict__ k, const bf16* __restrict__ v,
                                                               int L, int H, int chunk, float* __restrict__ kv,
@@ -218,18 +224,25 @@ __global__ void __launch_bounds__(D / 16 * 32) linear_kv_kernel(const bf16* __re
   static_assert(NW * 32 >= D, "one thread per z column");
   float zc = 0.f;  // thread t < D accumulates z[t]
   for (int t0 = tb; t0 < te; t0 += T) {
+    constexpr int kCh = D / 8;  // 16-byte chunks per row
+    for (int idx = threadIdx.x; idx < T * kCh; idx += NW * 32) {
+      const int r = idx / kCh, ch = idx % kCh, t = t0 + r;
+      const int64_t off = (int64_t(t < te ? t : te - 1) * H + h) * D + ch * 8;
+      const int n = t < te ? 16 : 0;
+      sla::cp_async16(&phs[r][ch * 8], k + off, n);
+      sla::cp_async16(&vs[r][ch * 8], v + off, n);
+    }
+    sla::cp_async_commit();
+    sla::cp_async_wait<0>();
+    __syncthreads();
+    constexpr int E = D / 32;  // consecutive elements per lane
     for (int r = warp; r < T; r += NW) {
-      const int t = t0 + r;
-      constexpr int E = D / 32;
-      float x[E], y[E];
-      if (t < te) {
+      bf16* row = &phs[r][lane * E];
+      float x[E];
+      if (t0 + r < te) {
         float m = -INFINITY;
 #pragma unroll
-        for (int e = 0; e < E; e++) {
-          x[e] = __bfloat162float(k[(int64_t(t) * H + h) * D + lane + 32 * e]);
-          y[e] = __bfloat162float(v[(int64_t(t) * H + h) * D + lane + 32 * e]);
-          m = fmaxf(m, x[e]);
-        }
+        for (int e = 0; e < E; e++) m = fmaxf(m, x[e] = __bfloat162float(row[e]));
         m = warp_max(m);
         float s = 0.f;
 #pragma unroll
@@ -239,13 +252,10 @@ __global__ void __launch_bounds__(D / 16 * 32) linear_kv_kernel(const bf16* __re
         for (int e = 0; e < E; e++) x[e] *= s;
       } else {
 #pragma unroll
-        for (int e = 0; e < E; e++) x[e] = y[e] = 0.f;
+        for (int e = 0; e < E; e++) x[e] = 0.f;  // v is zero-filled there too
       }
 #pragma unroll
-      for (int e = 0; e < E; e++) {
-        phs[r][lane + 32 * e] = __float2bfloat16(x[e]);
-        vs[r][lane + 32 * e] = __float2bfloat16(y[e]);
-      }
+      for (int e = 0; e < E; e++) row[e] = __float2bfloat16(x[e]);
     }
     __syncthreads();
     // z from the bf16-rounded phi (what the mma sees).
@@ -380,6 +390,37 @@ const Tensor* check_param(const Tensor* t, const Shape& shape, const char* what)
   return t;
 }
 
+// SlaParams::profile: CUDA events between the stages, printed as one line once the stream has drained.
+struct StageTimer {
+  bool on;
+  std::vector<std::pair<const char*, cudaEvent_t>> marks;
+  explicit StageTimer(bool enabled) : on(enabled) { mark("start"); }
+  void mark(const char* name) {
+    if (!on) return;
+    cudaEvent_t e;
+    TD_CUDA_CHECK(cudaEventCreate(&e));
+    TD_CUDA_CHECK(cudaEventRecord(e, stream()));
+    marks.emplace_back(name, e);
+  }
+  ~StageTimer() {
+    if (!on || marks.empty()) return;
+    if (cudaEventSynchronize(marks.back().second) == cudaSuccess) {
+      std::string line = "[sla profile]";
+      float total = 0.f;
+      for (size_t i = 1; i < marks.size(); i++) {
+        float ms = 0.f;
+        cudaEventElapsedTime(&ms, marks[i - 1].second, marks[i].second);
+        total += ms;
+        char buf[64];
+        std::snprintf(buf, sizeof buf, " %s %.3f", marks[i].first, ms);
+        line += buf;
+      }
+      std::printf("%s | total %.3f ms\n", line.c_str(), total);
+    }
+    for (auto& m : marks) cudaEventDestroy(m.second);
+  }
+};
+
 }  // namespace
 
 void sla_default_blocks(bool quantized, int* bq, int* bk) {
@@ -434,6 +475,7 @@ void sla_attention(const Tensor& q, const Tensor& k, const Tensor& v, Tensor& o,
   a.v = v.ptr<bf16>();
   a.o = o.ptr<bf16>();
 
+  StageTimer timer(p.profile);
   // 1-3: statistics, pooling, quantization.
   Tensor ksum = dev_empty({g.H, g.D}, DType::F32), vmax;
   dev_zero(ksum);
@@ -442,12 +484,14 @@ void sla_attention(const Tensor& q, const Tensor& k, const Tensor& v, Tensor& o,
     dev_zero(vmax);
   }
   launch_stats(k, v, g, quant, ksum, vmax);
+  timer.mark("stats");
   Tensor pq, pk, kq, kscale, vt;
   const bool need_map = p.table == nullptr;
   if (need_map) {
     pq = dev_empty({g.H, g.nq, g.D}, DType::F32);
     pool_kernel<<<dim3(g.nq, g.H), g.D, 0, st>>>(a.q, g.L, g.H, g.D, p.bq, g.nq, nullptr, pq.ptr<float>());
     TD_CUDA_LAUNCH_CHECK();
+    timer.mark("pool_q");
   }
   pk = dev_empty({g.H, g.nk, g.D}, DType::F32);
   if (quant) {
@@ -456,6 +500,7 @@ void sla_attention(const Tensor& q, const Tensor& k, const Tensor& v, Tensor& o,
     kquant_kernel<<<dim3(g.nk, g.H), g.D, 0, st>>>(a.k, g.L, g.H, g.D, p.bk, g.nk, ksum.ptr<float>(),
                                                   pk.ptr<float>(), kq.ptr<int8_t>(), kscale.ptr<float>());
     TD_CUDA_LAUNCH_CHECK();
+    timer.mark("kquant");
     vt = dev_empty({g.H, g.D, lpad}, DType::U8);
     auto launch_v = [&](auto kern) {
       kern<<<dim3(g.nk, g.H), 256, 0, st>>>(a.v, g.L, g.H, g.nk, vmax.ptr<float>(), vt.ptr<uint8_t>());
@@ -466,6 +511,7 @@ void sla_attention(const Tensor& q, const Tensor& k, const Tensor& v, Tensor& o,
     else if (p.bk == 128 && g.D == 64) launch_v(vquant_kernel<128, 64>);
     else if (p.bk == 128 && g.D == 128) launch_v(vquant_kernel<128, 128>);
     else fail("--block-k", cat("sagesla on CUDA supports key blocks of 64 or 128, got ", p.bk));
+    timer.mark("vquant");
     a.kq = kq.ptr<int8_t>();
     a.kscale = kscale.ptr<float>();
     a.vt = vt.ptr<uint8_t>();
@@ -473,12 +519,14 @@ void sla_attention(const Tensor& q, const Tensor& k, const Tensor& v, Tensor& o,
   } else if (need_map) {
     pool_kernel<<<dim3(g.nk, g.H), g.D, 0, st>>>(a.k, g.L, g.H, g.D, p.bk, g.nk, ksum.ptr<float>(), pk.ptr<float>());
     TD_CUDA_LAUNCH_CHECK();
+    timer.mark("pool_k");
   }
 
   // 4-5: block table.
   Tensor table;
   if (need_map) {
     table = select_blocks(pq, pk, g);
+    timer.mark("score+topk");
   } else {
     expect_cuda(*p.table, "sla block table");
     TD_CHECK(p.table->dtype() == DType::I32 && p.table->is_contiguous() && p.table->dim() == 3 &&
@@ -507,6 +555,7 @@ void sla_attention(const Tensor& q, const Tensor& k, const Tensor& v, Tensor& o,
     else
       linear_kv_kernel<128><<<grid, 8 * 32, 0, st>>>(a.k, a.v, g.L, g.H, chunk, kv.ptr<float>(), z.ptr<float>());
     TD_CUDA_LAUNCH_CHECK();
+    timer.mark("linear_kv");
     kvwt = dev_empty({g.H, g.D, g.D}, DType::BF16);
     fold_kernel<<<dim3(g.D, g.H), g.D, 0, st>>>(kv.ptr<float>(), w && w->dtype() == DType::F32 ? w->ptr<float>() : nullptr,
                                                w && w->dtype() == DType::BF16 ? w->ptr<bf16>() : nullptr, g.D,
@@ -520,12 +569,14 @@ void sla_attention(const Tensor& q, const Tensor& k, const Tensor& v, Tensor& o,
       TD_CUDA_LAUNCH_CHECK();
       a.bias = bias.ptr<float>();
     }
+    timer.mark("fold");
     a.kvwt = kvwt.ptr<bf16>();
     a.z = z.ptr<float>();
   }
 
   // 8: the sparse kernel (+ linear epilogue).
   sla::launch_sparse(a, st);
+  timer.mark("sparse");
 }
 
 }  // namespace cuda

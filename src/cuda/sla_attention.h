@@ -21,6 +21,8 @@ struct SlaParams {
   // Sparse kernel: 0 auto (mma.sync; the wgmma one with TD_SLA_WGMMA=1), 1 mma.sync, 2 wgmma (sagesla 64x128,
   // Dh 128, sm_90 only; td::Error otherwise). The wgmma kernel is experimental until verified on an H100.
   int kernel = 0;
+  // Benchmarking: time each stage with CUDA events (synchronises the stream) and print the split to stdout.
+  bool profile = false;
 };
 
 // The per-arch default geometry of a mode on the current device.

@@ -45,7 +45,16 @@ struct Cfg {
   static constexpr int kSTiles = BK / 8;
 };
 
-template <int BQ, int BK, int D, bool QUANT>
+// Offsets of wgmma's swizzled K-major layouts: 128-byte rows as Swz<128>; 64-byte rows XOR with bits 7-8 of the
+// offset (chunk ^ ((row >> 1) & 3)), not Swz<64>'s row & 3.
+template <int RowBytes>
+__device__ __forceinline__ int hw_swz_offset(int row, int chunk) {
+  static_assert(RowBytes == 128 || RowBytes == 64, "wgmma tiles have 64- or 128-byte rows");
+  if constexpr (RowBytes == 128) return Swz<128>::offset(row, chunk);
+  return row * 64 + ((chunk ^ ((row >> 1) & 3)) << 4);
+}
+
+template <int BQ, int BK, int D, bool QUANT, bool WG = false>
 __device__ __forceinline__ void load_kv(const SparseArgs& a, uint8_t* smem, int stage, int j, int h) {
   using C = Cfg<BQ, BK, D, QUANT>;
   uint8_t* ks = smem + C::kKOff + stage * C::kKTile;
@@ -72,19 +81,22 @@ __device__ __forceinline__ void load_kv(const SparseArgs& a, uint8_t* smem, int 
     const uint8_t* vb = a.vt + int64_t(h) * D * lpad + int64_t(j) * BK;
     for (int idx = tid; idx < D * kVCh; idx += C::kThreads) {
       const int r = idx / kVCh, ch = idx % kVCh;
-      cp_async16(vs + Swz<C::kVRow>::offset(r, ch), vb + r * lpad + ch * 16, 16);
+      const int off = WG ? hw_swz_offset<C::kVRow>(r, ch) : Swz<C::kVRow>::offset(r, ch);
+      cp_async16(vs + off, vb + r * lpad + ch * 16, 16);
     }
   }
 }
 
-// WG: the Hopper variant (sagesla 64x128, Dh 128 only): the same kernel with the two products issued as wgmma
-// by the CTA's single warpgroup, so each K/V byte is read from shared memory once per 64 rows instead of once per
-// 16. The smem tiles already have wgmma's 128-byte-swizzle K-major layout; only the base needs 1024-byte alignment.
+// WG: the Hopper variant (sagesla, Dh 128; 64x128 or 128x64 blocks): the same kernel with the two products issued
+// as wgmma, one warpgroup per 64 query rows, so each K/V byte is read from shared memory once per 64 rows instead
+// of once per 16. The K tiles (128-byte rows) already have wgmma's 128-byte-swizzle K-major layout; the 64-byte V^T
+// rows of 128x64 use the 64-byte swizzle (hw_swz_offset). The base is aligned to 1024 bytes.
 template <int BQ, int BK, int D, bool QUANT, bool WG = false>
 __global__ void __launch_bounds__(BQ / sla_cfg::kRowsPerWarp * 32)
     sparse_kernel(const SparseArgs a) {
   using C = Cfg<BQ, BK, D, QUANT>;
-  static_assert(!WG || (QUANT && BQ == 64 && BK == 128 && D == 128), "wgmma variant: sagesla 64x128 Dh128 only");
+  static_assert(!WG || (QUANT && D == 128 && ((BQ == 64 && BK == 128) || (BQ == 128 && BK == 64))),
+                "wgmma variant: sagesla 64x128 or 128x64, Dh128 only");
   extern __shared__ __align__(128) uint8_t smem_raw[];
   uint8_t* smem = WG ? smem_raw + ((1024u - (smem_u32(smem_raw) & 1023u)) & 1023u) : smem_raw;
   __shared__ float red[C::kWarps];
@@ -103,7 +115,7 @@ __global__ void __launch_bounds__(BQ / sla_cfg::kRowsPerWarp * 32)
     }
     cp_async_commit();
   }
-  load_kv<BQ, BK, D, QUANT>(a, smem, 0, sel[0], h);
+  load_kv<BQ, BK, D, QUANT, WG>(a, smem, 0, sel[0], h);
   cp_async_commit();
   cp_async_wait<1>();
   __syncthreads();
@@ -165,7 +177,7 @@ __global__ void __launch_bounds__(BQ / sla_cfg::kRowsPerWarp * 32)
 
   for (int c = 0; c < a.kc; c++) {
     if (c + 1 < a.kc) {
-      load_kv<BQ, BK, D, QUANT>(a, smem, (c + 1) & 1, sel[c + 1], h);
+      load_kv<BQ, BK, D, QUANT, WG>(a, smem, (c + 1) & 1, sel[c + 1], h);
       cp_async_commit();
       cp_async_wait<1>();
     } else {
@@ -187,11 +199,15 @@ __global__ void __launch_bounds__(BQ / sla_cfg::kRowsPerWarp * 32)
 #pragma unroll
         for (int kk = 0; kk < C::kQkSteps; kk++)
           ldmatrix_x4(qa[kk], qfrag_base + Swz<kQFragRow>::offset(warp * 16 + (lane % 16), kk * 2 + lane / 16));
-        int(&acc)[64] = reinterpret_cast<int(&)[64]>(s);
+        int(&acc)[BK / 2] = reinterpret_cast<int(&)[BK / 2]>(s);
         wgmma_fence();
 #pragma unroll
-        for (int kk = 0; kk < C::kQkSteps; kk++)
-          wgmma_m64n128k32_s8(acc, qa[kk], wgmma_desc_sw128(smem_u32(ks) + kk * 32), kk);
+        for (int kk = 0; kk < C::kQkSteps; kk++) {
+          if constexpr (BK == 128)
+            wgmma_m64n128k32_s8(acc, qa[kk], wgmma_desc_sw128(smem_u32(ks) + kk * 32), kk);
+          else
+            wgmma_m64n64k32_s8(acc, qa[kk], wgmma_desc_sw128(smem_u32(ks) + kk * 32), kk);
+        }
         wgmma_commit();
         wgmma_wait0();
         fence_operands(acc);
@@ -287,7 +303,8 @@ __global__ void __launch_bounds__(BQ / sla_cfg::kRowsPerWarp * 32)
         wgmma_fence();
 #pragma unroll
         for (int kk = 0; kk < BK / 32; kk++)
-          wgmma_m64n128k32_e4m3(t, pa[kk], wgmma_desc_sw128(smem_u32(vs) + kk * 32), kk);
+          wgmma_m64n128k32_e4m3(t, pa[kk], BK == 128 ? wgmma_desc_sw128(smem_u32(vs) + kk * 32)
+                                                     : wgmma_desc_sw64(smem_u32(vs) + kk * 32), kk);
         wgmma_commit();
         wgmma_wait0();
         fence_operands(t);
@@ -445,9 +462,10 @@ void launch_t(const SparseArgs& a, cudaStream_t stream) {
 
 // The wgmma variant is experimental until it has run on an H100: TD_SLA_WGMMA=1 (or SlaParams::kernel = 2) opts in.
 bool use_wgmma(const SparseArgs& a) {
-  const bool fits = a.quantized && a.bq == 64 && a.bk == 128 && a.D == 128 && cc() == 90;
+  const bool fits = a.quantized && ((a.bq == 64 && a.bk == 128) || (a.bq == 128 && a.bk == 64)) && a.D == 128 &&
+                    cc() == 90;
   if (a.kernel == 2) {
-    TD_CHECK(fits, "sla", "the wgmma kernel needs sagesla, 64x128 blocks, head_dim 128 and an sm_90 GPU");
+    TD_CHECK(fits, "sla", "the wgmma kernel needs sagesla, 64x128 or 128x64 blocks, head_dim 128 and an sm_90 GPU");
     return true;
   }
   if (a.kernel == 1) return false;
@@ -475,7 +493,10 @@ void launch_sparse(const SparseArgs& a, cudaStream_t stream) {
   TD_CHECK(q128k64 || q64k128, "--block-q/--block-k",
            "the CUDA sla kernels are compiled for 128x64 and 64x128 blocks, got ", a.bq, "x", a.bk);
   if (use_wgmma(a)) {
-    launch_t<64, 128, 128, true, true>(a, stream);
+    if (q64k128)
+      launch_t<64, 128, 128, true, true>(a, stream);
+    else
+      launch_t<128, 64, 128, true, true>(a, stream);
     return;
   }
   if (a.quantized) {

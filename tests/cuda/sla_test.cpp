@@ -185,49 +185,50 @@ TEST(SlaCuda, TinyShapesSparseOnly) {
         }
 }
 
-// The experimental Hopper wgmma kernel (sagesla 64x128, Dh 128) against the mma.sync kernel and the emulation.
+// The Hopper wgmma kernel (sagesla, Dh 128, 64x128 and 128x64) against the mma.sync kernel and the emulation.
 // Both quantize identically, so they differ only by accumulation order.
 TEST(SlaCuda, WgmmaMatchesMmaSync) {
   TD_SKIP_WITHOUT_CUDA();
   const bool sm90 = cuda::cc() == 90;
   if (!sm90) GTEST_SKIP() << "wgmma kernel needs sm_90";
-  for (int64_t L : {130, 1000, 4096}) {
-    const int64_t H = 2, D = 128;
-    Case c = make_case(L, H, D, 600 + L);
-    Tensor w = test::randn({D, D}, 9, 0.05f), b = test::randn({D}, 10, 0.05f);
-    Tensor dw = w.to(Device::CUDA), db = b.to(Device::CUDA);
-    Tensor table = cpu::sla_block_map(c.q, c.k, 64, 128, 0.15f);
-    Tensor dtable = table.to(Device::CUDA);
-    Tensor emu = Tensor::empty({L, H, D}, DType::F32);
-    cpu::sagesla_sparse_emulated(c.q, c.k, c.v, table, 64, 128, 1.f / std::sqrt(float(D)), emu);
-    for (bool sparse_only : {true, false}) {
-      Tensor outs[2];
-      for (int kernel : {1, 2}) {
-        cuda::SlaParams p;
-        p.quantized = true;
-        p.bq = 64;
-        p.bk = 128;
-        p.table = &dtable;
-        p.sparse_only = sparse_only;
-        p.proj_w = &dw;
-        p.proj_b = &db;
-        p.kernel = kernel;
-        Tensor o = Tensor::empty({L, H, D}, DType::BF16, Device::CUDA);
-        cuda::sla_attention(c.dq, c.dk, c.dv, o, p);
-        outs[kernel - 1] = o.to_f32_host();
+  for (const Geo& geo : kGeos)
+    for (int64_t L : {130, 1000, 4096}) {
+      const int64_t H = 2, D = 128;
+      Case c = make_case(L, H, D, 600 + L);
+      Tensor w = test::randn({D, D}, 9, 0.05f), b = test::randn({D}, 10, 0.05f);
+      Tensor dw = w.to(Device::CUDA), db = b.to(Device::CUDA);
+      Tensor table = cpu::sla_block_map(c.q, c.k, geo.bq, geo.bk, 0.15f);
+      Tensor dtable = table.to(Device::CUDA);
+      Tensor emu = Tensor::empty({L, H, D}, DType::F32);
+      cpu::sagesla_sparse_emulated(c.q, c.k, c.v, table, geo.bq, geo.bk, 1.f / std::sqrt(float(D)), emu);
+      for (bool sparse_only : {true, false}) {
+        Tensor outs[2];
+        for (int kernel : {1, 2}) {
+          cuda::SlaParams p;
+          p.quantized = true;
+          p.bq = geo.bq;
+          p.bk = geo.bk;
+          p.table = &dtable;
+          p.sparse_only = sparse_only;
+          p.proj_w = &dw;
+          p.proj_b = &db;
+          p.kernel = kernel;
+          Tensor o = Tensor::empty({L, H, D}, DType::BF16, Device::CUDA);
+          cuda::sla_attention(c.dq, c.dk, c.dv, o, p);
+          outs[kernel - 1] = o.to_f32_host();
+        }
+        const double e = test::rel_l2(outs[1], outs[0]);
+        std::printf("[sla-cuda] wgmma vs mma.sync %dx%d L=%lld %s: rel L2 %.5f", geo.bq, geo.bk, (long long)L,
+                    sparse_only ? "sparse only" : "with linear", e);
+        EXPECT_LT(e, 0.005);
+        if (sparse_only) {
+          const double e2 = test::rel_l2(outs[1], emu);
+          std::printf(", wgmma vs emulation %.4f", e2);
+          EXPECT_LT(e2, 0.02);
+        }
+        std::printf("\n");
       }
-      const double e = test::rel_l2(outs[1], outs[0]);
-      std::printf("[sla-cuda] wgmma vs mma.sync L=%lld %s: rel L2 %.5f", (long long)L,
-                  sparse_only ? "sparse only" : "with linear", e);
-      EXPECT_LT(e, 0.005);
-      if (sparse_only) {
-        const double e2 = test::rel_l2(outs[1], emu);
-        std::printf(", wgmma vs emulation %.4f", e2);
-        EXPECT_LT(e2, 0.02);
-      }
-      std::printf("\n");
     }
-  }
 }
 
 // The whole op (block map from the GPU, linear branch with a random proj_l) against the CPU reference of the same
