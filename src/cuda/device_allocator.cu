@@ -5,6 +5,7 @@
 #include <mutex>
 
 #include "core/allocator.h"
+#include "core/device_pool.h"
 #include "cuda/cuda_common.cuh"
 
 namespace td {
@@ -16,6 +17,8 @@ struct Cache {
   std::multimap<size_t, void*> free_blocks;  // size class -> block
   std::map<void*, size_t> sizes;             // block -> size class (all blocks we own)
   size_t in_use = 0, cached = 0, peak = 0;
+  std::map<int, std::multimap<size_t, void*>> pools;  // capture pools (blocks counted as cached)
+  int active_pool = 0, next_pool = 1;                  // 0: none active
 };
 
 Cache& cache() {
@@ -46,6 +49,17 @@ void* device_alloc(size_t bytes) {
   Cache& c = cache();
   size_t cls = size_class(bytes);
   std::lock_guard<std::mutex> lk(c.mu);
+  if (c.active_pool) {
+    auto& pool = c.pools[c.active_pool];
+    auto pit = pool.lower_bound(cls);
+    if (pit != pool.end() && pit->first <= cls * 2) {
+      void* p = pit->second;
+      c.cached -= pit->first;
+      c.in_use += pit->first;
+      pool.erase(pit);
+      return p;
+    }
+  }
   // Reuse a cached block of the same class, or a larger one up to 2x (keeps fragmentation bounded).
   auto it = c.free_blocks.lower_bound(cls);
   if (it != c.free_blocks.end() && it->first <= cls * 2) {
@@ -87,7 +101,35 @@ void device_free(void* p, size_t) {
   if (it == c.sizes.end()) return;
   c.in_use -= it->second;
   c.cached += it->second;
-  c.free_blocks.emplace(it->second, p);
+  if (c.active_pool)
+    c.pools[c.active_pool].emplace(it->second, p);
+  else
+    c.free_blocks.emplace(it->second, p);
+}
+
+int device_pool_begin() {
+  Cache& c = cache();
+  std::lock_guard<std::mutex> lk(c.mu);
+  TD_CHECK(c.active_pool == 0, "device allocator", "capture pools do not nest");
+  c.active_pool = c.next_pool++;
+  c.pools[c.active_pool];
+  return c.active_pool;
+}
+
+void device_pool_end() {
+  Cache& c = cache();
+  std::lock_guard<std::mutex> lk(c.mu);
+  c.active_pool = 0;
+}
+
+void device_pool_release(int id) {
+  Cache& c = cache();
+  std::lock_guard<std::mutex> lk(c.mu);
+  auto it = c.pools.find(id);
+  if (it == c.pools.end()) return;
+  if (c.active_pool == id) c.active_pool = 0;
+  for (auto& kv : it->second) c.free_blocks.emplace(kv.first, kv.second);
+  c.pools.erase(it);
 }
 
 void device_empty_cache() {
