@@ -354,6 +354,24 @@ TEST(DitForward, RandomWeightsAreDeterministicAndFinite) {
   EXPECT_TRUE(std::isfinite(test::nmse(oa, od)));
 }
 
+// forward_device on a CPU model returns the host result; the CUDA graph option is harmless on the CPU.
+TEST(DitForward, ForwardDeviceAndCudaOnlyOptionsOnCpu) {
+  DitConfig c = DitConfig::from_json_file(fixture("t2v", "config.json"));
+  DitOptions o = cpu_opts();
+  auto plain = WanDiT::random(c, o, 7);
+  o.cuda_graph = true;
+  auto flagged = WanDiT::random(c, o, 7);
+  Inputs in = read_inputs("t2v");
+  Tensor ref = run(*plain, in);
+  for (int i = 0; i < 3; i++) {
+    Tensor d = flagged->forward_device(in.x, in.t.ptr<float>()[0], in.context, nullptr);
+    EXPECT_FALSE(d.is_cuda());
+    EXPECT_EQ(test::max_abs_diff(d, ref), 0.0);
+  }
+  EXPECT_FALSE(flagged->graph_captured());
+  EXPECT_EQ(flagged->weight_bytes(), plain->weight_bytes());
+}
+
 // ---- the `turbodiff dit` command ----
 
 std::string bin() { return std::string(TD_BINARY_DIR) + "/bin/turbodiff"; }

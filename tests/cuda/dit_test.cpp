@@ -5,9 +5,12 @@
 // bf16 (relative step 2^-9, ~1.3e-6 NMSE per rounding) across ~25 roundings per block; 2 blocks stay well under 5e-3.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <string>
 
 #include "core/allocator.h"
+#include "core/error.h"
 #include "model/dit/dit.h"
 #include "test_util.h"
 
@@ -113,6 +116,80 @@ TEST(CudaDit, WeightsStayOnDevice) {
   const double block_params = double(c.num_layers) * (8.0 * c.dim * c.dim + 2.0 * c.dim * c.ffn_dim);
   EXPECT_GT(double(gpu->weight_bytes()), 2.0 * block_params);
   EXPECT_LT(double(gpu->weight_bytes()), 3.0 * block_params + 8.0 * (1 << 20));
+}
+
+double max_abs_diff(const Tensor& a, const Tensor& b) {
+  Tensor x = a.to_f32_host().contiguous(), y = b.to_f32_host().contiguous();
+  EXPECT_EQ(x.shape(), y.shape());
+  double m = 0;
+  for (int64_t i = 0; i < x.numel(); i++) m = std::max(m, double(std::fabs(x.ptr<float>()[i] - y.ptr<float>()[i])));
+  return m;
+}
+
+// Graph replay vs the eager forward of an identical model: the same kernels on the same buffers, so equal up to
+// run-to-run determinism. Dense bf16 is bit-exact on the H100 (limit 1e-10); SLA's linear branch sums with float
+// atomicAdd, so two eager sagesla runs differ by ~1e-6 NMSE (seen on H100: up to 3e-6, also between two eager
+// calls). A stale input buffer or a missed node shows up as O(1), far above either limit.
+void expect_same(const Tensor& got, const Tensor& ref, const char* what, double limit = 1e-10) {
+  ASSERT_EQ(got.shape(), ref.shape()) << what;
+  const double e = test::nmse(got, ref), m = max_abs_diff(got, ref);
+  std::printf("[ %s ] nmse %.3e, max |diff| %.3e\n", what, e, m);
+  EXPECT_LT(e, limit) << what;
+  EXPECT_TRUE(std::isfinite(e)) << what;
+}
+
+void graph_matches_eager(const DitConfig& c, DitOptions o, const char* tag) {
+  const double limit = o.attention.mode == AttentionMode::Dense ? 1e-10 : 1e-4;
+  auto eager = WanDiT::random(c, o, 21);
+  o.cuda_graph = true;
+  auto graph = WanDiT::random(c, o, 21);
+  Case a = make_case(c, 2, 32, 32, 40, 500), b = make_case(c, 2, 32, 32, 300, 600);
+  Case other = make_case(c, 1, 16, 24, 7, 700);
+  // warm-up (eager), capture + replay, replay with new x/t/context, device inputs/outputs.
+  const struct {
+    const Case* k;
+    float t;
+    bool captured_after;
+  } steps[] = {{&a, 937.f, false}, {&a, 800.f, true}, {&b, 400.f, true}, {&b, 400.f, true},
+               {&other, 300.f, false}, {&other, 200.f, true}, {&a, 100.f, false}, {&a, 50.f, true}};
+  int n = 0;
+  for (const auto& s : steps) {
+    const std::string what = cat(tag, " graph call ", n++);
+    expect_same(fwd(*graph, *s.k, s.t), fwd(*eager, *s.k, s.t), what.c_str(), limit);
+    EXPECT_EQ(graph->graph_captured(), s.captured_after) << what;
+  }
+  // The device-resident path through the graph: device in, device out.
+  Tensor xd = a.x.to(Device::CUDA);
+  Tensor got = graph->forward_device(xd, 50.f, a.ctx.to(Device::CUDA), nullptr);
+  EXPECT_TRUE(got.is_cuda());
+  expect_same(got, fwd(*eager, a, 50.f), cat(tag, " graph device in/out").c_str(), limit);
+}
+
+TEST(CudaDit, GraphReplayMatchesEagerFloat) {
+  TD_SKIP_WITHOUT_CUDA();
+  graph_matches_eager(tiny("t2v"), on(Device::CUDA), "bf16 dense");
+}
+
+TEST(CudaDit, GraphReplayMatchesEagerW8A8SageSla) {
+  TD_SKIP_WITHOUT_CUDA();
+  DitOptions o = on(Device::CUDA, LinearMode::W8A8);
+  o.attention.mode = AttentionMode::SageSLA;
+  o.attention.topk = 0.5f;
+  graph_matches_eager(tiny("t2v"), o, "w8a8 sagesla");
+}
+
+TEST(CudaDit, DeviceOutputMatchesHostOutput) {
+  TD_SKIP_WITHOUT_CUDA();
+  DitConfig c = tiny("i2v");
+  auto gpu = WanDiT::random(c, on(Device::CUDA), 16);
+  Case k = make_case(c, 2, 10, 16, 100, 800);
+  Tensor host = fwd(*gpu, k, 500.f);
+  Tensor x = k.x.to(Device::CUDA), y = k.y.to(Device::CUDA);
+  Tensor dev = gpu->forward_device(x, 500.f, k.ctx, &y);
+  EXPECT_TRUE(dev.is_cuda());
+  expect_same(dev, host, "i2v device patchify/unpatchify");
+  // Host inputs, device output.
+  expect_same(gpu->forward_device(k.x, 500.f, k.ctx, &k.y), host, "i2v host in, device out");
 }
 
 }  // namespace

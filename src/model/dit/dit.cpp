@@ -15,6 +15,9 @@
 #include "io/tensor_map.h"
 #include "model/dit/dit_weights.h"
 #include "ops/w8a8.h"
+#if TD_WITH_CUDA
+#include "cuda/dit_runtime.h"
+#endif
 
 namespace td {
 
@@ -73,6 +76,11 @@ struct DitWorkspace {
   ops::Int8Act a, a_ctx;   // quantized activations (W8A8 blocks): tokens and text context
   bool have_t = false;
   float t = 0.f;           // the timestep `mod`/`head_mod` were computed for
+  // CUDA graph state (DitOptions::cuda_graph): the grid the last eager warm-up ran at, and the graph captured for
+  // `graph_grid`. Declared last so the graph is destroyed before the buffers its kernels point into.
+  int64_t warm_grid[3] = {-1, -1, -1};
+  int64_t graph_grid[3] = {-1, -1, -1};
+  std::shared_ptr<void> graph;  // cuda::DitGraph (deleter bound in CUDA code)
 };
 
 struct DitBinder {
@@ -86,6 +94,11 @@ WanDiT::WanDiT(const DitConfig& c, const DitOptions& o)
 WanDiT::~WanDiT() = default;
 
 bool WanDiT::quantized() const { return w_->quantized; }
+bool WanDiT::graph_captured() const { return ws_->graph != nullptr; }
+void WanDiT::set_cuda_graph(bool on) {
+  opts_.cuda_graph = on;
+  if (!on) ws_->graph.reset();
+}
 size_t WanDiT::weight_bytes() const { return w_->device_bytes; }
 
 namespace {
@@ -234,7 +247,8 @@ class DitRunner {
  public:
   explicit DitRunner(WanDiT& m) : m_(m), c_(m.config_), w_(*m.w_), ws_(*m.ws_), dev_(m.opts_.device) {}
 
-  Tensor run(const Tensor& x, float t, const Tensor& context, const Tensor* y);
+  // Returns f32 [out_dim, F, H, W]: on the host, or with `on_device` on the model's device.
+  Tensor run(const Tensor& x, float t, const Tensor& context, const Tensor* y, bool on_device);
 
  private:
   struct Scope {
@@ -292,10 +306,13 @@ class DitRunner {
   }
 
   void ensure_workspace(int64_t L);
-  void block_w8a8(int i, int64_t L, int F, int Hp, int Wp);
+  void block_w8a8(int i, const DitBlockWeights& b, int64_t L, int F, int Hp, int Wp);
   void time_embedding(float t);
-  void text_embedding(const Tensor& context);
-  void block(int i, int64_t L, int F, int Hp, int Wp);
+  void stage_context(const Tensor& context);
+  void text_embedding();
+  void block(int i, const DitBlockWeights& b, int64_t L, int F, int Hp, int Wp);
+  // Everything from the staged patches/context/modulation to ws_.head_out; device work only (graph-capturable).
+  void body(int64_t L, int F, int Hp, int Wp);
 
   WanDiT& m_;
   const DitConfig& c_;
@@ -307,6 +324,7 @@ class DitRunner {
 void DitRunner::ensure_workspace(int64_t L) {
   if (ws_.L == L) return;
   const int64_t D = c_.dim;
+  ws_.graph.reset();     // its kernels point into the buffers about to go
   ws_ = DitWorkspace();  // drop the old buffers first (frees device memory before the new ones are taken)
   ws_.L = L;
   ws_.patches = alloc({L, c_.in_dim * 4}, act());
@@ -369,11 +387,15 @@ void DitRunner::time_embedding(float t) {
   ws_.t = t;
 }
 
-// Zero-pads the context to text_len rows (no mask afterwards, as the official code), then the text MLP.
-void DitRunner::text_embedding(const Tensor& context) {
+// Zero-pads the context to text_len rows (no mask afterwards, as the official code) into ws_.ctx_in.
+void DitRunner::stage_context(const Tensor& context) {
   Tensor padded = Tensor::zeros({c_.text_len, c_.text_dim}, DType::F32);
   if (context.size(0) > 0) padded.slice(0, 0, context.size(0)).copy_from(context);
   upload(padded, ws_.ctx_in);
+}
+
+// The text MLP on the staged context (and its shared W8A8 quantization).
+void DitRunner::text_embedding() {
   linear(w_.text0, ws_.ctx_in, ws_.ctx_mid, Epilogue::GeluTanh);
   linear(w_.text2, ws_.ctx_mid, ws_.ctx);
   if (w_.quantized) {  // the context's k/v projections of every block share one quantization
@@ -382,8 +404,7 @@ void DitRunner::text_embedding(const Tensor& context) {
   }
 }
 
-void DitRunner::block(int i, int64_t L, int F, int Hp, int Wp) {
-  const DitBlockWeights& b = w_.blocks[size_t(i)];
+void DitRunner::block(int i, const DitBlockWeights& b, int64_t L, int F, int Hp, int Wp) {
   const int64_t H = c_.num_heads, Dh = c_.head_dim();
   const float eps = c_.eps;
   Tensor mod = ws_.mod.select(0, i);  // [6, D]: shift, scale, gate (self-attn); shift, scale, gate (ffn)
@@ -450,8 +471,7 @@ void DitRunner::block(int i, int64_t L, int F, int Hp, int Wp) {
 // The same block with W8A8 linears, using the fused entry points of ops/w8a8.h: norm -> int8 in one pass, one
 // quantization shared by q/k/v (and by the context's k/v), and the o-proj / ffn.2 GEMMs adding straight into the
 // residual stream with their gate. Same math as block() up to the activation quantization.
-void DitRunner::block_w8a8(int i, int64_t L, int F, int Hp, int Wp) {
-  const DitBlockWeights& b = w_.blocks[size_t(i)];
+void DitRunner::block_w8a8(int i, const DitBlockWeights& b, int64_t L, int F, int Hp, int Wp) {
   const int64_t H = c_.num_heads, Dh = c_.head_dim(), Lc = c_.text_len;
   const float eps = c_.eps;
   Tensor mod = ws_.mod.select(0, i);
@@ -505,7 +525,25 @@ void DitRunner::block_w8a8(int i, int64_t L, int F, int Hp, int Wp) {
   linear_residual(b.ffn2, ws_.f, &m5, x);
 }
 
-Tensor DitRunner::run(const Tensor& x_in, float t, const Tensor& context_in, const Tensor* y_in) {
+void DitRunner::body(int64_t L, int F, int Hp, int Wp) {
+  linear(w_.patch, ws_.patches, ws_.x);
+  text_embedding();
+  for (int i = 0; i < c_.num_layers; i++) {
+    const DitBlockWeights* b = &w_.blocks[size_t(i)];
+    if (w_.quantized)
+      block_w8a8(i, *b, L, F, Hp, Wp);
+    else
+      block(i, *b, L, F, Hp, Wp);
+  }
+  // Head: LN (no affine) * (1 + scale) + shift, in fp32, then the Linear.
+  {
+    Scope s(m_.profiler_, DitOpKind::Other);
+    ops::layernorm_modulate(ws_.x, ws_.head_mod.select(0, 0), ws_.head_mod.select(0, 1), c_.eps, ws_.h);
+  }
+  linear(w_.head, ws_.h, ws_.head_out);
+}
+
+Tensor DitRunner::run(const Tensor& x_in, float t, const Tensor& context_in, const Tensor* y_in, bool on_device) {
   // ---- validate ----
   TD_CHECK(x_in.defined() && x_in.dim() == 4, "x", "expected [", c_.noise_dim(), ", F, H, W], got ",
            x_in.defined() ? shape_str(x_in.shape()) : std::string("nothing"));
@@ -527,17 +565,27 @@ Tensor DitRunner::run(const Tensor& x_in, float t, const Tensor& context_in, con
   } else {
     TD_CHECK(!y_in || !y_in->defined(), "y", "given, but the ", c_.model_type, " model takes no y");
   }
-  Tensor x = x_in.to_f32_host().contiguous();
-  Tensor ctx = context_in.to_f32_host().contiguous();
-  Tensor y = y_in && y_in->defined() ? y_in->to_f32_host().contiguous() : Tensor();
-
   const int Fi = int(F), Hp = int(H / 2), Wp = int(W / 2);
-  const int64_t L = F * Hp * Wp, Cin = c_.in_dim, Cx = x.size(0);
+  const int64_t L = F * Hp * Wp, Cin = c_.in_dim;
   ensure_workspace(L);
+  const bool cuda = dev_ == Device::CUDA;
 
-  // ---- patchify on the host: token n = (f, h, w) row-major, vector (c, kh, kw) as the Conv3d weight ----
-  {
+  // ---- stage the per-call inputs into the workspace (outside any graph) ----
+  // Patchify: token n = (f, h, w) row-major, vector (c, kh, kw) as the Conv3d weight. On the device when x (and y)
+  // already are f32 CUDA tensors, else on the host and uploaded.
+  const bool dev_inputs = cuda && x_in.is_cuda() && x_in.dtype() == DType::F32 &&
+                          (!y_in || !y_in->defined() || (y_in->is_cuda() && y_in->dtype() == DType::F32));
+  if (dev_inputs) {
+#if TD_WITH_CUDA
     Scope s(m_.profiler_, DitOpKind::Other);
+    Tensor yc = y_in && y_in->defined() ? y_in->contiguous() : Tensor();
+    cuda::dit_patchify(x_in.contiguous(), yc.defined() ? &yc : nullptr, ws_.patches);
+#endif
+  } else {
+    Scope s(m_.profiler_, DitOpKind::Other);
+    Tensor x = x_in.to_f32_host().contiguous();
+    Tensor y = y_in && y_in->defined() ? y_in->to_f32_host().contiguous() : Tensor();
+    const int64_t Cx = x.size(0);
     Tensor p = Tensor::empty({L, Cin * 4}, DType::F32);
     const float* xp = x.ptr<float>();
     const float* yp = y.defined() ? y.ptr<float>() : nullptr;
@@ -555,25 +603,45 @@ Tensor DitRunner::run(const Tensor& x_in, float t, const Tensor& context_in, con
     });
     upload(p, ws_.patches);
   }
-  linear(w_.patch, ws_.patches, ws_.x);
   time_embedding(t);
-  text_embedding(ctx);
-  for (int i = 0; i < c_.num_layers; i++) {
-    if (w_.quantized)
-      block_w8a8(i, L, Fi, Hp, Wp);
-    else
-      block(i, L, Fi, Hp, Wp);
-  }
+  stage_context(context_in.to_f32_host().contiguous());
 
-  // ---- head: LN (no affine) * (1 + scale) + shift, in fp32, then the Linear; unpatchify on the host ----
-  {
-    Scope s(m_.profiler_, DitOpKind::Other);
-    ops::layernorm_modulate(ws_.x, ws_.head_mod.select(0, 0), ws_.head_mod.select(0, 1), c_.eps, ws_.h);
+  // ---- the device work: eager, or through a CUDA graph ----
+  bool ran = false;
+#if TD_WITH_CUDA
+  if (cuda && m_.opts_.cuda_graph && !m_.profiler_) {
+    const int64_t grid[3] = {F, Hp, Wp};
+    auto same = [&](const int64_t* g) { return g[0] == grid[0] && g[1] == grid[1] && g[2] == grid[2]; };
+    if (!(ws_.graph && same(ws_.graph_grid))) {
+      ws_.graph.reset();
+      if (same(ws_.warm_grid)) {  // warmed up at this grid: capture now
+        auto g = std::make_shared<cuda::DitGraph>();
+        g->capture([&] { body(L, Fi, Hp, Wp); });
+        ws_.graph = g;
+        std::copy(grid, grid + 3, ws_.graph_grid);
+      }
+    }
+    if (ws_.graph) {
+      static_cast<cuda::DitGraph*>(ws_.graph.get())->replay();
+      ran = true;
+    } else {
+      std::copy(grid, grid + 3, ws_.warm_grid);
+    }
   }
-  linear(w_.head, ws_.h, ws_.head_out);
+#endif
+  if (!ran) body(L, Fi, Hp, Wp);
+
+  // ---- unpatchify ----
   Scope s(m_.profiler_, DitOpKind::Other);
-  Tensor ho = ws_.head_out.to(Device::CPU);
   const int64_t Co = c_.out_dim;
+#if TD_WITH_CUDA
+  if (cuda) {
+    Tensor out = Tensor::empty({Co, F, H, W}, DType::F32, Device::CUDA);
+    cuda::dit_unpatchify(ws_.head_out, out);
+    return on_device ? out : out.to(Device::CPU);
+  }
+#endif
+  Tensor ho = ws_.head_out.to(Device::CPU);
   Tensor out = Tensor::empty({Co, F, H, W}, DType::F32);
   const float* hp = ho.ptr<float>();
   float* op = out.ptr<float>();
@@ -592,7 +660,12 @@ Tensor DitRunner::run(const Tensor& x_in, float t, const Tensor& context_in, con
 
 Tensor WanDiT::forward(const Tensor& x, float t, const Tensor& context, const Tensor* y) {
   DitRunner r(*this);
-  return r.run(x, t, context, y);
+  return r.run(x, t, context, y, false);
+}
+
+Tensor WanDiT::forward_device(const Tensor& x, float t, const Tensor& context, const Tensor* y) {
+  DitRunner r(*this);
+  return r.run(x, t, context, y, true);
 }
 
 }  // namespace td

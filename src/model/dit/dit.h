@@ -32,6 +32,11 @@ struct DitOptions {
   Device device = Device::CPU;
   AttentionOptions attention;  // self-attention (mode, topk, block sizes); cross-attention is always dense
   LinearMode linear = LinearMode::Auto;
+  // CUDA only. Capture the per-call work (patch embedding, text MLP, blocks, head) into a CUDA graph and replay it:
+  // the first call at a grid runs eagerly (warm-up: allocator blocks, cuBLASLt plans), the second captures, later
+  // ones replay. Per-call inputs (patches, padded context, t-derived modulation) are copied into fixed device buffers
+  // before each replay. A new grid re-captures. Ignored (eager) while a profiler is set.
+  bool cuda_graph = false;
 };
 
 // Per-kind timing hooks for benchmarks. begin/end bracket each op call of that kind; the implementation decides
@@ -76,12 +81,18 @@ class WanDiT {
   // x: f32 [noise_dim, F, H, W] (host or device; H, W even); t: timestep in [0, 1000]; context: f32 [L <= text_len,
   // text_dim] (zero-padded inside); y: f32 [y_dim, F, H, W] for i2v, else null. Returns host f32 [out_dim, F, H, W].
   Tensor forward(const Tensor& x, float t, const Tensor& context, const Tensor* y = nullptr);
+  // The same, returning f32 [out_dim, F, H, W] on the model's device. On CUDA with f32 CUDA x (and y) the inputs
+  // are patchified on the device and nothing crosses PCIe but the time-modulation vectors and the padded context.
+  Tensor forward_device(const Tensor& x, float t, const Tensor& context, const Tensor* y = nullptr);
 
   const DitConfig& config() const { return config_; }
   const DitOptions& options() const { return opts_; }
   bool quantized() const;  // block linears run W8A8
   size_t weight_bytes() const;  // on the model's device
+  bool graph_captured() const;  // a CUDA graph is held for the last grid (tests, benchmarks)
   void set_profiler(DitProfiler* p) { profiler_ = p; }
+  // Turns DitOptions::cuda_graph on or off after load (off drops a captured graph).
+  void set_cuda_graph(bool on);
 
  private:
   WanDiT(const DitConfig& c, const DitOptions& o);
