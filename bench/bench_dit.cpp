@@ -8,6 +8,7 @@
 // Breakdown: one more forward with a profiler that records event pairs around every op of each kind (attention,
 // linear, other) without synchronising, so the profiled run costs about the same as an unprofiled one; the time
 // outside all spans (launch gaps, host work) is shown as "unattributed".
+// --offload: block weights streamed from pinned host memory (compare peak memory with a run without it).
 // --cuda-graph: after the usual numbers, times forward_device() eagerly and through a CUDA graph in the same
 // process (device output, so no D2H copy in either) and checks the graph's output against the eager one.
 #include <cmath>
@@ -27,7 +28,7 @@ using namespace td;
 
 struct Args {
   std::string config = "wan2.1-t2v-1.3b", weights, device = "cuda", attention = "dense", linear = "bf16";
-  bool random_weights = false, no_breakdown = false, cuda_graph = false;
+  bool random_weights = false, no_breakdown = false, cuda_graph = false, offload = false;
   int frames = 81, height = 480, width = 832, iters = 5, warmup = 1, text_tokens = 512;
   float topk = 0.1f, timestep = 500.f;
   uint64_t seed = 0;
@@ -41,6 +42,8 @@ Tensor random_host(const Shape& s, uint64_t seed) {
   for (int64_t i = 0; i < t.numel(); i++) p[i] = d(rng);
   return t;
 }
+
+const char* offload_note(bool offload) { return offload ? " (offload: graphs are not used, both eager)" : ""; }
 
 class EventProfiler : public DitProfiler {
  public:
@@ -83,7 +86,8 @@ int run(const Args& a) {
   TD_CHECK(a.topk > 0.f && a.topk <= 1.f, "--topk", "must be in (0, 1], got ", a.topk);
   opts.attention.topk = a.topk;
   opts.linear = parse_linear_mode(a.linear);
-  TD_CHECK(cuda || !a.cuda_graph, "--cuda-graph", "needs --device cuda");
+  opts.offload = a.offload;
+  TD_CHECK(cuda || (!a.offload && !a.cuda_graph), "--offload/--cuda-graph", "need --device cuda");
 
   const int64_t F = (a.frames - 1) / 4 + 1, H = a.height / 8, W = a.width / 8;
   const int64_t L = F * (H / 2) * (W / 2);
@@ -152,10 +156,10 @@ int run(const Args& a) {
     std::printf("    %-13s %9.1f ms  %5.1f%%\n", "unattributed", prof_total - sum,
                 100 * (prof_total - sum) / prof_total);
   }
-  std::printf("RESULT bench=dit config=%s device=%s attention=%s linear=%s tokens=%lld forward_ms=%.2f "
+  std::printf("RESULT bench=dit config=%s device=%s attention=%s linear=%s offload=%d tokens=%lld forward_ms=%.2f "
               "peak_bytes=%zu\n",
               cfg.name.c_str(), device_name(opts.device), attention_mode_name(opts.attention.mode),
-              linear_mode_name(opts.linear), (long long)L, t.median_ms, peak);
+              linear_mode_name(opts.linear), int(a.offload), (long long)L, t.median_ms, peak);
 
   if (a.cuda_graph && cuda) {
     Tensor out;
@@ -170,8 +174,9 @@ int run(const Args& a) {
     for (int64_t i = 0; i < ref.numel(); i++)
       maxd = std::max(maxd, double(std::fabs(ref.ptr<float>()[i] - got.ptr<float>()[i])));
     std::printf("  cuda graph (device output): eager median %.2f ms, graph median %.2f ms (%.2fx), captured %s, "
-                "max |graph - eager| %.3g\n",
-                te.median_ms, tg.median_ms, te.median_ms / tg.median_ms, dit->graph_captured() ? "yes" : "NO", maxd);
+                "max |graph - eager| %.3g%s\n",
+                te.median_ms, tg.median_ms, te.median_ms / tg.median_ms, dit->graph_captured() ? "yes" : "NO", maxd,
+                offload_note(a.offload));
     std::printf("RESULT bench=dit_graph config=%s attention=%s linear=%s tokens=%lld eager_ms=%.2f graph_ms=%.2f "
                 "max_diff=%.3g\n",
                 cfg.name.c_str(), attention_mode_name(opts.attention.mode), linear_mode_name(opts.linear),
@@ -202,6 +207,7 @@ cli::Runner setup(CLI::App& app) {
   app.add_option("--seed", a->seed, "seed for weights and inputs");
   app.add_flag("--no-breakdown", a->no_breakdown, "skip the profiled per-kind forward");
   app.add_flag("--cuda-graph", a->cuda_graph, "also time eager vs CUDA-graph forwards (device output)");
+  app.add_flag("--offload", a->offload, "stream block weights from pinned host memory");
   return [a] { return run(*a); };
 }
 

@@ -354,12 +354,13 @@ TEST(DitForward, RandomWeightsAreDeterministicAndFinite) {
   EXPECT_TRUE(std::isfinite(test::nmse(oa, od)));
 }
 
-// forward_device on a CPU model returns the host result; the CUDA graph option is harmless on the CPU.
+// forward_device on a CPU model returns the host result; CUDA-only options are harmless on the CPU.
 TEST(DitForward, ForwardDeviceAndCudaOnlyOptionsOnCpu) {
   DitConfig c = DitConfig::from_json_file(fixture("t2v", "config.json"));
   DitOptions o = cpu_opts();
   auto plain = WanDiT::random(c, o, 7);
   o.cuda_graph = true;
+  o.offload = true;  // warns and is ignored
   auto flagged = WanDiT::random(c, o, 7);
   Inputs in = read_inputs("t2v");
   Tensor ref = run(*plain, in);
@@ -449,6 +450,10 @@ TEST(DitCommand, BadInputsFailCleanly) {
   // Unknown preset.
   EXPECT_EQ(sh(bin() + " dit --device cpu --config wan3 --weights " + w + " --inputs " +
                fixture("t2v", "inputs.safetensors") + " --output " + out),
+            1);
+  // --offload without a GPU.
+  EXPECT_EQ(sh(bin() + " dit --device cpu --offload --weights " + w + " --inputs " + fixture("t2v", "inputs.safetensors") +
+               " --output " + out),
             1);
   // A config whose shapes do not fit the weights.
   EXPECT_EQ(sh(bin() + " dit --device cpu --config wan2.1-t2v-1.3b --weights " + w + " --inputs " +

@@ -1,5 +1,8 @@
-// CUDA pieces of the Wan DiT forward: device patchify/unpatchify, and the captured-forward holder. See dit_runtime.h.
+// CUDA pieces of the Wan DiT forward: device patchify/unpatchify, the captured-forward holder and the block weight
+// streamer. See dit_runtime.h.
 #include "cuda/dit_runtime.h"
+
+#include <cstring>
 
 #include "core/allocator.h"
 #include "core/device_pool.h"
@@ -41,6 +44,9 @@ void check_f32_grid(const Tensor& t, const char* what) {
   TD_CHECK(t.dtype() == DType::F32 && t.dim() == 4 && t.is_contiguous(), what,
            "expected a contiguous f32 [C, F, H, W] CUDA tensor, got ", t.describe());
 }
+
+cudaStream_t as_stream(void* s) { return static_cast<cudaStream_t>(s); }
+cudaEvent_t as_event(void* e) { return static_cast<cudaEvent_t>(e); }
 
 }  // namespace
 
@@ -120,6 +126,93 @@ void DitGraph::replay() {
   TD_CHECK(exec_, "cuda graph", "replay before capture");
   TD_CUDA_CHECK(cudaGraphLaunch(static_cast<cudaGraphExec_t>(exec_), stream()));
 }
+
+// ---------------------------------------------------------------------------------------------------------------
+
+DitOffloader::DitOffloader(int num_blocks, const std::function<std::vector<Tensor*>(int)>& tensors_of) : n_(num_blocks) {
+  TD_CHECK(n_ > 0, "--offload", "no blocks to stream");
+  // Layout from block 0: 256-byte aligned offsets (vectorised kernels and cuBLASLt want aligned operands).
+  std::vector<Tensor*> t0 = tensors_of(0);
+  std::vector<size_t> offs;
+  size_t off = 0;
+  for (Tensor* t : t0) {
+    TD_CHECK(t->defined() && t->is_contiguous(), "--offload", "block tensor ", t->describe(), " is not packable");
+    offs.push_back(off);
+    off += (t->nbytes() + 255) & ~size_t(255);
+  }
+  block_bytes_ = off;
+  TD_CUDA_CHECK(cudaHostAlloc(reinterpret_cast<void**>(&pinned_), size_t(n_) * block_bytes_, cudaHostAllocDefault));
+  for (int i = 0; i < n_; i++) {
+    std::vector<Tensor*> ti = tensors_of(i);
+    TD_CHECK(ti.size() == t0.size(), "--offload", "block ", i, " has a different set of tensors than block 0");
+    char* base = pinned_ + size_t(i) * block_bytes_;
+    for (size_t k = 0; k < ti.size(); k++) {
+      const Tensor& t = *ti[k];
+      TD_CHECK(t.shape() == t0[k]->shape() && t.dtype() == t0[k]->dtype(), "--offload", "block ", i, " tensor ",
+               t.describe(), " differs from block 0's ", t0[k]->describe());
+      const Tensor h = t.to(Device::CPU).contiguous();
+      std::memcpy(base + offs[k], h.data(), h.nbytes());
+    }
+  }
+  for (Slot& s : slots_) {
+    s.storage = Tensor::empty({int64_t(block_bytes_)}, DType::I8, Device::CUDA);
+    for (size_t k = 0; k < t0.size(); k++)
+      s.views.push_back(Tensor::borrow(static_cast<char*>(s.storage.data()) + offs[k], t0[k]->shape(),
+                                       t0[k]->dtype(), Device::CUDA, s.storage.storage())
+                            .set_name(t0[k]->name()));
+    cudaEvent_t a, b;
+    TD_CUDA_CHECK(cudaEventCreateWithFlags(&a, cudaEventDisableTiming));
+    s.copied = a;
+    TD_CUDA_CHECK(cudaEventCreateWithFlags(&b, cudaEventDisableTiming));
+    s.used = b;
+  }
+  cudaStream_t cs;
+  TD_CUDA_CHECK(cudaStreamCreateWithFlags(&cs, cudaStreamNonBlocking));
+  copy_stream_ = cs;
+  cudaEvent_t st;
+  TD_CUDA_CHECK(cudaEventCreateWithFlags(&st, cudaEventDisableTiming));
+  start_ = st;
+}
+
+DitOffloader::~DitOffloader() {
+  // Copies may still be in flight into the slots: wait before the slots go back to the cache.
+  if (copy_stream_) cudaStreamSynchronize(as_stream(copy_stream_));
+  cudaStreamSynchronize(stream());
+  for (Slot& s : slots_) {
+    if (s.copied) cudaEventDestroy(as_event(s.copied));
+    if (s.used) cudaEventDestroy(as_event(s.used));
+  }
+  if (start_) cudaEventDestroy(as_event(start_));
+  if (copy_stream_) cudaStreamDestroy(as_stream(copy_stream_));
+  if (pinned_) cudaFreeHost(pinned_);
+}
+
+void DitOffloader::upload(int i) {
+  Slot& s = slots_[i % 2];
+  TD_CUDA_CHECK(cudaMemcpyAsync(s.storage.data(), pinned_ + size_t(i) * block_bytes_, block_bytes_,
+                                cudaMemcpyHostToDevice, as_stream(copy_stream_)));
+  TD_CUDA_CHECK(cudaEventRecord(as_event(s.copied), as_stream(copy_stream_)));
+}
+
+void DitOffloader::begin() {
+  // Both slots may still be read by the previous forward's last blocks: the copy stream starts after them.
+  TD_CUDA_CHECK(cudaEventRecord(as_event(start_), stream()));
+  TD_CUDA_CHECK(cudaStreamWaitEvent(as_stream(copy_stream_), as_event(start_), 0));
+  upload(0);
+}
+
+int DitOffloader::acquire(int i) {
+  TD_CHECK(i >= 0 && i < n_, "--offload", "block ", i, " out of range");
+  if (i + 1 < n_) {
+    // Block i+1 goes where block i-1 was: wait for its last reader (block 0's slot-1 predecessor is `start_`).
+    if (i >= 1) TD_CUDA_CHECK(cudaStreamWaitEvent(as_stream(copy_stream_), as_event(slots_[(i + 1) % 2].used), 0));
+    upload(i + 1);
+  }
+  TD_CUDA_CHECK(cudaStreamWaitEvent(stream(), as_event(slots_[i % 2].copied), 0));
+  return i % 2;
+}
+
+void DitOffloader::release(int i) { TD_CUDA_CHECK(cudaEventRecord(as_event(slots_[i % 2].used), stream())); }
 
 }  // namespace cuda
 }  // namespace td

@@ -1,11 +1,12 @@
-// CUDA pieces of the Wan DiT forward (src/model/dit): patchify/unpatchify on the device and a CUDA graph of the
-// per-call work. Only compiled in CUDA builds; the
+// CUDA pieces of the Wan DiT forward (src/model/dit): patchify/unpatchify on the device, a CUDA graph of the
+// per-call work, and block weight streaming from pinned host memory (--offload). Only compiled in CUDA builds; the
 // DiT calls these under TD_WITH_CUDA.
 #pragma once
 
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <vector>
 
 #include "core/tensor.h"
 
@@ -36,6 +37,47 @@ class DitGraph {
   void* graph_ = nullptr;  // cudaGraph_t
   void* exec_ = nullptr;   // cudaGraphExec_t
   int pool_ = 0;
+};
+
+// Streams per-block weights from pinned host memory into two device slots on a second stream: the copy of block
+// i+1 overlaps the compute of block i; events order copy-after-use and use-after-copy. All blocks share one layout
+// (the same tensor shapes), so a slot is described once by `layout` (the tensors of one block, as views into the
+// slot) and a block is one contiguous copy.
+class DitOffloader {
+ public:
+  // `tensors_of(i)` lists block i's device tensors (host-resident at this point) in a fixed order; every block
+  // must list the same shapes and dtypes. Packs them into pinned memory (the caller drops the host tensors
+  // afterwards) and allocates the two slots.
+  DitOffloader(int num_blocks, const std::function<std::vector<Tensor*>(int)>& tensors_of);
+  ~DitOffloader();
+  DitOffloader(const DitOffloader&) = delete;
+  DitOffloader& operator=(const DitOffloader&) = delete;
+
+  // Device views of slot s's tensors, in the order `tensors_of` lists them.
+  const std::vector<Tensor>& slot_tensors(int s) const { return slots_[size_t(s)].views; }
+  size_t block_bytes() const { return block_bytes_; }
+  size_t device_bytes() const { return 2 * block_bytes_; }
+
+  // Forward protocol: begin() before block 0, then acquire(i) (returns the slot holding block i, ready for use on
+  // the compute stream) and release(i) after block i's kernels were enqueued.
+  void begin();
+  int acquire(int i);
+  void release(int i);
+
+ private:
+  void upload(int i);
+  struct Slot {
+    Tensor storage;            // i8 [block_bytes] on the device
+    std::vector<Tensor> views;
+    void* copied = nullptr;    // cudaEvent_t: upload into the slot done (copy stream)
+    void* used = nullptr;      // cudaEvent_t: last reader of the slot done (compute stream)
+  };
+  int n_ = 0;
+  size_t block_bytes_ = 0;
+  char* pinned_ = nullptr;  // n_ * block_bytes_
+  Slot slots_[2];
+  void* copy_stream_ = nullptr;
+  void* start_ = nullptr;   // cudaEvent_t: the compute stream reached the forward (slots' previous readers done)
 };
 
 }  // namespace cuda

@@ -192,5 +192,37 @@ TEST(CudaDit, DeviceOutputMatchesHostOutput) {
   expect_same(gpu->forward_device(k.x, 500.f, k.ctx, &k.y), host, "i2v host in, device out");
 }
 
+void offload_matches_resident(LinearMode lm, const char* tag) {
+  DitConfig c = tiny("t2v");
+  c.num_layers = 5;  // odd, > 2: every slot is reused and the last block lands in slot 0
+  auto resident = WanDiT::random(c, on(Device::CUDA, lm), 17);
+  DitOptions o = on(Device::CUDA, lm);
+  o.offload = true;
+  auto off = WanDiT::random(c, o, 17);
+  const double block_bytes = double(resident->weight_bytes() - off->weight_bytes()) / (c.num_layers - 2);
+  std::printf("[ %s ] weights on device: resident %zu B, offload %zu B (%.0f B per block)\n", tag,
+              resident->weight_bytes(), off->weight_bytes(), block_bytes);
+  EXPECT_LT(off->weight_bytes(), resident->weight_bytes());
+  Case k = make_case(c, 3, 16, 20, 37, 900);
+  for (float t : {937.f, 500.f, 500.f}) {
+    const std::string what = cat(tag, " offload t=", t);
+    expect_same(fwd(*off, k, t), fwd(*resident, k, t), what.c_str());
+  }
+  // With graphs asked for too, offload runs eagerly (documented) and still matches.
+  off->set_cuda_graph(true);
+  for (int i = 0; i < 3; i++) expect_same(fwd(*off, k, 250.f), fwd(*resident, k, 250.f), cat(tag, " offload+graph flag").c_str());
+  EXPECT_FALSE(off->graph_captured());
+}
+
+TEST(CudaDit, OffloadMatchesResidentFloat) {
+  TD_SKIP_WITHOUT_CUDA();
+  offload_matches_resident(LinearMode::Float, "bf16");
+}
+
+TEST(CudaDit, OffloadMatchesResidentW8A8) {
+  TD_SKIP_WITHOUT_CUDA();
+  offload_matches_resident(LinearMode::W8A8, "w8a8");
+}
+
 }  // namespace
 }  // namespace td

@@ -1,6 +1,6 @@
 // `turbodiff dit`: one Wan DiT forward on saved inputs (the verification contract of issue #2):
 //   turbodiff dit --weights W [--config C] --inputs IN.safetensors --output OUT.safetensors
-//                 [--device cpu|cuda] [--attention dense|sla|sagesla] [--topk R] [--linear bf16|w8a8]
+//                 [--device cpu|cuda] [--attention dense|sla|sagesla] [--topk R] [--linear bf16|w8a8] [--offload]
 // IN: x f32 [in_dim_noise,F,H,W], t f32 [1], context f32 [L<=text_len,text_dim], optional y f32 [y_dim,F,H,W].
 // OUT: out f32 [out_dim,F,H,W].
 #include <chrono>
@@ -19,6 +19,7 @@ namespace {
 struct Args {
   std::string weights, config, inputs, output, device = "auto", attention = "dense", linear = "auto";
   float topk = 0.1f;
+  bool offload = false;
 };
 
 td::Tensor input(const td::TensorMap& in, const std::string& name, const std::string& path) {
@@ -47,6 +48,8 @@ int run(const Args& a) {
   TD_CHECK(a.topk > 0.f && a.topk <= 1.f, "--topk", "must be in (0, 1], got ", a.topk);
   opts.attention.topk = a.topk;
   opts.linear = parse_linear_mode(a.linear);
+  TD_CHECK(!a.offload || opts.device == Device::CUDA, "--offload", "streams blocks to a CUDA device; use --device cuda");
+  opts.offload = a.offload;
 
   auto t0 = std::chrono::steady_clock::now();
   TensorMap raw = load_checkpoint(a.weights);
@@ -87,6 +90,8 @@ td::cli::Runner setup(CLI::App& app) {
   app.add_option("--topk", a->topk, "fraction of key blocks kept by sla/sagesla (default 0.1)");
   app.add_option("--linear", a->linear, "block linears: bf16 (f32 on cpu) or w8a8; default: as the checkpoint")
       ->check(CLI::IsMember({"auto", "bf16", "w8a8"}));
+  app.add_flag("--offload", a->offload,
+               "keep block weights in pinned host memory and stream them to the GPU (two blocks resident)");
   return [a]() { return run(*a); };
 }
 

@@ -528,12 +528,22 @@ void DitRunner::block_w8a8(int i, const DitBlockWeights& b, int64_t L, int F, in
 void DitRunner::body(int64_t L, int F, int Hp, int Wp) {
   linear(w_.patch, ws_.patches, ws_.x);
   text_embedding();
+#if TD_WITH_CUDA
+  cuda::DitOffloader* off = w_.offload.get();
+  if (off) off->begin();
+#endif
   for (int i = 0; i < c_.num_layers; i++) {
     const DitBlockWeights* b = &w_.blocks[size_t(i)];
+#if TD_WITH_CUDA
+    if (off) b = &w_.slot_blocks[off->acquire(i)];
+#endif
     if (w_.quantized)
       block_w8a8(i, *b, L, F, Hp, Wp);
     else
       block(i, *b, L, F, Hp, Wp);
+#if TD_WITH_CUDA
+    if (off) off->release(i);
+#endif
   }
   // Head: LN (no affine) * (1 + scale) + shift, in fp32, then the Linear.
   {
@@ -609,7 +619,7 @@ Tensor DitRunner::run(const Tensor& x_in, float t, const Tensor& context_in, con
   // ---- the device work: eager, or through a CUDA graph ----
   bool ran = false;
 #if TD_WITH_CUDA
-  if (cuda && m_.opts_.cuda_graph && !m_.profiler_) {
+  if (cuda && m_.opts_.cuda_graph && !m_.profiler_ && !w_.offload) {
     const int64_t grid[3] = {F, Hp, Wp};
     auto same = [&](const int64_t* g) { return g[0] == grid[0] && g[1] == grid[1] && g[2] == grid[2]; };
     if (!(ws_.graph && same(ws_.graph_grid))) {

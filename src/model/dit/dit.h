@@ -35,8 +35,11 @@ struct DitOptions {
   // CUDA only. Capture the per-call work (patch embedding, text MLP, blocks, head) into a CUDA graph and replay it:
   // the first call at a grid runs eagerly (warm-up: allocator blocks, cuBLASLt plans), the second captures, later
   // ones replay. Per-call inputs (patches, padded context, t-derived modulation) are copied into fixed device buffers
-  // before each replay. A new grid re-captures. Ignored (eager) while a profiler is set.
+  // before each replay. A new grid re-captures. Ignored (eager) while a profiler is set or with `offload`.
   bool cuda_graph = false;
+  // CUDA only. Keep block weights in pinned host memory and stream them through two device slots, block i+1's copy
+  // overlapping block i's compute (a second stream, ordered by events). Device weights: non-block layers + 2 blocks.
+  bool offload = false;
 };
 
 // Per-kind timing hooks for benchmarks. begin/end bracket each op call of that kind; the implementation decides
@@ -88,7 +91,7 @@ class WanDiT {
   const DitConfig& config() const { return config_; }
   const DitOptions& options() const { return opts_; }
   bool quantized() const;  // block linears run W8A8
-  size_t weight_bytes() const;  // on the model's device
+  size_t weight_bytes() const;  // on the model's device (with offload: non-block weights + the two block slots)
   bool graph_captured() const;  // a CUDA graph is held for the last grid (tests, benchmarks)
   void set_profiler(DitProfiler* p) { profiler_ = p; }
   // Turns DitOptions::cuda_graph on or off after load (off drops a captured graph).

@@ -7,6 +7,9 @@
 #include "core/log.h"
 #include "core/threads.h"
 #include "ops/w8a8.h"
+#if TD_WITH_CUDA
+#include "cuda/dit_runtime.h"
+#endif
 
 namespace td {
 
@@ -28,10 +31,12 @@ struct Binder {
   LinearMode mode;
   DitWeightSource& src;
   DitWeights& w;
+  bool keep_host = false;  // --offload: block tensors stay on the host until packed into pinned memory
 
   Tensor place(Tensor host, DType dt) {
     if (host.dtype() != dt) host = host.contiguous().to(dt);
     Tensor t = host.contiguous();
+    if (keep_host) return t;  // may still borrow the mapped file: it is copied into pinned memory right after
     if (o.device == Device::CUDA) t = t.to(Device::CUDA);
     w.device_bytes += t.nbytes();
     return t;
@@ -127,6 +132,9 @@ void bind_dit_weights(const DitConfig& c, const DitOptions& o, LinearMode mode, 
   w.head_modulation = b.host_param("head.modulation", {1, 2, D}).view({2, D});
   w.blocks.clear();
   w.blocks.resize(size_t(c.num_layers));
+  const bool offload = o.offload && o.device == Device::CUDA;
+  if (o.offload && o.device != Device::CUDA) log_warn("--offload streams blocks to a CUDA device; ignored on the cpu");
+  b.keep_host = offload;
   for (int i = 0; i < c.num_layers; i++) {
     DitBlockWeights& k = w.blocks[size_t(i)];
     b.linear(k.sq, blk(i, "self_attn.q"), D, D, true);
@@ -152,6 +160,39 @@ void bind_dit_weights(const DitConfig& c, const DitOptions& o, LinearMode mode, 
       k.proj_l_b = b.param(pl + ".bias", {Dh});
     }
   }
+  b.keep_host = false;
+  if (!offload) return;
+#if TD_WITH_CUDA
+  auto off = std::make_shared<cuda::DitOffloader>(
+      c.num_layers, [&](int i) { return dit_block_device_tensors(w.blocks[size_t(i)]); });
+  for (int s = 0; s < 2; s++) {
+    w.slot_blocks[s] = w.blocks[0];
+    std::vector<Tensor*> dst = dit_block_device_tensors(w.slot_blocks[s]);
+    const std::vector<Tensor>& views = off->slot_tensors(s);
+    TD_ASSERT(dst.size() == views.size(), "offload slot layout");
+    for (size_t k = 0; k < dst.size(); k++) *dst[k] = views[k];
+    w.slot_blocks[s].modulation = Tensor();
+  }
+  for (DitBlockWeights& k : w.blocks)
+    for (Tensor* t : dit_block_device_tensors(k)) *t = Tensor();  // the pinned copy is the only one now
+  w.device_bytes += off->device_bytes();
+  log_info("DiT offload: ", c.num_layers, " blocks of ", off->block_bytes() >> 20,
+           " MiB in pinned host memory, 2 device slots");
+  w.offload = off;
+#else
+  fail("--offload", "this turbodiff was built without CUDA");
+#endif
+}
+
+std::vector<Tensor*> dit_block_device_tensors(DitBlockWeights& b) {
+  std::vector<Tensor*> v;
+  for (DitLinear* l : {&b.sq, &b.sk, &b.sv, &b.so, &b.cq, &b.ck, &b.cv, &b.co, &b.ffn0, &b.ffn2})
+    for (Tensor* t : {&l->w, &l->w_int8, &l->w_scale, &l->b})
+      if (t->defined()) v.push_back(t);
+  for (Tensor* t : {&b.s_norm_q, &b.s_norm_k, &b.c_norm_q, &b.c_norm_k, &b.norm3_w, &b.norm3_b, &b.proj_l_w,
+                    &b.proj_l_b})
+    if (t->defined()) v.push_back(t);
+  return v;
 }
 
 }  // namespace td

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -10,6 +11,10 @@
 #include "model/dit/dit.h"
 
 namespace td {
+
+namespace cuda {
+class DitOffloader;
+}
 
 // One nn.Linear: either a float weight (f32 on CPU, bf16 on CUDA) or TurboDiffusion's W8A8 form (i8 weight +
 // f32 128x128 tile scales). The bias is f32 on the model's device.
@@ -40,7 +45,15 @@ struct DitWeights {
   std::vector<DitBlockWeights> blocks;
   bool quantized = false;  // block linears are W8A8
   size_t device_bytes = 0;
+  // --offload: `blocks` keep only their host modulation; the forward uses slot_blocks[offload->acquire(i)], whose
+  // tensors are views into the device slots. shared_ptr: its deleter is bound where it is made (CUDA code).
+  std::shared_ptr<cuda::DitOffloader> offload;
+  DitBlockWeights slot_blocks[2];
 };
+
+// The tensors of a block that live on the device (every linear's weight/scale/bias, the norms, proj_l), in a
+// fixed order; the offloader packs them in this order.
+std::vector<Tensor*> dit_block_device_tensors(DitBlockWeights& b);
 
 // Where parameter values come from: a checkpoint (keys normalised) or a random generator. `get` returns a host
 // tensor of any float dtype (i8/f32 for the W8A8 tensors) whose shape has been checked against `shape`.
