@@ -2,7 +2,8 @@
 //
 // Inputs are rounded to the device dtype first and the CPU reference runs on exactly those values, so the
 // measured error is the device op's own (fp32 vs double statistics, bf16 output rounding, bf16 P in attention).
-// NMSE limits: bf16 output rounding alone gives ~1.3e-6, so 1e-5 for norms/elementwise with bf16 output, 1e-4 for
+// NMSE limits: bf16 output rounding alone gives ~3e-6 over many elements (at most 2^-16 = 1.53e-5, see
+// within_bf16_bounds), so 1e-5 for norms/elementwise with bf16 output, 1e-4 for
 // attention (P is also rounded to bf16), much tighter for f32 outputs. Outputs live inside guarded buffers whose
 // sentinel bytes before and after must survive (out-of-bounds writes).
 #include <gtest/gtest.h>
@@ -82,6 +83,40 @@ Guarded guarded_from(const Tensor& host_f32, DType dt, int64_t guard = 64) {
 
 // ---------------------------------------------------------------- linear
 
+// bf16 outputs are checked element by element against bounds that follow from the dtype, plus an NMSE limit once
+// the output is large enough for statistics.
+//  - Round-to-nearest bf16 moves a value v by at most half an ulp, at most 2^-8 |v|: one ulp of the reference
+//    covers that and a flipped rounding (fp32 sums in another order).
+//  - For some shapes (seen at M=5 K=17 N=9, alignment 2) cuBLASLt's fused bias/GELU kernel rounds the product x.w to
+//    bf16 before adding the bias: the H100 result matches round(gelu(round(x.w) + b)) exactly, NMSE 1.338e-5 vs 1e-5
+//    before. That error is half an ulp of |x.w| (times GELU's slope, at most 1.13), large next to a small output
+//    when the bias cancels the product, so it is part of the bound.
+//  - 1e-3 x the output RMS of slack for the epilogue's tanh near zero.
+// NMSE: bf16 rounding averages ~3e-6 over many elements, so outputs of >= 1024 elements must stay under 1e-5; a
+// few dozen elements are dominated by their largest values and are left to the element-wise bound.
+::testing::AssertionResult within_bf16_bounds(const Tensor& y_dev, const Tensor& ref, const Tensor& prod, bool gelu) {
+  Tensor y = y_dev.to_f32_host().contiguous();
+  const float* yp = y.ptr<float>();
+  const float* rp = ref.ptr<float>();
+  const float* pp = prod.ptr<float>();
+  auto ulp = [](double v) {
+    int e = 0;
+    std::frexp(v, &e);  // |v| in [2^(e-1), 2^e)
+    return v == 0 ? 0.0 : std::ldexp(1.0, e - 8);  // bf16: 8 significant bits
+  };
+  double ss = 0;
+  for (int64_t i = 0; i < ref.numel(); i++) ss += double(rp[i]) * rp[i];
+  const double slack = 1e-3 * std::sqrt(ss / double(std::max<int64_t>(ref.numel(), 1)));
+  for (int64_t i = 0; i < ref.numel(); i++) {
+    const double tol = ulp(rp[i]) + 0.5 * ulp(pp[i]) * (gelu ? 1.13 : 1.0) + slack;
+    if (!(std::fabs(double(yp[i]) - rp[i]) <= tol))
+      return ::testing::AssertionFailure() << "element " << i << ": " << yp[i] << " vs reference " << rp[i]
+                                           << " (x.w " << pp[i] << ", bound " << tol << ")";
+  }
+  return ::testing::AssertionSuccess();
+}
+
+// limit: the NMSE limit for f32 outputs; bf16 outputs use within_bf16_bounds (and NMSE 1e-5 from 1024 elements).
 void check_linear(int64_t M, int64_t K, int64_t N, int bias_kind, DType out, Epilogue ep, double limit,
                   uint64_t seed) {
   SCOPED_TRACE(cat("M=", M, " K=", K, " N=", N, " bias=", bias_kind, " out=", dtype_name(out),
@@ -96,25 +131,32 @@ void check_linear(int64_t M, int64_t K, int64_t N, int bias_kind, DType out, Epi
   Tensor bd = to_dev(b, bias_kind == 1 ? DType::BF16 : DType::F32);
   Guarded y = guarded({M, N}, out);
   cuda::linear(xd, wd, bias_kind ? &bd : nullptr, y.t, ep);
-  EXPECT_LT(nmse(y.t, ref), limit);
+  if (out == DType::BF16) {
+    Tensor prod = Tensor::empty({M, N}, DType::F32);
+    cpu::linear(x, w, nullptr, prod, Epilogue::None);
+    if (M * N >= 1024) EXPECT_LT(nmse(y.t, ref), 1e-5);
+    EXPECT_TRUE(within_bf16_bounds(y.t, ref, prod, ep == Epilogue::GeluTanh));
+  } else {
+    EXPECT_LT(nmse(y.t, ref), limit);
+  }
   EXPECT_TRUE(guards_intact(y));
 }
 
 TEST(CudaOps, Linear) {
   TD_SKIP_WITHOUT_CUDA();
-  check_linear(37, 64, 40, 0, DType::BF16, Epilogue::None, 1e-5, 1);
-  check_linear(37, 72, 48, 1, DType::BF16, Epilogue::None, 1e-5, 2);
-  check_linear(37, 72, 48, 2, DType::BF16, Epilogue::GeluTanh, 1e-5, 3);
+  check_linear(37, 64, 40, 0, DType::BF16, Epilogue::None, 0, 1);
+  check_linear(37, 72, 48, 1, DType::BF16, Epilogue::None, 0, 2);
+  check_linear(37, 72, 48, 2, DType::BF16, Epilogue::GeluTanh, 0, 3);
   check_linear(131, 256, 136, 2, DType::F32, Epilogue::None, 1e-9, 4);
   check_linear(131, 256, 136, 1, DType::F32, Epilogue::GeluTanh, 1e-7, 5);  // the epilogue's tanh may be approximate
-  check_linear(257, 512, 384, 2, DType::BF16, Epilogue::GeluTanh, 1e-5, 6);
+  check_linear(257, 512, 384, 2, DType::BF16, Epilogue::GeluTanh, 0, 6);
   check_linear(1, 128, 64, 2, DType::F32, Epilogue::None, 1e-9, 7);  // the time-embedding MLP has M = 1
 }
 
 TEST(CudaOps, LinearUnalignedShapes) {
   TD_SKIP_WITHOUT_CUDA();
   check_linear(37, 45, 33, 2, DType::F32, Epilogue::None, 1e-9, 11);
-  check_linear(5, 17, 9, 1, DType::BF16, Epilogue::GeluTanh, 1e-5, 12);
+  check_linear(5, 17, 9, 1, DType::BF16, Epilogue::GeluTanh, 0, 12);
 }
 
 // A row-strided input (a column slice of a wider matrix) and an output that is a row-strided view.
