@@ -14,6 +14,7 @@
 #include "ops/ops.h"
 #ifdef TD_WITH_CUDA
 #include "cuda/attention.h"
+#include "cuda/linear.h"
 #endif
 
 namespace {
@@ -75,12 +76,20 @@ void bench_attention(const Args& a, int64_t Lq, int64_t Lk, int64_t H, const cha
 }
 #endif
 
-void bench_linear(const Args& a, int64_t M, int64_t K, int64_t N, Epilogue ep, DType out) {
-  Tensor x = dev({M, K}, DType::BF16, 4), w = dev({N, K}, DType::BF16, 5, 0.02f), b = dev({N}, DType::F32, 6);
+// bias: F32 (what the DiT passes), BF16, or U8 for none (the plain GEMM, the yardstick for the fused epilogues).
+void bench_linear(const Args& a, int64_t M, int64_t K, int64_t N, Epilogue ep, DType out, DType bias = DType::F32) {
+  const bool has_bias = bias != DType::U8;
+  Tensor x = dev({M, K}, DType::BF16, 4), w = dev({N, K}, DType::BF16, 5, 0.02f);
+  Tensor b = has_bias ? dev({N}, bias, 6) : Tensor();
   Tensor y = Tensor::empty({M, N}, out, Device::CUDA);
-  bench::Timing t = bench::time_it([&] { ops::linear(x, w, &b, y, ep); }, a.warmup, a.iters, true, a.flush);
-  row(ep == Epilogue::GeluTanh ? "linear+bias+gelu" : "linear+bias",
-      cat(M, "x", K, "x", N, out == DType::F32 ? " ->f32" : ""), t, 2.0 * M * K * N, 0);
+  bench::Timing t = bench::time_it([&] { ops::linear(x, w, has_bias ? &b : nullptr, y, ep); }, a.warmup, a.iters,
+                                   true, a.flush);
+  const std::string what = cat("linear", has_bias ? "+bias" : "", ep == Epilogue::GeluTanh ? "+gelu" : "",
+                               has_bias && bias == DType::BF16 ? " (bf16 b)" : "");
+  row(what.c_str(), cat(M, "x", K, "x", N, out == DType::F32 ? " ->f32" : ""), t, 2.0 * M * K * N, 0);
+#ifdef TD_WITH_CUDA
+  std::printf("    (%s)\n", cuda::linear_last_plan().c_str());
+#endif
 }
 
 void bench_norms(const Args& a, int64_t L, int64_t D, int64_t H, int f, int hh, int ww) {
@@ -126,6 +135,10 @@ int run(const Args& a) {
     bench_linear(a, 32760, 1536, 8960, Epilogue::GeluTanh, DType::BF16);
     bench_linear(a, 32760, 8960, 1536, Epilogue::None, DType::BF16);
     bench_linear(a, 32760, 1536, 1536, Epilogue::None, DType::F32);
+    bench_linear(a, 32760, 1536, 1536, Epilogue::None, DType::BF16, DType::BF16);
+    bench_linear(a, 32760, 1536, 1536, Epilogue::None, DType::BF16, DType::U8);  // plain GEMM, same run
+    bench_linear(a, 32760, 1536, 8960, Epilogue::None, DType::BF16, DType::U8);
+    bench_linear(a, 32760, 8960, 1536, Epilogue::None, DType::BF16, DType::U8);
     if (!a.no_14b) {
       bench_linear(a, 75600, 5120, 5120, Epilogue::None, DType::BF16);
       bench_linear(a, 75600, 5120, 13824, Epilogue::GeluTanh, DType::BF16);

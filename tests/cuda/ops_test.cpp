@@ -26,6 +26,7 @@
 #include "cuda/cast.h"
 #include "cuda/layernorm.h"
 #include "cuda/linear.h"
+#include "cuda/linear_config.h"
 #include "cuda/residual.h"
 #include "cuda/rmsnorm.h"
 #include "cuda/rope3d.h"
@@ -124,8 +125,12 @@ void check_linear(int64_t M, int64_t K, int64_t N, int bias_kind, DType out, Epi
   Tensor x = rounded(randn({M, K}, seed), DType::BF16);
   Tensor w = rounded(randn({N, K}, seed + 1, 1.f / std::sqrt(float(K))), DType::BF16);
   Tensor b = rounded(randn({N}, seed + 2, 0.5f), bias_kind == 1 ? DType::BF16 : DType::F32);
+  // With a bf16 output, an f32 bias is rounded to bf16 so cuBLASLt can fuse it (linear_config.h): the reference
+  // adds the bias the device adds.
+  const bool bias_rounded = bias_kind == 2 && out == DType::BF16 && cuda::linear_config::kRoundF32BiasForFusion;
+  Tensor b_ref = bias_rounded ? rounded(b, DType::BF16) : b;
   Tensor ref = Tensor::empty({M, N}, DType::F32);
-  cpu::linear(x, w, bias_kind ? &b : nullptr, ref, ep);
+  cpu::linear(x, w, bias_kind ? &b_ref : nullptr, ref, ep);
 
   Tensor xd = to_dev(x, DType::BF16), wd = to_dev(w, DType::BF16);
   Tensor bd = to_dev(b, bias_kind == 1 ? DType::BF16 : DType::F32);
@@ -151,6 +156,20 @@ TEST(CudaOps, Linear) {
   check_linear(131, 256, 136, 1, DType::F32, Epilogue::GeluTanh, 1e-7, 5);  // the epilogue's tanh may be approximate
   check_linear(257, 512, 384, 2, DType::BF16, Epilogue::GeluTanh, 0, 6);
   check_linear(1, 128, 64, 2, DType::F32, Epilogue::None, 1e-9, 7);  // the time-embedding MLP has M = 1
+}
+
+// Shapes above linear_config::kAutotuneMinFlops: the plan times every heuristic candidate on first use, then runs
+// the winner; the result must be right for each epilogue/bias combination (and the second call reuses the plan).
+TEST(CudaOps, LinearAutotunedShapes) {
+  TD_SKIP_WITHOUT_CUDA();
+  ASSERT_GE(2.0 * 1024 * 1024 * 1040, cuda::linear_config::kAutotuneMinFlops);
+  for (int rep = 0; rep < 2; rep++) {
+    check_linear(1024, 1024, 1040, 2, DType::BF16, Epilogue::GeluTanh, 0, 31);
+    check_linear(1024, 1024, 1040, 2, DType::BF16, Epilogue::None, 0, 32);
+    check_linear(1024, 1024, 1040, 1, DType::BF16, Epilogue::None, 0, 33);
+    check_linear(1024, 1024, 1040, 0, DType::BF16, Epilogue::None, 0, 34);
+    check_linear(1024, 1024, 1040, 2, DType::F32, Epilogue::None, 1e-9, 35);
+  }
 }
 
 TEST(CudaOps, LinearUnalignedShapes) {
