@@ -115,8 +115,9 @@ __device__ __forceinline__ void load_tile(bf16* s, const bf16* g, int64_t ld, in
 
 // SPLIT: K and V of a tile are separate cp.async groups; the S = Q K^T phase waits only for K, so V's load overlaps
 // the first matmul and the softmax (one more barrier per tile).
-template <int D, int BM, int BN, int WARPS, bool SPLIT>
-__global__ void __launch_bounds__(WARPS * 32, kAttentionMinBlocksPerSM) flash_attention_fwd(const AttnParams p) {
+// MINB: blocks per SM the register budget is sized for (__launch_bounds__), see attention_config.h.
+template <int D, int BM, int BN, int WARPS, bool SPLIT, int MINB>
+__global__ void __launch_bounds__(WARPS * 32, MINB) flash_attention_fwd(const AttnParams p) {
   constexpr int THREADS = WARPS * 32;
   constexpr int MT = BM / WARPS / 16;  // m16 tiles per warp
   constexpr int NT = BN / 8;           // n8 tiles of S per warp row-tile
@@ -297,9 +298,9 @@ __global__ void __launch_bounds__(WARPS * 32, kAttentionMinBlocksPerSM) flash_at
   }
 }
 
-template <int D, int BM, int BN, int WARPS, bool SPLIT>
+template <int D, int BM, int BN, int WARPS, bool SPLIT, int MINB>
 void launch(const AttnParams& p, int heads) {
-  auto kernel = flash_attention_fwd<D, BM, BN, WARPS, SPLIT>;
+  auto kernel = flash_attention_fwd<D, BM, BN, WARPS, SPLIT, MINB>;
   constexpr size_t smem = size_t(BM + 4 * BN) * D * sizeof(bf16);
   static const bool configured = [&] {
     TD_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
@@ -317,8 +318,8 @@ struct Variant {
   void (*fn)(const AttnParams&, int);
 };
 
-#define TD_ATTN_VARIANT_ENTRY(D, BM, BN, W, SPLIT) \
-  {D, "d" #D "_" #BM "x" #BN "_w" #W "_split" #SPLIT, &launch<D, BM, BN, W, SPLIT>},
+#define TD_ATTN_VARIANT_ENTRY(D, BM, BN, W, SPLIT, MINB) \
+  {D, "d" #D "_" #BM "x" #BN "_w" #W "_split" #SPLIT "_mb" #MINB, &launch<D, BM, BN, W, SPLIT, MINB>},
 const Variant kVariants[] = {TD_ATTENTION_VARIANTS(TD_ATTN_VARIANT_ENTRY)};
 #undef TD_ATTN_VARIANT_ENTRY
 constexpr int kNumVariants = int(sizeof(kVariants) / sizeof(kVariants[0]));
@@ -370,10 +371,10 @@ void attention(const Tensor& q, const Tensor& k, const Tensor& v, Tensor& o, con
   const int H = int(q.size(1));
   if (q.size(2) == 128) {
     using T = AttentionTile<128>;
-    launch<128, T::kBlockM, T::kBlockN, T::kWarps, T::kSplitWait>(p, H);
+    launch<128, T::kBlockM, T::kBlockN, T::kWarps, T::kSplitWait, T::kMinBlocks>(p, H);
   } else {
     using T = AttentionTile<64>;
-    launch<64, T::kBlockM, T::kBlockN, T::kWarps, T::kSplitWait>(p, H);
+    launch<64, T::kBlockM, T::kBlockN, T::kWarps, T::kSplitWait, T::kMinBlocks>(p, H);
   }
 }
 
