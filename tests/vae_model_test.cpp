@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <utility>
+#include <vector>
 
 #include "core/error.h"
 #include "io/safetensors.h"
@@ -65,10 +67,16 @@ TEST(VaeModel, ChunkedDecodeEqualsWholeSequence) {
   all.chunk = 0;
   all.tail_frames = 0;
   fine.tail_frames = 1;
+  // Progress: one call per decoder call (the first latent frame alone, then `chunk` at a time), in order, ending at
+  // the total (what a pipeline's per-frame progress bar relies on).
+  std::vector<std::pair<int, int>> seen;
+  one.on_frame = [&](int done, int total) { seen.emplace_back(done, total); };
   Tensor a = vae.decode(z, one), b = vae.decode(z, all), c = vae.decode(z, fine);
   ASSERT_EQ(a.shape(), (Shape{3, 13, 32, 48}));
   EXPECT_LT(test::nmse(a, b), 1e-10);
   EXPECT_LT(test::nmse(c, b), 1e-10);
+  const std::vector<std::pair<int, int>> want = {{1, 4}, {2, 4}, {3, 4}, {4, 4}};
+  EXPECT_EQ(seen, want);
 }
 
 // Spatial tiling is an approximation (the decoder's receptive field crosses tile borders); report its error.

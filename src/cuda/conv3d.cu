@@ -29,11 +29,14 @@ namespace td {
 namespace cuda {
 namespace {
 
+const char* conv_mode_name();
+
 cudnnHandle_t handle() {
   static cudnnHandle_t h = [] {
     cudnnHandle_t hh;
     TD_CUDNN_CHECK(cudnnCreate(&hh));
     TD_CUDNN_CHECK(cudnnSetStream(hh, stream()));
+    log_info("vae conv3d: cuDNN ", cudnnGetVersion(), " (", conv_mode_name(), " convs)");
     return hh;
   }();
   return h;
@@ -43,6 +46,14 @@ cudnnHandle_t handle() {
 // batch, accumulated with beta = 1 (2-D kernels are cuDNN's most tuned path; try both on a new GPU); "naive" = the
 // direct kernel (debugging).
 enum class ConvMode { Cudnn3d, Cudnn2dTaps, Naive };
+ConvMode conv_mode();
+const char* conv_mode_name() {
+  switch (conv_mode()) {
+    case ConvMode::Cudnn3d: return "3-D";
+    case ConvMode::Cudnn2dTaps: return "2-D per time tap";
+    default: return "direct (naive)";
+  }
+}
 ConvMode conv_mode() {
   static ConvMode m = [] {
     const char* e = std::getenv("TD_VAE_CONV");
@@ -55,11 +66,11 @@ ConvMode conv_mode() {
   return m;
 }
 
-// y[To,Ho,Wo,O] (+)= conv(x) + bias, one thread per output element, fp32 accumulation.
+// y[To,Ho,Wo,O] (+)= conv(x) + bias over the time taps [dt0, dt1), one thread per output element, fp32 accumulation.
 __global__ void conv3d_naive_kernel(const __nv_bfloat16* __restrict__ x, const __nv_bfloat16* __restrict__ w,
                                     const float* __restrict__ bias, __nv_bfloat16* __restrict__ y, int Hi, int Wi,
                                     int C, int O, int kt, int kh, int kw, int To, int Ho, int Wo, int st, int sh,
-                                    int sw, int pt, int pl, bool accumulate) {
+                                    int sw, int pt, int pl, bool accumulate, int dt0, int dt1) {
   const int64_t total = int64_t(To) * Ho * Wo * O;
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
     const int o = int(i % O);
@@ -69,7 +80,7 @@ __global__ void conv3d_naive_kernel(const __nv_bfloat16* __restrict__ x, const _
     const int ho = int(r % Ho);
     const int t = int(r / Ho);
     float acc = bias ? bias[o] : 0.f;
-    for (int dt = 0; dt < kt; dt++) {
+    for (int dt = dt0; dt < dt1; dt++) {
       const int ti = t * st + dt;
       for (int dh = 0; dh < kh; dh++) {
         const int hi = ho * sh - pt + dh;
@@ -197,7 +208,12 @@ Descs& descs_for(const Key& k, const void* x, const void* w, int To, int Ho, int
   // Time the candidates on scratch output and workspace (the real y may hold a residual we accumulate into).
   const size_t ybytes = size_t(To) * Ho * Wo * O * 2;
   void* yprobe = device_alloc(ybytes);
-  size_t ws_bytes = conv3d_config::kMaxWorkspace;
+  // TD_VAE_CUDNN_WS_MB overrides the workspace cap (to see whether a faster algorithm hides behind it).
+  static const size_t ws_cap = [] {
+    const char* e = std::getenv("TD_VAE_CUDNN_WS_MB");
+    return e && *e ? size_t(std::atol(e)) << 20 : conv3d_config::kMaxWorkspace;
+  }();
+  size_t ws_bytes = ws_cap;
   void* ws = nullptr;
   try {
     ws = device_alloc(ws_bytes);
@@ -232,14 +248,30 @@ Descs& descs_for(const Key& k, const void* x, const void* w, int To, int Ho, int
 }
 
 void naive(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y, const Conv3dParams& p, bool accumulate,
-           int pad_top, int pad_left) {
+           int pad_top, int pad_left, int dt0 = 0, int dt1 = -1) {
+  if (dt1 < 0) dt1 = int(w.size(1));
   const int64_t n = y.numel();
   conv3d_naive_kernel<<<grid_for(n, conv3d_config::kNaiveThreads), conv3d_config::kNaiveThreads, 0, stream()>>>(
       x.ptr<__nv_bfloat16>(), w.ptr<__nv_bfloat16>(), bias ? bias->ptr<float>() : nullptr, y.ptr<__nv_bfloat16>(),
       int(x.size(1)), int(x.size(2)), int(x.size(3)), int(w.size(0)), int(w.size(1)), int(w.size(2)), int(w.size(3)),
       int(y.size(0)), int(y.size(1)), int(y.size(2)), p.stride_t, p.stride_h, p.stride_w, pad_top, pad_left,
-      accumulate);
+      accumulate, dt0, dt1);
   TD_CUDA_LAUNCH_CHECK();
+}
+
+// cuDNN can accept a problem in FindEx and still refuse a later call on it (CUDNN_STATUS_BAD_PARAM was seen on the
+// tiny-channel test model: bf16 channels-last with 4 channels). Parameter errors are reported before anything runs,
+// so y is untouched and the direct kernel can take over; the problem is then marked unsupported so later calls skip
+// cuDNN. Anything but a parameter/support refusal is a real failure and throws.
+bool cudnn_refused(cudnnStatus_t st, Descs& d, const Key& k) {
+  if (st == CUDNN_STATUS_SUCCESS) return false;
+  if (st != CUDNN_STATUS_BAD_PARAM && st != CUDNN_STATUS_NOT_SUPPORTED) TD_CUDNN_CHECK(st);
+  int T, H, W, C, O, kt, kh, kw, s1, s2, s3, ph, pw, two_d;
+  std::tie(T, H, W, C, O, kt, kh, kw, s1, s2, s3, ph, pw, two_d) = k;
+  log_warn("vae conv3d: cuDNN refused [", T, ",", H, ",", W, ",", C, "]->", O, " kernel ", kt, "x", kh, "x", kw,
+           two_d ? " (2-D taps)" : "", " at run time (", cudnnGetErrorString(st), "); using the direct kernel");
+  d.supported = false;
+  return true;
 }
 
 }  // namespace
@@ -294,16 +326,19 @@ void conv3d(const Tensor& x_in, const Tensor& w, const Tensor* bias, Tensor& y, 
     if (!d.supported) return naive(x, w, bias, y, q, accumulate, q.pad_top, q.pad_left);
     void* ws = d.ws ? device_alloc(d.ws) : nullptr;
     cudnnStatus_t st = CUDNN_STATUS_SUCCESS;
-    for (int dt = 0; dt < kt && st == CUDNN_STATUS_SUCCESS; dt++) {
+    int dt = 0;
+    for (; dt < kt; dt++) {
       if (kt > 1)
         TD_CUDA_CHECK(cudaMemcpy2DAsync(wt.data(), tap * 2, w.ptr<__nv_bfloat16>() + dt * tap, size_t(kt) * tap * 2,
                                         tap * 2, size_t(O), cudaMemcpyDeviceToDevice, stream()));
       const float beta = (dt > 0 || accumulate) ? 1.f : 0.f;
       st = cudnnConvolutionForward(handle(), &alpha, d.x, x.ptr<__nv_bfloat16>() + size_t(dt) * H * W * C, d.w,
                                    wt.data(), d.conv, d.algo, ws, d.ws, &beta, d.y, y.data());
+      if (st != CUDNN_STATUS_SUCCESS) break;
     }
     if (ws) device_free(ws, d.ws);
-    TD_CUDNN_CHECK(st);
+    // Taps [0, dt) are in y already; the direct kernel adds the rest (bias below, as for cuDNN).
+    if (cudnn_refused(st, d, k)) naive(x, w, nullptr, y, q, dt > 0 || accumulate, q.pad_top, q.pad_left, dt, kt);
   } else {
     const Key k{T, H, W, C, O, kt, kh, kw, q.stride_t, q.stride_h, q.stride_w, q.pad_top, q.pad_left, 0};
     Descs& d = descs_for(k, x.data(), w.data(), To, Ho, Wo);
@@ -313,7 +348,7 @@ void conv3d(const Tensor& x_in, const Tensor& w, const Tensor* bias, Tensor& y, 
     cudnnStatus_t st = cudnnConvolutionForward(handle(), &alpha, d.x, x.data(), d.w, w.data(), d.conv, d.algo, ws,
                                                d.ws, &beta, d.y, y.data());
     if (ws) device_free(ws, d.ws);
-    TD_CUDNN_CHECK(st);
+    if (cudnn_refused(st, d, k)) return naive(x, w, bias, y, q, accumulate, q.pad_top, q.pad_left);
   }
   if (bias) {
     const int64_t O = w.size(0);
