@@ -1,8 +1,9 @@
 // `turbodiff bench vae`: Wan2.1 VAE decode and encode at a real video shape, with peak device memory.
 //
 //   turbodiff bench vae --random-weights [--frames 81 --height 480 --width 832] [--device cuda] [--iters 3]
-//                       [--tile N] [--tail-frames N] [--no-encode] [--weights Wan2.1_VAE.pth]
-// TD_VAE_CONV=2d (environment) switches the convs from cuDNN 3-D to per-time-tap 2-D convs for comparison.
+//                       [--tile N] [--tail-frames N] [--chunk N] [--no-encode] [--weights Wan2.1_VAE.pth]
+// TD_VAE_CONV=2d (environment) switches the convs from cuDNN 3-D to per-time-tap 2-D convs for comparison;
+// TD_VAE_PROFILE=1 prints where the time goes (per op kind and conv shape).
 //
 // Decode: 21 latent frames of 60x104 -> 81 x 480 x 832 (the official code: 1.86 s, 4.4 GiB on an H100). Timing is
 // wall clock around the whole call (host latent in, host f32 video out: the same work a pipeline pays), median of
@@ -16,6 +17,7 @@
 #include "core/allocator.h"
 #include "core/error.h"
 #include "core/log.h"
+#include "model/vae/vae_ops.h"
 #include "model/vae/wan_vae.h"
 
 namespace {
@@ -25,7 +27,7 @@ using namespace td;
 struct Args {
   std::string weights, device = "cuda";
   bool random_weights = false, no_encode = false;
-  int frames = 81, height = 480, width = 832, iters = 3, warmup = 1, tile = 0, tail_frames = 2;
+  int frames = 81, height = 480, width = 832, iters = 3, warmup = 1, tile = 0, tail_frames = 2, chunk = 1;
   uint64_t seed = 0;
 };
 
@@ -58,6 +60,7 @@ int run(const Args& a) {
   VaeDecodeOptions o;
   o.tile = a.tile;
   o.tail_frames = a.tail_frames;
+  o.chunk = a.chunk;
   Tensor video;
   auto report = [&](const char* what, const bench::Timing& t) {
     std::printf("  %-7s median %8.1f ms  (min %.1f, max %.1f, %zu runs)", what, t.median_ms, t.min_ms, t.max_ms,
@@ -70,16 +73,24 @@ int run(const Args& a) {
     device_synchronize();
     device_empty_cache();  // drop the algorithm search's scratch so the peak reflects steady-state use
     bench::reset_peak_device_bytes();
+    vae::profile_reset();
+  };
+  auto profile = [&](const char* what) {
+    const std::string r = vae::profile_report();
+    if (!r.empty()) std::printf("  %s, summed over %d calls (TD_VAE_PROFILE syncs around every op):\n%s", what,
+                                a.iters, r.c_str());
   };
   for (int i = 0; i < a.warmup; i++) video = vae->decode(z, o);
   settle();
   bench::Timing td = bench::time_it([&] { video = vae->decode(z, o); }, 0, a.iters, false);
   report("decode", td);
+  profile("decode");
   if (!a.no_encode) {
     for (int i = 0; i < a.warmup; i++) vae->encode(video);
     settle();
     bench::Timing te = bench::time_it([&] { vae->encode(video); }, 0, a.iters, false);
     report("encode", te);
+    profile("encode");
   }
   return 0;
 }
@@ -96,6 +107,7 @@ cli::Runner setup(CLI::App& app) {
   app.add_option("--tile", a->tile, "spatial tile size in latent pixels (0 = off)");
   app.add_option("--tail-frames", a->tail_frames,
                  "frames per pass after the last temporal up-sampling (default 2; 0 = all; lower = less memory)");
+  app.add_option("--chunk", a->chunk, "latent frames per decoder call after the first (default 1; 0 = all)");
   app.add_flag("--no-encode", a->no_encode, "time decode only");
   app.add_option("--seed", a->seed, "seed for weights and inputs");
   cli::add_device_option(app, &a->device);

@@ -172,20 +172,23 @@ __global__ void phase_shuffle_kernel(const U* __restrict__ x, U* __restrict__ y,
 }
 
 __global__ void to_planar_kernel(const __nv_bfloat16* __restrict__ x, float* __restrict__ y, int64_t P, int C,
-                                 int64_t y_stride_c) {
-  // y[c * y_stride_c + p] = clamp(x[p, c]); P = n*H*W pixels. Consecutive threads walk p so the f32 writes coalesce.
+                                 int Cx, int64_t y_stride_c) {
+  // y[c * y_stride_c + p] = clamp(x[p, c]) for the first C of x's Cx channels; P = n*H*W pixels. Consecutive threads
+  // walk p so the f32 writes coalesce.
   const int64_t total = P * C;
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
     const int64_t c = i / P, p = i % P;
-    y[c * y_stride_c + p] = fminf(1.f, fmaxf(-1.f, __bfloat162float(x[p * C + c])));
+    y[c * y_stride_c + p] = fminf(1.f, fmaxf(-1.f, __bfloat162float(x[p * Cx + c])));
   }
 }
 
-__global__ void from_planar_kernel(const float* __restrict__ x, __nv_bfloat16* __restrict__ y, int64_t P, int C) {
-  const int64_t total = P * C;
+// y [P, Cy] from x [C, P], channels C..Cy-1 zero (the encoder's padded input channels).
+__global__ void from_planar_kernel(const float* __restrict__ x, __nv_bfloat16* __restrict__ y, int64_t P, int C,
+                                   int Cy) {
+  const int64_t total = P * Cy;
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
-    const int64_t p = i / C, c = i % C;
-    y[i] = __float2bfloat16(x[c * P + p]);
+    const int64_t p = i / Cy, c = i % Cy;
+    y[i] = __float2bfloat16(c < C ? x[c * P + p] : 0.f);
   }
 }
 
@@ -196,12 +199,12 @@ void vae_to_planar_clamped(const Tensor& x, Tensor& y, int64_t f0) {
   expect_cuda(y, "vae_to_planar output");
   expect_dtype(x, DType::BF16, "vae_to_planar input");
   expect_dtype(y, DType::F32, "vae_to_planar output");
-  const int64_t C = x.size(-1), P = x.numel() / C, HW = x.size(1) * x.size(2);
-  TD_CHECK(x.dim() == 4 && y.dim() == 4 && y.size(0) == C && y.size(2) == x.size(1) && y.size(3) == x.size(2) &&
+  const int64_t Cx = x.size(-1), C = y.size(0), P = x.numel() / Cx, HW = x.size(1) * x.size(2);
+  TD_CHECK(x.dim() == 4 && y.dim() == 4 && C <= Cx && y.size(2) == x.size(1) && y.size(3) == x.size(2) &&
                f0 >= 0 && f0 + x.size(0) <= y.size(1) && y.is_contiguous() && x.is_contiguous(),
            "vae_to_planar", "x ", shape_str(x.shape()), " does not fit y ", shape_str(y.shape()), " at frame ", f0);
-  to_planar_kernel<<<grid_for(x.numel(), 256), 256, 0, stream()>>>(x.ptr<__nv_bfloat16>(), y.ptr<float>() + f0 * HW,
-                                                                    P, int(C), y.size(1) * HW);
+  to_planar_kernel<<<grid_for(P * C, 256), 256, 0, stream()>>>(x.ptr<__nv_bfloat16>(), y.ptr<float>() + f0 * HW, P,
+                                                                int(C), int(Cx), y.size(1) * HW);
   TD_CUDA_LAUNCH_CHECK();
 }
 
@@ -210,9 +213,11 @@ void vae_from_planar(const Tensor& x, Tensor& y) {
   expect_cuda(y, "vae_from_planar output");
   expect_dtype(x, DType::F32, "vae_from_planar input");
   expect_dtype(y, DType::BF16, "vae_from_planar output");
-  const int64_t C = x.size(0), P = x.numel() / C;
-  expect_shape(y, {x.size(1), x.size(2), x.size(3), C}, "vae_from_planar output");
-  from_planar_kernel<<<grid_for(x.numel(), 256), 256, 0, stream()>>>(x.ptr<float>(), y.ptr<__nv_bfloat16>(), P, int(C));
+  const int64_t C = x.size(0), P = x.numel() / C, Cy = y.size(-1);
+  TD_CHECK(Cy >= C, "vae_from_planar", "output has ", Cy, " channels, fewer than the input's ", C);
+  expect_shape(y, {x.size(1), x.size(2), x.size(3), Cy}, "vae_from_planar output");
+  from_planar_kernel<<<grid_for(y.numel(), 256), 256, 0, stream()>>>(x.ptr<float>(), y.ptr<__nv_bfloat16>(), P,
+                                                                     int(C), int(Cy));
   TD_CUDA_LAUNCH_CHECK();
 }
 
@@ -382,7 +387,7 @@ PlanarDownloader::~PlanarDownloader() {
 void PlanarDownloader::push(const Tensor& x, int64_t f0) {
   Impl& I = *impl_;
   const int64_t n = x.size(0);
-  TD_CHECK(x.dim() == 4 && x.size(3) == I.C && x.size(1) * x.size(2) == I.HW && n <= I.max_frames && f0 >= 0 &&
+  TD_CHECK(x.dim() == 4 && x.size(3) >= I.C && x.size(1) * x.size(2) == I.HW && n <= I.max_frames && f0 >= 0 &&
                f0 + n <= I.F,
            "vae download", "chunk ", shape_str(x.shape()), " at frame ", f0, " does not fit the output");
   const int s = I.next;

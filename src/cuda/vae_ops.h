@@ -12,8 +12,9 @@ void vae_upsample_nearest2x(const Tensor& x, Tensor& y);
 void vae_time_interleave(const Tensor& x, Tensor& y);
 void vae_phase_shuffle(const Tensor& x, Tensor& y);
 void vae_zero(Tensor& x);
-// Boundary layout changes, on the device: x bf16 [n, H, W, C] -> frames [f0, f0 + n) of y f32 [C, F, H, W], clamped
-// to [-1, 1] (decoded frames); and x f32 [C, n, H, W] -> y bf16 [n, H, W, C] (video frames entering the encoder).
+// Boundary layout changes, on the device: x bf16 [n, H, W, Cx] -> frames [f0, f0 + n) of y f32 [C, F, H, W] (the
+// first C <= Cx channels), clamped to [-1, 1] (decoded frames); and x f32 [C, n, H, W] -> y bf16 [n, H, W, Cy]
+// with channels C..Cy-1 zero (video frames entering the encoder, channel-padded for cuDNN).
 void vae_to_planar_clamped(const Tensor& x, Tensor& y, int64_t f0);
 void vae_from_planar(const Tensor& x, Tensor& y);
 
@@ -26,7 +27,7 @@ class PlanarDownloader {
   ~PlanarDownloader();
   PlanarDownloader(const PlanarDownloader&) = delete;
   PlanarDownloader& operator=(const PlanarDownloader&) = delete;
-  // x: bf16 [n, H, W, C] decoder output, frames [f0, f0 + n) of the video; clamped to [-1, 1] on the way.
+  // x: bf16 [n, H, W, Cx >= C] decoder output (first C channels used), frames [f0, f0 + n) of the video; clamped to [-1, 1] on the way.
   void push(const Tensor& x, int64_t f0);
   void finish();
 

@@ -1,5 +1,14 @@
 #include "model/vae/vae_ops.h"
 
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <map>
+#include <mutex>
+#include <vector>
+
+#include "core/allocator.h"
 #include "core/error.h"
 #include "cpu/vae_attention.h"
 #include "cpu/vae_resample.h"
@@ -26,17 +35,114 @@
 namespace td {
 namespace vae {
 
+namespace {
+struct Bucket {
+  double ms = 0;
+  int64_t calls = 0;
+};
+std::mutex g_prof_mu;
+std::map<std::string, Bucket> g_prof;
+double now_ms() {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+}  // namespace
+
+bool profiling() {
+  static const bool on = [] {
+    const char* e = std::getenv("TD_VAE_PROFILE");
+    return e && *e && std::string(e) != "0";
+  }();
+  return on;
+}
+
+ProfileScope::ProfileScope(const char* bucket) {
+  if (!profiling()) return;
+  name_ = bucket;
+  device_synchronize();
+  t0_ = now_ms();
+}
+ProfileScope::ProfileScope(std::string bucket) {
+  if (!profiling()) return;
+  name_ = std::move(bucket);
+  device_synchronize();
+  t0_ = now_ms();
+}
+ProfileScope::~ProfileScope() {
+  if (t0_ < 0) return;
+  try {
+    device_synchronize();
+  } catch (...) {  // a destructor must not throw; the error resurfaces at the next sync
+  }
+  const double dt = now_ms() - t0_;
+  std::lock_guard<std::mutex> lk(g_prof_mu);
+  Bucket& b = g_prof[name_];
+  b.ms += dt;
+  b.calls++;
+}
+
+void profile_reset() {
+  std::lock_guard<std::mutex> lk(g_prof_mu);
+  g_prof.clear();
+}
+
+std::string profile_report() {
+  std::lock_guard<std::mutex> lk(g_prof_mu);
+  if (g_prof.empty()) return {};
+  std::vector<std::pair<std::string, Bucket>> v(g_prof.begin(), g_prof.end());
+  std::sort(v.begin(), v.end(), [](const auto& a, const auto& b) { return a.second.ms > b.second.ms; });
+  double total = 0;
+  for (const auto& e : v) total += e.second.ms;
+  std::string out;
+  char line[256];
+  std::snprintf(line, sizeof line, "  profile: %.1f ms in %zu buckets\n", total, v.size());
+  out += line;
+  for (const auto& e : v) {
+    std::snprintf(line, sizeof line, "    %8.1f ms %5.1f%% %6lld calls  %s\n", e.second.ms, 100.0 * e.second.ms / total,
+                  (long long)e.second.calls, e.first.c_str());
+    out += line;
+  }
+  return out;
+}
+
+namespace {
+// Buckets convs by problem: kernel, channels and output size (frames vary with the chunking, so they are left out).
+std::string conv_bucket(const Tensor& x, const Tensor& w, const Tensor& y) {
+  return cat("conv ", w.size(1), "x", w.size(2), "x", w.size(3), " ", x.size(3), "->", w.size(0), " @", y.size(1),
+             "x", y.size(2));
+}
+std::string hw_bucket(const char* what, const Tensor& t) {
+  return t.dim() == 4 ? cat(what, " @", t.size(1), "x", t.size(2), "x", t.size(3)) : std::string(what);
+}
+}  // namespace
+
 void conv3d(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y, const Conv3dParams& p, bool accumulate) {
+  ProfileScope ps(profiling() ? conv_bucket(x, w, y) : std::string());
   TD_VAE_DISPATCH(y, conv3d, x, w, bias, y, p, accumulate);
 }
 void rms_norm(const Tensor& x, const Tensor& gamma, const Tensor* pre_bias, bool silu, Tensor& y) {
+  ProfileScope ps(profiling() ? hw_bucket("rms_norm", x) : std::string());
   TD_VAE_DISPATCH(y, vae_rms_norm, x, gamma, pre_bias, silu, y);
 }
-void attention(const Tensor& qkv, Tensor& o) { TD_VAE_DISPATCH(o, vae_attention, qkv, o); }
-void upsample_nearest2x(const Tensor& x, Tensor& y) { TD_VAE_DISPATCH(y, vae_upsample_nearest2x, x, y); }
-void time_interleave(const Tensor& x, Tensor& y) { TD_VAE_DISPATCH(y, vae_time_interleave, x, y); }
-void phase_shuffle(const Tensor& x, Tensor& y) { TD_VAE_DISPATCH(y, vae_phase_shuffle, x, y); }
-void zero(Tensor& x) { TD_VAE_DISPATCH(x, vae_zero, x); }
+void attention(const Tensor& qkv, Tensor& o) {
+  ProfileScope ps("attention core");
+  TD_VAE_DISPATCH(o, vae_attention, qkv, o);
+}
+void upsample_nearest2x(const Tensor& x, Tensor& y) {
+  ProfileScope ps("upsample");
+  TD_VAE_DISPATCH(y, vae_upsample_nearest2x, x, y);
+}
+void time_interleave(const Tensor& x, Tensor& y) {
+  ProfileScope ps("time_interleave");
+  TD_VAE_DISPATCH(y, vae_time_interleave, x, y);
+}
+void phase_shuffle(const Tensor& x, Tensor& y) {
+  ProfileScope ps(profiling() ? hw_bucket("phase_shuffle", y) : std::string());
+  TD_VAE_DISPATCH(y, vae_phase_shuffle, x, y);
+}
+void zero(Tensor& x) {
+  ProfileScope ps("zero");
+  TD_VAE_DISPATCH(x, vae_zero, x);
+}
 
 }  // namespace vae
 }  // namespace td

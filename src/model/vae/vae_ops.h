@@ -2,6 +2,8 @@
 // cpu/vae_rms_norm.h, cpu/vae_attention.h, cpu/vae_resample.h for the semantics.
 #pragma once
 
+#include <string>
+
 #include "core/tensor.h"
 #include "cpu/conv3d.h"
 
@@ -15,6 +17,25 @@ void upsample_nearest2x(const Tensor& x, Tensor& y);
 void time_interleave(const Tensor& x, Tensor& y);
 void phase_shuffle(const Tensor& x, Tensor& y);
 void zero(Tensor& x);
+
+// Per-stage timing for finding where decode time goes: with TD_VAE_PROFILE=1 every op (and each ProfileScope) waits
+// for the device before and after itself and adds its wall time to a named bucket (convs by shape). The syncs cost
+// some overlap, so the total runs a little above an unprofiled call; the split is what matters. Off: no syncs.
+bool profiling();
+class ProfileScope {
+ public:
+  explicit ProfileScope(const char* bucket);  // the name is only read when profiling
+  explicit ProfileScope(std::string bucket);
+  ~ProfileScope();
+  ProfileScope(const ProfileScope&) = delete;
+  ProfileScope& operator=(const ProfileScope&) = delete;
+
+ private:
+  std::string name_;
+  double t0_ = -1;
+};
+void profile_reset();
+std::string profile_report();  // buckets by total time, with call counts; empty when not profiling
 
 }  // namespace vae
 }  // namespace td

@@ -33,6 +33,10 @@ VaeConfig VaeConfig::from_weights(const TensorMap& w) {
 
 namespace {
 
+// RGB channel count of the decoder's output and the encoder's input on CUDA (3 real + zero channels; see
+// Loader::conv). The CPU path uses 3.
+constexpr int64_t kRgbPadded = 8;
+
 struct Conv {
   Tensor w, b;  // w [O, kt, kh, kw, I] in the device dtype; b [O] f32
   int kt = 1;
@@ -98,8 +102,12 @@ class Loader {
     return gen_->get(name);
   }
 
-  // A conv weight [O, I, (kt,) kh, kw] -> channels-last [O, kt, kh, kw, I] in the device dtype.
-  Conv conv(const std::string& prefix, int64_t O, int64_t I, int kt, int kh, int kw, const Conv3dParams& p = {}) {
+  // A conv weight [O, I, (kt,) kh, kw] -> channels-last [O, kt, kh, kw, I] in the device dtype. On CUDA, cuda_o /
+  // cuda_i (if larger) zero-pad the output / input channels: the 3-channel ends of the model (encoder input, decoder
+  // output) run as 8-channel convs there, since cuDNN's bf16 channels-last kernels want channel counts in multiples
+  // of 8 and otherwise fall back to slow paths. The padded outputs are zero; the padded inputs must be zero too.
+  Conv conv(const std::string& prefix, int64_t O, int64_t I, int kt, int kh, int kw, const Conv3dParams& p = {},
+            int64_t cuda_o = 0, int64_t cuda_i = 0) {
     const std::string wn = prefix + ".weight", bn = prefix + ".bias";
     Shape want = kt == 0 ? Shape{O, I, kh, kw} : Shape{O, I, kt, kh, kw};
     const Tensor& w = fetch(wn, want);
@@ -108,8 +116,22 @@ class Loader {
     int KT = kt == 0 ? 1 : kt;
     Tensor cl = channels_last(w, O, I, KT * kh * kw, KT, kh, kw);
     Conv c;
+    const int64_t Op = dev_ == Device::CUDA ? std::max(O, cuda_o) : O;
+    const int64_t Ip = dev_ == Device::CUDA ? std::max(I, cuda_i) : I;
+    if (Op != O || Ip != I) {
+      Tensor big = Tensor::zeros({Op, KT, kh, kw, Ip}, DType::F32);
+      const int64_t K = int64_t(KT) * kh * kw;
+      for (int64_t r = 0; r < O * K; r++)
+        std::memcpy(big.ptr<float>() + r * Ip, cl.ptr<float>() + r * I, size_t(I) * sizeof(float));
+      cl = big;
+    }
     c.w = on_device(cl, true).set_name(wn);
     c.b = vec(bn, O);
+    if (Op != O) {
+      Tensor b = Tensor::zeros({Op}, DType::F32);
+      std::memcpy(b.ptr<float>(), c.b.to(Device::CPU).ptr<float>(), size_t(O) * sizeof(float));
+      c.b = on_device(b, false).set_name(bn + " (padded)");
+    }
     c.kt = KT;
     c.p = p;
     return c;
@@ -245,7 +267,10 @@ struct WanVae::Impl {
       Tensor z = buf.slice(0, 0, kHist - cf);
       vae::zero(z);
     }
-    if (cf > 0) buf.slice(0, kHist - cf, kHist).copy_from(cache);
+    if (cf > 0) {
+      vae::ProfileScope ps("cache copy-in");
+      buf.slice(0, kHist - cf, kHist).copy_from(cache);
+    }
     return buf;
   }
   static Tensor input_part(const Tensor& buf) { return buf.slice(0, kHist, buf.size(0)); }
@@ -258,7 +283,10 @@ struct WanVae::Impl {
     const Tensor& cache = run.slot[slot];
     const int64_t cf = cache.defined() ? cache.size(0) : 0;
     const int64_t keep = std::min<int64_t>(kHist, cf + n);
-    run.slot[slot] = buf.slice(0, kHist + n - keep, kHist + n).clone();
+    {
+      vae::ProfileScope ps("cache save");
+      run.slot[slot] = buf.slice(0, kHist + n - keep, kHist + n).clone();
+    }
     const Tensor* b = bias ? &c.b : nullptr;
     if (acc) {
       vae::conv3d(buf, c.w, b, *acc, c.p, true);
@@ -272,7 +300,10 @@ struct WanVae::Impl {
   // A causal conv on an existing tensor (inputs not produced by a norm: the first conv, time convs).
   Tensor causal(const Conv& c, const Tensor& x, Run& run, size_t slot) const {
     Tensor buf = causal_buffer(run, slot, x.shape());
-    input_part(buf).copy_from(x);
+    {
+      vae::ProfileScope ps("causal input copy");
+      input_part(buf).copy_from(x);
+    }
     return causal_run(c, buf, run, slot, true);
   }
 
@@ -393,6 +424,7 @@ struct WanVae::Impl {
         z = ups[i].is_res ? res(ups[i].res, z, run) : resample(ups[i].rs, z, run);
       z = head(dec_head_g, dec_head, z, run);
       if (!out.defined()) out = empty({n, z.size(1), z.size(2), z.size(3)});
+      vae::ProfileScope ps("tail gather");
       out.slice(0, f0, f0 + z.size(0)).copy_from(z);
     }
     return out;
@@ -478,12 +510,12 @@ void build(WanVae::Impl& I, Loader& L, const TensorMap& m, const VaeConfig& cfg)
       }
     }
     I.dec_head_g = L.vec("decoder.head.0.gamma", out);
-    I.dec_head = L.conv("decoder.head.2", 3, out, 3, 3, 3, Loader::pad1());
+    I.dec_head = L.conv("decoder.head.2", 3, out, 3, 3, 3, Loader::pad1(), kRgbPadded);
   }
   if (I.has_enc) {
     std::vector<int64_t> dims = {int64_t(cfg.dim)};
     for (int u : cfg.dim_mult) dims.push_back(int64_t(cfg.dim) * u);
-    I.enc_conv1 = L.conv("encoder.conv1", dims[0], 3, 3, 3, 3, Loader::pad1());
+    I.enc_conv1 = L.conv("encoder.conv1", dims[0], 3, 3, 3, 3, Loader::pad1(), 0, kRgbPadded);
     int idx = 0;
     int64_t out = dims[0];
     for (int i = 0; i < nm; i++) {
@@ -640,7 +672,10 @@ Tensor WanVae::decode(const Tensor& z_in, const VaeDecodeOptions& opts) const {
           // Clamp and go planar on the device; the download overlaps the next chunk (see PlanarDownloader).
           const int64_t nf = yd.size(0);
           TD_ASSERT(yd.size(1) == H && yd.size(2) == W && f_out + nf <= F, "decoder output ", shape_str(yd.shape()));
-          down->push(yd, f_out);
+          {
+            vae::ProfileScope ps("download (planar + d2h queue)");
+            down->push(yd, f_out);
+          }
           f_out += nf;
           t0 += n;
           if (opts.on_frame) opts.on_frame(int(t0), int(T));
@@ -649,7 +684,7 @@ Tensor WanVae::decode(const Tensor& z_in, const VaeDecodeOptions& opts) const {
 #endif
         Tensor y = to_host_cl(yd);
         yd = Tensor();
-        const int64_t nf = y.size(0), ph = y.size(1), pw = y.size(2);
+        const int64_t nf = y.size(0), ph = y.size(1), pw = y.size(2), cs = y.size(3);  // cs >= 3 (padded on CUDA)
         TD_ASSERT(ph == 8 * th && pw == 8 * tw && f_out + nf <= F, "decoder output ", shape_str(y.shape()));
         const float* yp = y.ptr<float>();
         float* op = out.ptr<float>();
@@ -661,7 +696,7 @@ Tensor WanVae::decode(const Tensor& z_in, const VaeDecodeOptions& opts) const {
             const int64_t gy = 8 * y0 + i;
             for (int64_t j = 0; j < pw; j++) {
               const int64_t gx = 8 * x0 + j;
-              const float* px = yp + (r * pw + j) * 3;
+              const float* px = yp + (r * pw + j) * cs;
               const float wgt = tiled ? wy[i] * wx[j] : 1.f;
               for (int c = 0; c < 3; c++) {
                 float& o = op[((c * F + f_out + f) * H + gy) * W + gx];
@@ -680,7 +715,10 @@ Tensor WanVae::decode(const Tensor& z_in, const VaeDecodeOptions& opts) const {
     }
   }
 #ifdef TD_WITH_CUDA
-  if (down) down->finish();
+  if (down) {
+    vae::ProfileScope ps("download finish");
+    down->finish();
+  }
 #endif
   if (!tiled) return out;
   float* op = out.ptr<float>();
@@ -720,8 +758,8 @@ Tensor WanVae::encode(const Tensor& v_in) const {
       for (int c = 0; c < 3; c++)
         device_memcpy(planar.ptr<float>() + c * n * H * W, v.ptr<float>() + (c * F + f0) * H * W,
                       size_t(n * H * W) * sizeof(float), 0);
-      x = Tensor::empty({n, H, W, 3}, DType::BF16, Device::CUDA);
-      cuda::vae_from_planar(planar, x);
+      x = Tensor::empty({n, H, W, I.enc_conv1.w.size(4)}, DType::BF16, Device::CUDA);
+      cuda::vae_from_planar(planar, x);  // zero-fills the padded channels
     }
 #endif
     if (!x.defined()) x = to_device_cl(v, f0, n, 0, H, 0, W, I.dev, I.act, false);
