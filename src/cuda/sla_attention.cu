@@ -81,55 +81,101 @@ __global__ void pool_kernel(const bf16* __restrict__ x, int L, int H, int D, int
   out[(int64_t(h) * n + j) * D + d] = s / float(t1 - t0);
 }
 
-// ---- 3. kquant (block = Dh threads): pooled k - mean, int8 k - mean per block ----
-__global__ void kquant_kernel(const bf16* __restrict__ k, int L, int H, int D, int bk, int nk,
-                              const float* __restrict__ ksum, float* __restrict__ pk, int8_t* __restrict__ kq,
-                              float* __restrict__ kscale) {
-  __shared__ float red[32];
-  const int j = blockIdx.x, h = blockIdx.y, d = threadIdx.x;
-  const int t0 = j * bk, t1 = min(L, t0 + bk);
-  const float mean = ksum[h * D + d] / float(L);
-  float s = 0.f, m = 0.f;
-  for (int t = t0; t < t1; t++) {
-    const float x = __bfloat162float(k[(int64_t(t) * H + h) * D + d]) - mean;
-    s += x;
-    m = fmaxf(m, fabsf(x));
+// Loads the [BK tokens][D] tile of head h starting at token t0 into shared memory with 16-byte loads (pitch P bf16);
+// tokens past L are zero.
+template <int BK, int D, int P>
+__device__ __forceinline__ void load_tile(const bf16* __restrict__ x, int L, int H, int h, int t0, bf16 (*tile)[P]) {
+  constexpr int kCh = D / 8;
+  for (int idx = threadIdx.x; idx < BK * kCh; idx += blockDim.x) {
+    const int r = idx / kCh, ch = idx % kCh, t = t0 + r;
+    uint4 u = make_uint4(0u, 0u, 0u, 0u);
+    if (t < L) u = *reinterpret_cast<const uint4*>(x + (int64_t(t) * H + h) * D + ch * 8);
+    *reinterpret_cast<uint4*>(&tile[r][ch * 8]) = u;
   }
-  pk[(int64_t(h) * nk + j) * D + d] = s / float(t1 - t0);
-  m = warp_max(m);
-  if (threadIdx.x % 32 == 0) red[threadIdx.x / 32] = m;
+}
+
+// ---- 3. kquant (256 threads per key block): pooled k - mean, int8 k - mean per block ----
+// The tile is read from global memory once (16-byte loads) and each thread stores 16 int8 values at a time.
+template <int BK, int D>
+__global__ void __launch_bounds__(256) kquant_kernel(const bf16* __restrict__ k, int L, int H, int nk,
+                                                     const float* __restrict__ ksum, float* __restrict__ pk,
+                                                     int8_t* __restrict__ kq, float* __restrict__ kscale) {
+  constexpr int P = D + 8, NT = 256, kSplit = NT / D;  // threads per column in the column pass
+  __shared__ __align__(16) bf16 tile[BK][P];
+  __shared__ float mean_s[D], psum[kSplit][D], red[NT / 32];
+  const int j = blockIdx.x, h = blockIdx.y, tid = threadIdx.x;
+  const int t0 = j * BK, n = min(L, t0 + BK) - t0;
+  load_tile<BK, D, P>(k, L, H, h, t0, tile);
+  if (tid < D) mean_s[tid] = ksum[h * D + tid] / float(L);
   __syncthreads();
-  m = red[0];
-  for (int w = 1; w < int(blockDim.x / 32); w++) m = fmaxf(m, red[w]);
-  const float sc = m / 127.f + 1e-7f;
-  if (d == 0) kscale[int64_t(h) * nk + j] = sc;
-  int8_t* dst = kq + (int64_t(h) * nk * bk + t0) * D + d;
-  for (int t = t0; t < t0 + bk; t++, dst += D) {
-    float r = 0.f;
-    if (t < t1) r = fminf(127.f, fmaxf(-127.f, roundf((__bfloat162float(k[(int64_t(t) * H + h) * D + d]) - mean) / sc)));
-    *dst = int8_t(r);
+  // Column pass: sums of k - mean (pooling) and the block amax.
+  const int d = tid % D, part = tid / D;
+  float sm = 0.f, mx = 0.f;
+  for (int r = part; r < n; r += kSplit) {
+    const float x = __bfloat162float(tile[r][d]) - mean_s[d];
+    sm += x;
+    mx = fmaxf(mx, fabsf(x));
+  }
+  psum[part][d] = sm;
+  mx = warp_max(mx);
+  if (tid % 32 == 0) red[tid / 32] = mx;
+  __syncthreads();
+  if (tid < D) {
+    float t = 0.f;
+#pragma unroll
+    for (int q = 0; q < kSplit; q++) t += psum[q][tid];
+    pk[(int64_t(h) * nk + j) * D + tid] = t / float(n);
+  }
+  mx = red[0];
+#pragma unroll
+  for (int w = 1; w < NT / 32; w++) mx = fmaxf(mx, red[w]);
+  const float sc = mx / 127.f + 1e-7f;
+  if (tid == 0) kscale[int64_t(h) * nk + j] = sc;
+  // Quantize: one thread = 16 consecutive channels of one token (a 16-byte store).
+  int8_t* dst = kq + (int64_t(h) * nk * BK + t0) * D;
+  constexpr int kCh = D / 16;
+  for (int idx = tid; idx < BK * kCh; idx += NT) {
+    const int r = idx / kCh, c0 = (idx % kCh) * 16;
+    uint32_t w[4] = {0u, 0u, 0u, 0u};
+    if (r < n) {
+#pragma unroll
+      for (int e = 0; e < 16; e++) {
+        const float q = fminf(127.f, fmaxf(-127.f, roundf((__bfloat162float(tile[r][c0 + e]) - mean_s[c0 + e]) / sc)));
+        w[e / 4] |= (uint32_t(int(q)) & 0xffu) << (8 * (e % 4));
+      }
+    }
+    *reinterpret_cast<uint4*>(dst + int64_t(r) * D + c0) = make_uint4(w[0], w[1], w[2], w[3]);
   }
 }
 
 // ---- 3b. vquant (256 threads): e4m3 V^T, tokens permuted per 16 (sla::v_perm) ----
+// One 16-byte load per 8 values in, one 16-byte store per 16 tokens of one channel out.
 template <int BK, int D>
-__global__ void vquant_kernel(const bf16* __restrict__ v, int L, int H, int nk, const float* __restrict__ vmax,
-                              uint8_t* __restrict__ vt) {
-  __shared__ bf16 tile[BK][D + 2];  // +2: column reads below hit distinct banks
+__global__ void __launch_bounds__(256) vquant_kernel(const bf16* __restrict__ v, int L, int H, int nk,
+                                                     const float* __restrict__ vmax, uint8_t* __restrict__ vt) {
+  constexpr int P = D + 8;
+  __shared__ __align__(16) bf16 tile[BK][P];
   const int j = blockIdx.x, h = blockIdx.y, t0 = j * BK;
-  for (int idx = threadIdx.x; idx < BK * D; idx += blockDim.x) {
-    const int r = idx / D, d = idx % D, t = t0 + r;
-    tile[r][d] = t < L ? v[(int64_t(t) * H + h) * D + d] : __float2bfloat16(0.f);
-  }
+  load_tile<BK, D, P>(v, L, H, h, t0, tile);
   __syncthreads();
   const int64_t lpad = int64_t(nk) * BK;
-  for (int idx = threadIdx.x; idx < BK * D; idx += blockDim.x) {
-    const int d = idx / BK, p = idx % BK;
-    const int tok = (p & ~15) + sla::v_perm(p);
+  // Item = (channel d, group of 16 tokens); d varies fastest so that a warp reads 64 contiguous bytes of a row.
+  for (int idx = threadIdx.x; idx < D * (BK / 16); idx += blockDim.x) {
+    const int d = idx % D, p0 = (idx / D) * 16;
     const float vm = vmax[h * D + d];
     const float sc = vm > 0.f ? vm / sla_cfg::kFp8Max : 1.f;
-    vt[(int64_t(h) * D + d) * lpad + t0 + p] =
-        __nv_cvt_float_to_fp8(__bfloat162float(tile[tok][d]) / sc, __NV_SATFINITE, __NV_E4M3);
+    uint32_t w[4];
+#pragma unroll
+    for (int e = 0; e < 16; e += 2) {
+      const float x0 = __bfloat162float(tile[p0 + sla::v_perm(e)][d]) / sc;
+      const float x1 = __bfloat162float(tile[p0 + sla::v_perm(e + 1)][d]) / sc;
+      const uint32_t b2 = __nv_cvt_float2_to_fp8x2(make_float2(x0, x1), __NV_SATFINITE, __NV_E4M3);
+      if (e % 4 == 0)
+        w[e / 4] = b2;
+      else
+        w[e / 4] |= b2 << 16;
+    }
+    *reinterpret_cast<uint4*>(vt + (int64_t(h) * D + d) * lpad + t0 + p0) = make_uint4(w[0], w[1], w[2], w[3]);
   }
 }
 
@@ -207,42 +253,64 @@ __global__ void topk_kernel(const float* __restrict__ S, int nq, int nk, int npa
 }
 
 // ---- 6. linear kv: per (token chunk, head), D/16 warps; warp w owns rows d1 in [16w, 16w+16) of KV ----
-// Each tile of T tokens of k and v arrives by cp.async (16-byte chunks, one request per chunk instead of one 2-byte
-// load per element), then phi(k) is computed in place over the k tile, one warp per row.
+// Tiles of T tokens of k and v stream through a two-stage cp.async ring (dynamic smem: 2 stages x {k, v} x T x P
+// bf16), so the next tile's HBM latency hides behind this tile's work; phi(k) is computed in place over the k tile,
+// one warp per row. With ksum non-null the same pass also yields sum_L k and (vmax non-null) amax_L |v| per
+// channel, which replaces the separate stats pass (1) when the linear branch runs.
 template <int D>
 __global__ void __launch_bounds__(D / 16 * 32) linear_kv_kernel(const bf16* __restrict__ k, const bf16* __restrict__ v,
                                                               int L, int H, int chunk, float* __restrict__ kv,
-                                                              float* __restrict__ z) {
+                                                              float* __restrict__ z, float* __restrict__ ksum,
+                                                              float* __restrict__ vmax) {
   constexpr int T = sla_cfg::kLinearTile, NW = D / 16, P = D + 8;  // P: padded pitch (conflict-free ldmatrix)
-  __shared__ __align__(16) bf16 phs[T][P];
-  __shared__ __align__(16) bf16 vs[T][P];
+  extern __shared__ __align__(16) uint8_t lin_smem[];
+  auto tile = [&](int stage, int which) { return reinterpret_cast<bf16(*)[P]>(lin_smem) + (stage * 2 + which) * T; };
   const int h = blockIdx.y, warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int tb = blockIdx.x * chunk, te = min(L, tb + chunk);
   float acc[D / 8][4];
 #pragma unroll
   for (int n = 0; n < D / 8; n++) acc[n][0] = acc[n][1] = acc[n][2] = acc[n][3] = 0.f;
   static_assert(NW * 32 >= D, "one thread per z column");
-  float zc = 0.f;  // thread t < D accumulates z[t]
-  for (int t0 = tb; t0 < te; t0 += T) {
+  constexpr int E = D / 32;  // consecutive elements per lane in the row pass
+  float zc = 0.f;            // thread t < D accumulates z[t]
+  float ks[E], vm[E];        // this lane's columns, over the rows this warp handles
+#pragma unroll
+  for (int e = 0; e < E; e++) ks[e] = vm[e] = 0.f;
+  auto issue = [&](int t0, int stage) {
     constexpr int kCh = D / 8;  // 16-byte chunks per row
+    bf16(*kt)[P] = tile(stage, 0);
+    bf16(*vt)[P] = tile(stage, 1);
     for (int idx = threadIdx.x; idx < T * kCh; idx += NW * 32) {
       const int r = idx / kCh, ch = idx % kCh, t = t0 + r;
       const int64_t off = (int64_t(t < te ? t : te - 1) * H + h) * D + ch * 8;
       const int n = t < te ? 16 : 0;
-      sla::cp_async16(&phs[r][ch * 8], k + off, n);
-      sla::cp_async16(&vs[r][ch * 8], v + off, n);
+      sla::cp_async16(&kt[r][ch * 8], k + off, n);
+      sla::cp_async16(&vt[r][ch * 8], v + off, n);
     }
+  };
+  if (tb < te) issue(tb, 0);
+  sla::cp_async_commit();
+  int it = 0;
+  for (int t0 = tb; t0 < te; t0 += T, it++) {
+    const int stage = it & 1;
+    if (t0 + T < te) issue(t0 + T, stage ^ 1);  // that stage was released by the last barrier of the previous tile
     sla::cp_async_commit();
-    sla::cp_async_wait<0>();
+    sla::cp_async_wait<1>();
     __syncthreads();
-    constexpr int E = D / 32;  // consecutive elements per lane
+    bf16(*phs)[P] = tile(stage, 0);
+    bf16(*vs)[P] = tile(stage, 1);
     for (int r = warp; r < T; r += NW) {
       bf16* row = &phs[r][lane * E];
       float x[E];
       if (t0 + r < te) {
         float m = -INFINITY;
 #pragma unroll
-        for (int e = 0; e < E; e++) m = fmaxf(m, x[e] = __bfloat162float(row[e]));
+        for (int e = 0; e < E; e++) {
+          x[e] = __bfloat162float(row[e]);
+          ks[e] += x[e];
+          vm[e] = fmaxf(vm[e], fabsf(__bfloat162float(vs[r][lane * E + e])));
+          m = fmaxf(m, x[e]);
+        }
         m = warp_max(m);
         float s = 0.f;
 #pragma unroll
@@ -279,6 +347,14 @@ __global__ void __launch_bounds__(D / 16 * 32) linear_kv_kernel(const bf16* __re
     }
     __syncthreads();
   }
+  if (ksum) {
+#pragma unroll
+    for (int e = 0; e < E; e++) {
+      atomicAdd(ksum + h * D + lane * E + e, ks[e]);
+      if (vmax)  // non-negative floats order like their bit patterns
+        atomicMax(reinterpret_cast<int*>(vmax) + h * D + lane * E + e, __float_as_int(vm[e]));
+    }
+  }
   const int g = lane / 4, t4 = lane % 4;
   float* out = kv + int64_t(h) * D * D;
 #pragma unroll
@@ -293,18 +369,46 @@ __global__ void __launch_bounds__(D / 16 * 32) linear_kv_kernel(const bf16* __re
 }
 
 // ---- 7. fold: kvwt[h][n][d1] = sum_d2 W[n][d2] KV[h][d1][d2] (W null: KV[h][d1][n]) ----
-__global__ void fold_kernel(const float* __restrict__ kv, const float* __restrict__ w32, const bf16* __restrict__ w16,
-                            int D, bf16* __restrict__ kvwt) {
-  const int n = blockIdx.x, h = blockIdx.y, d1 = threadIdx.x;
-  const float* row = kv + (int64_t(h) * D + d1) * D;
-  float s;
-  if (w32 || w16) {
-    s = 0.f;
-    for (int d2 = 0; d2 < D; d2++) s += (w32 ? w32[n * D + d2] : __bfloat162float(w16[n * D + d2])) * row[d2];
+// Block = (16 rows d1, head), D threads (one output column n each): the KV rows sit in shared memory (broadcast
+// reads) and W^T arrives in chunks of 32 d2, so every global read is coalesced.
+template <int D>
+__global__ void __launch_bounds__(D) fold_kernel(const float* __restrict__ kv, const float* __restrict__ w32,
+                                                 const bf16* __restrict__ w16, bf16* __restrict__ kvwt) {
+  constexpr int R = 16, KC = 32;
+  __shared__ float rows[R][D];
+  __shared__ float wt[KC][D + 1];
+  const int d10 = blockIdx.x * R, h = blockIdx.y, n = threadIdx.x;
+  for (int i = 0; i < R; i++) rows[i][n] = kv[(int64_t(h) * D + d10 + i) * D + n];
+  float acc[R];
+#pragma unroll
+  for (int i = 0; i < R; i++) acc[i] = 0.f;
+  const bool has_w = w32 || w16;
+  __syncthreads();
+  if (!has_w) {
+#pragma unroll
+    for (int i = 0; i < R; i++) acc[i] = rows[i][n];
   } else {
-    s = row[n];
+    for (int c0 = 0; c0 < D; c0 += KC) {
+      // wt[c][n'] = W[n'][c0 + c]: thread n reads row n' = ... coalesced along d2 per warp below.
+      for (int idx = n; idx < KC * D; idx += D) {
+        const int nn = idx / KC, c = idx % KC;
+        const int64_t src = int64_t(nn) * D + c0 + c;
+        wt[c][nn] = w32 ? w32[src] : __bfloat162float(w16[src]);
+      }
+      __syncthreads();
+#pragma unroll 4
+      for (int c = 0; c < KC; c++) {
+        const float wv = wt[c][n];
+#pragma unroll
+        for (int i = 0; i < R; i++) acc[i] = fmaf(wv, rows[i][c0 + c], acc[i]);
+      }
+      __syncthreads();
+    }
   }
-  kvwt[(int64_t(h) * D + n) * D + d1] = __float2bfloat16(s);
+  bf16* out = kvwt + (int64_t(h) * D + n) * D + d10;
+#pragma unroll
+  for (int i = 0; i < R; i += 2)
+    *reinterpret_cast<__nv_bfloat162*>(out + i) = __floats2bfloat162_rn(acc[i], acc[i + 1]);
 }
 
 __global__ void bias_to_f32_kernel(const bf16* __restrict__ b16, const float* __restrict__ b32, int D,
@@ -475,16 +579,43 @@ void sla_attention(const Tensor& q, const Tensor& k, const Tensor& v, Tensor& o,
   a.v = v.ptr<bf16>();
   a.o = o.ptr<bf16>();
 
+  const Tensor* w = p.sparse_only ? nullptr : check_param(p.proj_w, {g.D, g.D}, "proj_l.weight");
+  const Tensor* b = p.sparse_only ? nullptr : check_param(p.proj_b, {g.D}, "proj_l.bias");
   StageTimer timer(p.profile);
-  // 1-3: statistics, pooling, quantization.
+  // 1 (+6): statistics; with the linear branch on, its k/v pass produces them (and KV, z) in one read.
   Tensor ksum = dev_empty({g.H, g.D}, DType::F32), vmax;
   dev_zero(ksum);
   if (quant) {
     vmax = dev_empty({g.H, g.D}, DType::F32);
     dev_zero(vmax);
   }
-  launch_stats(k, v, g, quant, ksum, vmax);
-  timer.mark("stats");
+  Tensor kv, z, kvwt, bias;
+  if (!p.sparse_only) {
+    kv = dev_empty({g.H, g.D, g.D}, DType::F32);
+    z = dev_empty({g.H, g.D}, DType::F32);
+    dev_zero(kv);
+    dev_zero(z);
+    const int per_head = std::max(1, sla_cfg::kLinearWaves * sm_count() / g.H);
+    int chunk = (g.L + per_head - 1) / per_head;
+    chunk = std::max(sla_cfg::kLinearTile, (chunk + sla_cfg::kLinearTile - 1) / sla_cfg::kLinearTile * sla_cfg::kLinearTile);
+    const dim3 grid(ceil_div(g.L, chunk), g.H);
+    float* vm = quant ? vmax.ptr<float>() : nullptr;
+    auto launch_lin = [&](auto kern, int d) {
+      const int smem = 2 * 2 * sla_cfg::kLinearTile * (d + 8) * 2;
+      TD_CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+      kern<<<grid, d / 16 * 32, smem, st>>>(a.k, a.v, g.L, g.H, chunk, kv.ptr<float>(), z.ptr<float>(),
+                                             ksum.ptr<float>(), vm);
+      TD_CUDA_LAUNCH_CHECK();
+    };
+    if (g.D == 64)
+      launch_lin(linear_kv_kernel<64>, 64);
+    else
+      launch_lin(linear_kv_kernel<128>, 128);
+    timer.mark("linear_kv+stats");
+  } else {
+    launch_stats(k, v, g, quant, ksum, vmax);
+    timer.mark("stats");
+  }
   Tensor pq, pk, kq, kscale, vt;
   const bool need_map = p.table == nullptr;
   if (need_map) {
@@ -497,9 +628,16 @@ void sla_attention(const Tensor& q, const Tensor& k, const Tensor& v, Tensor& o,
   if (quant) {
     kq = dev_empty({g.H, lpad, g.D}, DType::I8);
     kscale = dev_empty({g.H, g.nk}, DType::F32);
-    kquant_kernel<<<dim3(g.nk, g.H), g.D, 0, st>>>(a.k, g.L, g.H, g.D, p.bk, g.nk, ksum.ptr<float>(),
-                                                  pk.ptr<float>(), kq.ptr<int8_t>(), kscale.ptr<float>());
-    TD_CUDA_LAUNCH_CHECK();
+    auto launch_k = [&](auto kern) {
+      kern<<<dim3(g.nk, g.H), 256, 0, st>>>(a.k, g.L, g.H, g.nk, ksum.ptr<float>(), pk.ptr<float>(),
+                                            kq.ptr<int8_t>(), kscale.ptr<float>());
+      TD_CUDA_LAUNCH_CHECK();
+    };
+    if (p.bk == 64 && g.D == 64) launch_k(kquant_kernel<64, 64>);
+    else if (p.bk == 64 && g.D == 128) launch_k(kquant_kernel<64, 128>);
+    else if (p.bk == 128 && g.D == 64) launch_k(kquant_kernel<128, 64>);
+    else if (p.bk == 128 && g.D == 128) launch_k(kquant_kernel<128, 128>);
+    else fail("--block-k", cat("sagesla on CUDA supports key blocks of 64 or 128, got ", p.bk));
     timer.mark("kquant");
     vt = dev_empty({g.H, g.D, lpad}, DType::U8);
     auto launch_v = [&](auto kern) {
@@ -537,29 +675,17 @@ void sla_attention(const Tensor& q, const Tensor& k, const Tensor& v, Tensor& o,
   }
   a.table = table.ptr<int32_t>();
 
-  // 6-7: linear branch statistics, folded with proj_l.
-  Tensor kv, z, kvwt, bias;
+  // 7: the linear branch's KV folded with proj_l.
   if (!p.sparse_only) {
-    const Tensor* w = check_param(p.proj_w, {g.D, g.D}, "proj_l.weight");
-    const Tensor* b = check_param(p.proj_b, {g.D}, "proj_l.bias");
-    kv = dev_empty({g.H, g.D, g.D}, DType::F32);
-    z = dev_empty({g.H, g.D}, DType::F32);
-    dev_zero(kv);
-    dev_zero(z);
-    const int per_head = std::max(1, sla_cfg::kLinearWaves * sm_count() / g.H);
-    int chunk = (g.L + per_head - 1) / per_head;
-    chunk = std::max(sla_cfg::kLinearTile, (chunk + sla_cfg::kLinearTile - 1) / sla_cfg::kLinearTile * sla_cfg::kLinearTile);
-    const dim3 grid(ceil_div(g.L, chunk), g.H);
-    if (g.D == 64)
-      linear_kv_kernel<64><<<grid, 4 * 32, 0, st>>>(a.k, a.v, g.L, g.H, chunk, kv.ptr<float>(), z.ptr<float>());
-    else
-      linear_kv_kernel<128><<<grid, 8 * 32, 0, st>>>(a.k, a.v, g.L, g.H, chunk, kv.ptr<float>(), z.ptr<float>());
-    TD_CUDA_LAUNCH_CHECK();
-    timer.mark("linear_kv");
     kvwt = dev_empty({g.H, g.D, g.D}, DType::BF16);
-    fold_kernel<<<dim3(g.D, g.H), g.D, 0, st>>>(kv.ptr<float>(), w && w->dtype() == DType::F32 ? w->ptr<float>() : nullptr,
-                                               w && w->dtype() == DType::BF16 ? w->ptr<bf16>() : nullptr, g.D,
-                                               kvwt.ptr<bf16>());
+    {
+      const float* w32 = w && w->dtype() == DType::F32 ? w->ptr<float>() : nullptr;
+      const bf16* w16 = w && w->dtype() == DType::BF16 ? w->ptr<bf16>() : nullptr;
+      if (g.D == 64)
+        fold_kernel<64><<<dim3(64 / 16, g.H), 64, 0, st>>>(kv.ptr<float>(), w32, w16, kvwt.ptr<bf16>());
+      else
+        fold_kernel<128><<<dim3(128 / 16, g.H), 128, 0, st>>>(kv.ptr<float>(), w32, w16, kvwt.ptr<bf16>());
+    }
     TD_CUDA_LAUNCH_CHECK();
     if (b) {
       bias = dev_empty({g.D}, DType::F32);
