@@ -18,8 +18,8 @@ struct SlaParams {
   // and the sparse branch alone (no linear branch).
   const Tensor* table = nullptr;
   bool sparse_only = false;
-  // Sparse kernel: 0 auto (mma.sync; the wgmma one with TD_SLA_WGMMA=1), 1 mma.sync, 2 wgmma (sagesla 64x128,
-  // Dh 128, sm_90 only; td::Error otherwise). The wgmma kernel is experimental until verified on an H100.
+  // Sparse kernel: 0 auto (wgmma where it applies, TD_SLA_WGMMA=0 forces mma.sync), 1 mma.sync, 2 wgmma
+  // (sagesla 64x128 or 128x64, Dh 128, sm_90 only; td::Error otherwise).
   int kernel = 0;
   // Benchmarking: time each stage with CUDA events (synchronises the stream) and print the split to stdout.
   bool profile = false;

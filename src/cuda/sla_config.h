@@ -11,6 +11,15 @@ namespace sla_cfg {
 constexpr int kSlaBlockQ = 128, kSlaBlockK = 64;
 constexpr int kSageBlockQSm90 = 64, kSageBlockKSm90 = 128;
 
+// cp.async ring depth of the 128x64 wgmma sparse kernel (one CTA per SM: registers bound it, not shared memory).
+// The other kernels keep 2 stages so that two CTAs fit per SM. Measured on an H100 (L=32760 x 12, topk 0.1):
+// 4 stages 2.72 ms vs 2 stages 2.47 ms, so 2.
+constexpr int kStagesWg128 = 2;
+
+// Sparse kernel: the first kSelCache entries of a CTA's table row (and their K scales) are staged in shared memory
+// in the prologue; longer rows (top-k near 1 at very long L) read the rest from global memory.
+constexpr int kSelCache = 1024;
+
 // One warp owns 16 query rows (one m16 slab of mma.sync), so a CTA has block_q / 16 warps.
 constexpr int kRowsPerWarp = 16;
 

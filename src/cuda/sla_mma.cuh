@@ -88,6 +88,14 @@ __device__ __forceinline__ uint32_t pack_e4m3x4(float x0, float x1, float x2, fl
   return lo | (hi << 16);
 }
 
+// 2^x as the bare MUFU.EX2 (exp2f adds range fix-ups for subnormal results, which softmax weights can ignore:
+// they are far below e4m3's and bf16's resolution of p <= 1). ex2(-inf) = 0.
+__device__ __forceinline__ float ex2_ftz(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
+  return y;
+}
+
 __device__ __forceinline__ float quad_max(float x) {
   x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, 1));
   return fmaxf(x, __shfl_xor_sync(0xffffffffu, x, 2));

@@ -13,7 +13,7 @@ namespace sla {
 struct SparseArgs {
   int L = 0, H = 0, D = 0, bq = 0, bk = 0, nq = 0, nk = 0, kc = 0;
   bool quantized = false;
-  int kernel = 0;  // 0 auto, 1 mma.sync, 2 wgmma (sagesla 64x128 Dh128 on sm_90 only)
+  int kernel = 0;  // 0 auto, 1 mma.sync, 2 wgmma (sagesla 64x128 / 128x64, Dh128, sm_90 only)
   float scale_log2 = 0.f;  // softmax scale * log2(e)
   const __nv_bfloat16* q = nullptr;  // [L, H, D]
   const __nv_bfloat16* k = nullptr;  // [L, H, D]       (SLA)
