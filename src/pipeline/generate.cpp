@@ -97,8 +97,7 @@ void run_stage(GenerateReport& r, const std::string& name, const std::function<v
     if (e.subject() == "GPU memory")
       fail("GPU memory", cat(e.what(), " during the ", name,
                              " stage; try a smaller --resolution or --size, fewer --frames, -quant weights with "
-                             "--linear w8a8, or --t5-int8 (--offload, streaming DiT blocks from host memory, is not "
-                             "implemented yet)"));
+                             "--linear w8a8, --t5-int8, or --offload (streams DiT blocks from host memory)"));
     throw;
   }
   if (gpu) device_synchronize();
