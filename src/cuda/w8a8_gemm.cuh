@@ -180,9 +180,9 @@ __device__ __forceinline__ void store_int8_rows(const GemmArgs& p, const float (
 }
 
 // Grouped raster: kGroupM M tiles share one N tile before moving on, so W's panel stays hot in L2.
-__device__ __forceinline__ void tile_coords(const GemmArgs& p, int bm, int bn, int* m0, int* n0) {
+__device__ __forceinline__ void tile_coords(const GemmArgs& p, int bm, int bn, int* m0, int* n0,
+                                            int pid = int(blockIdx.x)) {
   const int tiles_m = (p.M + bm - 1) / bm, tiles_n = p.N / bn;
-  const int pid = blockIdx.x;
   const int per_group = kGroupM * tiles_n;
   const int group = pid / per_group, first_m = group * kGroupM;
   const int gsize = min(tiles_m - first_m, kGroupM);
@@ -194,8 +194,9 @@ __device__ __forceinline__ void tile_coords(const GemmArgs& p, int bm, int bn, i
 
 // Launches the wgmma kernel (w8a8_gemm_sm90.cu). Returns false when this binary/device has no sm_90a code.
 bool w8a8_wgmma_available();
-// overlapped: the "wgmma2" variant (two int32 accumulator sets, fold of block kb-1 overlaps the MMAs of block kb).
-void launch_w8a8_wgmma(int mode, const w8a8::GemmArgs& p, bool overlapped);
+// variant 1 "wgmma", 2 "wgmma2" (two int32 accumulator sets, fold of block kb-1 overlaps the MMAs of block kb),
+// 3 "ws" (TMA producer warp + two consumer warpgroups, persistent).
+void launch_w8a8_wgmma(int mode, const w8a8::GemmArgs& p, int variant);
 
 }  // namespace cuda
 }  // namespace td

@@ -17,7 +17,7 @@ void linear_w8a8_quant(const ops::Int8Act& x, const Tensor& w_int8, const Tensor
 void gemm_s8s8_s32(const Tensor& a, const Tensor& b, Tensor& c);
 
 // Which GEMM kernel linear_w8a8 uses: "auto" (w8a8cfg::kAutoSm90Kernel on sm_90 when built, else mma.sync), "mma",
-// "wgmma", "wgmma2" (overlapped fold). Initial value from TD_W8A8_KERNEL; tests and the bench set it explicitly.
+// "wgmma", "wgmma2" (overlapped fold), "ws" (TMA + warp-specialized, persistent), "wsmc" (ws on 2-CTA clusters sharing W by multicast). Initial value from TD_W8A8_KERNEL; tests and the bench set it explicitly.
 // Naming a wgmma variant where it cannot run raises td::Error.
 void set_w8a8_kernel(const char* name);
 const char* w8a8_kernel_name();

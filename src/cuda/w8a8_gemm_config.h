@@ -28,8 +28,21 @@ constexpr int kWgSmemBytes = kWgStages * kStageBytes + 1024;
 // (192 accumulator registers per thread). 5 stages = 160 KiB, prefetch distance 3.
 constexpr int kWg2Stages = 5;
 constexpr int kWg2SmemBytes = kWg2Stages * kStageBytes + 1024;
-// What TD_W8A8_KERNEL=auto runs on sm_90 (change after `turbodiff bench gemm --kernel all`).
-constexpr const char* kAutoSm90Kernel = "wgmma";
+// "ws" (warp-specialized, persistent): one producer warp issues TMA bulk-tensor loads (SWIZZLE_128B, the same
+// layout) into a kWsStages ring guarded by full/empty mbarriers; two consumer warpgroups (64 x 128 each) run wgmma
+// and fold without any CTA-wide barrier, so one folds while the other's MMAs run and the producer refills the ring
+// during the epilogue. 6 stages = 192 KiB (+1 KiB alignment slack), one CTA per SM, grid = min(tiles, SMs).
+constexpr int kWsStages = 6;
+constexpr int kWsThreads = 384;
+constexpr int kWsSmemBytes = kWsStages * kStageBytes + 1024;
+// "wsmc": the same kernel on clusters of kWsClusterM CTAs stacked along M that share the W tile through TMA
+// multicast (each CTA loads 128/kWsClusterM of its rows). 128x128 int8 tiles need 32 KiB of L2 reads per 128-K
+// block per CTA, which at the int8 rate looked like the L2 limit. Measured on H100 it runs at HALF the speed of "ws"
+// (~280 TOPS, all 66 clusters resident) for a reason not found yet: experimental, never chosen by "auto".
+constexpr int kWsClusterM = 2;
+// What TD_W8A8_KERNEL=auto runs on sm_90 (change after `turbodiff bench gemm --kernel all`). "ws" measured
+// 520-650 TOPS vs 450-560 for "wgmma" on the 1.3B shapes, even on the 14B ones; "wsmc" ran at half speed (perf.md).
+constexpr const char* kAutoSm90Kernel = "ws";
 
 // The activation-quant / fused-norm kernels: one CTA per row, 4 channels per thread per chunk.
 constexpr int kRowThreads = 128;

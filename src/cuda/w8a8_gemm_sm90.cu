@@ -1,6 +1,13 @@
 // W8A8 GEMM, Hopper path: wgmma.mma_async m64n128k32 s8 x s8 -> s32 from swizzled shared memory, cp.async
 // multistage pipeline, per-128-K-block int32 -> fp32 fold, the same fused epilogues as the mma.sync path.
 // Only compiled into sm_90a code; other archs get a stub that traps (the host never launches it there).
+#include <cuda.h>  // CUtensorMap (types only: the encoder comes from the runtime's driver entry point)
+#include <cudaTypedefs.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+
 #include "core/allocator.h"
 #include "cuda/w8a8_gemm.cuh"
 
@@ -261,6 +268,291 @@ __global__ void __launch_bounds__(kThreads, 1) w8a8_gemm_wgmma_kernel(const Gemm
 #endif
 }
 
+
+// ---------------------------------------------------------------------------------------------------------------
+// "ws": TMA + mbarrier ring, one producer thread, two consumer warpgroups, persistent over tiles.
+
+#ifdef TD_W8A8_SM90
+__device__ __forceinline__ void mbar_init(uint32_t bar, int count) {
+  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(bar), "r"(count) : "memory");
+}
+__device__ __forceinline__ void mbar_expect_tx(uint32_t bar, uint32_t bytes) {
+  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(bar), "r"(bytes) : "memory");
+}
+__device__ __forceinline__ void mbar_arrive(uint32_t bar) {
+  asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(bar) : "memory");
+}
+// Spins until the phase with this parity has completed (a fresh barrier counts its "previous" phase, parity 1, as
+// complete, which lets the producer start on an empty ring).
+__device__ __forceinline__ void mbar_wait(uint32_t bar, uint32_t parity) {
+  uint32_t done = 0;
+  do {
+    asm volatile(
+        "{\n.reg .pred p;\nmbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\nselp.u32 %0, 1, 0, p;\n}\n"
+        : "=r"(done)
+        : "r"(bar), "r"(parity)
+        : "memory");
+  } while (!done);
+}
+__device__ __forceinline__ void named_sync(int id) { asm volatile("bar.sync %0, 256;\n" ::"r"(id) : "memory"); }
+__device__ __forceinline__ void named_arrive(int id) { asm volatile("bar.arrive %0, 256;\n" ::"r"(id) : "memory"); }
+__device__ __forceinline__ void tma_load_2d(uint32_t dst, const CUtensorMap* map, uint32_t bar, int x, int y) {
+  asm volatile(
+      "cp.async.bulk.tensor.2d.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1, {%3, %4}], [%2];\n" ::"r"(
+          dst),
+      "l"(reinterpret_cast<uint64_t>(map)), "r"(bar), "r"(x), "r"(y)
+      : "memory");
+}
+// Same, written into the same smem offset of every CTA in `mask` (and completing on each one's barrier there).
+__device__ __forceinline__ void tma_load_2d_mc(uint32_t dst, const CUtensorMap* map, uint32_t bar, int x, int y,
+                                               uint16_t mask) {
+  asm volatile(
+      "cp.async.bulk.tensor.2d.shared::cluster.global.mbarrier::complete_tx::bytes.multicast::cluster [%0], [%1, {%3, "
+      "%4}], [%2], %5;\n" ::"r"(dst),
+      "l"(reinterpret_cast<uint64_t>(map)), "r"(bar), "r"(x), "r"(y), "h"(mask)
+      : "memory");
+}
+__device__ __forceinline__ uint32_t cluster_rank() {
+  uint32_t r;
+  asm volatile("mov.u32 %0, %%cluster_ctarank;\n" : "=r"(r));
+  return r;
+}
+// Arrives on the barrier at this CTA-local offset in cluster CTA `cta` (possibly this one).
+__device__ __forceinline__ void mbar_arrive_cluster(uint32_t bar, uint32_t cta) {
+  asm volatile(
+      "{\n.reg .b32 ra;\nmapa.shared::cluster.u32 ra, %0, %1;\n"
+      "mbarrier.arrive.release.cluster.shared::cluster.b64 _, [ra];\n}\n" ::"r"(bar),
+      "r"(cta)
+      : "memory");
+}
+__device__ __forceinline__ void cluster_sync_all() {
+  asm volatile("barrier.cluster.arrive.release;\nbarrier.cluster.wait.acquire;\n" ::: "memory");
+}
+#endif
+
+// kCM CTAs of a cluster take kCM vertically adjacent 128-row tiles of the same 128 output columns: each loads its own
+// A tile and 1/kCM of the shared W tile, multicast to all of them (L2 traffic per CTA 16 + 16/kCM KiB per K block
+// instead of 32: 128x128 int8 tiles are L2-bandwidth bound, not tensor-core bound).
+template <OutMode kMode, int kCM>
+__global__ void __launch_bounds__(kWsThreads, 1)
+    w8a8_gemm_ws_kernel(const __grid_constant__ CUtensorMap tmA, const __grid_constant__ CUtensorMap tmB,
+                        const GemmArgs p) {
+#ifdef TD_W8A8_SM90
+  extern __shared__ unsigned char smem_raw[];
+  __shared__ __align__(8) uint64_t full_bar[kWsStages], empty_bar[kWsStages];
+  const uint32_t base = (smem_u32(smem_raw) + 1023u) & ~1023u;
+  const int tid = threadIdx.x, wg = tid >> 7;
+  const uint32_t rank = kCM > 1 ? cluster_rank() : 0u;
+  const int cid = int(blockIdx.x) / kCM, nclusters = int(gridDim.x) / kCM;
+  const int tiles = ((p.M + kCM * kBM - 1) / (kCM * kBM)) * (p.N / kBN);  // cluster tiles (kCM*128 x 128)
+  const int KB = p.K / kBK;
+  if (tid == 0) {
+#pragma unroll
+    for (int s = 0; s < kWsStages; s++) {
+      mbar_init(smem_u32(&full_bar[s]), 1);   // the producer's expect_tx arrival (+ the TMA bytes)
+      mbar_init(smem_u32(&empty_bar[s]), 8 * kCM);  // one arrival per consumer warp of every CTA reading it
+    }
+    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+  }
+  // Peers multicast into this CTA's ring and arrive on its barriers: all must be initialized first.
+  if (kCM > 1)
+    cluster_sync_all();
+  else
+    __syncthreads();
+
+  if (wg == 0) {
+    // Producer: one thread; the rest of this warpgroup idles until the final cluster barrier.
+    if (tid == 0) {
+      int stage = 0;
+      uint32_t phase = 0;
+      for (int tile = cid; tile < tiles; tile += nclusters) {
+        int m0, n0;
+        tile_coords(p, kCM * kBM, kBN, &m0, &n0, tile);
+        m0 += int(rank) * kBM;  // past M for an odd last tile: TMA fills zeros, the stores are skipped
+        for (int kb = 0; kb < KB; kb++) {
+          mbar_wait(smem_u32(&empty_bar[stage]), phase ^ 1);
+          const uint32_t fb = smem_u32(&full_bar[stage]), sA = base + stage * kStageBytes;
+          mbar_expect_tx(fb, kStageBytes);
+          // Rows past M (A's last tile) are zero-filled by the TMA unit and still count toward the bytes.
+          tma_load_2d(sA, &tmA, fb, kb * kBK, m0);
+          if (kCM == 1) {
+            tma_load_2d(sA + kBM * kBK, &tmB, fb, kb * kBK, n0);
+          } else {
+            // The empty barrier counted every CTA's consumers, so the slice may go into all of them now.
+            constexpr int rows = kBN / kCM;
+            tma_load_2d_mc(sA + kBM * kBK + rank * rows * kBK, &tmB, fb, kb * kBK, n0 + int(rank) * rows,
+                           uint16_t((1u << kCM) - 1));
+          }
+          if (++stage == kWsStages) stage = 0, phase ^= 1;
+        }
+      }
+    }
+  } else {
+
+  const int cw = wg - 1, warp = (tid >> 5) & 3, lane = tid & 31;
+  const int g = lane >> 2, t = lane & 3;
+  int stage = 0;
+  uint32_t phase = 0;
+  // Named barriers 1 (WG1 has issued -> WG0 may) and 2 (WG0 has issued -> WG1 may), 256 consumer threads each.
+  const int issues = ((tiles - cid + nclusters - 1) / nclusters) * KB;
+  int issue = 0;
+  for (int tile = cid; tile < tiles; tile += nclusters) {
+    int m0, n0;
+    tile_coords(p, kCM * kBM, kBN, &m0, &n0, tile);
+    m0 += int(rank) * kBM;
+    const int row0 = m0 + cw * 64 + warp * 16 + g, row1 = row0 + 8;
+    const float* swp = p.sw + size_t(n0 / kBN) * KB;
+    const float* sa0 = p.sa + size_t(min(row0, p.M - 1)) * KB;
+    const float* sa1 = p.sa + size_t(min(row1, p.M - 1)) * KB;
+    int32_t acc[64];
+    float accf[64];
+#pragma unroll
+    for (int i = 0; i < 64; i++) acc[i] = 0, accf[i] = 0.f;
+    for (int kb = 0; kb < KB; kb++) {
+      // Scales first: their global-load latency hides behind the wait and the MMAs.
+      float s0 = 0.f, s1 = 0.f;
+      if (kMode != OutMode::RawI32) {
+        const float sw = __ldg(swp + kb);
+        s0 = row0 < p.M ? __ldg(sa0 + kb) * sw : 0.f;
+        s1 = row1 < p.M ? __ldg(sa1 + kb) * sw : 0.f;
+      }
+      mbar_wait(smem_u32(&full_bar[stage]), phase);
+      // Issue order alternates WG0, WG1, WG0, ...: the tensor cores then run one warpgroup's block while the other
+      // folds (left free, both would issue, finish and fold together with the tensor cores idle).
+      if (cw == 1 || issue > 0) named_sync(cw == 0 ? 1 : 2);
+      const uint32_t st = base + stage * kStageBytes;
+      const uint64_t da = make_desc(st + cw * 64 * kBK), db = make_desc(st + kBM * kBK);
+      fence_acc(acc);
+      wgmma_fence();
+#pragma unroll
+      for (int kk = 0; kk < kBK / 32; kk++) {
+        const int accumulate = (kMode == OutMode::RawI32) ? (kb > 0 || kk > 0) : (kk > 0);
+        wgmma_m64n128k32(acc, da + uint64_t(kk * 2), db + uint64_t(kk * 2), accumulate);
+      }
+      wgmma_commit();
+      if (cw == 0 || issue + 1 < issues) named_arrive(cw == 0 ? 2 : 1);
+      issue++;
+      wgmma_wait0();
+      fence_acc(acc);
+      // This warp no longer reads the stage; the producer refills it once all 8 consumer warps said so.
+      if (lane == 0) {
+        if (kCM == 1) {
+          mbar_arrive(smem_u32(&empty_bar[stage]));
+        } else {
+#pragma unroll
+          for (int r = 0; r < kCM; r++) mbar_arrive_cluster(smem_u32(&empty_bar[stage]), uint32_t(r));
+        }
+      }
+      if (++stage == kWsStages) stage = 0, phase ^= 1;
+      if (kMode != OutMode::RawI32) fold(acc, accf, s0, s1);
+    }
+    if constexpr (kMode == OutMode::Int8) {
+      store_int8_rows(p, accf, row0, row1, n0, t);
+    } else {
+#pragma unroll
+      for (int j = 0; j < 16; j++) {
+        const int n = n0 + j * 8 + 2 * t;
+        if (row0 < p.M) store_pair<kMode>(p, row0, n, accf[4 * j], accf[4 * j + 1], acc[4 * j], acc[4 * j + 1]);
+        if (row1 < p.M)
+          store_pair<kMode>(p, row1, n, accf[4 * j + 2], accf[4 * j + 3], acc[4 * j + 2], acc[4 * j + 3]);
+      }
+    }
+  }
+  }
+  // No CTA may exit while a peer can still arrive on its empty barriers.
+  if (kCM > 1) cluster_sync_all();
+#else
+  __trap();  // never launched: the host checks w8a8_wgmma_available()
+#endif
+}
+
+// cuTensorMapEncodeTiled through the runtime (no link against libcuda).
+PFN_cuTensorMapEncodeTiled_v12000 tensor_map_encoder() {
+  static PFN_cuTensorMapEncodeTiled_v12000 fn = [] {
+    void* ptr = nullptr;
+    cudaDriverEntryPointQueryResult q{};
+    TD_CUDA_CHECK(cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &ptr, 12000, cudaEnableDefault, &q));
+    TD_CHECK(q == cudaDriverEntryPointSuccess && ptr != nullptr, "w8a8 gemm", "driver has no cuTensorMapEncodeTiled");
+    return reinterpret_cast<PFN_cuTensorMapEncodeTiled_v12000>(ptr);
+  }();
+  return fn;
+}
+
+// [rows, K] int8, row-major: 128 x 128-byte boxes with the 128-byte swizzle (wgmma's K-major SWIZZLE_128B layout).
+CUtensorMap make_tile_map(const int8_t* ptr, int rows, int K, int box_rows, const char* what) {
+  TD_CHECK((reinterpret_cast<uintptr_t>(ptr) & 15) == 0 && K % 16 == 0, "w8a8 gemm", what,
+           ": TMA needs 16-byte aligned rows");
+  CUtensorMap m;
+  const cuuint64_t dims[2] = {cuuint64_t(K), cuuint64_t(rows)};
+  const cuuint64_t strides[1] = {cuuint64_t(K)};
+  const cuuint32_t box[2] = {cuuint32_t(kBK), cuuint32_t(box_rows)};
+  const cuuint32_t estr[2] = {1, 1};
+  const CUresult r = tensor_map_encoder()(&m, CU_TENSOR_MAP_DATA_TYPE_UINT8, 2, const_cast<int8_t*>(ptr), dims, strides,
+                                          box, estr, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
+                                          CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+  TD_CHECK(r == CUDA_SUCCESS, "w8a8 gemm", what, ": cuTensorMapEncodeTiled failed (", int(r), ")");
+  return m;
+}
+
+template <OutMode kMode, int kCM>
+void launch_ws(const GemmArgs& p) {
+  static_assert(kBM == kBN, "one tensor-map box shape serves A and W");
+  auto kernel = w8a8_gemm_ws_kernel<kMode, kCM>;
+  static int max_clusters = 0;  // per instantiation: co-resident clusters of kCM CTAs (GPCs have odd SM counts)
+  if (max_clusters == 0) {
+    TD_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kWsSmemBytes));
+    max_clusters = sm_count() / kCM;
+    if (kCM > 1) {
+      cudaLaunchConfig_t cfg{};
+      cudaLaunchAttribute attr{};
+      attr.id = cudaLaunchAttributeClusterDimension;
+      attr.val.clusterDim.x = kCM, attr.val.clusterDim.y = 1, attr.val.clusterDim.z = 1;
+      cfg.gridDim = dim3(unsigned(kCM * max_clusters)), cfg.blockDim = dim3(kWsThreads);
+      cfg.dynamicSmemBytes = kWsSmemBytes, cfg.attrs = &attr, cfg.numAttrs = 1;
+      int n = 0;
+      TD_CUDA_CHECK(cudaOccupancyMaxActiveClusters(&n, kernel, &cfg));
+      TD_CHECK(n > 0, "w8a8 gemm", "no cluster of ", kCM, " CTAs fits on this GPU");
+      max_clusters = std::min(max_clusters, n);
+    }
+    // A/B knob for the persistent grid size (clusters); TD_W8A8_DEBUG=1 prints what was chosen.
+    if (const char* e = std::getenv("TD_W8A8_WS_CLUSTERS")) {
+      const int v = std::atoi(e);
+      TD_CHECK(v > 0, "TD_W8A8_WS_CLUSTERS", "expected a positive count, got '", e, "'");
+      max_clusters = v;
+    }
+    if (std::getenv("TD_W8A8_DEBUG"))
+      std::fprintf(stderr, "w8a8 ws: cluster %d x 1, %d resident clusters, %d SMs\n", kCM, max_clusters, sm_count());
+  }
+  const int64_t tiles = int64_t((p.M + kCM * kBM - 1) / (kCM * kBM)) * (p.N / kBN);
+  TD_CHECK(tiles < (int64_t(1) << 31), "w8a8 gemm", "problem too large: M=", p.M, " N=", p.N);
+  const CUtensorMap ta = make_tile_map(p.a, p.M, p.K, kBM, "activation"),
+                    tb = make_tile_map(p.w, p.N, p.K, kBN / kCM, "weight");
+  const unsigned grid = unsigned(kCM * std::min<int64_t>(tiles, max_clusters));
+  if (kCM == 1) {
+    kernel<<<grid, kWsThreads, kWsSmemBytes, stream()>>>(ta, tb, p);
+    TD_CUDA_LAUNCH_CHECK();
+    return;
+  }
+  cudaLaunchConfig_t cfg{};
+  cudaLaunchAttribute attr{};
+  attr.id = cudaLaunchAttributeClusterDimension;
+  attr.val.clusterDim.x = kCM, attr.val.clusterDim.y = 1, attr.val.clusterDim.z = 1;
+  cfg.gridDim = dim3(grid), cfg.blockDim = dim3(kWsThreads), cfg.dynamicSmemBytes = kWsSmemBytes;
+  cfg.stream = stream(), cfg.attrs = &attr, cfg.numAttrs = 1;
+  TD_CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, ta, tb, p));
+}
+
+template <int kCM>
+void launch_ws_mode(int mode, const GemmArgs& p) {
+  switch (OutMode(mode)) {
+    case OutMode::RawI32: launch_ws<OutMode::RawI32, kCM>(p); break;
+    case OutMode::BF16: launch_ws<OutMode::BF16, kCM>(p); break;
+    case OutMode::F32: launch_ws<OutMode::F32, kCM>(p); break;
+    case OutMode::Residual: launch_ws<OutMode::Residual, kCM>(p); break;
+    case OutMode::Int8: launch_ws<OutMode::Int8, kCM>(p); break;
+  }
+}
+
 template <OutMode kMode, bool kOverlap>
 void launch(const GemmArgs& p) {
   static bool configured = false;  // per instantiation
@@ -304,11 +596,16 @@ bool w8a8_wgmma_available() {
   return avail == 1;
 }
 
-void launch_w8a8_wgmma(int mode, const GemmArgs& p, bool overlapped) {
-  if (overlapped)
+void launch_w8a8_wgmma(int mode, const GemmArgs& p, int variant) {
+  if (variant == 3) {
+    launch_ws_mode<1>(mode, p);
+  } else if (variant == 4) {
+    launch_ws_mode<kWsClusterM>(mode, p);
+  } else if (variant == 2) {
     launch_mode<true>(mode, p);
-  else
+  } else {
     launch_mode<false>(mode, p);
+  }
 }
 
 }  // namespace cuda

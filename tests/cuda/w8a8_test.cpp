@@ -24,7 +24,7 @@ Tensor host(const Tensor& t) { return t.to(Device::CPU); }
 // Every GEMM test runs on each kernel this build has.
 std::vector<const char*> kernels() {
   std::vector<const char*> k{"mma"};
-  for (const char* v : {"wgmma", "wgmma2"}) {
+  for (const char* v : {"wgmma", "wgmma2", "ws", "wsmc"}) {
     try {
       cuda::set_w8a8_kernel(v);
       k.push_back(v);
@@ -168,9 +168,13 @@ TEST(W8A8Cuda, QuantizingEpilogueMatchesCpu) {
         dg.ptr<float>()[i] = q.ptr<int8_t>()[i] * s.ptr<float>()[(i / N) * (N / 128) + (i % N) / 128];
         dr.ptr<float>()[i] = ref.q.ptr<int8_t>()[i] * ref.scale.ptr<float>()[(i / N) * (N / 128) + (i % N) / 128];
       }
-      EXPECT_LT(nmse(dg, dr), 2e-5) << kn << " M=" << M;
+      // mma.sync rounds the GEMM result to a bf16 temporary before quantizing: that moves some amax values and
+      // flips more int8 steps (3e-5 measured on H100), so it gets a looser bound than the fp32 wgmma epilogue.
+      EXPECT_LT(nmse(dg, dr), std::string(kn) == "mma" ? 1e-4 : 2e-5) << kn << " M=" << M;
       // From fp32 (wgmma) only near-ties move; through bf16 (mma.sync) more do.
-      if (std::string(kn) != "mma") EXPECT_LT(flips, M * N / 500) << kn << " M=" << M;
+      if (std::string(kn) != "mma") {
+        EXPECT_LT(flips, M * N / 500) << kn << " M=" << M;
+      }
     }
   }
 }
