@@ -3,6 +3,7 @@
 // self and cross (512 keys); `--variants` also times every compiled attention tile variant (attention_config.h).
 //
 //   turbodiff bench ops [--iters N] [--variants] [--no-14b] [--only attention|linear|norm]
+#include <cmath>
 #include <cstdio>
 #include <random>
 #include <vector>
@@ -14,6 +15,7 @@
 #include "ops/ops.h"
 #ifdef TD_WITH_CUDA
 #include "cuda/attention.h"
+#include "cuda/attention_config.h"
 #include "cuda/linear.h"
 #endif
 
@@ -72,6 +74,11 @@ void bench_attention(const Args& a, int64_t Lq, int64_t Lk, int64_t H, const cha
           bench::time_it([&] { cuda::attention_variant(i, q, k, v, o); }, a.warmup, a.iters, true, a.flush);
       row(cat("  ", cuda::attention_variant_name(i)).c_str(), "", tv, flops, 0);
     }
+    // Same-run baseline for the lazy softmax rescale: the default tile rescaling O on every key tile.
+    cuda::set_attention_rescale_slack_log2(-INFINITY);
+    bench::Timing te = bench::time_it([&] { cuda::attention(q, k, v, o); }, a.warmup, a.iters, true, a.flush);
+    cuda::set_attention_rescale_slack_log2(cuda::kAttentionRescaleSlackLog2);
+    row("  default, rescale every tile", "", te, flops, 0);
   }
 }
 #endif

@@ -34,6 +34,7 @@ struct AttnParams {
   int64_t q_head, k_head, v_head, o_head;  // head strides, elements
   int lq, lk;
   float scale_log2;  // softmax scale * log2(e)
+  float rescale_slack_log2;  // kAttentionRescaleSlackLog2 unless a benchmark set another (-inf: always rescale)
 };
 
 // ---- PTX wrappers ----
@@ -216,30 +217,53 @@ __global__ void __launch_bounds__(WARPS * 32, MINB) flash_attention_fwd(const At
     }
 
     // Online softmax. Each row's 64 scores are spread over the 4 threads of a quad (same g).
+    // Lazy rescaling: the running max (and with it O and the row sum) is only moved when some row of the warp sees
+    // a score above its max by more than p.rescale_slack_log2 (log2 units). Otherwise P = 2^(s - m) with
+    // the stale m is at most 2^slack, exact in fp32 and bf16 (same relative precision), and the final 1/l undoes
+    // any common factor; this skips the 2 x DT multiplies per row on almost every tile after the first few.
+    float mx[MT][2];
+    bool need = false;
 #pragma unroll
     for (int mt = 0; mt < MT; mt++) {
 #pragma unroll
       for (int r = 0; r < 2; r++) {
-        float mx = -INFINITY;
+        float m = -INFINITY;
 #pragma unroll
-        for (int nt = 0; nt < NT; nt++) mx = fmaxf(mx, fmaxf(s[mt][nt][2 * r], s[mt][nt][2 * r + 1]));
-        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
-        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-        // Every tile holds at least one real key, so m_new is finite; alpha = 0 on the first tile.
-        const float m_new = fmaxf(row_max[mt][r], mx * p.scale_log2);
-        const float alpha = exp2_approx(row_max[mt][r] - m_new);
-        row_max[mt][r] = m_new;
-        row_sum[mt][r] *= alpha;
+        for (int nt = 0; nt < NT; nt++) m = fmaxf(m, fmaxf(s[mt][nt][2 * r], s[mt][nt][2 * r + 1]));
+        m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, 1));
+        m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, 2));
+        mx[mt][r] = m * p.scale_log2;  // scale_log2 > 0, so this is the max of the scaled scores
+        need |= mx[mt][r] > row_max[mt][r] + p.rescale_slack_log2;  // always true on the first tile
+      }
+    }
+    if (__any_sync(0xffffffffu, need)) {
 #pragma unroll
-        for (int dt = 0; dt < DT; dt++) {
-          acc[mt][dt][2 * r] *= alpha;
-          acc[mt][dt][2 * r + 1] *= alpha;
+      for (int mt = 0; mt < MT; mt++) {
+#pragma unroll
+        for (int r = 0; r < 2; r++) {
+          // Every tile holds at least one real key, so m_new is finite; alpha = 0 on the first tile.
+          const float m_new = fmaxf(row_max[mt][r], mx[mt][r]);
+          const float alpha = exp2_approx(row_max[mt][r] - m_new);
+          row_max[mt][r] = m_new;
+          row_sum[mt][r] *= alpha;
+#pragma unroll
+          for (int dt = 0; dt < DT; dt++) {
+            acc[mt][dt][2 * r] *= alpha;
+            acc[mt][dt][2 * r + 1] *= alpha;
+          }
         }
+      }
+    }
+#pragma unroll
+    for (int mt = 0; mt < MT; mt++) {
+#pragma unroll
+      for (int r = 0; r < 2; r++) {
+        const float m = row_max[mt][r];
 #pragma unroll
         for (int nt = 0; nt < NT; nt++) {
 #pragma unroll
           for (int e = 2 * r; e < 2 * r + 2; e++) {
-            const float pv = exp2_approx(fmaf(s[mt][nt][e], p.scale_log2, -m_new));
+            const float pv = exp2_approx(fmaf(s[mt][nt][e], p.scale_log2, -m));
             s[mt][nt][e] = pv;
             row_sum[mt][r] += pv;  // thread-partial; the quad reduction happens once at the end
           }
@@ -312,6 +336,8 @@ void launch(const AttnParams& p, int heads) {
   TD_CUDA_LAUNCH_CHECK();
 }
 
+float g_rescale_slack_log2 = kAttentionRescaleSlackLog2;
+
 struct Variant {
   int head_dim;
   const char* name;
@@ -360,6 +386,7 @@ AttnParams make_params(const Tensor& q, const Tensor& k, const Tensor& v, Tensor
   p.lk = int(k.size(0));
   const float scale = opts.scale > 0.f ? opts.scale : float(1.0 / std::sqrt(double(D)));
   p.scale_log2 = scale * 1.4426950408889634f;
+  p.rescale_slack_log2 = g_rescale_slack_log2;
   return p;
 }
 
@@ -377,6 +404,8 @@ void attention(const Tensor& q, const Tensor& k, const Tensor& v, Tensor& o, con
     launch<64, T::kBlockM, T::kBlockN, T::kWarps, T::kSplitWait, T::kMinBlocks>(p, H);
   }
 }
+
+void set_attention_rescale_slack_log2(float slack) { g_rescale_slack_log2 = slack; }
 
 int attention_variant_count() { return kNumVariants; }
 

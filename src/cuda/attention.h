@@ -13,6 +13,10 @@ void attention(const Tensor& q, const Tensor& k, const Tensor& v, Tensor& o, con
 
 // The compiled tile variants (attention_config.h), for benchmarks and tests: same contract as attention(), with a
 // fixed tile shape. Names look like "d128_128x64_w4"; a variant only accepts its own head_dim.
+// Benchmarks only: the lazy-rescale threshold of the online softmax (attention_config.h); -INFINITY rescales on
+// every tile (the kernel's behaviour before lazy rescaling, for a same-run baseline). Not thread-safe.
+void set_attention_rescale_slack_log2(float slack);
+
 int attention_variant_count();
 const char* attention_variant_name(int i);
 int attention_variant_head_dim(int i);

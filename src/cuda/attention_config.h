@@ -61,5 +61,10 @@ struct AttentionTile<64> {
   X(64, 128, 32, 4, 0, 2)        \
   X(64, 128, 64, 8, 0, 2)
 
+// Lazy softmax rescaling (attention.cu): the running row max moves only when a tile's scores exceed it by more
+// than this many powers of two, so P stays <= 2^8 (no precision loss in fp32 or bf16) and the O rescale runs on
+// few tiles. 0 rescales whenever the max grows (still skipping tiles where it does not).
+constexpr float kAttentionRescaleSlackLog2 = 8.f;
+
 }  // namespace cuda
 }  // namespace td
