@@ -6,9 +6,10 @@
 //    16 rows per warp leaves the kernel bound by shared-memory bandwidth; 32 rows halves that traffic per FLOP.
 //    64 rows would need 256 fp32 accumulators per thread for d=128 and spill.
 //  - d=128: 128 x 64 tiles, 4 warps. Registers per thread: O 128 + S 64 fp32, which reaches the 255 cap: ptxas
-//    spills 28 bytes (nvcc 13.0). The SASS shows what that costs: one LDL at the top of each 64-key tile and four
-//    in the next-tile address setup, against 256 HMMAs per tile, none inside the MMA/softmax sequences; every
-//    spill-free alternative measured slower (H100, 2026-11-25, docs/perf.md: 128x32 +5%, 8 warps +13%).
+//    spills 16 bytes (nvcc 13.0; 28 before the lazy rescale). Before, the SASS showed one LDL at the top of each
+//    64-key tile and four in the next-tile address setup, against 256 HMMAs per tile, none inside the MMA/softmax
+//    sequences; every spill-free alternative measured slower (H100, 2026-11-25, docs/perf.md: 128x32 +5%,
+//    8 warps +14%).
 //    Shared memory: Q 32 KiB + 2 stages x (K 16 + V 16) KiB = 96 KiB, so two blocks (8 warps) fit on one SM and
 //    hide each other's softmax and loads.
 //  - d=64: same tile shape; half the registers and shared memory (48 KiB).
@@ -47,7 +48,9 @@ struct AttentionTile<64> {
 // min_blocks: 2 blocks of 4 warps cap registers at 255, 2 blocks of 8 warps at 128 (the 8-warp 128x64 spills 4
 // bytes there; with min_blocks 1 and no spill it measured slower still, 22.2 vs 19.8 ms, and was dropped).
 // 256x64 with 8 warps and min_blocks 1 keeps 32 rows per warp and halves the K/V traffic from L2 per query (one
-// 128 KiB block per SM); it spills 112 bytes and measured within 1% of the default at L=32,760.
+// 128 KiB block per SM); no spill since the lazy rescale (112 bytes before). With lazy rescaling it measured 0.7%
+// (L=32,760) and 3% (L=75,600) faster than the default for self-attention, within this card's run-to-run spread,
+// and 15-20% slower for cross-attention (512 keys: fewer, larger blocks), so the default stays 128x64.
 #define TD_ATTENTION_VARIANTS(X) \
   X(128, 128, 64, 4, 0, 2)       \
   X(128, 128, 64, 4, 1, 2)       \
