@@ -17,8 +17,10 @@ constexpr int kSageBlockQSm90 = 64, kSageBlockKSm90 = 128;
 constexpr int kStagesWg128 = 2;
 
 // Sparse kernel: the first kSelCache entries of a CTA's table row (and their K scales) are staged in shared memory
-// in the prologue; longer rows (top-k near 1 at very long L) read the rest from global memory.
-constexpr int kSelCache = 1024;
+// in the prologue; longer rows (top-k near 1 at long L) read the rest from global memory. 256 covers top-k 0.15 at
+// the 14B shape (kc = 88 with 128-token key blocks, 177 with 64) and keeps sla 128x64 Dh128 (96 KiB dynamic) within
+// the 99 KiB per-block limit of sm_89/sm_120.
+constexpr int kSelCache = 256;
 
 // One warp owns 16 query rows (one m16 slab of mma.sync), so a CTA has block_q / 16 warps.
 constexpr int kRowsPerWarp = 16;

@@ -479,8 +479,10 @@ void launch_t(const SparseArgs& a, cudaStream_t stream) {
   using C = Cfg<BQ, BK, D, QUANT, WG>;
   auto kern = sparse_kernel<BQ, BK, D, QUANT, WG>;
   const int smem = C::kSmem + (WG ? 1024 : 0);  // WG: room to align the base to 1024 bytes
-  TD_CHECK(size_t(smem) <= device_props().sharedMemPerBlockOptin, "sla",
-           "the sparse kernel needs ", smem, " bytes of shared memory; this GPU allows ",
+  cudaFuncAttributes fa;
+  TD_CUDA_CHECK(cudaFuncGetAttributes(&fa, kern));
+  TD_CHECK(size_t(smem) + fa.sharedSizeBytes <= device_props().sharedMemPerBlockOptin, "sla",
+           "the sparse kernel needs ", smem, " + ", fa.sharedSizeBytes, " bytes of shared memory; this GPU allows ",
            device_props().sharedMemPerBlockOptin);
   TD_CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
   kern<<<dim3(a.nq, a.H), C::kThreads, smem, stream>>>(a);
