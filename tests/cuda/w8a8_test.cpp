@@ -258,13 +258,49 @@ TEST(W8A8Cuda, WanShapeSpotCheck) {
   ops::Int8Act a;
   ops::quantize_act_int8(x, a);
   ops::Int8Act ad{dev(a.q), dev(a.scale)};
-  Tensor y = Tensor::empty({M, N}, DType::F32, Device::CUDA), bd = dev(b);
-  ops::linear_w8a8(ad, dev(wq), dev(ws), &bd, y, Epilogue::GeluTanh);
+  Tensor y = Tensor::empty({M, N}, DType::F32, Device::CUDA), bd = dev(b), wqd = dev(wq), wsd = dev(ws);
   const int64_t rows = 24, r0 = M - rows;  // the last rows include the partial M tile
   ops::Int8Act as{a.q.slice(0, r0, M).contiguous(), a.scale.slice(0, r0, M).contiguous()};
   Tensor ref = Tensor::empty({rows, N}, DType::F32);
   ops::linear_w8a8(as, wq, ws, &b, ref, Epilogue::GeluTanh);
-  EXPECT_LT(nmse(host(y).slice(0, r0, M).contiguous(), ref), 1e-10);
+  // 8 x 70 tiles: the persistent kernels ("ws", "wsmc") run several tiles per CTA here.
+  for (const char* kn : kernels()) {
+    KernelScope ks(kn);
+    ops::linear_w8a8(ad, wqd, wsd, &bd, y, Epilogue::GeluTanh);
+    EXPECT_LT(nmse(host(y).slice(0, r0, M).contiguous(), ref), 1e-10) << kn;
+  }
+}
+
+// Every output element of a grid with more tiles than SMs (165 128x128 tiles; 85 two-tile clusters, the last one
+// half past M), so each persistent CTA carries its ring and barrier phases across tiles: int32 exact, and the fp32
+// fold (accumulators reset per tile) against the CPU.
+TEST(W8A8Cuda, PersistentMultiTileMatchesCpu) {
+  TD_SKIP_WITHOUT_CUDA();
+  const int64_t M = 4100, K = 384, N = 640;
+  Tensor a8 = randint8({M, K}, 71), b8 = randint8({N, K}, 72);
+  Tensor c_ref = Tensor::empty({M, N}, DType::I32);
+  cpu::gemm_s8s8_s32(a8, b8, c_ref);
+  Tensor x = randn({M, K}, 73), w = randn({N, K}, 74, 0.05f);
+  Tensor wq, ws;
+  ops::quantize_weight_int8(w, wq, ws);
+  ops::Int8Act a;
+  ops::quantize_act_int8(x, a);
+  Tensor ref = Tensor::empty({M, N}, DType::F32);
+  ops::linear_w8a8(a, wq, ws, nullptr, ref, Epilogue::None);
+  ops::Int8Act ad{dev(a.q), dev(a.scale)};
+  Tensor a8d = dev(a8), b8d = dev(b8), wqd = dev(wq), wsd = dev(ws);
+  for (const char* kn : kernels()) {
+    KernelScope ks(kn);
+    Tensor c = Tensor::empty({M, N}, DType::I32, Device::CUDA);
+    ops::gemm_s8s8_s32(a8d, b8d, c);
+    Tensor ch = host(c);
+    int64_t bad = 0;
+    for (int64_t i = 0; i < M * N; i++) bad += ch.ptr<int32_t>()[i] != c_ref.ptr<int32_t>()[i];
+    EXPECT_EQ(bad, 0) << kn;
+    Tensor y = Tensor::empty({M, N}, DType::F32, Device::CUDA);
+    ops::linear_w8a8(ad, wqd, wsd, nullptr, y, Epilogue::None);
+    EXPECT_LT(nmse(host(y), ref), 1e-10) << kn;
+  }
 }
 
 }  // namespace
