@@ -6,6 +6,7 @@
 
 #include <cudnn.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <map>
 #include <mutex>
@@ -42,13 +43,15 @@ cudnnHandle_t handle() {
   return h;
 }
 
-// TD_VAE_CONV: unset/"3d" = cuDNN 3-D convs; "2d" = each time tap as a cuDNN 2-D NHWC conv over the frames as the
-// batch, accumulated with beta = 1 (2-D kernels are cuDNN's most tuned path; try both on a new GPU); "naive" = the
-// direct kernel (debugging).
-enum class ConvMode { Cudnn3d, Cudnn2dTaps, Naive };
+// TD_VAE_CONV: unset/"auto" = per problem by channel count (conv3d_config::kTaps2dMaxChannels: measured on the H100,
+// cuDNN 9.14's 3-D kernels win at 192/384 channels and lose badly at 96, where 2-D kernels run ~1.7x faster);
+// "3d" = cuDNN 3-D convs; "2d" = each time tap as a cuDNN 2-D NHWC conv over the frames as the batch, accumulated
+// with beta = 1; "naive" = the direct kernel (debugging).
+enum class ConvMode { Auto, Cudnn3d, Cudnn2dTaps, Naive };
 ConvMode conv_mode();
 const char* conv_mode_name() {
   switch (conv_mode()) {
+    case ConvMode::Auto: return "auto: 2-D per time tap up to 128 channels, else 3-D";
     case ConvMode::Cudnn3d: return "3-D";
     case ConvMode::Cudnn2dTaps: return "2-D per time tap";
     default: return "direct (naive)";
@@ -60,8 +63,9 @@ ConvMode conv_mode() {
     const std::string v = e ? e : "";
     if (v == "naive") return ConvMode::Naive;
     if (v == "2d") return ConvMode::Cudnn2dTaps;
-    TD_CHECK(v.empty() || v == "3d", "TD_VAE_CONV", "expected 3d, 2d or naive, got '", v, "'");
-    return ConvMode::Cudnn3d;
+    if (v == "3d") return ConvMode::Cudnn3d;
+    TD_CHECK(v.empty() || v == "auto", "TD_VAE_CONV", "expected auto, 3d, 2d or naive, got '", v, "'");
+    return ConvMode::Auto;
   }();
   return m;
 }
@@ -309,7 +313,10 @@ void conv3d(const Tensor& x_in, const Tensor& w, const Tensor* bias, Tensor& y, 
     TD_CUDA_LAUNCH_CHECK();
     q.pad_top = q.pad_bottom = q.pad_left = q.pad_right = 0;
   }
-  const ConvMode mode = conv_mode();
+  ConvMode mode = conv_mode();
+  if (mode == ConvMode::Auto)
+    mode = std::max(x.size(3), w.size(0)) <= conv3d_config::kTaps2dMaxChannels ? ConvMode::Cudnn2dTaps
+                                                                                  : ConvMode::Cudnn3d;
   if (mode == ConvMode::Naive) return naive(x, w, bias, y, q, accumulate, q.pad_top, q.pad_left);
 
   const int T = int(x.size(0)), H = int(x.size(1)), W = int(x.size(2)), C = int(x.size(3));
@@ -358,6 +365,109 @@ void conv3d(const Tensor& x_in, const Tensor& w, const Tensor* bias, Tensor& y, 
     } else {
       add_bias_kernel<<<grid_for(y.numel(), 256), 256, 0, stream()>>>(y.ptr<__nv_bfloat16>(), bias->ptr<float>(),
                                                                      y.numel() / O, int(O));
+    }
+    TD_CUDA_LAUNCH_CHECK();
+  }
+}
+
+bool conv3d_uses_taps(int64_t C, int64_t O) {
+  const ConvMode m = conv_mode();
+  return m == ConvMode::Cudnn2dTaps || (m == ConvMode::Auto && std::max(C, O) <= conv3d_config::kTaps2dMaxChannels);
+}
+
+bool conv3d_causal_direct(int64_t C, int64_t O) {
+  // Channel counts in multiples of 8 only: cuDNN accepted 4-channel problems in FindEx and refused them at run time,
+  // which this path (several calls accumulating into y) could not recover from.
+  return conv3d_uses_taps(C, O) && C % 8 == 0 && O % 8 == 0;
+}
+
+void conv3d_causal(const Tensor& hist, const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y,
+                   const Conv3dParams& p, bool accumulate) {
+  expect_cuda(x, "conv3d_causal input");
+  expect_cuda(w, "conv3d_causal weight");
+  expect_cuda(y, "conv3d_causal output");
+  expect_dtype(x, DType::BF16, "conv3d_causal input");
+  expect_dtype(w, DType::BF16, "conv3d_causal weight");
+  expect_dtype(y, DType::BF16, "conv3d_causal output");
+  TD_CHECK(x.dim() == 4 && w.dim() == 5 && w.size(1) == 3 && w.size(4) == x.size(3) && p.stride_t == 1 &&
+               x.is_contiguous() && w.is_contiguous() && y.is_contiguous(),
+           "conv3d_causal", "expected x [n, H, W, C] and w [O, 3, kh, kw, C], got ", shape_str(x.shape()), " and ",
+           shape_str(w.shape()));
+  const int64_t cf = hist.defined() ? hist.size(0) : 0;
+  if (cf) {
+    expect_cuda(hist, "conv3d_causal history");
+    TD_CHECK(cf <= 2 && hist.dtype() == DType::BF16 && hist.is_contiguous() && hist.size(1) == x.size(1) &&
+                 hist.size(2) == x.size(2) && hist.size(3) == x.size(3),
+             "conv3d_causal", "history ", shape_str(hist.shape()), " does not match input ", shape_str(x.shape()));
+  }
+  const int n = int(x.size(0)), H = int(x.size(1)), W = int(x.size(2)), C = int(x.size(3));
+  const int O = int(w.size(0)), kh = int(w.size(2)), kw = int(w.size(3));
+  Shape bs = x.shape();
+  bs[0] += 2;
+  Shape os = p.out_shape(bs, w.shape(), "conv3d_causal");
+  expect_shape(y, os, "conv3d_causal output");
+  const int Ho = int(os[1]), Wo = int(os[2]);
+  const bool sym = p.pad_top == p.pad_bottom && p.pad_left == p.pad_right;
+  const size_t xf = size_t(H) * W * C, yf = size_t(Ho) * Wo * O;  // elements per frame
+
+  // The 2-D calls: (tap, first output frame, frames, source frame pointer). Tap 2 reads x[t] for every t and goes
+  // first (it sets or accumulates y); taps 1 and 0 add their history and input parts; all-zero history is skipped.
+  struct Call { int dt, t0, nb; const __nv_bfloat16* src; };
+  std::vector<Call> calls;
+  const __nv_bfloat16* xp = x.ptr<__nv_bfloat16>();
+  const __nv_bfloat16* hp = cf ? hist.ptr<__nv_bfloat16>() : nullptr;
+  calls.push_back({2, 0, n, xp});
+  for (int dt = 1; dt >= 0; dt--) {
+    const int lag = 2 - dt;  // output t reads frame t - lag of x, or history frame cf + t - lag when that is < 0
+    const int h0 = std::max(0, lag - int(cf)), h1 = std::min(n, lag);
+    if (h1 > h0) calls.push_back({dt, h0, h1 - h0, hp + size_t(cf + h0 - lag) * xf});
+    if (n > lag) calls.push_back({dt, lag, n - lag, xp});
+  }
+  bool ok = conv3d_causal_direct(C, O) && sym && x.numel() < (int64_t(1) << 31) &&
+            (!cf || hist.numel() < (int64_t(1) << 31)) && y.numel() < (int64_t(1) << 31);
+  std::vector<Descs*> ds;
+  for (const Call& c : calls) {
+    if (!ok) break;
+    const Key k{c.nb, H, W, C, O, 1, kh, kw, 1, p.stride_h, p.stride_w, p.pad_top, p.pad_left, 1};
+    Descs& d = descs_for(k, c.src, w.data(), c.nb, Ho, Wo);
+    ok = d.supported;
+    ds.push_back(&d);
+  }
+  if (!ok) {
+    // Same result through the contiguous [zeros, history, x] buffer and the general path.
+    Tensor buf = Tensor::empty(bs, DType::BF16, Device::CUDA);
+    if (cf < 2) TD_CUDA_CHECK(cudaMemsetAsync(buf.data(), 0, size_t(2 - cf) * xf * 2, stream()));
+    if (cf) buf.slice(0, 2 - cf, 2).copy_from(hist);
+    buf.slice(0, 2, 2 + n).copy_from(x);
+    return conv3d(buf, w, bias, y, p, accumulate);
+  }
+  const size_t tap = size_t(kh) * kw * C;
+  Tensor wt = Tensor::empty({3, O, kh, kw, C}, DType::BF16, Device::CUDA);  // taps made contiguous
+  for (int dt = 0; dt < 3; dt++)
+    TD_CUDA_CHECK(cudaMemcpy2DAsync(wt.ptr<__nv_bfloat16>() + dt * O * tap, tap * 2, w.ptr<__nv_bfloat16>() + dt * tap,
+                                    3 * tap * 2, tap * 2, size_t(O), cudaMemcpyDeviceToDevice, stream()));
+  size_t ws_bytes = 0;
+  for (Descs* d : ds) ws_bytes = std::max(ws_bytes, d->ws);
+  void* ws = ws_bytes ? device_alloc(ws_bytes) : nullptr;
+  const float alpha = 1.f;
+  cudnnStatus_t st = CUDNN_STATUS_SUCCESS;
+  for (size_t i = 0; i < calls.size() && st == CUDNN_STATUS_SUCCESS; i++) {
+    const Call& c = calls[i];
+    const Descs& d = *ds[i];
+    const float beta = (i > 0 || accumulate) ? 1.f : 0.f;
+    st = cudnnConvolutionForward(handle(), &alpha, d.x, c.src, d.w, wt.ptr<__nv_bfloat16>() + c.dt * O * tap, d.conv,
+                                 d.algo, ws, d.ws, &beta, d.y, y.ptr<__nv_bfloat16>() + size_t(c.t0) * yf);
+  }
+  if (ws) device_free(ws, ws_bytes);
+  TD_CUDNN_CHECK(st);
+  if (bias) {
+    TD_CHECK(bias->numel() == O && bias->dtype() == DType::F32, "conv3d_causal bias", "expected ", O, " f32 values");
+    if (O % 2 == 0) {
+      add_bias2_kernel<<<grid_for(y.numel() / 2, 256), 256, 0, stream()>>>(
+          static_cast<__nv_bfloat162*>(y.data()), bias->ptr<float>(), y.numel() / 2, O / 2);
+    } else {
+      add_bias_kernel<<<grid_for(y.numel(), 256), 256, 0, stream()>>>(y.ptr<__nv_bfloat16>(), bias->ptr<float>(),
+                                                                     y.numel() / O, O);
     }
     TD_CUDA_LAUNCH_CHECK();
   }

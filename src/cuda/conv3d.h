@@ -9,5 +9,14 @@
 namespace td {
 namespace cuda {
 void conv3d(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y, const Conv3dParams& p, bool accumulate);
+// Whether conv3d runs a problem with C input and O output channels as per-time-tap 2-D convs (TD_VAE_CONV).
+bool conv3d_uses_taps(int64_t C, int64_t O);
+// Whether conv3d_causal reads history and input in place for such a problem (else it concatenates first).
+bool conv3d_causal_direct(int64_t C, int64_t O);
+// The VAE's causal kernel-3 conv without the concatenation: y = conv3d([zeros(2 - cf), hist, x]) for hist
+// [cf <= 2, H, W, C] (undefined = no history) and x [n, H, W, C]; time stride 1, no time padding. Runs as 2-D
+// tap convs reading the history and input frames in place (falls back to the concatenation if cuDNN can't).
+void conv3d_causal(const Tensor& hist, const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y,
+                   const Conv3dParams& p, bool accumulate);
 }  // namespace cuda
 }  // namespace td

@@ -11,6 +11,10 @@ namespace conv3d_config {
 constexpr size_t kMaxWorkspace = size_t(512) << 20;
 // Number of candidate algorithms cuDNN's FindEx times per distinct shape (cached for the process lifetime).
 constexpr int kFindCandidates = 8;
+// TD_VAE_CONV=auto: problems with at most this many input and output channels run as per-time-tap 2-D convs, the
+// rest as 3-D convs. H100 + cuDNN 9.14, 81x480x832 decode (ms per decode, 3-D vs 2-D taps): 96->96 @480x832 469 vs
+// 272; 192->192 @240x416 207 vs 328; 384->384 @120x208 86 vs 115; 3x1x1 time convs 10 vs 36.
+constexpr long kTaps2dMaxChannels = 128;
 // Naive fallback kernel: threads per block.
 constexpr int kNaiveThreads = 256;
 }  // namespace conv3d_config
