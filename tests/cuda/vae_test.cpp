@@ -2,7 +2,10 @@
 // counts (random weights) at a small spatial size; decode and encode, per-frame and whole-sequence chunking.
 #include <gtest/gtest.h>
 
+#include <cstdlib>
+
 #include "core/allocator.h"
+#include "core/error.h"
 #include "cpu/conv3d.h"
 #include "cpu/vae_attention.h"
 #include "cpu/vae_resample.h"
@@ -61,6 +64,33 @@ TEST(VaeCuda, Conv3dMatchesCpu) {
     cuda::conv3d(xg, wg, &bg, yg, c.p, c.acc);
     compare(yg, yc, 1e-4, c.what);
   }
+}
+
+// The causal conv reading history and input in place (2-D taps) against the CPU conv on the concatenation
+// [zeros(2 - cf), hist, x], for every history length and 1-3 new frames, with and without the residual add.
+TEST(VaeCuda, CausalConvInPlaceMatchesCpu) {
+  TD_SKIP_WITHOUT_CUDA();
+  Conv3dParams pad1;
+  pad1.pad_top = pad1.pad_bottom = pad1.pad_left = pad1.pad_right = 1;
+  const int64_t H = 6, W = 10, C = 32, O = 16;
+  ASSERT_TRUE(cuda::conv3d_causal_direct(C, O) || std::getenv("TD_VAE_CONV")) << "expected the in-place path";
+  uint64_t seed = 100;
+  Tensor w = bf16_round(test::randn({O, 3, 3, 3, C}, seed++, 0.1f)), b = test::randn({O}, seed++);
+  Tensor wg = to_gpu(w), bg = b.to(Device::CUDA);
+  for (int cf = 0; cf <= 2; cf++)
+    for (int n = 1; n <= 3; n++)
+      for (int acc = 0; acc <= 1; acc++) {
+        Tensor x = bf16_round(test::randn({n, H, W, C}, seed++));
+        Tensor hist = cf ? bf16_round(test::randn({cf, H, W, C}, seed++)) : Tensor();
+        Tensor buf = Tensor::zeros({n + 2, H, W, C}, DType::F32);
+        if (cf) buf.slice(0, 2 - cf, 2).copy_from(hist);
+        buf.slice(0, 2, n + 2).copy_from(x);
+        Tensor yc = acc ? bf16_round(test::randn({n, H, W, O}, seed++)) : Tensor::empty({n, H, W, O}, DType::F32);
+        Tensor yg = acc ? to_gpu(yc) : Tensor::empty({n, H, W, O}, DType::BF16, Device::CUDA);
+        cpu::conv3d(buf, w, &b, yc, pad1, acc);
+        cuda::conv3d_causal(cf ? to_gpu(hist) : Tensor(), to_gpu(x), wg, &bg, yg, pad1, acc);
+        compare(yg, yc, 1e-4, cat("causal in place cf ", cf, " n ", n, acc ? " acc" : "").c_str());
+      }
 }
 
 TEST(VaeCuda, SmallOpsMatchCpu) {

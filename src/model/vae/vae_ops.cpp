@@ -144,5 +144,30 @@ void zero(Tensor& x) {
   TD_VAE_DISPATCH(x, vae_zero, x);
 }
 
+void conv3d_causal(const Tensor& hist, const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y,
+                   const Conv3dParams& p, bool accumulate) {
+  ProfileScope ps(profiling() ? conv_bucket(x, w, y) + " (causal, in place)" : std::string());
+#ifdef TD_WITH_CUDA
+  if (y.is_cuda()) return cuda::conv3d_causal(hist, x, w, bias, y, p, accumulate);
+#endif
+  Shape bs = x.shape();
+  bs[0] += 2;
+  Tensor buf = Tensor::zeros(bs, x.dtype(), x.device());
+  const int64_t cf = hist.defined() ? hist.size(0) : 0;
+  if (cf) buf.slice(0, 2 - cf, 2).copy_from(hist);
+  buf.slice(0, 2, bs[0]).copy_from(x);
+  TD_VAE_DISPATCH(y, conv3d, buf, w, bias, y, p, accumulate);
+}
+
+bool causal_direct(const Tensor& like, int64_t C, int64_t O) {
+#ifdef TD_WITH_CUDA
+  if (like.is_cuda()) return cuda::conv3d_causal_direct(C, O);
+#endif
+  (void)like;
+  (void)C;
+  (void)O;
+  return false;
+}
+
 }  // namespace vae
 }  // namespace td

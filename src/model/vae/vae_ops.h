@@ -17,6 +17,12 @@ void upsample_nearest2x(const Tensor& x, Tensor& y);
 void time_interleave(const Tensor& x, Tensor& y);
 void phase_shuffle(const Tensor& x, Tensor& y);
 void zero(Tensor& x);
+// y = conv3d([zeros(2 - cf), hist, x]) with hist [cf <= 2, ...] (see cuda/conv3d.h); causal_direct(C, O) says
+// whether the device path avoids the concatenation for that channel count (else callers should keep their own
+// contiguous buffer, which is cheaper than the fallback's copy).
+void conv3d_causal(const Tensor& hist, const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y,
+                   const Conv3dParams& p, bool accumulate);
+bool causal_direct(const Tensor& like, int64_t C, int64_t O);
 
 // Per-stage timing for finding where decode time goes: with TD_VAE_PROFILE=1 every op (and each ProfileScope) waits
 // for the device before and after itself and adds its wall time to a named bucket (convs by shape). The syncs cost

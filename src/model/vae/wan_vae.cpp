@@ -297,6 +297,50 @@ struct WanVae::Impl {
     return y;
   }
 
+  // Where the device can read the history frames in place (vae::causal_direct: the 96-channel full-resolution
+  // stage on CUDA), a norm writes its output to a fresh [n] tensor instead of a buffer's tail, and that tensor
+  // (when n == 2) becomes the next history as is: no copies in or out of a buffer at the largest activations.
+  bool direct(const Conv& c) const {
+    return c.kt == kHist + 1 && c.p.stride_t == 1 && vae::causal_direct(c.w, c.w.size(4), c.w.size(0));
+  }
+  // The tensor a norm should write the conv's input to; *buf receives the buffer it belongs to (undefined when
+  // direct).
+  Tensor conv_input(const Conv& c, Run& run, size_t slot, const Shape& s, Tensor* buf) const {
+    if (direct(c)) {
+      *buf = Tensor();
+      return empty(s);
+    }
+    *buf = causal_buffer(run, slot, s);
+    return input_part(*buf);
+  }
+  Tensor conv_on(const Conv& c, const Tensor& buf, const Tensor& in, Run& run, size_t slot, bool bias,
+                 Tensor* acc = nullptr) const {
+    if (buf.defined()) return causal_run(c, buf, run, slot, bias, acc);
+    Tensor& hist = run.slot[slot];
+    Shape bs = in.shape();
+    bs[0] += kHist;
+    Tensor y = acc ? *acc : empty(c.p.out_shape(bs, c.w.shape(), "vae conv"));
+    vae::conv3d_causal(hist, in, c.w, bias ? &c.b : nullptr, y, c.p, acc != nullptr);
+    // The next history: the last kHist frames of [hist, in]. `in` is this call's own norm output, never written
+    // again, so it can be kept as is (stream order protects the old history until the conv above has read it).
+    const int64_t n = in.size(0), cf = hist.defined() ? hist.size(0) : 0;
+    vae::ProfileScope ps("cache save");
+    if (n == kHist) {
+      hist = in;
+    } else if (n > kHist) {
+      hist = in.slice(0, n - kHist, n).clone();  // don't keep all n frames alive
+    } else {
+      const int64_t old = std::min<int64_t>(cf, kHist - n);
+      Shape hs = in.shape();
+      hs[0] = old + n;
+      Tensor h = empty(hs);
+      if (old) h.slice(0, 0, old).copy_from(hist.slice(0, cf - old, cf));
+      h.slice(0, old, old + n).copy_from(in);
+      hist = h;
+    }
+    return y;
+  }
+
   // A causal conv on an existing tensor (inputs not produced by a norm: the first conv, time convs).
   Tensor causal(const Conv& c, const Tensor& x, Run& run, size_t slot) const {
     Tensor buf = causal_buffer(run, slot, x.shape());
@@ -310,16 +354,15 @@ struct WanVae::Impl {
   Tensor res(const Res& r, Tensor x, Run& run) const {
     Tensor h = r.sc.defined() ? pointwise(r.sc, x) : x;
     const size_t s1 = run.next();
-    Tensor buf = causal_buffer(run, s1, x.shape());
-    Tensor a = input_part(buf);
+    Tensor buf;
+    Tensor a = conv_input(r.c1, run, s1, x.shape(), &buf);
     vae::rms_norm(x, r.g1, nullptr, true, a);
-    Tensor y1 = causal_run(r.c1, buf, run, s1, /*bias=*/false);
+    Tensor y1 = conv_on(r.c1, buf, a, run, s1, /*bias=*/false);
     const size_t s2 = run.next();
-    buf = causal_buffer(run, s2, y1.shape());
-    a = input_part(buf);
+    a = conv_input(r.c2, run, s2, y1.shape(), &buf);
     vae::rms_norm(y1, r.g2, &r.c1.b, true, a);
     y1 = Tensor();
-    return causal_run(r.c2, buf, run, s2, true, &h);
+    return conv_on(r.c2, buf, a, run, s2, true, &h);
   }
 
   Tensor attn(const Attn& at, Tensor x) const {
@@ -387,11 +430,11 @@ struct WanVae::Impl {
 
   Tensor head(const Tensor& g, const Conv& c, Tensor x, Run& run) const {
     const size_t s = run.next();
-    Tensor buf = causal_buffer(run, s, x.shape());
-    Tensor a = input_part(buf);
+    Tensor buf;
+    Tensor a = conv_input(c, run, s, x.shape(), &buf);
     vae::rms_norm(x, g, nullptr, true, a);
     x = Tensor();
-    return causal_run(c, buf, run, s, true);
+    return conv_on(c, buf, a, run, s, true);
   }
 
   // One decoder call on latent frames x [n, h, w, z] (after conv2) -> [frames, 8h, 8w, 3].
