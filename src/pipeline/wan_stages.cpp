@@ -100,12 +100,11 @@ class WanVaeStage : public Vae {
     }
   }
   Tensor decode(const Tensor& z, const std::function<void(int, int)>& on_frame) override {
-    // WanVae::decode has no per-frame callback: report the start and the end.
     const int T = int(z.size(1));
     on_frame(0, T);
-    Tensor v = vae_->decode(z);
-    on_frame(T, T);
-    return v;
+    VaeDecodeOptions opts;
+    opts.on_frame = on_frame;  // called after each decoder call: (latent frames done, total)
+    return vae_->decode(z, opts);
   }
   Tensor encode(const Tensor& video) override { return vae_->encode(video); }
 
