@@ -2,8 +2,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <random>
+#include <string>
 
 #include "core/allocator.h"
 #include "core/error.h"
@@ -47,6 +49,11 @@ struct Conv {
 struct Res {
   Tensor g1, g2;  // f32 [C]
   Conv c1, c2, sc;
+  // Deferred biases (the decoder's last stage, see load): c2's bias is not added to the output (defer_out), and
+  // norm1 adds defer_in, the sum of the biases the blocks before it deferred. Saves one pass over the largest
+  // activations per block; the final sum goes into the head norm.
+  Tensor defer_in;
+  bool defer_out = false;
 };
 
 struct Attn {
@@ -237,6 +244,7 @@ struct WanVae::Impl {
   Attn dec_attn;
   std::vector<Block> ups;
   Tensor dec_head_g;
+  Tensor dec_head_pre;  // the last stage's deferred biases (undefined when none)
   // encoder
   bool has_enc = false;
   Conv conv1_mu, enc_conv1, enc_head;
@@ -356,13 +364,13 @@ struct WanVae::Impl {
     const size_t s1 = run.next();
     Tensor buf;
     Tensor a = conv_input(r.c1, run, s1, x.shape(), &buf);
-    vae::rms_norm(x, r.g1, nullptr, true, a);
+    vae::rms_norm(x, r.g1, r.defer_in.defined() ? &r.defer_in : nullptr, true, a);
     Tensor y1 = conv_on(r.c1, buf, a, run, s1, /*bias=*/false);
     const size_t s2 = run.next();
     a = conv_input(r.c2, run, s2, y1.shape(), &buf);
     vae::rms_norm(y1, r.g2, &r.c1.b, true, a);
     y1 = Tensor();
-    return conv_on(r.c2, buf, a, run, s2, true, &h);
+    return conv_on(r.c2, buf, a, run, s2, !r.defer_out, &h);
   }
 
   Tensor attn(const Attn& at, Tensor x) const {
@@ -428,11 +436,11 @@ struct WanVae::Impl {
     return x;
   }
 
-  Tensor head(const Tensor& g, const Conv& c, Tensor x, Run& run) const {
+  Tensor head(const Tensor& g, const Conv& c, Tensor x, Run& run, const Tensor* pre_bias = nullptr) const {
     const size_t s = run.next();
     Tensor buf;
     Tensor a = conv_input(c, run, s, x.shape(), &buf);
-    vae::rms_norm(x, g, nullptr, true, a);
+    vae::rms_norm(x, g, pre_bias, true, a);
     x = Tensor();
     return conv_on(c, buf, a, run, s, true);
   }
@@ -456,7 +464,7 @@ struct WanVae::Impl {
     if (step == n) {
       for (size_t i = last_t; i < ups.size(); i++)
         y = ups[i].is_res ? res(ups[i].res, y, run) : resample(ups[i].rs, y, run);
-      return head(dec_head_g, dec_head, y, run);
+      return head(dec_head_g, dec_head, y, run, dec_head_pre.defined() ? &dec_head_pre : nullptr);
     }
     const size_t idx0 = run.idx;
     Tensor out;
@@ -465,7 +473,7 @@ struct WanVae::Impl {
       Tensor z = y.slice(0, f0, std::min(n, f0 + step));
       for (size_t i = last_t; i < ups.size(); i++)
         z = ups[i].is_res ? res(ups[i].res, z, run) : resample(ups[i].rs, z, run);
-      z = head(dec_head_g, dec_head, z, run);
+      z = head(dec_head_g, dec_head, z, run, dec_head_pre.defined() ? &dec_head_pre : nullptr);
       if (!out.defined()) out = empty({n, z.size(1), z.size(2), z.size(3)});
       vae::ProfileScope ps("tail gather");
       out.slice(0, f0, f0 + z.size(0)).copy_from(z);
@@ -553,6 +561,23 @@ void build(WanVae::Impl& I, Loader& L, const TensorMap& m, const VaeConfig& cfg)
       }
     }
     I.dec_head_g = L.vec("decoder.head.0.gamma", out);
+    // The blocks after the last resample are residual blocks of one width feeding the head norm, which can take
+    // their c2 biases as a pre-bias: defer them (see Res). Their outputs then lack the sum of the biases so far,
+    // which each next norm1 adds back; the residual sums are unchanged up to bf16 rounding of where the offset sits.
+    size_t tail0 = I.ups.size();
+    while (tail0 > 0 && I.ups[tail0 - 1].is_res && !I.ups[tail0 - 1].res.sc.defined()) tail0--;
+    const char* defer_env = std::getenv("TD_VAE_DEFER_BIAS");  // "0": add every bias in place (to compare)
+    if (tail0 < I.ups.size() && !(defer_env && std::string(defer_env) == "0")) {
+      Tensor pend = Tensor::zeros({out}, DType::F32);
+      for (size_t i = tail0; i < I.ups.size(); i++) {
+        Res& r = I.ups[i].res;
+        if (i > tail0) r.defer_in = I.dev == Device::CPU ? pend.clone() : pend.to(Device::CUDA);
+        Tensor b = r.c2.b.to(Device::CPU);
+        for (int64_t c = 0; c < out; c++) pend.ptr<float>()[c] += b.ptr<float>()[c];
+        r.defer_out = true;
+      }
+      I.dec_head_pre = I.dev == Device::CPU ? pend : pend.to(Device::CUDA);
+    }
     I.dec_head = L.conv("decoder.head.2", 3, out, 3, 3, 3, Loader::pad1(), kRgbPadded);
   }
   if (I.has_enc) {
