@@ -29,6 +29,7 @@ constexpr int kRowsPerWarp = 16;
 // e4m3 range: the kernels accumulate P·V in fp32 (two-level: one fresh fp32 chain per key block), so the fp16
 // overflow bound that made TurboDiffusion use 2.25 for V does not apply.
 constexpr float kFp8Max = 448.f;
+constexpr float kLog2Fp8Max = 8.807354922057604f;  // log2(448): the sparse kernel folds P's 448 into ex2's argument
 
 // Linear branch reduction: CTAs per head are chosen so that the whole grid is about this many waves of SMs.
 constexpr int kLinearWaves = 2;

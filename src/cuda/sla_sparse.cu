@@ -11,6 +11,7 @@
 // Epilogue (when the linear branch is on): o = O_s / l + (phi(q) · KVW) / den + b, where KVW = (phi(k)^T v) W^T
 // was folded per head beforehand, phi(q) is rebuilt from the bf16 Q tile still in shared memory, and
 // den = 1e-5 + phi(q)·z. The mma accumulates phi(q)·KVW directly into O_s·den, so no second accumulator is live.
+#include <climits>
 #include <cmath>
 #include <cstdlib>
 
@@ -74,19 +75,26 @@ __device__ __forceinline__ void load_kv(const SparseArgs& a, uint8_t* smem, int 
       cp_async16(vs + Swz<C::kVRow>::offset(r, ch), a.v + row, n);
     }
   } else {
+    // Each thread copies the same 16-byte chunk column of rows r0, r0 + R, ...: R is a multiple of 8 and every
+    // swizzle here XORs the chunk with row bits below 8, so the smem offsets are r0's plus multiples of R rows.
     const int64_t lpad = int64_t(a.nk) * BK;
-    constexpr int kKCh = D / 16;
-    const int8_t* kb = a.kq + (int64_t(h) * lpad + int64_t(j) * BK) * D;
-    for (int idx = tid; idx < BK * kKCh; idx += C::kThreads) {
-      const int r = idx / kKCh, ch = idx % kKCh;
-      cp_async16(ks + Swz<C::kKRow>::offset(r, ch), kb + r * D + ch * 16, 16);
+    constexpr int kKCh = D / 16, kKR = C::kThreads / kKCh;
+    static_assert(C::kThreads % kKCh == 0 && kKR % 8 == 0 && BK % kKR == 0, "K tile copy pattern");
+    {
+      const int r0 = tid / kKCh, ch = tid % kKCh;
+      const int8_t* kb = a.kq + (int64_t(h) * lpad + int64_t(j) * BK + r0) * D + ch * 16;
+      uint8_t* kd = ks + Swz<C::kKRow>::offset(r0, ch);
+#pragma unroll
+      for (int i = 0; i < BK / kKR; i++) cp_async16(kd + i * kKR * C::kKRow, kb + i * kKR * D, 16);
     }
-    constexpr int kVCh = BK / 16;
-    const uint8_t* vb = a.vt + int64_t(h) * D * lpad + int64_t(j) * BK;
-    for (int idx = tid; idx < D * kVCh; idx += C::kThreads) {
-      const int r = idx / kVCh, ch = idx % kVCh;
-      const int off = WG ? hw_swz_offset<C::kVRow>(r, ch) : Swz<C::kVRow>::offset(r, ch);
-      cp_async16(vs + off, vb + r * lpad + ch * 16, 16);
+    constexpr int kVCh = BK / 16, kVR = C::kThreads / kVCh;
+    static_assert(C::kThreads % kVCh == 0 && kVR % 8 == 0 && D % kVR == 0, "V tile copy pattern");
+    {
+      const int r0 = tid / kVCh, ch = tid % kVCh;
+      const uint8_t* vb = a.vt + (int64_t(h) * D + r0) * lpad + int64_t(j) * BK + ch * 16;
+      uint8_t* vd = vs + (WG ? hw_swz_offset<C::kVRow>(r0, ch) : Swz<C::kVRow>::offset(r0, ch));
+#pragma unroll
+      for (int i = 0; i < D / kVR; i++) cp_async16(vd + i * kVR * C::kVRow, vb + int64_t(i) * kVR * lpad, 16);
     }
   }
 }
@@ -207,6 +215,7 @@ __global__ void __launch_bounds__(BQ / sla_cfg::kRowsPerWarp * 32)
 
     // S = Q K^T for 16 rows x BK keys.
     float s[C::kSTiles][4];
+    float alpha[2];  // o's rescale for this block's row maxima
     if constexpr (QUANT) {
       // The int32 accumulators live in s's registers (reinterpreted), converted in place below.
       int(&si)[C::kSTiles][4] = reinterpret_cast<int(&)[C::kSTiles][4]>(s);
@@ -244,14 +253,46 @@ __global__ void __launch_bounds__(BQ / sla_cfg::kRowsPerWarp * 32)
       }
       }
       const float f = qscale * (c < sla_cfg::kSelCache ? ksc_s[c] : a.kscale[int64_t(h) * a.nk + j]) * a.scale_log2;
-      // int32 -> fp32 without I2F (a quarter-rate conversion on the same pipe as exp2): |si| <= D*127*127 < 2^22,
-      // so adding the bits of 1.5*2^23 and subtracting it as a float is exact (one integer and one float add).
+      // Softmax straight from the int32 scores, in base 2, with P already scaled by 448 for e4m3:
+      //   max over int32 (f > 0, so it commutes with the scale; 3-input DPX max on sm_90),
+      //   int32 -> fp32 exactly through the bits of 1.5*2^23 + s (|s| < 2^22: one integer add, no I2F),
+      //   one FFMA: x = (1.5*2^23 + s) f - (1.5*2^23 f + m - log2 448), so ex2(x) = 448 * 2^(s f - m).
+      // The bias rounding error is ~1e-7 of the largest possible |score| (D * 127^2 * f), far below e4m3's step.
       static_assert(D * 127 * 127 < (1 << 22), "magic-number conversion needs |score| < 2^22");
+      const int kbase = j * BK;
+      const bool partial = kbase + BK > a.L;  // only the last key block (uniform branch)
+      if (partial) {
+#pragma unroll
+        for (int n = 0; n < C::kSTiles; n++)
+#pragma unroll
+          for (int e = 0; e < 4; e++)
+            if (kbase + n * 8 + 2 * t4 + (e & 1) >= a.L) si[n][e] = INT_MIN;
+      }
+      int mi[2] = {INT_MIN, INT_MIN};
+#pragma unroll
+      for (int n = 0; n < C::kSTiles; n++) {
+        mi[0] = __vimax3_s32(mi[0], si[n][0], si[n][1]);
+        mi[1] = __vimax3_s32(mi[1], si[n][2], si[n][3]);
+      }
+      float bias[2];
+#pragma unroll
+      for (int r = 0; r < 2; r++) {
+        mi[r] = max(mi[r], __shfl_xor_sync(0xffffffffu, mi[r], 1));
+        mi[r] = max(mi[r], __shfl_xor_sync(0xffffffffu, mi[r], 2));
+        const float mn = fmaxf(m_r[r], float(mi[r]) * f);  // every row has a valid key in every block
+        alpha[r] = ex2_ftz(m_r[r] - mn);                    // first block: ex2(-inf) = 0
+        m_r[r] = mn;
+        l_r[r] *= alpha[r];
+        bias[r] = fmaf(12582912.f, f, mn) - sla_cfg::kLog2Fp8Max;
+      }
 #pragma unroll
       for (int n = 0; n < C::kSTiles; n++)
 #pragma unroll
-        for (int e = 0; e < 4; e++)  // reads the int bits before overwriting
-          s[n][e] = (__int_as_float(si[n][e] + 0x4B400000) - 12582912.f) * f;
+        for (int e = 0; e < 4; e++) {  // reads the int bits before overwriting
+          s[n][e] = ex2_ftz(fmaf(__uint_as_float(uint32_t(si[n][e]) + 0x4B400000u), f, -bias[e / 2]));
+          if (partial && kbase + n * 8 + 2 * t4 + (e & 1) >= a.L) s[n][e] = 0.f;
+          l_r[e / 2] += s[n][e];
+        }
     } else {
 #pragma unroll
       for (int n = 0; n < C::kSTiles; n++) s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.f;
@@ -271,37 +312,36 @@ __global__ void __launch_bounds__(BQ / sla_cfg::kRowsPerWarp * 32)
       for (int n = 0; n < C::kSTiles; n++)
 #pragma unroll
         for (int e = 0; e < 4; e++) s[n][e] *= a.scale_log2;
-    }
-
-    // Online softmax in base 2; keys past L (only in the last block) are masked.
-    const int kbase = j * BK;
-    float mloc[2] = {-INFINITY, -INFINITY};
-    if (kbase + BK > a.L) {  // only the partial last block (uniform branch)
+    
+      // Online softmax in base 2; keys past L (only in the last block) are masked.
+      const int kbase = j * BK;
+      float mloc[2] = {-INFINITY, -INFINITY};
+      if (kbase + BK > a.L) {  // only the partial last block (uniform branch)
+#pragma unroll
+        for (int n = 0; n < C::kSTiles; n++)
+#pragma unroll
+          for (int e = 0; e < 4; e++)
+            if (kbase + n * 8 + 2 * t4 + (e & 1) >= a.L) s[n][e] = -INFINITY;
+      }
 #pragma unroll
       for (int n = 0; n < C::kSTiles; n++)
 #pragma unroll
-        for (int e = 0; e < 4; e++)
-          if (kbase + n * 8 + 2 * t4 + (e & 1) >= a.L) s[n][e] = -INFINITY;
-    }
+        for (int e = 0; e < 4; e++) mloc[e / 2] = fmaxf(mloc[e / 2], s[n][e]);
 #pragma unroll
-    for (int n = 0; n < C::kSTiles; n++)
-#pragma unroll
-      for (int e = 0; e < 4; e++) mloc[e / 2] = fmaxf(mloc[e / 2], s[n][e]);
-    float alpha[2];
-#pragma unroll
-    for (int r = 0; r < 2; r++) {
-      const float mn = fmaxf(m_r[r], quad_max(mloc[r]));
-      alpha[r] = exp2f(m_r[r] - mn);  // first block: exp2(-inf) = 0
-      m_r[r] = mn;
-      l_r[r] *= alpha[r];
-    }
-#pragma unroll
-    for (int n = 0; n < C::kSTiles; n++)
-#pragma unroll
-      for (int e = 0; e < 4; e++) {
-        s[n][e] = ex2_ftz(s[n][e] - m_r[e / 2]);
-        l_r[e / 2] += s[n][e];
+      for (int r = 0; r < 2; r++) {
+        const float mn = fmaxf(m_r[r], quad_max(mloc[r]));
+        alpha[r] = ex2_ftz(m_r[r] - mn);  // first block: exp2(-inf) = 0
+        m_r[r] = mn;
+        l_r[r] *= alpha[r];
       }
+#pragma unroll
+      for (int n = 0; n < C::kSTiles; n++)
+#pragma unroll
+        for (int e = 0; e < 4; e++) {
+          s[n][e] = ex2_ftz(s[n][e] - m_r[e / 2]);
+          l_r[e / 2] += s[n][e];
+        }
+    }
     // SageSLA rescales o as it adds the fresh P·V chain (one FMA); SLA accumulates into o, so rescale first.
     if constexpr (!QUANT) {
 #pragma unroll
@@ -311,8 +351,7 @@ __global__ void __launch_bounds__(BQ / sla_cfg::kRowsPerWarp * 32)
     }
 
     if constexpr (QUANT) {
-      // P in e4m3 (x448); the register order matches V's per-16-token permutation (sla_mma.cuh v_perm).
-      constexpr float P = sla_cfg::kFp8Max;
+      // P in e4m3 (already x448); the register order matches V's per-16-token permutation (sla_mma.cuh v_perm).
       uint32_t pa[BK / 32][4];
 #pragma unroll
       for (int kk = 0; kk < BK / 32; kk++) {
@@ -320,10 +359,10 @@ __global__ void __launch_bounds__(BQ / sla_cfg::kRowsPerWarp * 32)
         const float(&s1)[4] = s[4 * kk + 1];
         const float(&s2)[4] = s[4 * kk + 2];
         const float(&s3)[4] = s[4 * kk + 3];
-        pa[kk][0] = pack_e4m3x4(P * s0[0], P * s0[1], P * s1[0], P * s1[1]);
-        pa[kk][1] = pack_e4m3x4(P * s0[2], P * s0[3], P * s1[2], P * s1[3]);
-        pa[kk][2] = pack_e4m3x4(P * s2[0], P * s2[1], P * s3[0], P * s3[1]);
-        pa[kk][3] = pack_e4m3x4(P * s2[2], P * s2[3], P * s3[2], P * s3[3]);
+        pa[kk][0] = pack_e4m3x4(s0[0], s0[1], s1[0], s1[1]);
+        pa[kk][1] = pack_e4m3x4(s0[2], s0[3], s1[2], s1[3]);
+        pa[kk][2] = pack_e4m3x4(s2[0], s2[1], s3[0], s3[1]);
+        pa[kk][3] = pack_e4m3x4(s2[2], s2[3], s3[2], s3[3]);
       }
       if constexpr (WG) {
         float t[64];
@@ -403,7 +442,7 @@ __global__ void __launch_bounds__(BQ / sla_cfg::kRowsPerWarp * 32)
       float f = 1.f / l_r[e / 2];
       if constexpr (QUANT) {
         const float vm = a.vmax[int64_t(h) * D + n * 8 + 2 * t4 + (e & 1)];
-        f *= (vm > 0.f ? vm / sla_cfg::kFp8Max : 1.f) / sla_cfg::kFp8Max;
+        f *= vm > 0.f ? vm / sla_cfg::kFp8Max : 1.f;  // l_r sums 448 p: P's 1/448 is in 1/l
       }
       o[n][e] *= f;
     }
