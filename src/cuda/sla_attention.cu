@@ -5,7 +5,7 @@
 //  3. kquant     : (SageSLA) per key block: pooled k - mean, int8 k - mean with one scale per block, head-major.
 //     vquant     : (SageSLA) per key block: e4m3 v / (amax/448), transposed to [H, Dh, L] and permuted per 16 tokens.
 //  4. score      : S = Pq Pk^T per head (a small tiled fp32 GEMM) -> [H, nq, nk].
-//  5. topk       : per (head, query block) a bitonic sort of (score, index) keys in shared memory; the kept indices
+//  5. topk       : per (head, query block) a radix select of the kc-th score (ties: lower index); the kept indices
 //                  are written ascending to the block table [H, nq, kc].
 //  6. linear kv  : KV = sum_L phi(k)^T v [H, Dh, Dh] and z = sum_L phi(k) [H, Dh] in one pass (bf16 mma, fp32 sums).
 //  7. fold       : KVW^T = (KV W^T)^T per head as bf16, so proj_l costs nothing per token.
@@ -210,44 +210,78 @@ __global__ void score_kernel(const float* __restrict__ pq, const float* __restri
     }
 }
 
-// ---- 5. topk: bitonic sort of 64-bit keys (ordered score bits << 32 | ~index), descending ----
+// ---- 5. topk: radix select of the kc-th largest score, then one ordered pass that keeps the blocks above it ----
+// A full sort of (score, index) keys (the previous kernel: a bitonic sort, log2(n)^2 / 2 barrier steps) is more
+// than the block map needs: the table is the top-kc set in ascending block order. Four 8-bit histogram passes over
+// the order-preserving score bits find the threshold T and how many blocks of score exactly T to keep; the final
+// pass keeps score > T, and of the blocks at T the lowest indices (the same tie rule as the CPU reference).
 __device__ __forceinline__ uint32_t ordered_bits(float f) {
   const uint32_t u = __float_as_uint(f);
   return (u & 0x80000000u) ? ~u : (u | 0x80000000u);
 }
 
-__global__ void topk_kernel(const float* __restrict__ S, int nq, int nk, int npad, int kc, int32_t* __restrict__ table) {
-  extern __shared__ unsigned long long keys[];  // npad keys, then nk flag bytes
-  uint8_t* flags = reinterpret_cast<uint8_t*>(keys + npad);
-  const int i = blockIdx.x, h = blockIdx.y, tid = threadIdx.x;
+constexpr int kTopkThreads = 256;
+
+__global__ void __launch_bounds__(kTopkThreads)
+    topk_kernel(const float* __restrict__ S, int nq, int nk, int kc, int32_t* __restrict__ table) {
+  extern __shared__ uint32_t bits[];  // nk ordered score bits
+  __shared__ unsigned hist[256];
+  __shared__ uint32_t s_prefix;
+  __shared__ int s_need;
+  const int i = blockIdx.x, h = blockIdx.y, tid = threadIdx.x, lane = tid % 32;
   const float* row = S + (int64_t(h) * nq + i) * nk;
-  for (int j = tid; j < npad; j += blockDim.x)
-    keys[j] = j < nk ? (uint64_t(ordered_bits(row[j])) << 32) | uint64_t(0xffffffffu - uint32_t(j)) : 0ull;
-  for (int j = tid; j < nk; j += blockDim.x) flags[j] = 0;
-  __syncthreads();
-  for (int size = 2; size <= npad; size <<= 1)
-    for (int stride = size >> 1; stride > 0; stride >>= 1) {
-      for (int x = tid; x < npad / 2; x += blockDim.x) {
-        const int lo = 2 * x - (x & (stride - 1)), hi = lo + stride;
-        const bool desc = (lo & size) == 0;
-        const unsigned long long a = keys[lo], b = keys[hi];
-        if (desc ? a < b : a > b) {
-          keys[lo] = b;
-          keys[hi] = a;
-        }
-      }
-      __syncthreads();
+  for (int j = tid; j < nk; j += kTopkThreads) bits[j] = ordered_bits(row[j]);
+  uint32_t prefix = 0, mask = 0;
+  int need = kc;  // blocks still to take among those whose bits match prefix on mask
+  for (int shift = 24; shift >= 0; shift -= 8) {
+    hist[tid] = 0;  // kTopkThreads == 256 bins
+    __syncthreads();
+    for (int j = tid; j < nk; j += kTopkThreads) {
+      const uint32_t u = bits[j];
+      if ((u & mask) == prefix) atomicAdd(&hist[(u >> shift) & 255u], 1u);
     }
-  for (int c = tid; c < kc; c += blockDim.x) flags[0xffffffffu - uint32_t(keys[c] & 0xffffffffu)] = 1;
-  __syncthreads();
+    __syncthreads();
+    if (tid < 32) {
+      // Lane l owns digits 255-8l down to 248-8l; an inclusive scan of the lane totals from the top digit finds
+      // the lane where the running count reaches need, and that lane walks its 8 digits.
+      int cnt[8], tot = 0;
+#pragma unroll
+      for (int b = 0; b < 8; b++) tot += cnt[b] = int(hist[255 - 8 * lane - b]);
+      int inc = tot;
+#pragma unroll
+      for (int o = 1; o < 32; o <<= 1) {
+        const int y = __shfl_up_sync(0xffffffffu, inc, o);
+        if (lane >= o) inc += y;
+      }
+      const int exc = inc - tot;
+      if (exc < need && need <= inc) {
+        int above = exc, b = 0;
+        while (above + cnt[b] < need) above += cnt[b++];
+        s_prefix = prefix | (uint32_t(255 - 8 * lane - b) << shift);
+        s_need = need - above;
+      }
+    }
+    __syncthreads();
+    prefix = s_prefix;
+    need = s_need;
+    mask |= 255u << shift;
+    __syncthreads();  // hist and s_* are rewritten by the next pass
+  }
+  // prefix = T; keep bits > T, and the first `need` blocks with bits == T.
   if (tid < 32) {
     int32_t* out = table + (int64_t(h) * nq + i) * kc;
-    int base = 0;
+    int base = 0, eq_seen = 0;
+    const unsigned below = (1u << lane) - 1u;
     for (int j0 = 0; j0 < nk; j0 += 32) {
-      const bool f = j0 + tid < nk && flags[j0 + tid];
-      const unsigned m = __ballot_sync(0xffffffffu, f);
-      if (f) out[base + __popc(m & ((1u << tid) - 1u))] = j0 + tid;
+      const int j = j0 + lane;
+      const uint32_t u = j < nk ? bits[j] : 0u;
+      const bool eq = j < nk && u == prefix;
+      const unsigned meq = __ballot_sync(0xffffffffu, eq);
+      const bool keep = (j < nk && u > prefix) || (eq && eq_seen + __popc(meq & below) < need);
+      const unsigned m = __ballot_sync(0xffffffffu, keep);
+      if (keep) out[base + __popc(m & below)] = j;
       base += __popc(m);
+      eq_seen += __popc(meq);
     }
   }
 }
@@ -456,16 +490,13 @@ Tensor select_blocks(const Tensor& pq, const Tensor& pk, const Geometry& g) {
   score_kernel<<<dim3(ceil_div(g.nk, 64), ceil_div(g.nq, 64), g.H), 256, 0, st>>>(pq.ptr<float>(), pk.ptr<float>(),
                                                                                  g.nq, g.nk, g.D, S.ptr<float>());
   TD_CUDA_LAUNCH_CHECK();
-  int npad = 1;
-  while (npad < g.nk) npad <<= 1;
-  const size_t smem = size_t(npad) * 8 + size_t(g.nk);
+  const size_t smem = size_t(g.nk) * 4;
   TD_CHECK(smem <= device_props().sharedMemPerBlockOptin, "attention", "top-k selection needs ", smem,
            " bytes of shared memory");
   if (smem > 48 * 1024)
     TD_CUDA_CHECK(cudaFuncSetAttribute(topk_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
   Tensor table = dev_empty({g.H, g.nq, g.kc}, DType::I32);
-  const int threads = std::min(1024, std::max(32, npad / 2));
-  topk_kernel<<<dim3(g.nq, g.H), threads, smem, st>>>(S.ptr<float>(), g.nq, g.nk, npad, g.kc, table.ptr<int32_t>());
+  topk_kernel<<<dim3(g.nq, g.H), kTopkThreads, smem, st>>>(S.ptr<float>(), g.nq, g.nk, g.kc, table.ptr<int32_t>());
   TD_CUDA_LAUNCH_CHECK();
   return table;
 }
