@@ -5,8 +5,12 @@
 #include <cublas_v2.h>
 
 #include <algorithm>
+#include <cstdint>
+#include <cstdlib>
 #include <cstring>
+#include <string>
 
+#include "core/threads.h"
 #include "cuda/cuda_common.cuh"
 
 namespace td {
@@ -97,6 +101,70 @@ __global__ void rms_norm_vec_kernel(const __nv_bfloat162* x, const float* __rest
         }
         y[r * C2 + c2] = __floats2bfloat162_rn(a, b);
       }
+    }
+  }
+}
+
+// Rows of C = 8 * V * G channels (96, 192, 384 with V = 3): a group of G lanes per row, 16-byte loads, V vectors per
+// lane. The one-warp-per-row kernels above keep only ~200 bytes per warp in flight at C = 96, about half of what HBM
+// needs to stream; here a warp holds 32 * 16 * V bytes (several rows) at once. Every lane of a warp runs the same
+// number of iterations (rows past the end load zeros and store nothing) so the group shuffles stay converged.
+template <int V>
+__global__ void __launch_bounds__(256, 4)
+    rms_norm_wide_kernel(const uint4* x, const float* __restrict__ gamma, const float* __restrict__ bias, uint4* y,
+                         int64_t rows, int G, bool silu) {
+  // gamma and bias are re-read from L1 per row rather than held in registers: 48 held floats cost 117 registers
+  // (2 blocks per SM, too few bytes in flight); re-reading keeps it under 64 and 4+ blocks resident.
+  const int lane = threadIdx.x & 31, gl = lane % G;
+  const int rpw = 32 / G;  // rows per warp step
+  const int C = 8 * V * G;
+  const float scale = sqrtf(float(C));
+  const float4* g4 = reinterpret_cast<const float4*>(gamma);
+  const float4* b4 = reinterpret_cast<const float4*>(bias);
+  const int64_t warp = (int64_t(blockIdx.x) * blockDim.x + threadIdx.x) / 32;
+  const int64_t nwarps = int64_t(gridDim.x) * blockDim.x / 32;
+  for (int64_t rb = warp * rpw; rb < rows; rb += nwarps * rpw) {
+    const int64_t r = rb + lane / G;
+    const bool ok = r < rows;
+    float v[V][8];
+    float ss = 0.f;
+#pragma unroll
+    for (int j = 0; j < V; j++) {
+      uint4 u = make_uint4(0, 0, 0, 0);
+      if (ok) u = x[r * (V * G) + j * G + gl];
+      const __nv_bfloat162* h = reinterpret_cast<const __nv_bfloat162*>(&u);
+      float bb[8] = {0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f};
+      if (bias) {
+        const float4 p = __ldg(b4 + 2 * (j * G + gl)), q = __ldg(b4 + 2 * (j * G + gl) + 1);
+        bb[0] = p.x, bb[1] = p.y, bb[2] = p.z, bb[3] = p.w, bb[4] = q.x, bb[5] = q.y, bb[6] = q.z, bb[7] = q.w;
+      }
+#pragma unroll
+      for (int e = 0; e < 4; e++) {
+        const float2 f = __bfloat1622float2(h[e]);
+        v[j][2 * e] = f.x + bb[2 * e];
+        v[j][2 * e + 1] = f.y + bb[2 * e + 1];
+        ss += v[j][2 * e] * v[j][2 * e] + v[j][2 * e + 1] * v[j][2 * e + 1];
+      }
+    }
+    for (int o = G / 2; o > 0; o >>= 1) ss += __shfl_xor_sync(0xffffffffu, ss, o);
+    const float inv = scale / fmaxf(sqrtf(ss), 1e-12f);
+    if (!ok) continue;
+#pragma unroll
+    for (int j = 0; j < V; j++) {
+      const float4 p = __ldg(g4 + 2 * (j * G + gl)), q = __ldg(g4 + 2 * (j * G + gl) + 1);
+      const float gm[8] = {p.x, p.y, p.z, p.w, q.x, q.y, q.z, q.w};
+      uint4 u;
+      __nv_bfloat162* h = reinterpret_cast<__nv_bfloat162*>(&u);
+#pragma unroll
+      for (int e = 0; e < 4; e++) {
+        float a = v[j][2 * e] * inv * gm[2 * e], b = v[j][2 * e + 1] * inv * gm[2 * e + 1];
+        if (silu) {
+          a = a / (1.f + __expf(-a));
+          b = b / (1.f + __expf(-b));
+        }
+        h[e] = __floats2bfloat162_rn(a, b);
+      }
+      y[r * (V * G) + j * G + gl] = u;  // may alias x: this lane read these 16 bytes above
     }
   }
 }
@@ -236,6 +304,22 @@ void vae_rms_norm(const Tensor& x, const Tensor& gamma, const Tensor* bias, bool
     TD_CHECK(bias->numel() == C, "vae_rms_norm bias", "has ", bias->numel(), " values for ", C, " channels");
   }
   const int threads = 256;
+  // TD_VAE_NORM=warp keeps the one-warp-per-row kernels (to compare; the wide kernel is the default where it fits).
+  static const bool wide_ok = [] {
+    const char* e = std::getenv("TD_VAE_NORM");
+    return !(e && std::string(e) == "warp");
+  }();
+  const int64_t G = C % 24 == 0 ? C / 24 : 0;  // V = 3 vectors of 8 channels per lane
+  if (wide_ok && G > 0 && G <= 32 && (G & (G - 1)) == 0 && reinterpret_cast<uintptr_t>(x.data()) % 16 == 0 &&
+      reinterpret_cast<uintptr_t>(y.data()) % 16 == 0 && reinterpret_cast<uintptr_t>(gamma.data()) % 16 == 0 &&
+      (!bias || reinterpret_cast<uintptr_t>(bias->data()) % 16 == 0)) {
+    const int64_t groups = rows;  // one group of G lanes per row
+    rms_norm_wide_kernel<3><<<grid_for(groups * G, threads), threads, 0, stream()>>>(
+        static_cast<const uint4*>(x.data()), gamma.ptr<float>(), bias ? bias->ptr<float>() : nullptr,
+        static_cast<uint4*>(y.data()), rows, int(G), silu);
+    TD_CUDA_LAUNCH_CHECK();
+    return;
+  }
   if (C % 2 == 0 && C <= 512) {
     const int C2 = int(C / 2);
     auto launch = [&](auto kern) {
@@ -344,6 +428,11 @@ struct PlanarDownloader::Impl {
   int64_t C, F, HW, max_frames;
   float* pinned[2] = {nullptr, nullptr};
   cudaEvent_t done[2] = {nullptr, nullptr};
+  // The device-to-host copies run on their own stream (after `ready`), so the PCIe time of each chunk overlaps the
+  // next chunk's kernels instead of stalling the engine stream. TD_VAE_COPY_STREAM=0 keeps them on the engine stream
+  // (and the host scatter single-threaded): the previous behaviour, to compare.
+  cudaStream_t copy = nullptr;
+  cudaEvent_t ready[2] = {nullptr, nullptr};
   int64_t f0[2] = {-1, -1}, n[2] = {0, 0};
   Tensor planar[2];  // device staging [C, max_frames, HW] f32
   int next = 0;
@@ -351,8 +440,21 @@ struct PlanarDownloader::Impl {
   void drain(int s) {
     if (f0[s] < 0) return;
     TD_CUDA_CHECK(cudaEventSynchronize(done[s]));
-    for (int64_t c = 0; c < C; c++)
-      std::memcpy(out + (c * F + f0[s]) * HW, pinned[s] + c * n[s] * HW, size_t(n[s] * HW) * sizeof(float));
+    // Split over the CPU pool: the output is usually fresh memory, so this is mostly first-touch page faults
+    // (~9 ms per 4-frame 480x832 chunk on one thread; the last two chunks' scatter is on the critical path).
+    const int64_t per = n[s] * HW, piece = int64_t(1) << 18;  // floats per channel; 1 MiB pieces
+    const int64_t ppc = (per + piece - 1) / piece;
+    float* dst = out;
+    const float* src = pinned[s];
+    const int64_t F_ = F, HW_ = HW, f0_ = f0[s];
+    auto body = [=](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; i++) {
+        const int64_t c = i / ppc, off = (i % ppc) * piece, len = std::min(piece, per - off);
+        std::memcpy(dst + (c * F_ + f0_) * HW_ + off, src + c * per + off, size_t(len) * sizeof(float));
+      }
+    };
+    if (copy) parallel_for(C * ppc, body);
+    else body(0, C * ppc);  // TD_VAE_COPY_STREAM=0: the old single-threaded path, for comparison
     f0[s] = -1;
   }
 };
@@ -363,8 +465,14 @@ PlanarDownloader::PlanarDownloader(float* host_out, int64_t C, int64_t F, int64_
     for (int s = 0; s < 2; s++) {
       TD_CUDA_CHECK(cudaMallocHost(&impl_->pinned[s], size_t(C * max_frames * HW) * sizeof(float)));
       TD_CUDA_CHECK(cudaEventCreateWithFlags(&impl_->done[s], cudaEventDisableTiming));
+      TD_CUDA_CHECK(cudaEventCreateWithFlags(&impl_->ready[s], cudaEventDisableTiming));
       impl_->planar[s] = Tensor::empty({C, max_frames * HW}, DType::F32, Device::CUDA);
     }
+    static const bool use_copy_stream = [] {
+      const char* e = std::getenv("TD_VAE_COPY_STREAM");
+      return !(e && std::string(e) == "0");
+    }();
+    if (use_copy_stream) TD_CUDA_CHECK(cudaStreamCreateWithFlags(&impl_->copy, cudaStreamNonBlocking));
   } catch (...) {
     this->~PlanarDownloader();
     throw;
@@ -378,8 +486,10 @@ PlanarDownloader::~PlanarDownloader() {
       cudaEventSynchronize(impl_->done[s]);  // never free a buffer a copy is still writing
       cudaEventDestroy(impl_->done[s]);
     }
+    if (impl_->ready[s]) cudaEventDestroy(impl_->ready[s]);
     if (impl_->pinned[s]) cudaFreeHost(impl_->pinned[s]);
   }
+  if (impl_->copy) cudaStreamDestroy(impl_->copy);
   delete impl_;
   impl_ = nullptr;
 }
@@ -397,9 +507,15 @@ void PlanarDownloader::push(const Tensor& x, int64_t f0) {
   Tensor y = I.planar[s].view({I.C * I.max_frames * I.HW}).slice(0, 0, I.C * n * I.HW).view({I.C, n, x.size(1),
                                                                                               x.size(2)});
   vae_to_planar_clamped(x, y, 0);
+  cudaStream_t cs = stream();
+  if (I.copy) {
+    TD_CUDA_CHECK(cudaEventRecord(I.ready[s], stream()));
+    TD_CUDA_CHECK(cudaStreamWaitEvent(I.copy, I.ready[s], 0));
+    cs = I.copy;
+  }
   TD_CUDA_CHECK(cudaMemcpyAsync(I.pinned[s], y.data(), size_t(I.C * n * I.HW) * sizeof(float),
-                                cudaMemcpyDeviceToHost, stream()));
-  TD_CUDA_CHECK(cudaEventRecord(I.done[s], stream()));
+                                cudaMemcpyDeviceToHost, cs));
+  TD_CUDA_CHECK(cudaEventRecord(I.done[s], cs));
   I.f0[s] = f0;
   I.n[s] = n;
 }

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdlib>
+#include <string>
 
 #include "core/allocator.h"
 #include "core/error.h"
@@ -119,6 +120,29 @@ TEST(VaeCuda, SmallOpsMatchCpu) {
   cpu::vae_phase_shuffle(ps, pc);
   cuda::vae_phase_shuffle(to_gpu(ps), pg);
   EXPECT_EQ(test::max_abs_diff(pg, pc), 0.0);
+}
+
+// The wide (16-byte, G lanes per row) norm kernel at the real channel counts, with a row count that leaves a warp's
+// last step partly empty, pre-bias + SiLU and without, and in place (y aliasing x, as the decoder may call it).
+TEST(VaeCuda, WideRmsNormMatchesCpu) {
+  TD_SKIP_WITHOUT_CUDA();
+  for (int C : {96, 192, 384}) {
+    for (int variant = 0; variant < 2; variant++) {
+      const bool silu = variant == 0;
+      Tensor x = bf16_round(test::randn({3, 7, 11, C}, 10 + C));  // 231 rows
+      Tensor g = test::randn({C}, 11 + C, 0.2f, 1.f), b = test::randn({C}, 12 + C);
+      Tensor yc = Tensor::empty(x.shape(), DType::F32);
+      cpu::vae_rms_norm(x, g, silu ? &b : nullptr, silu, yc);
+      Tensor gg = g.to(Device::CUDA), bg = b.to(Device::CUDA);
+      Tensor xg = to_gpu(x);
+      Tensor yg = Tensor::empty(x.shape(), DType::BF16, Device::CUDA);
+      cuda::vae_rms_norm(xg, gg, silu ? &bg : nullptr, silu, yg);
+      const std::string what = "wide rms_norm C=" + std::to_string(C) + (silu ? " + bias + silu" : "");
+      compare(yg, yc, 1e-4, what.c_str());
+      cuda::vae_rms_norm(xg, gg, silu ? &bg : nullptr, silu, xg);  // in place
+      EXPECT_EQ(test::max_abs_diff(xg, yg), 0.0) << what << " in place";
+    }
+  }
 }
 
 TEST(VaeCuda, TinyDecodeEncodeMatchCpu) {
