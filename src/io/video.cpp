@@ -77,11 +77,14 @@ void write_png_sequence(const std::string& dir_in, const Tensor& frames) {
   std::string dir = dir_in;
   while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
   if (mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) fail(dir, cat("cannot create directory: ", std::strerror(errno)));
-  for (int64_t t = 0; t < frames.size(0); t++) {
-    char name[32];
-    std::snprintf(name, sizeof name, "/frame_%05lld.png", static_cast<long long>(t));
-    write_png(dir + name, frames.select(0, t).contiguous());
-  }
+  // zlib compression dominates (~60 ms a 480p frame); frames are independent files, so spread them over cores.
+  parallel_for(frames.size(0), [&](int64_t lo, int64_t hi) {
+    for (int64_t t = lo; t < hi; t++) {
+      char name[32];
+      std::snprintf(name, sizeof name, "/frame_%05lld.png", static_cast<long long>(t));
+      write_png(dir + name, frames.select(0, t).contiguous());
+    }
+  });
 }
 
 void write_video(const std::string& path, const Tensor& frames, int fps) {
