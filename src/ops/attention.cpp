@@ -2,16 +2,11 @@
 #include "ops/ops.h"
 
 #include "core/error.h"
+#include "ops/dispatch.h"
 #include "cpu/attention.h"
 #include "ops/sla.h"
 #ifdef TD_WITH_CUDA
 #include "cuda/attention.h"
-#endif
-
-#ifdef TD_WITH_CUDA
-#define TD_CUDA_OR_FAIL(call, what) call
-#else
-#define TD_CUDA_OR_FAIL(call, what) fail(what, "is on cuda but this build has no CUDA backend")
 #endif
 
 namespace td {

@@ -2,15 +2,10 @@
 #include "ops/ops.h"
 
 #include "core/error.h"
+#include "ops/dispatch.h"
 #include "cpu/linear.h"
 #ifdef TD_WITH_CUDA
 #include "cuda/linear.h"
-#endif
-
-#ifdef TD_WITH_CUDA
-#define TD_CUDA_OR_FAIL(call, what) call
-#else
-#define TD_CUDA_OR_FAIL(call, what) fail(what, "is on cuda but this build has no CUDA backend")
 #endif
 
 namespace td {
