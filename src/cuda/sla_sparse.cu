@@ -44,8 +44,10 @@ struct Cfg {
   static constexpr int kKOff = kQiOff + (QUANT ? BQ * kQiRow : 0);
   static constexpr int kVOff = kKOff + kStages * kKTile;
   static constexpr int kEpiBytes = D * D * 2 + 2 * D * 4;  // KVW tile + z + bias, aliased over the K/V ring
-  static constexpr int kSmem =
-      kVOff + kStages * kVTile > kKOff + kEpiBytes ? kVOff + kStages * kVTile : kKOff + kEpiBytes;
+  // WG: 1 KiB of e4m3 ones after the ring, the B operand of the n8 wgmma that sums P's rows (see the loop).
+  static constexpr int kOnesOff = kVOff + kStages * kVTile;
+  static constexpr int kRingEnd = kOnesOff + (WG ? 1024 : 0);
+  static constexpr int kSmem = kRingEnd > kKOff + kEpiBytes ? kRingEnd : kKOff + kEpiBytes;
   static constexpr int kQkSteps = (QUANT ? D / 2 : D) / 16;  // k16 steps of 16-bit units over the head dim
   static constexpr int kSTiles = BK / 8;
 };
@@ -148,6 +150,11 @@ __global__ void __launch_bounds__(BQ / sla_cfg::kRowsPerWarp * 32)
   cp_async_wait<S - 1>();  // the Q group
   __syncthreads();
 
+  if constexpr (WG) {
+    static_assert(C::kOnesOff % 1024 == 0, "the ones tile must be 1024-byte aligned (128-byte swizzle atom)");
+    for (int i = tid; i < 64; i += C::kThreads)
+      reinterpret_cast<uint4*>(smem + C::kOnesOff)[i] = make_uint4(0x38383838u, 0x38383838u, 0x38383838u, 0x38383838u);
+  }
   float qscale = 1.f;
   if constexpr (QUANT) {
     // Per-tile int8 quantization of Q: scale = amax / 127 + 1e-7, round half away from zero.
@@ -282,7 +289,6 @@ __global__ void __launch_bounds__(BQ / sla_cfg::kRowsPerWarp * 32)
         const float mn = fmaxf(m_r[r], float(mi[r]) * f);  // every row has a valid key in every block
         alpha[r] = ex2_ftz(m_r[r] - mn);                    // first block: ex2(-inf) = 0
         m_r[r] = mn;
-        l_r[r] *= alpha[r];
         bias[r] = fmaf(12582912.f, f, mn) - sla_cfg::kLog2Fp8Max;
       }
 #pragma unroll
@@ -291,7 +297,6 @@ __global__ void __launch_bounds__(BQ / sla_cfg::kRowsPerWarp * 32)
         for (int e = 0; e < 4; e++) {  // reads the int bits before overwriting
           s[n][e] = ex2_ftz(fmaf(__uint_as_float(uint32_t(si[n][e]) + 0x4B400000u), f, -bias[e / 2]));
           if (partial && kbase + n * 8 + 2 * t4 + (e & 1) >= a.L) s[n][e] = 0.f;
-          l_r[e / 2] += s[n][e];
         }
     } else {
 #pragma unroll
@@ -365,20 +370,35 @@ __global__ void __launch_bounds__(BQ / sla_cfg::kRowsPerWarp * 32)
         pa[kk][3] = pack_e4m3x4(s2[2], s2[3], s3[2], s3[3]);
       }
       if constexpr (WG) {
-        float t[64];
+        // The row sums of P come from the tensor core too: P times an n8 tile of e4m3 ones puts each row's sum
+        // (of the e4m3 P that multiplies V, so numerator and denominator use the same weights) in every column,
+        // replacing one FADD per score with 4 small wgmma per block; no quad reduction is needed at the end.
+        float t[64], ls[4];
         wgmma_fence();
 #pragma unroll
-        for (int kk = 0; kk < BK / 32; kk++)
+        for (int kk = 0; kk < BK / 32; kk++) {
           wgmma_m64n128k32_e4m3(t, pa[kk], BK == 128 ? wgmma_desc_sw128(smem_u32(vs) + kk * 32)
                                                      : wgmma_desc_sw64(smem_u32(vs) + kk * 32), kk);
+          wgmma_m64n8k32_e4m3(ls, pa[kk], wgmma_desc_sw128(smem_u32(smem + C::kOnesOff) + kk * 32), kk);
+        }
         wgmma_commit();
         wgmma_wait0();
         fence_operands(t);
+        fence_operands(ls);
+        l_r[0] = fmaf(l_r[0], alpha[0], ls[0]);
+        l_r[1] = fmaf(l_r[1], alpha[1], ls[2]);
 #pragma unroll
         for (int n = 0; n < D / 8; n++)
 #pragma unroll
           for (int e = 0; e < 4; e++) o[n][e] = fmaf(o[n][e], alpha[e / 2], t[4 * n + e]);
-      } else
+      } else {
+      // Row sums of the e4m3 P by the tensor core, as in the wgmma path (B = all ones: every column = the sum).
+      constexpr uint32_t kOnes = 0x38383838u;
+      float ls[4] = {0.f, 0.f, 0.f, 0.f};
+#pragma unroll
+      for (int kk = 0; kk < BK / 32; kk++) mma_e4m3(ls, pa[kk], kOnes, kOnes);
+      l_r[0] = fmaf(l_r[0], alpha[0], ls[0]);
+      l_r[1] = fmaf(l_r[1], alpha[1], ls[2]);
 #pragma unroll
       for (int np = 0; np < D / 16; np++) {
         float t0[4] = {0.f, 0.f, 0.f, 0.f}, t1[4] = {0.f, 0.f, 0.f, 0.f};
@@ -394,6 +414,7 @@ __global__ void __launch_bounds__(BQ / sla_cfg::kRowsPerWarp * 32)
           o[2 * np][e] = fmaf(o[2 * np][e], alpha[e / 2], t0[e]);
           o[2 * np + 1][e] = fmaf(o[2 * np + 1][e], alpha[e / 2], t1[e]);
         }
+      }
       }
     } else {
 #pragma unroll
@@ -413,8 +434,10 @@ __global__ void __launch_bounds__(BQ / sla_cfg::kRowsPerWarp * 32)
   }
 
   // ---- epilogue ----
-  l_r[0] = quad_sum(l_r[0]);
-  l_r[1] = quad_sum(l_r[1]);
+  if constexpr (!QUANT) {  // SageSLA's l already holds whole rows (the tensor-core row sums)
+    l_r[0] = quad_sum(l_r[0]);
+    l_r[1] = quad_sum(l_r[1]);
+  }
   const bool linear = a.kvwt != nullptr;
   uint8_t* epi = smem + C::kKOff;
   float* zs = reinterpret_cast<float*>(epi + D * D * 2);
