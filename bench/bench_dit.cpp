@@ -34,14 +34,6 @@ struct Args {
   uint64_t seed = 0;
 };
 
-Tensor random_host(const Shape& s, uint64_t seed) {
-  Tensor t = Tensor::empty(s, DType::F32);
-  std::mt19937_64 rng(seed);
-  std::normal_distribution<float> d(0.f, 1.f);
-  float* p = t.ptr<float>();
-  for (int64_t i = 0; i < t.numel(); i++) p[i] = d(rng);
-  return t;
-}
 
 const char* offload_note(bool offload) { return offload ? " (offload: graphs are not used, both eager)" : ""; }
 
@@ -102,10 +94,10 @@ int run(const Args& a) {
   std::printf("  weights %s on %s%s\n", bench::fmt_bytes(dit->weight_bytes()).c_str(), device_name(opts.device),
               dit->quantized() ? " (W8A8)" : "");
 
-  Tensor x = random_host({cfg.noise_dim(), F, H, W}, a.seed + 1);
-  Tensor ctx = random_host({a.text_tokens, cfg.text_dim}, a.seed + 2);
+  Tensor x = bench::random_host({cfg.noise_dim(), F, H, W}, a.seed + 1);
+  Tensor ctx = bench::random_host({a.text_tokens, cfg.text_dim}, a.seed + 2);
   Tensor y;
-  if (cfg.y_dim() > 0) y = random_host({cfg.y_dim(), F, H, W}, a.seed + 3);
+  if (cfg.y_dim() > 0) y = bench::random_host({cfg.y_dim(), F, H, W}, a.seed + 3);
   if (cuda) {
     x = x.to(Device::CUDA);
     ctx = ctx.to(Device::CUDA);

@@ -33,35 +33,14 @@ struct Args {
 };
 
 #ifdef TD_WITH_CUDA
-// Fills a device tensor by tiling a 1M-element random host block (cheap for GiB-sized operands).
-void fill(Tensor& t, uint64_t seed, float stdev) {
-  const int64_t block = std::min<int64_t>(t.numel(), int64_t(1) << 20);
-  Tensor h = Tensor::empty({block}, DType::F32);
-  std::mt19937_64 rng(seed);
-  std::normal_distribution<float> d(0.f, stdev);
-  for (int64_t i = 0; i < block; i++) h.ptr<float>()[i] = d(rng);
-  Tensor hc = t.dtype() == DType::I8 ? Tensor::empty({block}, DType::I8) : h.to(t.dtype());
-  if (t.dtype() == DType::I8)
-    for (int64_t i = 0; i < block; i++) hc.ptr<int8_t>()[i] = int8_t(std::max(-128.f, std::min(127.f, h.ptr<float>()[i] * 40.f)));
-  const size_t es = dtype_size(t.dtype());
-  char* dst = static_cast<char*>(t.data());
-  for (int64_t off = 0; off < t.numel(); off += block) {
-    const int64_t n = std::min(block, t.numel() - off);
-    device_memcpy(dst + off * es, hc.data(), size_t(n) * es, 0);
-  }
-}
 
-Tensor dev(const Shape& s, DType dt, uint64_t seed, float stdev = 1.f) {
-  Tensor t = Tensor::empty(s, dt, Device::CUDA);
-  fill(t, seed, stdev);
-  return t;
-}
+using bench::random_device;
 
 void shape(const Args& a, int64_t M, int64_t K, int64_t N, const std::vector<std::string>& kernels) {
   const double flops = 2.0 * double(M) * double(N) * double(K);
-  Tensor x = dev({M, K}, DType::BF16, 1), w = dev({N, K}, DType::BF16, 2, 0.02f);
+  Tensor x = random_device({M, K}, DType::BF16, 1), w = random_device({N, K}, DType::BF16, 2, 0.02f);
   Tensor y = Tensor::empty({M, N}, DType::BF16, Device::CUDA);
-  Tensor wq = dev({N, K}, DType::I8, 3), ws = dev({N / 128, K / 128}, DType::F32, 4, 1e-4f);
+  Tensor wq = random_device({N, K}, DType::I8, 3), ws = random_device({N / 128, K / 128}, DType::F32, 4, 1e-4f);
   ops::Int8Act act;
   ops::quantize_act_int8(x, act);
 

@@ -29,27 +29,8 @@ struct Args {
   std::string only;
 };
 
-// Fills a device tensor with N(0, std) values (a 1M-element random block tiled over the buffer: cheap for GiBs).
-void fill_random(Tensor& t, uint64_t seed, float stdev = 1.f) {
-  const int64_t block = std::min<int64_t>(t.numel(), int64_t(1) << 20);
-  Tensor h = Tensor::empty({block}, DType::F32);
-  std::mt19937_64 rng(seed);
-  std::normal_distribution<float> d(0.f, stdev);
-  for (int64_t i = 0; i < block; i++) h.ptr<float>()[i] = d(rng);
-  Tensor hc = h.to(t.dtype());
-  const size_t es = dtype_size(t.dtype());
-  char* dst = static_cast<char*>(t.data());
-  for (int64_t off = 0; off < t.numel(); off += block) {
-    const int64_t n = std::min(block, t.numel() - off);
-    device_memcpy(dst + off * es, hc.data(), size_t(n) * es, 0);
-  }
-}
 
-Tensor dev(const Shape& s, DType dt, uint64_t seed, float stdev = 1.f) {
-  Tensor t = Tensor::empty(s, dt, Device::CUDA);
-  fill_random(t, seed, stdev);
-  return t;
-}
+using bench::random_device;
 
 void row(const char* what, const std::string& shape, const bench::Timing& t, double flops, double bytes) {
   std::printf("  %-22s %-34s %9.3f ms", what, shape.c_str(), t.median_ms);
@@ -61,8 +42,8 @@ void row(const char* what, const std::string& shape, const bench::Timing& t, dou
 #ifdef TD_WITH_CUDA
 void bench_attention(const Args& a, int64_t Lq, int64_t Lk, int64_t H, const char* label) {
   const int64_t Dh = 128;
-  Tensor q = dev({Lq, H, Dh}, DType::BF16, 1), k = dev({Lk, H, Dh}, DType::BF16, 2);
-  Tensor v = dev({Lk, H, Dh}, DType::BF16, 3), o = Tensor::empty({Lq, H, Dh}, DType::BF16, Device::CUDA);
+  Tensor q = random_device({Lq, H, Dh}, DType::BF16, 1), k = random_device({Lk, H, Dh}, DType::BF16, 2);
+  Tensor v = random_device({Lk, H, Dh}, DType::BF16, 3), o = Tensor::empty({Lq, H, Dh}, DType::BF16, Device::CUDA);
   const double flops = 4.0 * double(Lq) * double(Lk) * double(Dh) * double(H);
   const std::string shape = cat("Lq=", Lq, " Lk=", Lk, " H=", H, " d=", Dh);
   bench::Timing t = bench::time_it([&] { cuda::attention(q, k, v, o); }, a.warmup, a.iters, true, a.flush);
@@ -86,8 +67,8 @@ void bench_attention(const Args& a, int64_t Lq, int64_t Lk, int64_t H, const cha
 // bias: F32 (what the DiT passes), BF16, or U8 for none (the plain GEMM, the yardstick for the fused epilogues).
 void bench_linear(const Args& a, int64_t M, int64_t K, int64_t N, Epilogue ep, DType out, DType bias = DType::F32) {
   const bool has_bias = bias != DType::U8;
-  Tensor x = dev({M, K}, DType::BF16, 4), w = dev({N, K}, DType::BF16, 5, 0.02f);
-  Tensor b = has_bias ? dev({N}, bias, 6) : Tensor();
+  Tensor x = random_device({M, K}, DType::BF16, 4), w = random_device({N, K}, DType::BF16, 5, 0.02f);
+  Tensor b = has_bias ? random_device({N}, bias, 6) : Tensor();
   Tensor y = Tensor::empty({M, N}, out, Device::CUDA);
   bench::Timing t = bench::time_it([&] { ops::linear(x, w, has_bias ? &b : nullptr, y, ep); }, a.warmup, a.iters,
                                    true, a.flush);
@@ -100,21 +81,21 @@ void bench_linear(const Args& a, int64_t M, int64_t K, int64_t N, Epilogue ep, D
 }
 
 void bench_norms(const Args& a, int64_t L, int64_t D, int64_t H, int f, int hh, int ww) {
-  Tensor xf = dev({L, D}, DType::F32, 7), shift = dev({D}, DType::F32, 8), scale = dev({D}, DType::F32, 9);
+  Tensor xf = random_device({L, D}, DType::F32, 7), shift = random_device({D}, DType::F32, 8), scale = random_device({D}, DType::F32, 9);
   Tensor yb = Tensor::empty({L, D}, DType::BF16, Device::CUDA);
   bench::Timing t = bench::time_it([&] { ops::layernorm_modulate(xf, shift, scale, 1e-6f, yb); }, a.warmup, a.iters,
                                    true, a.flush);
   row("layernorm_modulate", cat(L, "x", D, " f32->bf16"), t, 0, double(L * D) * 6);
-  Tensor wq = dev({D}, DType::F32, 10), q = dev({L, D}, DType::BF16, 11);
+  Tensor wq = random_device({D}, DType::F32, 10), q = random_device({L, D}, DType::BF16, 11);
   t = bench::time_it([&] { ops::rmsnorm(q, wq, 1e-6f); }, a.warmup, a.iters, true, a.flush);
   row("rmsnorm (in place)", cat(L, "x", D, " bf16"), t, 0, double(L * D) * 4);
   Tensor q3 = q.view({L, H, D / H});
   t = bench::time_it([&] { ops::rope3d(q3, f, hh, ww); }, a.warmup, a.iters, true, a.flush);
   row("rope3d (in place)", cat(L, "x", H, "x", D / H, " bf16"), t, 0, double(L * D) * 4);
-  Tensor gate = dev({D}, DType::F32, 12);
+  Tensor gate = random_device({D}, DType::F32, 12);
   t = bench::time_it([&] { ops::gated_residual(xf, yb, gate); }, a.warmup, a.iters, true, a.flush);
   row("gated_residual", cat(L, "x", D, " f32+=bf16*g"), t, 0, double(L * D) * 10);
-  Tensor act = dev({L, 4 * D}, DType::BF16, 13, 0.5f);
+  Tensor act = random_device({L, 4 * D}, DType::BF16, 13, 0.5f);
   t = bench::time_it([&] { ops::gelu_tanh(act); }, a.warmup, a.iters, true, a.flush);
   row("gelu_tanh (in place)", cat(L, "x", 4 * D, " bf16"), t, 0, double(L * 4 * D) * 4);
 }

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <random>
 
 #include "core/allocator.h"
 #include "core/error.h"
@@ -18,6 +19,40 @@ double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   const size_t n = v.size();
   return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+Tensor random_host(const Shape& shape, uint64_t seed, float stdev) {
+  Tensor t = Tensor::empty(shape, DType::F32);
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<float> d(0.f, stdev);
+  float* p = t.ptr<float>();
+  for (int64_t i = 0; i < t.numel(); i++) p[i] = d(rng);
+  return t;
+}
+
+void fill_random_device(Tensor& t, uint64_t seed, float stdev) {
+  const int64_t block = std::min<int64_t>(t.numel(), int64_t(1) << 20);
+  Tensor h = random_host({block}, seed, stdev);
+  Tensor hc;
+  if (t.dtype() == DType::I8) {
+    hc = Tensor::empty({block}, DType::I8);
+    for (int64_t i = 0; i < block; i++)
+      hc.ptr<int8_t>()[i] = int8_t(std::max(-128.f, std::min(127.f, h.ptr<float>()[i] * 40.f)));
+  } else {
+    hc = h.to(t.dtype());
+  }
+  const size_t es = dtype_size(t.dtype());
+  char* dst = static_cast<char*>(t.data());
+  for (int64_t off = 0; off < t.numel(); off += block) {
+    const int64_t n = std::min(block, t.numel() - off);
+    device_memcpy(dst + off * es, hc.data(), size_t(n) * es, 0);
+  }
+}
+
+Tensor random_device(const Shape& shape, DType dt, uint64_t seed, float stdev) {
+  Tensor t = Tensor::empty(shape, dt, Device::CUDA);
+  fill_random_device(t, seed, stdev);
+  return t;
 }
 
 void flush_l2() {

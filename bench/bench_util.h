@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "core/tensor.h"
+
 namespace td {
 namespace bench {
 
@@ -44,6 +46,13 @@ class EventSpans {
   struct Impl;
   Impl* impl_;
 };
+
+// Host f32 tensor of N(0, stdev) values from a seeded mt19937_64 (benchmark inputs; deterministic per seed).
+Tensor random_host(const Shape& shape, uint64_t seed, float stdev = 1.f);
+// Fills a device tensor with N(0, stdev) values converted to its dtype (I8: value * 40, saturated) by tiling one
+// 1M-element random block over the buffer, which is cheap for GiB-sized operands.
+void fill_random_device(Tensor& t, uint64_t seed, float stdev = 1.f);
+Tensor random_device(const Shape& shape, DType dt, uint64_t seed, float stdev = 1.f);
 
 size_t peak_device_bytes();  // td::device_peak_bytes()
 void reset_peak_device_bytes();

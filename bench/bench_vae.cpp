@@ -31,14 +31,6 @@ struct Args {
   uint64_t seed = 0;
 };
 
-Tensor randn(const Shape& s, uint64_t seed, float sd) {
-  Tensor t = Tensor::empty(s, DType::F32);
-  std::mt19937_64 rng(seed);
-  std::normal_distribution<float> d(0.f, sd);
-  float* p = t.ptr<float>();
-  for (int64_t i = 0; i < t.numel(); i++) p[i] = d(rng);
-  return t;
-}
 
 int run(const Args& a) {
   TD_CHECK(a.random_weights != !a.weights.empty(), "--weights", "pass either --random-weights or --weights PATH");
@@ -56,7 +48,7 @@ int run(const Args& a) {
   std::printf("vae bench on %s: latent [16, %lld, %lld, %lld] <-> video [3, %d, %d, %d]%s\n",
               bench::device_description().c_str(), (long long)T, (long long)h, (long long)w, a.frames, a.height,
               a.width, a.tile ? cat(", tile ", a.tile).c_str() : "");
-  Tensor z = randn({16, T, h, w}, a.seed + 1, 1.f);
+  Tensor z = bench::random_host({16, T, h, w}, a.seed + 1, 1.f);
   VaeDecodeOptions o;
   o.tile = a.tile;
   o.tail_frames = a.tail_frames;
