@@ -305,6 +305,25 @@ class DitRunner {
     ops::rope3d(x3, F, Hp, Wp, 10000.f);
   }
 
+  // Self-attention of ws_.q/k/v into ws_.o with the run's mode (proj_l feeds the SLA linear branch when present).
+  void self_attention(const DitBlockWeights& b, int64_t L) {
+    Scope s(m_.profiler_, DitOpKind::Attention);
+    const int64_t H = c_.num_heads, Dh = c_.head_dim();
+    AttentionOptions ao = m_.opts_.attention;
+    ao.proj_l_weight = b.proj_l_w.defined() ? &b.proj_l_w : nullptr;
+    ao.proj_l_bias = b.proj_l_b.defined() ? &b.proj_l_b : nullptr;
+    Tensor o3 = ws_.o.view({L, H, Dh});
+    ops::attention(ws_.q.view({L, H, Dh}), ws_.k.view({L, H, Dh}), ws_.v.view({L, H, Dh}), o3, ao);
+  }
+  // Cross-attention of ws_.q over the text_len context keys ws_.ck/cv into ws_.o: dense, no mask.
+  void cross_attention(int64_t L) {
+    Scope s(m_.profiler_, DitOpKind::Attention);
+    const int64_t H = c_.num_heads, Dh = c_.head_dim(), Lc = c_.text_len;
+    Tensor o3 = ws_.o.view({L, H, Dh});
+    ops::attention(ws_.q.view({L, H, Dh}), ws_.ck.view({Lc, H, Dh}), ws_.cv.view({Lc, H, Dh}), o3,
+                   AttentionOptions{});
+  }
+
   void ensure_workspace(int64_t L);
   void block_w8a8(int i, const DitBlockWeights& b, int64_t L, int F, int Hp, int Wp);
   void time_embedding(float t);
@@ -405,7 +424,6 @@ void DitRunner::text_embedding() {
 }
 
 void DitRunner::block(int i, const DitBlockWeights& b, int64_t L, int F, int Hp, int Wp) {
-  const int64_t H = c_.num_heads, Dh = c_.head_dim();
   const float eps = c_.eps;
   Tensor mod = ws_.mod.select(0, i);  // [6, D]: shift, scale, gate (self-attn); shift, scale, gate (ffn)
   Tensor m0 = mod.select(0, 0), m1 = mod.select(0, 1), m2 = mod.select(0, 2);
@@ -420,17 +438,9 @@ void DitRunner::block(int i, const DitBlockWeights& b, int64_t L, int F, int Hp,
   linear(b.sq, ws_.h, ws_.q);
   linear(b.sk, ws_.h, ws_.k);
   linear(b.sv, ws_.h, ws_.v);
-  Tensor q3 = ws_.q.view({L, H, Dh}), k3 = ws_.k.view({L, H, Dh}), v3 = ws_.v.view({L, H, Dh});
-  Tensor o3 = ws_.o.view({L, H, Dh});
   norm_rope(ws_.q, b.s_norm_q, F, Hp, Wp);
   norm_rope(ws_.k, b.s_norm_k, F, Hp, Wp);
-  {
-    Scope s(m_.profiler_, DitOpKind::Attention);
-    AttentionOptions ao = m_.opts_.attention;
-    ao.proj_l_weight = b.proj_l_w.defined() ? &b.proj_l_w : nullptr;
-    ao.proj_l_bias = b.proj_l_b.defined() ? &b.proj_l_b : nullptr;
-    ops::attention(q3, k3, v3, o3, ao);
-  }
+  self_attention(b, L);
   linear(b.so, ws_.o, ws_.y);
   {
     Scope s(m_.profiler_, DitOpKind::Other);
@@ -447,11 +457,7 @@ void DitRunner::block(int i, const DitBlockWeights& b, int64_t L, int F, int Hp,
     ops::rmsnorm(ws_.q, b.c_norm_q, eps);
     ops::rmsnorm(ws_.ck, b.c_norm_k, eps);
   }
-  {
-    Scope s(m_.profiler_, DitOpKind::Attention);
-    const int64_t Lc = c_.text_len;
-    ops::attention(q3, ws_.ck.view({Lc, H, Dh}), ws_.cv.view({Lc, H, Dh}), o3, AttentionOptions{});
-  }
+  cross_attention(L);
   linear(b.co, ws_.o, ws_.y);
   {
     Scope s(m_.profiler_, DitOpKind::Other);
@@ -472,14 +478,11 @@ void DitRunner::block(int i, const DitBlockWeights& b, int64_t L, int F, int Hp,
 // quantization shared by q/k/v (and by the context's k/v), and the o-proj / ffn.2 GEMMs adding straight into the
 // residual stream with their gate. Same math as block() up to the activation quantization.
 void DitRunner::block_w8a8(int i, const DitBlockWeights& b, int64_t L, int F, int Hp, int Wp) {
-  const int64_t H = c_.num_heads, Dh = c_.head_dim(), Lc = c_.text_len;
   const float eps = c_.eps;
   Tensor mod = ws_.mod.select(0, i);
   Tensor m0 = mod.select(0, 0), m1 = mod.select(0, 1), m2 = mod.select(0, 2);
   Tensor m3 = mod.select(0, 3), m4 = mod.select(0, 4), m5 = mod.select(0, 5);
   Tensor& x = ws_.x;
-  Tensor q3 = ws_.q.view({L, H, Dh}), k3 = ws_.k.view({L, H, Dh}), v3 = ws_.v.view({L, H, Dh});
-  Tensor o3 = ws_.o.view({L, H, Dh});
 
   {
     Scope s(m_.profiler_, DitOpKind::Other);
@@ -490,13 +493,7 @@ void DitRunner::block_w8a8(int i, const DitBlockWeights& b, int64_t L, int F, in
   linear_q(b.sv, ws_.a, ws_.v);
   norm_rope(ws_.q, b.s_norm_q, F, Hp, Wp);
   norm_rope(ws_.k, b.s_norm_k, F, Hp, Wp);
-  {
-    Scope s(m_.profiler_, DitOpKind::Attention);
-    AttentionOptions ao = m_.opts_.attention;
-    ao.proj_l_weight = b.proj_l_w.defined() ? &b.proj_l_w : nullptr;
-    ao.proj_l_bias = b.proj_l_b.defined() ? &b.proj_l_b : nullptr;
-    ops::attention(q3, k3, v3, o3, ao);
-  }
+  self_attention(b, L);
   linear_residual(b.so, ws_.o, &m2, x);
 
   {
@@ -511,10 +508,7 @@ void DitRunner::block_w8a8(int i, const DitBlockWeights& b, int64_t L, int F, in
     ops::rmsnorm(ws_.q, b.c_norm_q, eps);
     ops::rmsnorm(ws_.ck, b.c_norm_k, eps);
   }
-  {
-    Scope s(m_.profiler_, DitOpKind::Attention);
-    ops::attention(q3, ws_.ck.view({Lc, H, Dh}), ws_.cv.view({Lc, H, Dh}), o3, AttentionOptions{});
-  }
+  cross_attention(L);
   linear_residual(b.co, ws_.o, nullptr, x);
 
   {
