@@ -171,6 +171,23 @@ void linear_w8a8_residual(const ops::Int8Act& x, const Tensor& w_int8, const Ten
   for (int64_t i = 0; i < M * N; i++) r[i] += g ? g[i % N] * y[size_t(i)] : y[size_t(i)];
 }
 
+// One LayerNorm row (statistics in double) then `* mul` (or `* (1 + mul)`) and `+ add`, each optional; the
+// fp32 input of the fused norm -> int8 references.
+static void layernorm_row(const float* xr, int64_t D, float eps, const float* mul, bool one_plus, const float* add,
+                          float* out) {
+  double mean = 0, var = 0;
+  for (int64_t i = 0; i < D; i++) mean += xr[i];
+  mean /= double(D);
+  for (int64_t i = 0; i < D; i++) var += (xr[i] - mean) * (xr[i] - mean);
+  const float rstd = float(1.0 / std::sqrt(var / double(D) + eps));
+  for (int64_t i = 0; i < D; i++) {
+    float t = float(xr[i] - mean) * rstd;
+    if (mul) t *= one_plus ? 1.f + mul[i] : mul[i];
+    if (add) t += add[i];
+    out[i] = t;
+  }
+}
+
 void layernorm_modulate_quant(const Tensor& x, const Tensor& shift, const Tensor& scale, float eps, ops::Int8Act& out) {
   expect_host_f32_2d(x, "layernorm_modulate_quant x");
   const int64_t M = x.size(0), D = x.size(1);
@@ -182,13 +199,7 @@ void layernorm_modulate_quant(const Tensor& x, const Tensor& shift, const Tensor
   parallel_for(M, [&](int64_t m0, int64_t m1) {
     std::vector<float> v(static_cast<size_t>(D));
     for (int64_t m = m0; m < m1; m++) {
-      const float* xr = x.ptr<float>() + m * D;
-      double mean = 0, var = 0;
-      for (int64_t i = 0; i < D; i++) mean += xr[i];
-      mean /= double(D);
-      for (int64_t i = 0; i < D; i++) var += (xr[i] - mean) * (xr[i] - mean);
-      const float rstd = float(1.0 / std::sqrt(var / double(D) + eps));
-      for (int64_t i = 0; i < D; i++) v[size_t(i)] = (float(xr[i] - mean) * rstd) * (1.f + sc[i]) + sh[i];
+      layernorm_row(x.ptr<float>() + m * D, D, eps, sc, true, sh, v.data());
       quantize_row(v.data(), D, out.q.ptr<int8_t>() + m * D, out.scale.ptr<float>() + m * (D / B));
     }
   }, 4);
@@ -205,18 +216,7 @@ void layernorm_quant(const Tensor& x, const Tensor* weight, const Tensor* bias, 
   parallel_for(M, [&](int64_t m0, int64_t m1) {
     std::vector<float> v(static_cast<size_t>(D));
     for (int64_t m = m0; m < m1; m++) {
-      const float* xr = x.ptr<float>() + m * D;
-      double mean = 0, var = 0;
-      for (int64_t i = 0; i < D; i++) mean += xr[i];
-      mean /= double(D);
-      for (int64_t i = 0; i < D; i++) var += (xr[i] - mean) * (xr[i] - mean);
-      const float rstd = float(1.0 / std::sqrt(var / double(D) + eps));
-      for (int64_t i = 0; i < D; i++) {
-        float t = float(xr[i] - mean) * rstd;
-        if (w) t *= w[i];
-        if (b) t += b[i];
-        v[size_t(i)] = t;
-      }
+      layernorm_row(x.ptr<float>() + m * D, D, eps, w, false, b, v.data());
       quantize_row(v.data(), D, out.q.ptr<int8_t>() + m * D, out.scale.ptr<float>() + m * (D / B));
     }
   }, 4);
