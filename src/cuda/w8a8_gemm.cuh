@@ -179,6 +179,24 @@ __device__ __forceinline__ void store_int8_rows(const GemmArgs& p, const float (
   }
 }
 
+// Epilogue for a warpgroup accumulator tile of m64n128k32 (register 4j+{0,1} = row row0, cols n0+8j+2t, +1;
+// 4j+{2,3} = row row1, same cols): the int8 path through store_int8_rows, otherwise store_pair per column pair.
+template <OutMode kMode>
+__device__ __forceinline__ void store_tile(const GemmArgs& p, const float (&accf)[64], const int32_t (&acc)[64],
+                                           int row0, int row1, int n0, int t) {
+  if constexpr (kMode == OutMode::Int8) {
+    store_int8_rows(p, accf, row0, row1, n0, t);
+  } else {
+#pragma unroll
+    for (int j = 0; j < 16; j++) {
+      const int n = n0 + j * 8 + 2 * t;
+      if (row0 < p.M) store_pair<kMode>(p, row0, n, accf[4 * j], accf[4 * j + 1], acc[4 * j], acc[4 * j + 1]);
+      if (row1 < p.M)
+        store_pair<kMode>(p, row1, n, accf[4 * j + 2], accf[4 * j + 3], acc[4 * j + 2], acc[4 * j + 3]);
+    }
+  }
+}
+
 // Grouped raster: kGroupM M tiles share one N tile before moving on, so W's panel stays hot in L2.
 __device__ __forceinline__ void tile_coords(const GemmArgs& p, int bm, int bn, int* m0, int* n0,
                                             int pid = int(blockIdx.x)) {

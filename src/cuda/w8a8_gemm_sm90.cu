@@ -159,17 +159,7 @@ __global__ void __launch_bounds__(kThreads, 1) w8a8_gemm_wgmma2_kernel(const Gem
   } else {
     fold(acc0, accf, ps0, ps1);
   }
-  if constexpr (kMode == OutMode::Int8) {
-    store_int8_rows(p, accf, row0, row1, n0, t);
-  } else {
-#pragma unroll
-    for (int j = 0; j < 16; j++) {
-      const int n = n0 + j * 8 + 2 * t;
-      if (row0 < p.M) store_pair<kMode>(p, row0, n, accf[4 * j], accf[4 * j + 1], acc0[4 * j], acc0[4 * j + 1]);
-      if (row1 < p.M)
-        store_pair<kMode>(p, row1, n, accf[4 * j + 2], accf[4 * j + 3], acc0[4 * j + 2], acc0[4 * j + 3]);
-    }
-  }
+  store_tile<kMode>(p, accf, acc0, row0, row1, n0, t);
 }
 #else
 template <OutMode kMode>
@@ -252,17 +242,7 @@ __global__ void __launch_bounds__(kThreads, 1) w8a8_gemm_wgmma_kernel(const Gemm
   cp_async_wait<0>();
 
   // Accumulator layout of m64nNk32: register 4j+{0,1} = (row g, cols 8j+2t, +1), 4j+{2,3} = (row g+8, same cols).
-  if constexpr (kMode == OutMode::Int8) {
-    store_int8_rows(p, accf, row0, row1, n0, t);
-  } else {
-#pragma unroll
-    for (int j = 0; j < 16; j++) {
-      const int n = n0 + j * 8 + 2 * t;
-      if (row0 < p.M) store_pair<kMode>(p, row0, n, accf[4 * j], accf[4 * j + 1], acc[4 * j], acc[4 * j + 1]);
-      if (row1 < p.M)
-        store_pair<kMode>(p, row1, n, accf[4 * j + 2], accf[4 * j + 3], acc[4 * j + 2], acc[4 * j + 3]);
-    }
-  }
+  store_tile<kMode>(p, accf, acc, row0, row1, n0, t);
 #else
   __trap();  // never launched: the host checks w8a8_wgmma_available()
 #endif
@@ -446,17 +426,7 @@ __global__ void __launch_bounds__(kWsThreads, 1)
       if (++stage == kWsStages) stage = 0, phase ^= 1;
       if (kMode != OutMode::RawI32) fold(acc, accf, s0, s1);
     }
-    if constexpr (kMode == OutMode::Int8) {
-      store_int8_rows(p, accf, row0, row1, n0, t);
-    } else {
-#pragma unroll
-      for (int j = 0; j < 16; j++) {
-        const int n = n0 + j * 8 + 2 * t;
-        if (row0 < p.M) store_pair<kMode>(p, row0, n, accf[4 * j], accf[4 * j + 1], acc[4 * j], acc[4 * j + 1]);
-        if (row1 < p.M)
-          store_pair<kMode>(p, row1, n, accf[4 * j + 2], accf[4 * j + 3], acc[4 * j + 2], acc[4 * j + 3]);
-      }
-    }
+    store_tile<kMode>(p, accf, acc, row0, row1, n0, t);
   }
   }
   // No CTA may exit while a peer can still arrive on its empty barriers.
