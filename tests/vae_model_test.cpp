@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <utility>
 #include <vector>
 
@@ -77,6 +78,29 @@ TEST(VaeModel, ChunkedDecodeEqualsWholeSequence) {
   EXPECT_LT(test::nmse(c, b), 1e-10);
   const std::vector<std::pair<int, int>> want = {{1, 4}, {2, 4}, {3, 4}, {4, 4}};
   EXPECT_EQ(seen, want);
+}
+
+// The frame-ring route of the causal convs (one conv over [H, W, 3C] per frame, rotated weights; the CUDA default at
+// the real channel counts) is a re-arrangement of the same sums: on the CPU it must match the default route to
+// rounding, for decode (per-frame and whole-sequence chunks) and encode.
+TEST(VaeModel, RingRouteMatchesDefault) {
+  WanVae plain(fx().weights, Device::CPU);
+  ::setenv("TD_VAE_RING", "1", 1);
+  WanVae ring(fx().weights, Device::CPU);
+  ::unsetenv("TD_VAE_RING");
+  Tensor z = test::randn({16, 4, 4, 6}, 21);
+  VaeDecodeOptions all;
+  all.chunk = 0;
+  all.tail_frames = 0;
+  Tensor a = plain.decode(z), b = ring.decode(z), c = ring.decode(z, all);
+  const double e_dec = test::nmse(b, a), e_all = test::nmse(c, a);
+  Tensor v = fx().get("video_in");
+  const double e_enc = test::nmse(ring.encode(v), plain.encode(v));
+  std::printf("[ VaeModel ] ring vs default route: decode NMSE %.3e (whole sequence %.3e), encode %.3e\n", e_dec,
+              e_all, e_enc);
+  EXPECT_LT(e_dec, 1e-10);
+  EXPECT_LT(e_all, 1e-10);
+  EXPECT_LT(e_enc, 1e-10);
 }
 
 // Spatial tiling is an approximation (the decoder's receptive field crosses tile borders); report its error.

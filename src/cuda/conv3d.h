@@ -9,6 +9,11 @@
 namespace td {
 namespace cuda {
 void conv3d(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y, const Conv3dParams& p, bool accumulate);
+// The causal kernel-3 conv on a frame ring (see vae::conv_ring): ring [1, H, W, 3C] holds frames t-2, t-1, t in the
+// slots the rotation of w_rot [O, 1, kh, kw, 3C] expects; one cuDNN 2-D conv with 3C input channels, so the three
+// time taps are one GEMM (K = 27C) and y is written once instead of read and rewritten per tap.
+void conv3d_ring(const Tensor& ring, const Tensor& w_rot, const Tensor* bias, Tensor& y, const Conv3dParams& p,
+                 bool accumulate);
 // Whether conv3d runs a problem with C input and O output channels as per-time-tap 2-D convs (TD_VAE_CONV).
 bool conv3d_uses_taps(int64_t C, int64_t O);
 // Whether conv3d_causal reads history and input in place for such a problem (else it concatenates first).

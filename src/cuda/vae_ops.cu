@@ -112,7 +112,7 @@ __global__ void rms_norm_vec_kernel(const __nv_bfloat162* x, const float* __rest
 template <int V>
 __global__ void __launch_bounds__(256, 4)
     rms_norm_wide_kernel(const uint4* x, const float* __restrict__ gamma, const float* __restrict__ bias, uint4* y,
-                         int64_t rows, int G, bool silu) {
+                         int64_t rows, int G, bool silu, int64_t y_row) {
   // gamma and bias are re-read from L1 per row rather than held in registers: 48 held floats cost 117 registers
   // (2 blocks per SM, too few bytes in flight); re-reading keeps it under 64 and 4+ blocks resident.
   const int lane = threadIdx.x & 31, gl = lane % G;
@@ -164,7 +164,7 @@ __global__ void __launch_bounds__(256, 4)
         }
         h[e] = __floats2bfloat162_rn(a, b);
       }
-      y[r * (V * G) + j * G + gl] = u;  // may alias x: this lane read these 16 bytes above
+      y[r * y_row + j * G + gl] = u;  // may alias x (y_row == V * G): this lane read these 16 bytes above
     }
   }
 }
@@ -316,7 +316,7 @@ void vae_rms_norm(const Tensor& x, const Tensor& gamma, const Tensor* bias, bool
     const int64_t groups = rows;  // one group of G lanes per row
     rms_norm_wide_kernel<3><<<grid_for(groups * G, threads), threads, 0, stream()>>>(
         static_cast<const uint4*>(x.data()), gamma.ptr<float>(), bias ? bias->ptr<float>() : nullptr,
-        static_cast<uint4*>(y.data()), rows, int(G), silu);
+        static_cast<uint4*>(y.data()), rows, int(G), silu, 3 * G);
     TD_CUDA_LAUNCH_CHECK();
     return;
   }
@@ -336,6 +336,34 @@ void vae_rms_norm(const Tensor& x, const Tensor& gamma, const Tensor* bias, bool
   rms_norm_kernel<<<grid_for(rows * 32, threads), threads, 0, stream()>>>(
       x.ptr<__nv_bfloat16>(), gamma.ptr<float>(), bias ? bias->ptr<float>() : nullptr, y.ptr<__nv_bfloat16>(), rows,
       int(C), silu);
+  TD_CUDA_LAUNCH_CHECK();
+}
+
+bool vae_ring_norm_ok(int64_t C) {
+  const int64_t G = C % 24 == 0 ? C / 24 : 0;
+  return G > 0 && G <= 32 && (G & (G - 1)) == 0;
+}
+
+void vae_rms_norm_ring(const Tensor& x, const Tensor& gamma, const Tensor* bias, bool silu, Tensor& ring, int slot) {
+  expect_cuda(x, "vae_rms_norm_ring input");
+  expect_cuda(ring, "vae_rms_norm_ring ring");
+  expect_dtype(x, DType::BF16, "vae_rms_norm_ring input");
+  expect_dtype(ring, DType::BF16, "vae_rms_norm_ring ring");
+  expect_dtype(gamma, DType::F32, "vae_rms_norm_ring gamma");
+  const int64_t C = x.size(-1), rows = x.numel() / C;
+  TD_CHECK(vae_ring_norm_ok(C) && gamma.numel() == C && x.is_contiguous() && ring.is_contiguous() &&
+               ring.size(-1) == 3 * C && ring.numel() == 3 * x.numel() && slot >= 0 && slot < 3,
+           "vae_rms_norm_ring", "x ", shape_str(x.shape()), " does not fit ring ", shape_str(ring.shape()), " slot ",
+           slot);
+  if (bias) TD_CHECK(bias->numel() == C && bias->dtype() == DType::F32, "vae_rms_norm_ring bias", "expected ", C,
+                     " f32 values");
+  auto aligned = [](const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; };
+  TD_CHECK(aligned(x.data()) && aligned(ring.data()) && aligned(gamma.data()) && (!bias || aligned(bias->data())),
+           "vae_rms_norm_ring", "tensors must be 16-byte aligned");
+  const int64_t G = C / 24;
+  rms_norm_wide_kernel<3><<<grid_for(rows * G, 256), 256, 0, stream()>>>(
+      static_cast<const uint4*>(x.data()), gamma.ptr<float>(), bias ? bias->ptr<float>() : nullptr,
+      reinterpret_cast<uint4*>(ring.ptr<__nv_bfloat16>() + slot * C), rows, int(G), silu, 9 * G);
   TD_CUDA_LAUNCH_CHECK();
 }
 

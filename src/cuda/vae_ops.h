@@ -7,6 +7,10 @@
 namespace td {
 namespace cuda {
 void vae_rms_norm(const Tensor& x, const Tensor& gamma, const Tensor* pre_bias, bool silu, Tensor& y);
+// The frame ring of a causal kernel-3 conv (see vae::rms_norm_ring): normalises x [.., C] (H*W rows) into channels
+// [slot*C, slot*C + C) of ring [.., 3C]. C must be 24 * a power of two <= 32 (vae_ring_norm_ok: 96, 192, 384).
+bool vae_ring_norm_ok(int64_t C);
+void vae_rms_norm_ring(const Tensor& x, const Tensor& gamma, const Tensor* pre_bias, bool silu, Tensor& ring, int slot);
 void vae_attention(const Tensor& qkv, Tensor& o);
 void vae_upsample_nearest2x(const Tensor& x, Tensor& y);
 void vae_time_interleave(const Tensor& x, Tensor& y);

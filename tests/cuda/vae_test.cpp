@@ -177,5 +177,11 @@ TEST(VaeCuda, RealChannelsSmallSizeMatchCpu) {
   compare(gpu.decode(z2, tiled), cpu.decode(z2, tiled), 5e-3, "dim-96 tiled decode");
   Tensor v = test::randn({3, 5, 32, 48}, 9, 0.5f);
   compare(gpu.encode(v), cpu.encode(v), 5e-3, "dim-96 encode");
+  // The GPU runs these channel counts on frame rings by default; the per-tap / 3-D route must agree with it.
+  ::setenv("TD_VAE_RING", "0", 1);
+  WanVae taps(w, Device::CUDA, cfg);
+  ::unsetenv("TD_VAE_RING");
+  compare(taps.decode(z), vg, 5e-3, "dim-96 decode, rings off vs on");
+  compare(taps.encode(v), gpu.encode(v), 5e-3, "dim-96 encode, rings off vs on");
   std::printf("[ VaeCuda ] peak device memory %.1f MiB\n", device_peak_bytes() / 1048576.0);
 }

@@ -15,6 +15,7 @@
 #include "cpu/vae_rms_norm.h"
 #ifdef TD_WITH_CUDA
 #include "cuda/conv3d.h"
+#include "cuda/conv3d_config.h"
 #include "cuda/vae_ops.h"
 #define TD_VAE_DISPATCH(out, name, ...)     \
   do {                                      \
@@ -167,6 +168,46 @@ bool causal_direct(const Tensor& like, int64_t C, int64_t O) {
   (void)C;
   (void)O;
   return false;
+}
+
+bool ring_ok(Device dev, int64_t C, int64_t O) {
+  const char* e = std::getenv("TD_VAE_RING");  // read per call: only model loads ask, and tests toggle it
+  const std::string v = e ? e : "";
+  if (dev == Device::CPU) return v == "1";
+#ifdef TD_WITH_CUDA
+  if (v == "0") return false;
+  const char* m = std::getenv("TD_VAE_RING_MAX_CH");
+  const int64_t max_ch = m && *m ? std::atol(m) : cuda::conv3d_config::kRingMaxChannels;
+  return cuda::vae_ring_norm_ok(C) && O % 8 == 0 && C <= max_ch && O <= max_ch;
+#else
+  (void)C;
+  (void)O;
+  return false;
+#endif
+}
+
+void rms_norm_ring(const Tensor& x, const Tensor& gamma, const Tensor* pre_bias, bool silu, Tensor& ring, int slot) {
+  ProfileScope ps(profiling() ? hw_bucket("rms_norm (ring)", x) : std::string());
+#ifdef TD_WITH_CUDA
+  if (ring.is_cuda()) return cuda::vae_rms_norm_ring(x, gamma, pre_bias, silu, ring, slot);
+#endif
+  const int64_t C = x.size(-1), rows = x.numel() / C;
+  TD_CHECK(ring.size(-1) == 3 * C && ring.numel() == 3 * x.numel() && slot >= 0 && slot < 3 && ring.is_contiguous(),
+           "rms_norm_ring", "x ", shape_str(x.shape()), " does not fit ring ", shape_str(ring.shape()));
+  Tensor tmp = Tensor::empty(x.shape(), x.dtype(), x.device());
+  cpu::vae_rms_norm(x, gamma, pre_bias, silu, tmp);
+  const float* src = tmp.ptr<float>();
+  float* dst = ring.ptr<float>() + slot * C;
+  for (int64_t r = 0; r < rows; r++) std::copy(src + r * C, src + (r + 1) * C, dst + r * 3 * C);
+}
+
+void conv_ring(const Tensor& ring, const Tensor& w_rot, const Tensor* bias, Tensor& y, const Conv3dParams& p,
+               bool accumulate) {
+  ProfileScope ps(profiling() ? conv_bucket(ring, w_rot, y) + " (ring)" : std::string());
+#ifdef TD_WITH_CUDA
+  if (y.is_cuda()) return cuda::conv3d_ring(ring, w_rot, bias, y, p, accumulate);
+#endif
+  cpu::conv3d(ring, w_rot, bias, y, p, accumulate);
 }
 
 }  // namespace vae

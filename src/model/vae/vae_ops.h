@@ -24,6 +24,19 @@ void conv3d_causal(const Tensor& hist, const Tensor& x, const Tensor& w, const T
                    const Conv3dParams& p, bool accumulate);
 bool causal_direct(const Tensor& like, int64_t C, int64_t O);
 
+// Frame rings for the causal 3x3x3 convs: ring [1, H, W, 3C] holds the conv's last three input frames, frame t in
+// channels [(t % 3) C, (t % 3) C + C) of every pixel (zeros before the first frame). rms_norm_ring writes one
+// normalised frame x [1, H, W, C] into its slot, and conv_ring runs the conv for that frame as ONE 2-D conv with 3C
+// input channels, whose weights w_rot [O, 1, kh, kw, 3C] are the kernel's time taps permuted for rotation t % 3. The
+// three time taps become one GEMM (K = 27C) and y is written once, instead of one conv per tap that re-reads and
+// rewrites y; the ring is also the causal cache, so nothing is copied between chunks. ring_ok says whether the
+// device runs rings for a conv with C inputs and O outputs: on CUDA by default for C = 96, 192, 384 (TD_VAE_RING=0
+// turns them off, TD_VAE_RING_MAX_CH caps C), on the CPU only with TD_VAE_RING=1 (tests compare the two routes).
+bool ring_ok(Device dev, int64_t C, int64_t O);
+void rms_norm_ring(const Tensor& x, const Tensor& gamma, const Tensor* pre_bias, bool silu, Tensor& ring, int slot);
+void conv_ring(const Tensor& ring, const Tensor& w_rot, const Tensor* bias, Tensor& y, const Conv3dParams& p,
+               bool accumulate);
+
 // Per-stage timing for finding where decode time goes: with TD_VAE_PROFILE=1 every op (and each ProfileScope) waits
 // for the device before and after itself and adds its wall time to a named bucket (convs by shape). The syncs cost
 // some overlap, so the total runs a little above an unprofiled call; the split is what matters. Off: no syncs.

@@ -41,6 +41,9 @@ constexpr int64_t kRgbPadded = 8;
 
 struct Conv {
   Tensor w, b;  // w [O, kt, kh, kw, I] in the device dtype; b [O] f32
+  // Where the device runs this causal 3x3x3 conv on a frame ring (vae::ring_ok): [3, O, 1, kh, kw, 3I], for rotation
+  // r = t % 3 the time taps placed at the ring slots: slot s holds frame t - 2 + dt with dt = (s - r + 2) % 3.
+  Tensor ring_w;
   int kt = 1;
   Conv3dParams p;
   bool defined() const { return w.defined(); }
@@ -78,12 +81,14 @@ struct Block {
 struct Run {
   std::vector<Tensor> slot;
   std::vector<char> started;
+  std::vector<int64_t> frames;  // frames a ring slot has seen (its rotation is frames % 3)
   size_t idx = 0;
   void begin_chunk() { idx = 0; }
   size_t next() {
     if (idx == slot.size()) {
       slot.emplace_back();
       started.push_back(0);
+      frames.push_back(0);
     }
     return idx++;
   }
@@ -133,6 +138,8 @@ class Loader {
       cl = big;
     }
     c.w = on_device(cl, true).set_name(wn);
+    if (KT == 3 && kh == 3 && kw == 3 && p.stride_t == 1 && vae::ring_ok(dev_, Ip, Op))
+      c.ring_w = on_device(ring_weights(cl, Op, Ip), true).set_name(wn + " (ring)");
     c.b = vec(bn, O);
     if (Op != O) {
       Tensor b = Tensor::zeros({Op}, DType::F32);
@@ -142,6 +149,22 @@ class Loader {
     c.kt = KT;
     c.p = p;
     return c;
+  }
+  // [O, 3, 3, 3, I] -> [3, O, 1, 3, 3, 3I]: per rotation r, tap dt goes to ring slot (r + dt + 1) % 3 (the slot of
+  // frame t - 2 + dt when t % 3 == r).
+  static Tensor ring_weights(const Tensor& cl, int64_t O, int64_t I) {
+    Tensor rw = Tensor::empty({3, O, 1, 3, 3, 3 * I}, DType::F32);
+    const float* s = cl.ptr<float>();
+    float* d = rw.ptr<float>();
+    for (int r = 0; r < 3; r++)
+      for (int64_t o = 0; o < O; o++)
+        for (int dt = 0; dt < 3; dt++) {
+          const int slot = (r + dt + 1) % 3;
+          for (int k = 0; k < 9; k++)
+            std::memcpy(d + ((r * O + o) * 9 + k) * 3 * I + slot * I, s + ((o * 3 + dt) * 9 + k) * I,
+                        size_t(I) * sizeof(float));
+        }
+    return rw;
   }
   static Tensor channels_last(const Tensor& w, int64_t O, int64_t I, int64_t K, int kt, int kh, int kw) {
     Tensor f = w.to_f32_host().contiguous();
@@ -359,7 +382,43 @@ struct WanVae::Impl {
     return causal_run(c, buf, run, slot, true);
   }
 
+  // The ring of a slot (vae::ring_ok), created zeroed (the frames before the first are zeros) on first use.
+  Tensor& ring_for(Run& run, size_t slot, int64_t H, int64_t W, int64_t C) const {
+    Tensor& r = run.slot[slot];
+    if (!r.defined()) {
+      r = empty({1, H, W, 3 * C});
+      vae::zero(r);
+    }
+    TD_ASSERT(r.size(1) == H && r.size(2) == W && r.size(3) == 3 * C, "vae ring ", shape_str(r.shape()));
+    return r;
+  }
+  // Normalises frame x [1, H, W, C] into the slot's ring and returns the rotated weights of c for it.
+  Tensor ring_in(const Conv& c, Run& run, size_t slot, const Tensor& x, const Tensor& g, const Tensor* pre_bias) const {
+    Tensor& ring = ring_for(run, slot, x.size(1), x.size(2), x.size(3));
+    const int rot = int(run.frames[slot]++ % 3);
+    vae::rms_norm_ring(x, g, pre_bias, true, ring, rot);
+    const Tensor& rw = c.ring_w;
+    return rw.slice(0, rot, rot + 1).view({rw.size(1), 1, rw.size(3), rw.size(4), rw.size(5)});
+  }
+
+  // The residual block frame by frame through the two rings: norm1 -> conv1 -> norm2 -> conv2 (+= shortcut).
+  Tensor res_ring(const Res& r, const Tensor& x, Run& run) const {
+    const int64_t n = x.size(0), H = x.size(1), W = x.size(2), O = r.c1.w.size(0);
+    Tensor h = r.sc.defined() ? pointwise(r.sc, x) : x;
+    const size_t s1 = run.next(), s2 = run.next();
+    Tensor y1 = empty({1, H, W, O});
+    for (int64_t t = 0; t < n; t++) {
+      Tensor w1 = ring_in(r.c1, run, s1, x.slice(0, t, t + 1), r.g1, r.defer_in.defined() ? &r.defer_in : nullptr);
+      vae::conv_ring(run.slot[s1], w1, nullptr, y1, r.c1.p, false);
+      Tensor w2 = ring_in(r.c2, run, s2, y1, r.g2, &r.c1.b);
+      Tensor ht = h.slice(0, t, t + 1);
+      vae::conv_ring(run.slot[s2], w2, r.defer_out ? nullptr : &r.c2.b, ht, r.c2.p, true);
+    }
+    return h;
+  }
+
   Tensor res(const Res& r, Tensor x, Run& run) const {
+    if (r.c1.ring_w.defined() && r.c2.ring_w.defined()) return res_ring(r, x, run);
     Tensor h = r.sc.defined() ? pointwise(r.sc, x) : x;
     const size_t s1 = run.next();
     Tensor buf;
@@ -438,6 +497,15 @@ struct WanVae::Impl {
 
   Tensor head(const Tensor& g, const Conv& c, Tensor x, Run& run, const Tensor* pre_bias = nullptr) const {
     const size_t s = run.next();
+    if (c.ring_w.defined()) {
+      Tensor y = empty({x.size(0), x.size(1), x.size(2), c.w.size(0)});
+      for (int64_t t = 0; t < x.size(0); t++) {
+        Tensor wr = ring_in(c, run, s, x.slice(0, t, t + 1), g, pre_bias);
+        Tensor yt = y.slice(0, t, t + 1);
+        vae::conv_ring(run.slot[s], wr, &c.b, yt, c.p, false);
+      }
+      return y;
+    }
     Tensor buf;
     Tensor a = conv_input(c, run, s, x.shape(), &buf);
     vae::rms_norm(x, g, pre_bias, true, a);
