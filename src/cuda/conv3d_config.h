@@ -16,9 +16,10 @@ constexpr int kFindCandidates = 8;
 // 272; 192->192 @240x416 207 vs 328; 384->384 @120x208 86 vs 115; 3x1x1 time convs 10 vs 36.
 constexpr long kTaps2dMaxChannels = 128;
 // Frame rings (vae::ring_ok): causal 3x3x3 convs with at most this many input/output channels run as one 2-D conv
-// over [H, W, 3C] per frame. Probe on the H100 (cuDNN 9.14, one frame, beta 1): 288->96 @480x832 0.41 ms vs 3 x
-// 0.15 ms for the per-tap convs; 576->192 @240x416 0.35 ms (564 TFLOP/s) vs 0.30 ms per tap as 2-D.
-constexpr long kRingMaxChannels = 384;
+// over [H, W, 3C] per frame. H100, 81x480x832 decode (docs/perf.md): rings at 96+192 ch 696 ms / 3.96 GiB, also at
+// 384 ch 694 ms / 4.48 GiB (over the official decoder's 4.4 GiB: a 384-ch ring frame costs more than it saves), none
+// 714 ms / 3.86 GiB.
+constexpr long kRingMaxChannels = 192;
 // Naive fallback kernel: threads per block.
 constexpr int kNaiveThreads = 256;
 }  // namespace conv3d_config

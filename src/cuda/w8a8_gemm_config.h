@@ -40,9 +40,19 @@ constexpr int kWsSmemBytes = kWsStages * kStageBytes + 1024;
 // block per CTA, which at the int8 rate looked like the L2 limit. Measured on H100 it runs at HALF the speed of "ws"
 // (~280 TOPS, all 66 clusters resident) for a reason not found yet: experimental, never chosen by "auto".
 constexpr int kWsClusterM = 2;
+// "ws256": the ws kernel with 128 x 256 CTA tiles. 128x128 int8 tiles need 32 KiB of L2 reads per 2M MACs (64 B per
+// clock per SM at the int8 rate, above what the L2 delivers: "ws" moves ~4.4 TB/s at 520-650 TOPS); 128x256 needs
+// 48 KiB per 4M MACs. Each consumer warpgroup owns 64 x 256 outputs as two 128-column halves that share one int32
+// accumulator set (issue half 0, fold it while the other warpgroup's MMAs run, issue half 1, fold), so it holds 64
+// int32 + 128 fp32 accumulators; setmaxnreg moves registers from the producer warpgroup to the consumers.
+constexpr int kWideBN = 256;
+constexpr int kWideStages = 4;
+constexpr int kWideStageBytes = (kBM + kWideBN) * kBK;  // 48 KiB
+constexpr int kWideSmemBytes = kWideStages * kWideStageBytes + 1024;
+constexpr int kWideProducerRegs = 40, kWideConsumerRegs = 232;  // 128 * 40 + 256 * 232 <= 64 Ki registers
 // What TD_W8A8_KERNEL=auto runs on sm_90 (change after `turbodiff bench gemm --kernel all`). "ws" measured
 // 520-650 TOPS vs 450-560 for "wgmma" on the 1.3B shapes, even on the 14B ones; "wsmc" ran at half speed (perf.md).
-constexpr const char* kAutoSm90Kernel = "ws";
+constexpr const char* kAutoSm90Kernel = "ws256";
 
 // The activation-quant / fused-norm kernels: one CTA per row, 4 channels per thread per chunk.
 constexpr int kRowThreads = 128;

@@ -523,6 +523,192 @@ void launch_ws_mode(int mode, const GemmArgs& p) {
   }
 }
 
+
+// ---------------------------------------------------------------------------------------------------------------
+// "ws256": 128 x 256 tiles (see w8a8_gemm_config.h), otherwise the ws kernel's structure.
+
+#ifdef TD_W8A8_SM90
+template <int kRegs>
+__device__ __forceinline__ void setmaxnreg_inc() {
+  asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(kRegs));
+}
+template <int kRegs>
+__device__ __forceinline__ void setmaxnreg_dec() {
+  asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(kRegs));
+}
+#endif
+
+// kCM > 1: clusters of kCM CTAs stacked along M share the 256-row W tile, each loading 256/kCM rows of it by TMA
+// multicast (L2 reads per CTA per K block 16 + 32/kCM KiB).
+template <OutMode kMode, int kCM>
+__global__ void __launch_bounds__(kWsThreads, 1)
+    w8a8_gemm_ws256_kernel(const __grid_constant__ CUtensorMap tmA, const __grid_constant__ CUtensorMap tmB,
+                           const GemmArgs p) {
+#ifdef TD_W8A8_SM90
+  static_assert(kMode != OutMode::RawI32, "the halves share one int32 set: raw int32 output runs on ws");
+  extern __shared__ unsigned char smem_raw[];
+  __shared__ __align__(8) uint64_t full_bar[kWideStages], empty_bar[kWideStages];
+  const uint32_t base = (smem_u32(smem_raw) + 1023u) & ~1023u;
+  const int tid = threadIdx.x, wg = tid >> 7;
+  const uint32_t rank = kCM > 1 ? cluster_rank() : 0u;
+  const int cid = int(blockIdx.x) / kCM, nclusters = int(gridDim.x) / kCM;
+  const int tiles = ((p.M + kCM * kBM - 1) / (kCM * kBM)) * (p.N / kWideBN);  // cluster tiles
+  const int KB = p.K / kBK;
+  if (tid == 0) {
+#pragma unroll
+    for (int s = 0; s < kWideStages; s++) {
+      mbar_init(smem_u32(&full_bar[s]), 1);
+      mbar_init(smem_u32(&empty_bar[s]), 8 * kCM);  // one arrival per consumer warp of every CTA reading it
+    }
+    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+  }
+  if (kCM > 1)
+    cluster_sync_all();
+  else
+    __syncthreads();
+
+  if (wg == 0) {
+    setmaxnreg_dec<kWideProducerRegs>();
+    if (tid == 0) {
+      int stage = 0;
+      uint32_t phase = 0;
+      for (int tile = cid; tile < tiles; tile += nclusters) {
+        int m0, n0;
+        tile_coords(p, kCM * kBM, kWideBN, &m0, &n0, tile);
+        m0 += int(rank) * kBM;
+        for (int kb = 0; kb < KB; kb++) {
+          mbar_wait(smem_u32(&empty_bar[stage]), phase ^ 1);
+          const uint32_t fb = smem_u32(&full_bar[stage]), sA = base + stage * kWideStageBytes;
+          mbar_expect_tx(fb, kWideStageBytes);
+          tma_load_2d(sA, &tmA, fb, kb * kBK, m0);  // rows past M arrive as zeros and still count
+          if (kCM == 1) {
+            tma_load_2d(sA + kBM * kBK, &tmB, fb, kb * kBK, n0);
+          } else {
+            constexpr int rows = kWideBN / kCM;
+            tma_load_2d_mc(sA + kBM * kBK + rank * rows * kBK, &tmB, fb, kb * kBK, n0 + int(rank) * rows,
+                           uint16_t((1u << kCM) - 1));
+          }
+          if (++stage == kWideStages) stage = 0, phase ^= 1;
+        }
+      }
+    }
+  } else {
+    setmaxnreg_inc<kWideConsumerRegs>();
+    const int cw = wg - 1, warp = (tid >> 5) & 3, lane = tid & 31;
+    const int g = lane >> 2, t = lane & 3;
+    int stage = 0;
+    uint32_t phase = 0;
+    // Issue order alternates WG0, WG1, WG0, ... per 128-column half (named barriers 1 and 2, as in ws).
+    const int issues = ((tiles - cid + nclusters - 1) / nclusters) * KB * 2;
+    int issue = 0;
+    for (int tile = cid; tile < tiles; tile += nclusters) {
+      int m0, n0;
+      tile_coords(p, kCM * kBM, kWideBN, &m0, &n0, tile);
+      m0 += int(rank) * kBM;
+      const int row0 = m0 + cw * 64 + warp * 16 + g, row1 = row0 + 8;
+      const float* swp = p.sw + size_t(n0 / kBN) * KB;  // the two halves' weight scales: swp[kb], swp[KB + kb]
+      const float* sa0 = p.sa + size_t(min(row0, p.M - 1)) * KB;
+      const float* sa1 = p.sa + size_t(min(row1, p.M - 1)) * KB;
+      int32_t acc[64];
+      float accf[2][64];
+#pragma unroll
+      for (int i = 0; i < 64; i++) acc[i] = 0, accf[0][i] = 0.f, accf[1][i] = 0.f;
+      for (int kb = 0; kb < KB; kb++) {
+        const float a0 = row0 < p.M ? __ldg(sa0 + kb) : 0.f, a1 = row1 < p.M ? __ldg(sa1 + kb) : 0.f;
+        const float w0 = __ldg(swp + kb), w1 = __ldg(swp + KB + kb);
+        mbar_wait(smem_u32(&full_bar[stage]), phase);
+        const uint32_t st = base + stage * kWideStageBytes;
+        const uint64_t da = make_desc(st + cw * 64 * kBK);
+#pragma unroll
+        for (int h = 0; h < 2; h++) {
+          if (cw == 1 || issue > 0) named_sync(cw == 0 ? 1 : 2);
+          const uint64_t db = make_desc(st + kBM * kBK + h * kBN * kBK);
+          fence_acc(acc);
+          wgmma_fence();
+#pragma unroll
+          for (int kk = 0; kk < kBK / 32; kk++)
+            wgmma_m64n128k32(acc, da + uint64_t(kk * 2), db + uint64_t(kk * 2), kk > 0);
+          wgmma_commit();
+          if (cw == 0 || issue + 1 < issues) named_arrive(cw == 0 ? 2 : 1);
+          issue++;
+          wgmma_wait0();
+          fence_acc(acc);
+          if (h == 1 && lane == 0) {
+            if (kCM == 1) {
+              mbar_arrive(smem_u32(&empty_bar[stage]));
+            } else {
+#pragma unroll
+              for (int r = 0; r < kCM; r++) mbar_arrive_cluster(smem_u32(&empty_bar[stage]), uint32_t(r));
+            }
+          }
+          const float ws = h ? w1 : w0;
+          fold(acc, accf[h], a0 * ws, a1 * ws);
+        }
+        if (++stage == kWideStages) stage = 0, phase ^= 1;
+      }
+      store_tile<kMode>(p, accf[0], acc, row0, row1, n0, t);
+      store_tile<kMode>(p, accf[1], acc, row0, row1, n0 + kBN, t);
+    }
+  }
+  if (kCM > 1) cluster_sync_all();  // no CTA may exit while a peer can still arrive on its barriers
+#else
+  __trap();  // never launched: the host checks w8a8_wgmma_available()
+#endif
+}
+
+template <OutMode kMode, int kCM>
+void launch_ws256(const GemmArgs& p) {
+  auto kernel = w8a8_gemm_ws256_kernel<kMode, kCM>;
+  static int max_clusters = 0;  // per instantiation
+  if (max_clusters == 0) {
+    TD_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kWideSmemBytes));
+    max_clusters = sm_count() / kCM;
+    if (kCM > 1) {
+      cudaLaunchConfig_t cfg{};
+      cudaLaunchAttribute attr{};
+      attr.id = cudaLaunchAttributeClusterDimension;
+      attr.val.clusterDim.x = kCM, attr.val.clusterDim.y = 1, attr.val.clusterDim.z = 1;
+      cfg.gridDim = dim3(unsigned(kCM * max_clusters)), cfg.blockDim = dim3(kWsThreads);
+      cfg.dynamicSmemBytes = kWideSmemBytes, cfg.attrs = &attr, cfg.numAttrs = 1;
+      int n = 0;
+      TD_CUDA_CHECK(cudaOccupancyMaxActiveClusters(&n, kernel, &cfg));
+      TD_CHECK(n > 0, "w8a8 gemm", "no cluster of ", kCM, " CTAs fits on this GPU");
+      max_clusters = std::min(max_clusters, n);
+    }
+    if (std::getenv("TD_W8A8_DEBUG"))
+      std::fprintf(stderr, "w8a8 ws256: cluster %d x 1, %d resident clusters, %d SMs\n", kCM, max_clusters,
+                   sm_count());
+  }
+  const int64_t tiles = int64_t((p.M + kCM * kBM - 1) / (kCM * kBM)) * (p.N / kWideBN);
+  TD_CHECK(tiles < (int64_t(1) << 31), "w8a8 gemm", "problem too large: M=", p.M, " N=", p.N);
+  const CUtensorMap ta = make_tile_map(p.a, p.M, p.K, kBM, "activation"),
+                    tb = make_tile_map(p.w, p.N, p.K, kWideBN / kCM, "weight");
+  const unsigned grid = unsigned(kCM * std::min<int64_t>(tiles, max_clusters));
+  if (kCM == 1) {
+    kernel<<<grid, kWsThreads, kWideSmemBytes, stream()>>>(ta, tb, p);
+    TD_CUDA_LAUNCH_CHECK();
+    return;
+  }
+  cudaLaunchConfig_t cfg{};
+  cudaLaunchAttribute attr{};
+  attr.id = cudaLaunchAttributeClusterDimension;
+  attr.val.clusterDim.x = kCM, attr.val.clusterDim.y = 1, attr.val.clusterDim.z = 1;
+  cfg.gridDim = dim3(grid), cfg.blockDim = dim3(kWsThreads), cfg.dynamicSmemBytes = kWideSmemBytes;
+  cfg.stream = stream(), cfg.attrs = &attr, cfg.numAttrs = 1;
+  TD_CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, ta, tb, p));
+}
+
+template <int kCM>
+void launch_ws256_mode(int mode, const GemmArgs& p) {
+  switch (OutMode(mode)) {
+    case OutMode::RawI32: launch_ws<OutMode::RawI32, 1>(p); break;  // the halves share one int32 set
+    case OutMode::BF16: launch_ws256<OutMode::BF16, kCM>(p); break;
+    case OutMode::F32: launch_ws256<OutMode::F32, kCM>(p); break;
+    case OutMode::Residual: launch_ws256<OutMode::Residual, kCM>(p); break;
+    case OutMode::Int8: launch_ws256<OutMode::Int8, kCM>(p); break;
+  }
+}
+
 template <OutMode kMode, bool kOverlap>
 void launch(const GemmArgs& p) {
   static bool configured = false;  // per instantiation
@@ -567,7 +753,10 @@ bool w8a8_wgmma_available() {
 }
 
 void launch_w8a8_wgmma(int mode, const GemmArgs& p, int variant) {
-  if (variant == 3) {
+  if ((variant == 5 || variant == 6) && p.N % kWideBN == 0) {
+    if (variant == 5) launch_ws256_mode<1>(mode, p);
+    else launch_ws256_mode<kWsClusterM>(mode, p);
+  } else if (variant == 3 || variant == 5 || variant == 6) {
     launch_ws_mode<1>(mode, p);
   } else if (variant == 4) {
     launch_ws_mode<kWsClusterM>(mode, p);

@@ -24,7 +24,7 @@ Tensor host(const Tensor& t) { return t.to(Device::CPU); }
 // Every GEMM test runs on each kernel this build has.
 std::vector<const char*> kernels() {
   std::vector<const char*> k{"mma"};
-  for (const char* v : {"wgmma", "wgmma2", "ws", "wsmc"}) {
+  for (const char* v : {"wgmma", "wgmma2", "ws", "wsmc", "ws256", "ws256mc"}) {
     try {
       cuda::set_w8a8_kernel(v);
       k.push_back(v);
@@ -92,7 +92,7 @@ TEST(W8A8Cuda, LinearEpiloguesMatchCpu) {
   for (const char* kn : kernels()) {
     KernelScope ks(kn);
     for (int64_t M : {3, 200}) {
-      const int64_t K = 768, N = 384;
+      const int64_t K = 768, N = 512;  // a multiple of 256: ws256 runs its own kernel (two 128-column halves)
       Tensor x = randn({M, K}, 40 + M), w = randn({N, K}, 41, 0.04f), bias = randn({N}, 42, 0.2f);
       Tensor gate = randn({N}, 43), r0 = randn({M, N}, 44);
       Tensor wq, ws;
@@ -271,12 +271,12 @@ TEST(W8A8Cuda, WanShapeSpotCheck) {
   }
 }
 
-// Every output element of a grid with more tiles than SMs (165 128x128 tiles; 85 two-tile clusters, the last one
-// half past M), so each persistent CTA carries its ring and barrier phases across tiles: int32 exact, and the fp32
-// fold (accumulators reset per tile) against the CPU.
+// Every output element of a grid with more tiles than SMs (330 128x128 tiles; 165 two-tile clusters, the last one
+// half past M; 165 128x256 tiles), so each persistent CTA carries its ring and barrier phases across tiles: int32
+// exact, and the fp32 fold (accumulators reset per tile) against the CPU.
 TEST(W8A8Cuda, PersistentMultiTileMatchesCpu) {
   TD_SKIP_WITHOUT_CUDA();
-  const int64_t M = 4100, K = 384, N = 640;
+  const int64_t M = 4100, K = 384, N = 1280;
   Tensor a8 = randint8({M, K}, 71), b8 = randint8({N, K}, 72);
   Tensor c_ref = Tensor::empty({M, N}, DType::I32);
   cpu::gemm_s8s8_s32(a8, b8, c_ref);
