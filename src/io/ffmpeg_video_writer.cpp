@@ -1,6 +1,7 @@
 // MP4 writing and video reading through FFmpeg's libraries (compiled only when the build has FFmpeg; video.cpp holds
 // the fallbacks). H.264 in yuv420p (libx264 at CRF 18 when present, the most widely playable choice), BT.601
 // limited range as swscale converts by default, so a player's default matrix shows the right colours.
+#include <cstdlib>
 #include <unistd.h>
 
 #include <cstdio>
@@ -25,6 +26,14 @@ std::string averr(int e) {
   char buf[AV_ERROR_MAX_STRING_SIZE] = {0};
   av_strerror(e, buf, sizeof buf);
   return buf;
+}
+
+// libx264 speed preset (TD_X264_PRESET overrides). At CRF 18 "veryfast" keeps the quality target and encodes 81
+// 832x480 frames several times faster than "medium" (files ~20-30% larger); the encoder sits on the critical path
+// of a prompt-to-MP4 run that otherwise takes a few seconds.
+const char* x264_preset() {
+  const char* e = std::getenv("TD_X264_PRESET");
+  return e && *e ? e : "veryfast";
 }
 
 const AVCodec* pick_encoder(bool* is_h264) {
@@ -115,7 +124,7 @@ void write_mp4(const std::string& path, const Tensor& frames_in, int fps) {
   a.cc->colorspace = AVCOL_SPC_SMPTE170M;
   if (std::string(codec->name) == "libx264") {
     av_opt_set(a.cc->priv_data, "crf", "18", 0);
-    av_opt_set(a.cc->priv_data, "preset", "medium", 0);
+    av_opt_set(a.cc->priv_data, "preset", x264_preset(), 0);
   } else {
     // Encoders without CRF: a fixed high quality (qscale 2 for MPEG-4; a generous bit rate for others).
     a.cc->flags |= AV_CODEC_FLAG_QSCALE;
