@@ -14,6 +14,9 @@
 #include <cmath>
 #include <cstdio>
 #include <random>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "bench_util.h"
 #include "command.h"
@@ -28,7 +31,7 @@ using namespace td;
 
 struct Args {
   std::string config = "wan2.1-t2v-1.3b", weights, device = "cuda", attention = "dense", linear = "bf16";
-  bool random_weights = false, no_breakdown = false, cuda_graph = false, offload = false;
+  bool random_weights = false, no_breakdown = false, cuda_graph = false, offload = false, ops = false;
   int frames = 81, height = 480, width = 832, iters = 5, warmup = 1, text_tokens = 512;
   float topk = 0.1f, timestep = 500.f;
   uint64_t seed = 0;
@@ -39,13 +42,40 @@ const char* offload_note(bool offload) { return offload ? " (offload: graphs are
 
 class EventProfiler : public DitProfiler {
  public:
-  EventProfiler() : spans_(3) {}
+  static constexpr int kMaxOps = 32;
+  EventProfiler() : spans_(3), ops_(kMaxOps) {}
   void begin(DitOpKind k) override { spans_.begin(int(k)); }
   void end(DitOpKind k) override { spans_.end(int(k)); }
+  void begin_op(DitOpKind k, const char* label) override {
+    begin(k);
+    if (*label) ops_.begin(slot(k, label));
+  }
+  void end_op(DitOpKind k, const char* label) override {
+    if (*label) ops_.end(slot(k, label));
+    end(k);
+  }
   double ms(DitOpKind k) { return spans_.total_ms(int(k)); }
+  // (kind, label) and its total ms per labelled op, in first-seen order.
+  struct Op {
+    DitOpKind kind;
+    std::string label;
+  };
+  std::vector<std::pair<Op, double>> ops() {
+    std::vector<std::pair<Op, double>> v;
+    for (size_t i = 0; i < labels_.size(); i++) v.emplace_back(labels_[i], ops_.total_ms(int(i)));
+    return v;
+  }
 
  private:
-  bench::EventSpans spans_;
+  int slot(DitOpKind k, const char* label) {
+    for (size_t i = 0; i < labels_.size(); i++)
+      if (labels_[i].kind == k && labels_[i].label == label) return int(i);
+    TD_CHECK(int(labels_.size()) < kMaxOps, "bench dit", "more than ", kMaxOps, " op labels");
+    labels_.push_back(Op{k, label});
+    return int(labels_.size() - 1);
+  }
+  bench::EventSpans spans_, ops_;
+  std::vector<Op> labels_;
 };
 
 // Host-clock profiler for CPU runs.
@@ -137,6 +167,14 @@ int run(const Args& a) {
       for (int k = 0; k < 3; k++) ms[k] = prof.ms(DitOpKind(k));
       prof_total = tp.median_ms;
     }
+    std::vector<std::pair<EventProfiler::Op, double>> op_ms;
+    if (cuda && a.ops) {
+      EventProfiler prof;
+      dit->set_profiler(&prof);
+      bench::time_it(forward, 0, 1, true);
+      dit->set_profiler(nullptr);
+      op_ms = prof.ops();
+    }
     const double sum = ms[0] + ms[1] + ms[2];
     std::printf("  breakdown (one profiled forward, %.1f ms):\n", prof_total);
     std::printf("    %-13s %9.1f ms  %5.1f%%  %7.1f TFLOP/s%s\n", "attention", ms[0], 100 * ms[0] / prof_total,
@@ -147,6 +185,11 @@ int run(const Args& a) {
     std::printf("    %-13s %9.1f ms  %5.1f%%\n", "norm/other", ms[2], 100 * ms[2] / prof_total);
     std::printf("    %-13s %9.1f ms  %5.1f%%\n", "unattributed", prof_total - sum,
                 100 * (prof_total - sum) / prof_total);
+    if (!op_ms.empty()) {
+      std::printf("  per op (a second profiled forward, CUDA events):\n");
+      for (const auto& e : op_ms)
+        std::printf("    %-10s %-38s %8.2f ms\n", dit_op_kind_name(e.first.kind), e.first.label.c_str(), e.second);
+    }
   }
   std::printf("RESULT bench=dit config=%s device=%s attention=%s linear=%s offload=%d tokens=%lld forward_ms=%.2f "
               "peak_bytes=%zu\n",
@@ -198,6 +241,7 @@ cli::Runner setup(CLI::App& app) {
   app.add_option("--timestep", a->timestep, "timestep in [0, 1000] (default 500)");
   app.add_option("--seed", a->seed, "seed for weights and inputs");
   app.add_flag("--no-breakdown", a->no_breakdown, "skip the profiled per-kind forward");
+  app.add_flag("--ops", a->ops, "also split one profiled forward per op (CUDA)");
   app.add_flag("--cuda-graph", a->cuda_graph, "also time eager vs CUDA-graph forwards (device output)");
   app.add_flag("--offload", a->offload, "stream block weights from pinned host memory");
   return [a] { return run(*a); };

@@ -1,6 +1,9 @@
 // Fused row kernels (see fused_norm_quant.h). One CTA of kRowThreads per row; thread t owns the 4-channel chunks
 // t, t+128, t+256, ... so that for a fixed chunk slot a warp covers 128 contiguous channels, i.e. exactly one
 // quantization group: the group amax is a warp shuffle reduction, and the normalised row never leaves registers.
+#include <algorithm>
+#include <cmath>
+
 #include "cuda/cuda_common.cuh"
 #include "cuda/fused_norm_quant.h"
 #include "cuda/w8a8_gemm_config.h"
@@ -118,48 +121,57 @@ __global__ void __launch_bounds__(kRowThreads) norm_quant_kernel(const T* __rest
 // In place RMSNorm over the whole row (fp32 stats, weight applied in fp32) then interleaved 3-D RoPE per 128-dim head.
 template <typename T>
 __global__ void __launch_bounds__(kRowThreads) rmsnorm_rope_kernel(T* __restrict__ x, const void* w, int w_bf16,
-                                                                   float eps, int D, int height, int width,
-                                                                   float log2_theta) {
+                                                                   float eps, int D, int64_t rows, int height,
+                                                                   int width, float log2_theta) {
   __shared__ float red[kRowThreads / 32];
-  const int64_t row = blockIdx.x;
+  // Per pair index within a head (0..63): its axis and inverse frequency theta^(-2 idx / dim), in double as Wan
+  // computes them, once per CTA; the CTA then walks rows (grid stride), so the double exp2 no longer runs per element.
+  __shared__ double inv_freq[64];
+  __shared__ int axis[64];
   const int tid = threadIdx.x;
-  const int chunks = D / 4;
-  T* xr = x + row * D;
-  float4 v[kRowMaxChunks];
-  float sq = 0.f;
-#pragma unroll
-  for (int i = 0; i < kRowMaxChunks; i++) {
-    const int c = tid + i * kRowThreads;
-    if (c < chunks) {
-      v[i] = ld4(xr + c * 4);
-      sq += (v[i].x * v[i].x + v[i].y * v[i].y) + (v[i].z * v[i].z + v[i].w * v[i].w);
-    }
+  if (tid < 64) {
+    int idx, dim;
+    if (tid < 22) axis[tid] = 0, idx = tid, dim = 44;
+    else if (tid < 43) axis[tid] = 1, idx = tid - 22, dim = 42;
+    else axis[tid] = 2, idx = tid - 43, dim = 42;
+    inv_freq[tid] = exp2(-2.0 * idx / dim * double(log2_theta));
   }
-  const float rs = rsqrtf(block_sum(sq, red) / float(D) + eps);
+  __syncthreads();
+  const int chunks = D / 4;
   const int hw = height * width;
-  const int pos_f = int(row / hw), pos_h = int((row / width) % height), pos_w = int(row % width);
+  for (int64_t row = blockIdx.x; row < rows; row += gridDim.x) {
+    T* xr = x + row * D;
+    float4 v[kRowMaxChunks];
+    float sq = 0.f;
 #pragma unroll
-  for (int i = 0; i < kRowMaxChunks; i++) {
-    const int c = tid + i * kRowThreads;
-    if (c < chunks) {
-      const float4 wv = ld4_param(w, w_bf16, c * 4, 1.f);
-      float e[4] = {v[i].x * rs * wv.x, v[i].y * rs * wv.y, v[i].z * rs * wv.z, v[i].w * rs * wv.w};
-#pragma unroll
-      for (int j = 0; j < 2; j++) {
-        const int p = ((c * 4) % 128) / 2 + j;  // pair index within the head, 0..63
-        int pos, idx, dim;
-        if (p < 22) pos = pos_f, idx = p, dim = 44;
-        else if (p < 43) pos = pos_h, idx = p - 22, dim = 42;
-        else pos = pos_w, idx = p - 43, dim = 42;
-        // Angle in double as Wan does, then an accurate fp32 sincos of the (small) reduced result.
-        const double ang = double(pos) * exp2(-2.0 * idx / dim * double(log2_theta));
-        float sn, cs;
-        sincosf(float(ang), &sn, &cs);
-        const float a = e[2 * j], b = e[2 * j + 1];
-        e[2 * j] = a * cs - b * sn;
-        e[2 * j + 1] = a * sn + b * cs;
+    for (int i = 0; i < kRowMaxChunks; i++) {
+      const int c = tid + i * kRowThreads;
+      if (c < chunks) {
+        v[i] = ld4(xr + c * 4);
+        sq += (v[i].x * v[i].x + v[i].y * v[i].y) + (v[i].z * v[i].z + v[i].w * v[i].w);
       }
-      st4(xr + c * 4, make_float4(e[0], e[1], e[2], e[3]));
+    }
+    const float rs = rsqrtf(block_sum(sq, red) / float(D) + eps);
+    const int pos3[3] = {int(row / hw), int((row / width) % height), int(row % width)};
+#pragma unroll
+    for (int i = 0; i < kRowMaxChunks; i++) {
+      const int c = tid + i * kRowThreads;
+      if (c < chunks) {
+        const float4 wv = ld4_param(w, w_bf16, c * 4, 1.f);
+        float e[4] = {v[i].x * rs * wv.x, v[i].y * rs * wv.y, v[i].z * rs * wv.z, v[i].w * rs * wv.w};
+#pragma unroll
+        for (int j = 0; j < 2; j++) {
+          const int p = ((c * 4) % 128) / 2 + j;  // pair index within the head, 0..63
+          // Angle in double as Wan does, then an accurate fp32 sincos of the (small) result.
+          const double ang = double(pos3[axis[p]]) * inv_freq[p];
+          float sn, cs;
+          sincosf(float(ang), &sn, &cs);
+          const float a = e[2 * j], b = e[2 * j + 1];
+          e[2 * j] = a * cs - b * sn;
+          e[2 * j + 1] = a * sn + b * cs;
+        }
+        st4(xr + c * 4, make_float4(e[0], e[1], e[2], e[3]));
+      }
     }
   }
 }
@@ -239,12 +251,14 @@ void rmsnorm_rope3d(Tensor& x, const Tensor& weight, float eps, int heads, int f
   const void* w = param(&weight, D, "rmsnorm weight", &wb);
   if (L == 0) return;
   const float l2t = std::log2(theta);
+  // Enough CTAs to fill the GPU (16 per SM at 128 threads), each walking rows.
+  const unsigned grid = unsigned(std::min<int64_t>(L, int64_t(sm_count()) * 16));
   if (x.dtype() == DType::BF16)
-    rmsnorm_rope_kernel<__nv_bfloat16><<<unsigned(L), kRowThreads, 0, stream()>>>(x.ptr<__nv_bfloat16>(), w, wb, eps,
-                                                                                  int(D), height, width, l2t);
+    rmsnorm_rope_kernel<__nv_bfloat16><<<grid, kRowThreads, 0, stream()>>>(x.ptr<__nv_bfloat16>(), w, wb, eps, int(D),
+                                                                           L, height, width, l2t);
   else
-    rmsnorm_rope_kernel<float><<<unsigned(L), kRowThreads, 0, stream()>>>(x.ptr<float>(), w, wb, eps, int(D), height,
-                                                                          width, l2t);
+    rmsnorm_rope_kernel<float><<<grid, kRowThreads, 0, stream()>>>(x.ptr<float>(), w, wb, eps, int(D), L, height,
+                                                                   width, l2t);
   TD_CUDA_LAUNCH_CHECK();
 }
 

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstring>
+#include <memory>
 
 #include "core/allocator.h"
 #include "core/error.h"
@@ -66,7 +67,7 @@ struct DitWorkspace {
   Tensor patches;          // act [L, in_dim*4]
   Tensor x;                // f32 [L, D], the residual stream
   Tensor h, q, k, v, o, y; // act [L, D] (y aliases h; q/k/v/o share an arena with f, see ensure_workspace)
-  Tensor f;                // act [L, ffn]
+  Tensor f;                // act [L, ffn] (bf16/f32 blocks; W8A8 blocks use af)
   Tensor head_out;         // f32 [L, out_dim*4]
   Tensor ctx_in;           // act [text_len, text_dim]
   Tensor ctx_mid, ctx;     // act [text_len, D]
@@ -74,6 +75,7 @@ struct DitWorkspace {
   Tensor mod;              // f32 [layers, 6, D] on the device: block modulation + time projection
   Tensor head_mod;         // f32 [2, D] on the device
   ops::Int8Act a, a_ctx;   // quantized activations (W8A8 blocks): tokens and text context
+  ops::Int8Act af;         // W8A8: ffn.0's GELU output, quantized in its GEMM epilogue (in the q/k/v/o arena)
   bool have_t = false;
   float t = 0.f;           // the timestep `mod`/`head_mod` were computed for
   // CUDA graph state (DitOptions::cuda_graph): the grid the last eager warm-up ran at, and the graph captured for
@@ -254,11 +256,12 @@ class DitRunner {
   struct Scope {
     DitProfiler* p;
     DitOpKind k;
-    Scope(DitProfiler* p_, DitOpKind k_) : p(p_), k(k_) {
-      if (p) p->begin(k);
+    const char* label;
+    Scope(DitProfiler* p_, DitOpKind k_, const char* label_ = "") : p(p_), k(k_), label(label_) {
+      if (p) p->begin_op(k, label);
     }
     ~Scope() {
-      if (p) p->end(k);
+      if (p) p->end_op(k, label);
     }
   };
 
@@ -273,8 +276,8 @@ class DitRunner {
     dst.copy_from(dst.dtype() == DType::F32 ? host_f32 : host_f32.to(dst.dtype()));
   }
 
-  void linear(const DitLinear& l, const Tensor& x, Tensor& y, Epilogue ep = Epilogue::None) {
-    Scope s(m_.profiler_, DitOpKind::Linear);
+  void linear(const DitLinear& l, const Tensor& x, Tensor& y, Epilogue ep = Epilogue::None, const char* label = "") {
+    Scope s(m_.profiler_, DitOpKind::Linear, label);
     if (l.quant())
       ops::linear_w8a8(x, l.w_int8, l.w_scale, &l.b, y, ep);
     else
@@ -282,19 +285,19 @@ class DitRunner {
   }
 
   // W8A8 block linears on an already quantized activation, and with the (gated) residual fused in.
-  void linear_q(const DitLinear& l, const ops::Int8Act& a, Tensor& y, Epilogue ep = Epilogue::None) {
-    Scope s(m_.profiler_, DitOpKind::Linear);
+  void linear_q(const DitLinear& l, const ops::Int8Act& a, Tensor& y, Epilogue ep, const char* label) {
+    Scope s(m_.profiler_, DitOpKind::Linear, label);
     ops::linear_w8a8(a, l.w_int8, l.w_scale, &l.b, y, ep);
   }
-  void linear_residual(const DitLinear& l, const Tensor& in, const Tensor* gate, Tensor& x) {
-    Scope s(m_.profiler_, DitOpKind::Linear);
+  void linear_residual(const DitLinear& l, const Tensor& in, const Tensor* gate, Tensor& x, const char* label) {
+    Scope s(m_.profiler_, DitOpKind::Linear, label);
     ops::linear_w8a8_residual(in, l.w_int8, l.w_scale, &l.b, gate, x);
   }
 
   // q/k: RMSNorm over the whole dim, then 3-D RoPE. On CUDA with head_dim 128 one fused pass (ops/w8a8.h);
   // elsewhere the two reference ops.
   void norm_rope(Tensor& x, const Tensor& w, int F, int Hp, int Wp) {
-    Scope s(m_.profiler_, DitOpKind::Other);
+    Scope s(m_.profiler_, DitOpKind::Other, "q/k rmsnorm+rope");
     const int64_t L = x.size(0), H = c_.num_heads, Dh = c_.head_dim();
     if (dev_ == Device::CUDA && Dh == 128) {
       ops::rmsnorm_rope3d(x, w, c_.eps, int(H), F, Hp, Wp, 10000.f);
@@ -307,7 +310,7 @@ class DitRunner {
 
   // Self-attention of ws_.q/k/v into ws_.o with the run's mode (proj_l feeds the SLA linear branch when present).
   void self_attention(const DitBlockWeights& b, int64_t L) {
-    Scope s(m_.profiler_, DitOpKind::Attention);
+    Scope s(m_.profiler_, DitOpKind::Attention, "self-attention");
     const int64_t H = c_.num_heads, Dh = c_.head_dim();
     AttentionOptions ao = m_.opts_.attention;
     ao.proj_l_weight = b.proj_l_w.defined() ? &b.proj_l_w : nullptr;
@@ -317,7 +320,7 @@ class DitRunner {
   }
   // Cross-attention of ws_.q over the text_len context keys ws_.ck/cv into ws_.o: dense, no mask.
   void cross_attention(int64_t L) {
-    Scope s(m_.profiler_, DitOpKind::Attention);
+    Scope s(m_.profiler_, DitOpKind::Attention, "cross-attention");
     const int64_t H = c_.num_heads, Dh = c_.head_dim(), Lc = c_.text_len;
     Tensor o3 = ws_.o.view({L, H, Dh});
     ops::attention(ws_.q.view({L, H, Dh}), ws_.ck.view({Lc, H, Dh}), ws_.cv.view({Lc, H, Dh}), o3,
@@ -353,13 +356,21 @@ void DitRunner::ensure_workspace(int64_t L) {
   // residual (y) are produced after h's last reader and consumed before h is written again, and the FFN hidden
   // state f is live only while q/k/v/o are dead. So y aliases h, and q/k/v/o and f share one arena.
   ws_.y = ws_.h;
-  const int64_t LD = L * D;
-  Tensor arena = alloc({std::max(4 * LD, L * c_.ffn_dim)}, act());
+  const int64_t LD = L * D, LF = L * c_.ffn_dim;
+  // W8A8 blocks keep the FFN hidden state as int8 (ffn.0's epilogue quantizes it), half the bytes of f.
+  const int64_t esz = int64_t(dtype_size(act()));
+  const int64_t f_elems = w_.quantized ? (LF + esz - 1) / esz : LF;
+  Tensor arena = alloc({std::max(4 * LD, f_elems)}, act());
   ws_.q = arena.slice(0, 0, LD).view({L, D});
   ws_.k = arena.slice(0, LD, 2 * LD).view({L, D});
   ws_.v = arena.slice(0, 2 * LD, 3 * LD).view({L, D});
   ws_.o = arena.slice(0, 3 * LD, 4 * LD).view({L, D});
-  ws_.f = arena.slice(0, 0, L * c_.ffn_dim).view({L, c_.ffn_dim});
+  if (w_.quantized) {
+    ws_.af.q = Tensor::borrow(arena.data(), {L, c_.ffn_dim}, DType::I8, dev_, std::make_shared<Tensor>(arena));
+    ws_.af.scale = alloc({L, c_.ffn_dim / 128}, DType::F32);
+  } else {
+    ws_.f = arena.slice(0, 0, LF).view({L, c_.ffn_dim});
+  }
   ws_.head_out = alloc({L, c_.out_dim * 4}, DType::F32);
   ws_.ctx_in = alloc({c_.text_len, c_.text_dim}, act());
   ws_.ctx_mid = alloc({c_.text_len, D}, act());
@@ -432,51 +443,52 @@ void DitRunner::block(int i, const DitBlockWeights& b, int64_t L, int F, int Hp,
 
   // Self-attention.
   {
-    Scope s(m_.profiler_, DitOpKind::Other);
+    Scope s(m_.profiler_, DitOpKind::Other, "norm1+modulate");
     ops::layernorm_modulate(x, m0, m1, eps, ws_.h);
   }
-  linear(b.sq, ws_.h, ws_.q);
-  linear(b.sk, ws_.h, ws_.k);
-  linear(b.sv, ws_.h, ws_.v);
+  linear(b.sq, ws_.h, ws_.q, Epilogue::None, "self q/k/v GEMMs");
+  linear(b.sk, ws_.h, ws_.k, Epilogue::None, "self q/k/v GEMMs");
+  linear(b.sv, ws_.h, ws_.v, Epilogue::None, "self q/k/v GEMMs");
   norm_rope(ws_.q, b.s_norm_q, F, Hp, Wp);
   norm_rope(ws_.k, b.s_norm_k, F, Hp, Wp);
   self_attention(b, L);
-  linear(b.so, ws_.o, ws_.y);
+  linear(b.so, ws_.o, ws_.y, Epilogue::None, "self o GEMM");
   {
-    Scope s(m_.profiler_, DitOpKind::Other);
+    Scope s(m_.profiler_, DitOpKind::Other, "gated residual + norm3");
     ops::gated_residual(x, ws_.y, m2);
     ops::layernorm(x, &b.norm3_w, &b.norm3_b, eps, ws_.h);
   }
 
   // Cross-attention over the text_len context rows: no RoPE, no mask, no gate.
-  linear(b.cq, ws_.h, ws_.q);
-  linear(b.ck, ws_.ctx, ws_.ck);
-  linear(b.cv, ws_.ctx, ws_.cv);
+  linear(b.cq, ws_.h, ws_.q, Epilogue::None, "cross q GEMM");
+  linear(b.ck, ws_.ctx, ws_.ck, Epilogue::None, "cross k/v GEMMs (context)");
+  linear(b.cv, ws_.ctx, ws_.cv, Epilogue::None, "cross k/v GEMMs (context)");
   {
-    Scope s(m_.profiler_, DitOpKind::Other);
+    Scope s(m_.profiler_, DitOpKind::Other, "cross q/k rmsnorm");
     ops::rmsnorm(ws_.q, b.c_norm_q, eps);
     ops::rmsnorm(ws_.ck, b.c_norm_k, eps);
   }
   cross_attention(L);
-  linear(b.co, ws_.o, ws_.y);
+  linear(b.co, ws_.o, ws_.y, Epilogue::None, "cross o GEMM");
   {
-    Scope s(m_.profiler_, DitOpKind::Other);
+    Scope s(m_.profiler_, DitOpKind::Other, "residual + norm2+modulate");
     ops::add_residual(x, ws_.y);
     ops::layernorm_modulate(x, m3, m4, eps, ws_.h);
   }
 
   // FFN.
-  linear(b.ffn0, ws_.h, ws_.f, Epilogue::GeluTanh);
-  linear(b.ffn2, ws_.f, ws_.y);
+  linear(b.ffn0, ws_.h, ws_.f, Epilogue::GeluTanh, "ffn.0 GEMM+GELU");
+  linear(b.ffn2, ws_.f, ws_.y, Epilogue::None, "ffn.2 GEMM");
   {
-    Scope s(m_.profiler_, DitOpKind::Other);
+    Scope s(m_.profiler_, DitOpKind::Other, "gated residual");
     ops::gated_residual(x, ws_.y, m5);
   }
 }
 
 // The same block with W8A8 linears, using the fused entry points of ops/w8a8.h: norm -> int8 in one pass, one
 // quantization shared by q/k/v (and by the context's k/v), and the o-proj / ffn.2 GEMMs adding straight into the
-// residual stream with their gate. Same math as block() up to the activation quantization.
+// residual stream with their gate; ffn.0 quantizes its GELU output for ffn.2 in its epilogue. Same math as block()
+// up to the activation quantization.
 void DitRunner::block_w8a8(int i, const DitBlockWeights& b, int64_t L, int F, int Hp, int Wp) {
   const float eps = c_.eps;
   Tensor mod = ws_.mod.select(0, i);
@@ -485,38 +497,45 @@ void DitRunner::block_w8a8(int i, const DitBlockWeights& b, int64_t L, int F, in
   Tensor& x = ws_.x;
 
   {
-    Scope s(m_.profiler_, DitOpKind::Other);
+    Scope s(m_.profiler_, DitOpKind::Other, "norm1+modulate -> int8");
     ops::layernorm_modulate_quant(x, m0, m1, eps, ws_.a);
   }
-  linear_q(b.sq, ws_.a, ws_.q);
-  linear_q(b.sk, ws_.a, ws_.k);
-  linear_q(b.sv, ws_.a, ws_.v);
+  linear_q(b.sq, ws_.a, ws_.q, Epilogue::None, "self q/k/v GEMMs");
+  linear_q(b.sk, ws_.a, ws_.k, Epilogue::None, "self q/k/v GEMMs");
+  linear_q(b.sv, ws_.a, ws_.v, Epilogue::None, "self q/k/v GEMMs");
   norm_rope(ws_.q, b.s_norm_q, F, Hp, Wp);
   norm_rope(ws_.k, b.s_norm_k, F, Hp, Wp);
   self_attention(b, L);
-  linear_residual(b.so, ws_.o, &m2, x);
+  linear_residual(b.so, ws_.o, &m2, x, "self o: quant+GEMM+gated residual");
 
   {
-    Scope s(m_.profiler_, DitOpKind::Other);
+    Scope s(m_.profiler_, DitOpKind::Other, "norm3 -> int8");
     ops::layernorm_quant(x, &b.norm3_w, &b.norm3_b, eps, ws_.a);
   }
-  linear_q(b.cq, ws_.a, ws_.q);
-  linear_q(b.ck, ws_.a_ctx, ws_.ck);
-  linear_q(b.cv, ws_.a_ctx, ws_.cv);
+  linear_q(b.cq, ws_.a, ws_.q, Epilogue::None, "cross q GEMM");
+  linear_q(b.ck, ws_.a_ctx, ws_.ck, Epilogue::None, "cross k/v GEMMs (context)");
+  linear_q(b.cv, ws_.a_ctx, ws_.cv, Epilogue::None, "cross k/v GEMMs (context)");
   {
-    Scope s(m_.profiler_, DitOpKind::Other);
+    Scope s(m_.profiler_, DitOpKind::Other, "cross q/k rmsnorm");
     ops::rmsnorm(ws_.q, b.c_norm_q, eps);
     ops::rmsnorm(ws_.ck, b.c_norm_k, eps);
   }
   cross_attention(L);
-  linear_residual(b.co, ws_.o, nullptr, x);
+  linear_residual(b.co, ws_.o, nullptr, x, "cross o: quant+GEMM+residual");
 
   {
-    Scope s(m_.profiler_, DitOpKind::Other);
+    Scope s(m_.profiler_, DitOpKind::Other, "norm2+modulate -> int8");
     ops::layernorm_modulate_quant(x, m3, m4, eps, ws_.a);
   }
-  linear_q(b.ffn0, ws_.a, ws_.f, Epilogue::GeluTanh);
-  linear_residual(b.ffn2, ws_.f, &m5, x);
+  {
+    // GELU and the 1x128 quantization in ffn.0's epilogue: ffn.2 reads int8 directly (no bf16 round trip).
+    Scope s(m_.profiler_, DitOpKind::Linear, "ffn.0 GEMM+GELU -> int8");
+    ops::linear_w8a8_quant(ws_.a, b.ffn0.w_int8, b.ffn0.w_scale, &b.ffn0.b, ws_.af, Epilogue::GeluTanh);
+  }
+  {
+    Scope s(m_.profiler_, DitOpKind::Linear, "ffn.2 GEMM+gated residual");
+    ops::linear_w8a8_residual(ws_.af, b.ffn2.w_int8, b.ffn2.w_scale, &b.ffn2.b, &m5, x);
+  }
 }
 
 void DitRunner::body(int64_t L, int F, int Hp, int Wp) {

@@ -51,6 +51,15 @@ class DitProfiler {
   virtual ~DitProfiler() = default;
   virtual void begin(DitOpKind kind) = 0;
   virtual void end(DitOpKind kind) = 0;
+  // The same brackets with the op's label ("self q/k/v", "ffn.2 quant+GEMM+residual", ...) for a finer split.
+  virtual void begin_op(DitOpKind kind, const char* label) {
+    (void)label;
+    begin(kind);
+  }
+  virtual void end_op(DitOpKind kind, const char* label) {
+    (void)label;
+    end(kind);
+  }
 };
 
 // A simple profiler: wall time per kind, synchronising the device at each boundary (so totals are exact but the
