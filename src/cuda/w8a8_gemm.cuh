@@ -237,6 +237,108 @@ __device__ __forceinline__ void store_tile(const GemmArgs& p, const float (&accf
   }
 }
 
+// Staged epilogue of one 64 x 128 warpgroup half (bf16 or int8 output): the values go into `buf` (16 KiB of shared
+// memory owned by this warpgroup; 16-byte chunks XOR-swizzled by row so both the fragment writes and the row reads
+// are conflict free), then each thread stores whole 16-byte chunks, a warp covering full 256-byte (bf16) or 128-byte
+// (int8) row segments. `bar` is the warpgroup's named barrier (128 threads). rows: this thread's accumulator rows
+// row0/row1 are local rows lr0 = warp*16 + g and lr0 + 8 of the half whose first global row is m0.
+template <OutMode kMode>
+__device__ __forceinline__ void store_half_staged(const GemmArgs& p, const float (&accf)[64], int m0, int n0,
+                                                 int row0, int row1, int warp, int g, int t, int tid_wg, uint32_t buf,
+                                                 int bar) {
+  static_assert(kMode == OutMode::BF16 || kMode == OutMode::Int8, "staged epilogue: bf16 or int8 output");
+  const int lr0 = warp * 16 + g, lr1 = lr0 + 8;
+  asm volatile("bar.sync %0, 128;\n" ::"r"(bar) : "memory");  // the previous half's reads of buf are done
+  if constexpr (kMode == OutMode::BF16) {
+    // Row = 256 bytes = 16 chunks; chunk j holds columns 8j..8j+7, physical chunk j ^ (row & 7).
+#pragma unroll
+    for (int j = 0; j < 16; j++) {
+      const int n = n0 + j * 8 + 2 * t;
+      float b0 = 0.f, b1 = 0.f;
+      if (p.bias) {
+        if (p.bias_bf16) {
+          const __nv_bfloat162 bb = *reinterpret_cast<const __nv_bfloat162*>(static_cast<const __nv_bfloat16*>(p.bias) + n);
+          b0 = __bfloat162float(bb.x), b1 = __bfloat162float(bb.y);
+        } else {
+          const float2 bb = *reinterpret_cast<const float2*>(static_cast<const float*>(p.bias) + n);
+          b0 = bb.x, b1 = bb.y;
+        }
+      }
+      float v0 = accf[4 * j] + b0, v1 = accf[4 * j + 1] + b1, w0 = accf[4 * j + 2] + b0, w1 = accf[4 * j + 3] + b1;
+      if (p.gelu) v0 = gelu_tanh(v0), v1 = gelu_tanh(v1), w0 = gelu_tanh(w0), w1 = gelu_tanh(w1);
+      const __nv_bfloat162 h0 = __floats2bfloat162_rn(v0, v1), h1 = __floats2bfloat162_rn(w0, w1);
+      const uint32_t a0 = buf + lr0 * 256 + ((j ^ (lr0 & 7)) << 4) + 4 * t;
+      const uint32_t a1 = buf + lr1 * 256 + ((j ^ (lr1 & 7)) << 4) + 4 * t;
+      asm volatile("st.shared.b32 [%0], %1;\n" ::"r"(a0), "r"(*reinterpret_cast<const uint32_t*>(&h0)) : "memory");
+      asm volatile("st.shared.b32 [%0], %1;\n" ::"r"(a1), "r"(*reinterpret_cast<const uint32_t*>(&h1)) : "memory");
+    }
+  } else {
+    // Int8: bias, GELU, the row amax over the 128 columns (the quad's 4 lanes) and TurboDiffusion's rounding, as
+    // store_int8_rows; row = 128 bytes = 8 chunks, physical chunk (j / 2) ^ (row & 7).
+    float v[64];
+    float am0 = 1e-8f, am1 = 1e-8f;
+#pragma unroll
+    for (int j = 0; j < 16; j++) {
+      const int n = n0 + j * 8 + 2 * t;
+      float b0 = 0.f, b1 = 0.f;
+      if (p.bias) {
+        if (p.bias_bf16) {
+          const __nv_bfloat162 bb = *reinterpret_cast<const __nv_bfloat162*>(static_cast<const __nv_bfloat16*>(p.bias) + n);
+          b0 = __bfloat162float(bb.x), b1 = __bfloat162float(bb.y);
+        } else {
+          const float2 bb = *reinterpret_cast<const float2*>(static_cast<const float*>(p.bias) + n);
+          b0 = bb.x, b1 = bb.y;
+        }
+      }
+#pragma unroll
+      for (int e = 0; e < 4; e++) {
+        float x = accf[4 * j + e] + ((e & 1) ? b1 : b0);
+        if (p.gelu) x = gelu_tanh(x);
+        v[4 * j + e] = x;
+        if (e < 2) am0 = fmaxf(am0, fabsf(x));
+        else am1 = fmaxf(am1, fabsf(x));
+      }
+    }
+#pragma unroll
+    for (int o = 1; o <= 2; o <<= 1) {
+      am0 = fmaxf(am0, __shfl_xor_sync(0xffffffffu, am0, o));
+      am1 = fmaxf(am1, __shfl_xor_sync(0xffffffffu, am1, o));
+    }
+    const float i0 = __fdiv_rn(128.f, am0), i1 = __fdiv_rn(128.f, am1);
+    auto pack = [](float x, float y, float inv) {
+      const int qx = min(max(__float2int_rn(x * inv), -128), 127), qy = min(max(__float2int_rn(y * inv), -128), 127);
+      return uint32_t((qx & 0xff) | ((qy & 0xff) << 8));
+    };
+#pragma unroll
+    for (int j = 0; j < 16; j++) {
+      const int byte = (j & 1) * 8 + 2 * t;  // within the 16-byte chunk j / 2
+      const uint32_t a0 = buf + lr0 * 128 + (((j >> 1) ^ (lr0 & 7)) << 4) + byte;
+      const uint32_t a1 = buf + lr1 * 128 + (((j >> 1) ^ (lr1 & 7)) << 4) + byte;
+      asm volatile("st.shared.b16 [%0], %1;\n" ::"r"(a0), "h"(uint16_t(pack(v[4 * j], v[4 * j + 1], i0))) : "memory");
+      asm volatile("st.shared.b16 [%0], %1;\n" ::"r"(a1), "h"(uint16_t(pack(v[4 * j + 2], v[4 * j + 3], i1))) : "memory");
+    }
+    if (t == 0) {
+      if (row0 < p.M) p.qscale[size_t(row0) * (p.N / 128) + n0 / 128] = __fdiv_rn(am0, 128.f);
+      if (row1 < p.M) p.qscale[size_t(row1) * (p.N / 128) + n0 / 128] = __fdiv_rn(am1, 128.f);
+    }
+  }
+  asm volatile("bar.sync %0, 128;\n" ::"r"(bar) : "memory");  // the half is complete in buf
+  constexpr int kRowBytes = kMode == OutMode::BF16 ? 256 : 128, kChunks = kRowBytes / 16;
+#pragma unroll
+  for (int it = 0; it < 64 * kChunks / 128; it++) {
+    const int id = tid_wg + it * 128, r = id / kChunks, c = id % kChunks;
+    const int m = m0 + r;
+    uint4 val;
+    asm volatile("ld.shared.v4.u32 {%0, %1, %2, %3}, [%4];\n"
+                 : "=r"(val.x), "=r"(val.y), "=r"(val.z), "=r"(val.w)
+                 : "r"(buf + r * kRowBytes + ((c ^ (r & 7)) << 4)));
+    if (m < p.M) {
+      char* dst = static_cast<char*>(p.out) + (size_t(m) * p.N + n0) * (kMode == OutMode::BF16 ? 2 : 1) + c * 16;
+      *reinterpret_cast<uint4*>(dst) = val;
+    }
+  }
+}
+
 // Grouped raster: kGroupM M tiles share one N tile before moving on, so W's panel stays hot in L2.
 __device__ __forceinline__ void tile_coords(const GemmArgs& p, int bm, int bn, int* m0, int* n0,
                                             int pid = int(blockIdx.x)) {

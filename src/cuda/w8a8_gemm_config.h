@@ -48,7 +48,11 @@ constexpr int kWsClusterM = 2;
 constexpr int kWideBN = 256;
 constexpr int kWideStages = 4;
 constexpr int kWideStageBytes = (kBM + kWideBN) * kBK;  // 48 KiB
-constexpr int kWideSmemBytes = kWideStages * kWideStageBytes + 1024;
+// Epilogue staging (bf16 and int8 outputs): each consumer warpgroup writes one 64 x 128 half of its tile into its own
+// 16 KiB buffer, then stores it as full 16-byte row segments. The direct 4-byte (bf16) / 2-byte (int8) scattered
+// stores filled the LSU queue (ncu: "LG throttle" was the top stall of the q/k/v GEMM).
+constexpr int kWideEpilogueBytes = 64 * kBN * 2;
+constexpr int kWideSmemBytes = kWideStages * kWideStageBytes + 2 * kWideEpilogueBytes + 1024;
 constexpr int kWideProducerRegs = 40, kWideConsumerRegs = 232;  // 128 * 40 + 256 * 232 <= 64 Ki registers
 // What TD_W8A8_KERNEL=auto runs on sm_90 (change after `turbodiff bench gemm --kernel all`). "ws" measured
 // 520-650 TOPS vs 450-560 for "wgmma" on the 1.3B shapes, even on the 14B ones; "wsmc" ran at half speed (perf.md).

@@ -646,8 +646,15 @@ __global__ void __launch_bounds__(kWsThreads, 1)
         }
         if (++stage == kWideStages) stage = 0, phase ^= 1;
       }
-      store_tile<kMode>(p, accf[0], acc, row0, row1, n0, t);
-      store_tile<kMode>(p, accf[1], acc, row0, row1, n0 + kBN, t);
+      if constexpr (kMode == OutMode::BF16 || kMode == OutMode::Int8) {
+        const uint32_t buf = base + kWideStages * kWideStageBytes + cw * kWideEpilogueBytes;
+        const int mw = m0 + cw * 64, tid_wg = tid & 127;
+        store_half_staged<kMode>(p, accf[0], mw, n0, row0, row1, warp, g, t, tid_wg, buf, 3 + cw);
+        store_half_staged<kMode>(p, accf[1], mw, n0 + kBN, row0, row1, warp, g, t, tid_wg, buf, 3 + cw);
+      } else {
+        store_tile<kMode>(p, accf[0], acc, row0, row1, n0, t);
+        store_tile<kMode>(p, accf[1], acc, row0, row1, n0 + kBN, t);
+      }
     }
   }
   if (kCM > 1) cluster_sync_all();  // no CTA may exit while a peer can still arrive on its barriers
