@@ -176,6 +176,140 @@ __global__ void __launch_bounds__(kRowThreads) rmsnorm_rope_kernel(T* __restrict
   }
 }
 
+// Rows of up to kWarpRowMaxGroups * 128 channels (the 1.3B model's 1536): one warp per row, grid-stride. Lane l owns
+// chunks l + 32 i, so chunk slot i across the warp is 128-channel group i: group amaxes and row sums are warp
+// shuffles, with no __syncthreads and no per-row CTA launch (the CTA-per-row kernels above ran at ~1.3 TB/s).
+constexpr int kWarpRowMaxGroups = 16;
+constexpr int kWarpRowWarps = 8;
+
+template <typename T, int kMode>
+__global__ void __launch_bounds__(32 * kWarpRowWarps) norm_quant_warp_kernel(const T* __restrict__ x, const void* p0,
+                                                                             int p0_bf16, const void* p1, int p1_bf16,
+                                                                             float eps, int D, int64_t rows,
+                                                                             int8_t* __restrict__ q,
+                                                                             float* __restrict__ s) {
+  const int lane = threadIdx.x & 31, groups = D / 128;
+  const int64_t warp0 = int64_t(blockIdx.x) * kWarpRowWarps + threadIdx.x / 32;
+  const int64_t nwarps = int64_t(gridDim.x) * kWarpRowWarps;
+  for (int64_t row = warp0; row < rows; row += nwarps) {
+    const T* xr = x + row * D;
+    float4 v[kWarpRowMaxGroups];
+    float sum = 0.f;
+#pragma unroll
+    for (int i = 0; i < kWarpRowMaxGroups; i++) {
+      if (i < groups) {
+        v[i] = ld4(xr + (lane + 32 * i) * 4);
+        sum += (v[i].x + v[i].y) + (v[i].z + v[i].w);
+      }
+    }
+#pragma unroll
+    for (int o = 16; o; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
+    const float mean = sum / float(D);
+    float sq = 0.f;  // two-pass variance from registers: no cancellation
+#pragma unroll
+    for (int i = 0; i < kWarpRowMaxGroups; i++) {
+      if (i < groups) {
+        const float a = v[i].x - mean, b = v[i].y - mean, cc = v[i].z - mean, d = v[i].w - mean;
+        sq += (a * a + b * b) + (cc * cc + d * d);
+      }
+    }
+#pragma unroll
+    for (int o = 16; o; o >>= 1) sq += __shfl_xor_sync(0xffffffffu, sq, o);
+    const float rstd = rsqrtf(sq / float(D) + eps);
+#pragma unroll
+    for (int i = 0; i < kWarpRowMaxGroups; i++) {
+      if (i < groups) {
+        const int c = lane + 32 * i;
+        const float4 a = ld4_param(p0, p0_bf16, c * 4, kMode == 0 ? 0.f : 1.f);
+        const float4 b = ld4_param(p1, p1_bf16, c * 4, 0.f);
+        float4 y;
+        if (kMode == 0) {
+          y.x = (v[i].x - mean) * rstd * (1.f + a.x) + b.x;
+          y.y = (v[i].y - mean) * rstd * (1.f + a.y) + b.y;
+          y.z = (v[i].z - mean) * rstd * (1.f + a.z) + b.z;
+          y.w = (v[i].w - mean) * rstd * (1.f + a.w) + b.w;
+        } else {
+          y.x = (v[i].x - mean) * rstd * a.x + b.x;
+          y.y = (v[i].y - mean) * rstd * a.y + b.y;
+          y.z = (v[i].z - mean) * rstd * a.z + b.z;
+          y.w = (v[i].w - mean) * rstd * a.w + b.w;
+        }
+        float amax = fmaxf(fmaxf(fmaxf(fabsf(y.x), fabsf(y.y)), fmaxf(fabsf(y.z), fabsf(y.w))), 1e-8f);
+#pragma unroll
+        for (int o = 16; o; o >>= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
+        const float inv = __fdiv_rn(128.f, amax);
+        const uint32_t packed = uint32_t(quant1(y.x, inv) & 0xff) | (uint32_t(quant1(y.y, inv) & 0xff) << 8) |
+                                (uint32_t(quant1(y.z, inv) & 0xff) << 16) | (uint32_t(quant1(y.w, inv) & 0xff) << 24);
+        reinterpret_cast<uint32_t*>(q + row * D)[c] = packed;
+        if (lane == 0) s[row * groups + i] = __fdiv_rn(amax, 128.f);
+      }
+    }
+  }
+}
+
+// RMSNorm over the row + 3-D RoPE, one warp per row (same layout): lane l's channels 4(l + 32 i) .. +3 are RoPE pairs
+// 2l and 2l + 1 of head i, so each lane's two inverse frequencies and axes are fixed for the whole kernel.
+template <typename T>
+__global__ void __launch_bounds__(32 * kWarpRowWarps) rmsnorm_rope_warp_kernel(T* __restrict__ x, const void* w,
+                                                                               int w_bf16, float eps, int D,
+                                                                               int64_t rows, int height, int width,
+                                                                               float log2_theta) {
+  const int lane = threadIdx.x & 31, groups = D / 128;
+  double invf[2];
+  int ax[2];
+#pragma unroll
+  for (int j = 0; j < 2; j++) {
+    const int p = 2 * lane + j;
+    int idx, dim;
+    if (p < 22) ax[j] = 0, idx = p, dim = 44;
+    else if (p < 43) ax[j] = 1, idx = p - 22, dim = 42;
+    else ax[j] = 2, idx = p - 43, dim = 42;
+    invf[j] = exp2(-2.0 * idx / dim * double(log2_theta));  // in double, as Wan computes the frequencies
+  }
+  const int hw = height * width;
+  const int64_t warp0 = int64_t(blockIdx.x) * kWarpRowWarps + threadIdx.x / 32;
+  const int64_t nwarps = int64_t(gridDim.x) * kWarpRowWarps;
+  for (int64_t row = warp0; row < rows; row += nwarps) {
+    T* xr = x + row * D;
+    float4 v[kWarpRowMaxGroups];
+    float sq = 0.f;
+#pragma unroll
+    for (int i = 0; i < kWarpRowMaxGroups; i++) {
+      if (i < groups) {
+        v[i] = ld4(xr + (lane + 32 * i) * 4);
+        sq += (v[i].x * v[i].x + v[i].y * v[i].y) + (v[i].z * v[i].z + v[i].w * v[i].w);
+      }
+    }
+#pragma unroll
+    for (int o = 16; o; o >>= 1) sq += __shfl_xor_sync(0xffffffffu, sq, o);
+    const float rs = rsqrtf(sq / float(D) + eps);
+    const int pos3[3] = {int(row / hw), int((row / width) % height), int(row % width)};
+    float cs[2], sn[2];
+#pragma unroll
+    for (int j = 0; j < 2; j++) sincosf(float(double(pos3[ax[j]]) * invf[j]), &sn[j], &cs[j]);
+#pragma unroll
+    for (int i = 0; i < kWarpRowMaxGroups; i++) {
+      if (i < groups) {
+        const int c = lane + 32 * i;
+        const float4 wv = ld4_param(w, w_bf16, c * 4, 1.f);
+        float e[4] = {v[i].x * rs * wv.x, v[i].y * rs * wv.y, v[i].z * rs * wv.z, v[i].w * rs * wv.w};
+#pragma unroll
+        for (int j = 0; j < 2; j++) {
+          const float a = e[2 * j], b = e[2 * j + 1];
+          e[2 * j] = a * cs[j] - b * sn[j];
+          e[2 * j + 1] = a * sn[j] + b * cs[j];
+        }
+        st4(xr + c * 4, make_float4(e[0], e[1], e[2], e[3]));
+      }
+    }
+  }
+}
+
+unsigned warp_row_grid(int64_t rows) {
+  return unsigned(std::max<int64_t>(1, std::min<int64_t>((rows + kWarpRowWarps - 1) / kWarpRowWarps,
+                                                         int64_t(sm_count()) * 8)));
+}
+
 void ensure_dev(Tensor& t, const Shape& s, DType dt) {
   if (!t.defined() || t.shape() != s || t.dtype() != dt || !t.is_cuda() || !t.is_contiguous())
     t = Tensor::empty(s, dt, Device::CUDA);
@@ -212,6 +346,17 @@ void launch_norm_quant(const Tensor& x, const void* p0, int b0, const void* p1, 
   ensure_dev(out.q, {M, D}, DType::I8);
   ensure_dev(out.scale, {M, D / 128}, DType::F32);
   if (M == 0) return;
+  if (D / 128 <= kWarpRowMaxGroups) {
+    const unsigned grid = warp_row_grid(M);
+    if (x.dtype() == DType::BF16)
+      norm_quant_warp_kernel<__nv_bfloat16, kMode><<<grid, 32 * kWarpRowWarps, 0, stream()>>>(
+          x.ptr<__nv_bfloat16>(), p0, b0, p1, b1, eps, int(D), M, out.q.ptr<int8_t>(), out.scale.ptr<float>());
+    else
+      norm_quant_warp_kernel<float, kMode><<<grid, 32 * kWarpRowWarps, 0, stream()>>>(
+          x.ptr<float>(), p0, b0, p1, b1, eps, int(D), M, out.q.ptr<int8_t>(), out.scale.ptr<float>());
+    TD_CUDA_LAUNCH_CHECK();
+    return;
+  }
   if (x.dtype() == DType::BF16)
     norm_quant_kernel<__nv_bfloat16, kMode><<<unsigned(M), kRowThreads, 0, stream()>>>(
         x.ptr<__nv_bfloat16>(), p0, b0, p1, b1, eps, int(D), out.q.ptr<int8_t>(), out.scale.ptr<float>());
@@ -251,7 +396,18 @@ void rmsnorm_rope3d(Tensor& x, const Tensor& weight, float eps, int heads, int f
   const void* w = param(&weight, D, "rmsnorm weight", &wb);
   if (L == 0) return;
   const float l2t = std::log2(theta);
-  // Enough CTAs to fill the GPU (16 per SM at 128 threads), each walking rows.
+  if (D / 128 <= kWarpRowMaxGroups) {
+    const unsigned grid = warp_row_grid(L);
+    if (x.dtype() == DType::BF16)
+      rmsnorm_rope_warp_kernel<__nv_bfloat16><<<grid, 32 * kWarpRowWarps, 0, stream()>>>(
+          x.ptr<__nv_bfloat16>(), w, wb, eps, int(D), L, height, width, l2t);
+    else
+      rmsnorm_rope_warp_kernel<float><<<grid, 32 * kWarpRowWarps, 0, stream()>>>(x.ptr<float>(), w, wb, eps, int(D), L,
+                                                                                 height, width, l2t);
+    TD_CUDA_LAUNCH_CHECK();
+    return;
+  }
+  // Wider rows: enough CTAs to fill the GPU (16 per SM at 128 threads), each walking rows.
   const unsigned grid = unsigned(std::min<int64_t>(L, int64_t(sm_count()) * 16));
   if (x.dtype() == DType::BF16)
     rmsnorm_rope_kernel<__nv_bfloat16><<<grid, kRowThreads, 0, stream()>>>(x.ptr<__nv_bfloat16>(), w, wb, eps, int(D),

@@ -233,19 +233,21 @@ TEST(W8A8Cuda, FusedNormQuantMatchesCpu) {
 
 TEST(W8A8Cuda, RmsNormRope3dMatchesCpu) {
   TD_SKIP_WITHOUT_CUDA();
-  const int F = 3, H = 5, W = 7, heads = 12;
-  const int64_t L = F * H * W, D = heads * 128;
-  Tensor x = randn({L, D}, 70, 2.f), w = randn({D}, 71, 0.2f, 1.f);
-  Tensor ref = x.clone();
-  ops::rmsnorm_rope3d(ref, w, 1e-6f, heads, F, H, W);
-  Tensor xd = dev(x), wd = dev(w);
-  ops::rmsnorm_rope3d(xd, wd, 1e-6f, heads, F, H, W);
-  EXPECT_LT(nmse(xd, ref), 1e-11);
-  Tensor xb = dev(x.to(DType::BF16));
-  ops::rmsnorm_rope3d(xb, wd, 1e-6f, heads, F, H, W);
-  EXPECT_LT(nmse(xb, ref), 2e-5);
-  Tensor bad = dev(x);
-  EXPECT_THROW(ops::rmsnorm_rope3d(bad, wd, 1e-6f, heads, F, H + 1, W), Error);
+  const int F = 3, H = 5, W = 7;
+  for (int heads : {12, 40}) {  // 1.3B (one warp per row) and 14B (one CTA per row) widths
+    const int64_t L = F * H * W, D = heads * 128;
+    Tensor x = randn({L, D}, 70, 2.f), w = randn({D}, 71, 0.2f, 1.f);
+    Tensor ref = x.clone();
+    ops::rmsnorm_rope3d(ref, w, 1e-6f, heads, F, H, W);
+    Tensor xd = dev(x), wd = dev(w);
+    ops::rmsnorm_rope3d(xd, wd, 1e-6f, heads, F, H, W);
+    EXPECT_LT(nmse(xd, ref), 1e-11) << heads;
+    Tensor xb = dev(x.to(DType::BF16));
+    ops::rmsnorm_rope3d(xb, wd, 1e-6f, heads, F, H, W);
+    EXPECT_LT(nmse(xb, ref), 2e-5) << heads;
+    Tensor bad = dev(x);
+    EXPECT_THROW(ops::rmsnorm_rope3d(bad, wd, 1e-6f, heads, F, H + 1, W), Error);
+  }
 }
 
 // One Wan shape end to end (1.3B ffn.0: K=1536 -> N=8960, GELU), a slice of rows checked on the CPU.
