@@ -60,6 +60,10 @@ class VaeProxy : public Vae {
  public:
   explicit VaeProxy(std::shared_ptr<Vae> v) : v_(std::move(v)) {}
   Tensor decode(const Tensor& z, const std::function<void(int, int)>& cb) override { return v_->decode(z, cb); }
+  Tensor decode_streaming(const Tensor& z, const std::function<void(int, int)>& cb,
+                          const std::function<void(const Tensor&, int64_t, int64_t)>& frames) override {
+    return v_->decode_streaming(z, cb, frames);
+  }
   Tensor encode(const Tensor& v) override { return v_->encode(v); }
   std::shared_ptr<Vae> v_;
 };

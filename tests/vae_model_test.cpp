@@ -103,6 +103,29 @@ TEST(VaeModel, RingRouteMatchesDefault) {
   EXPECT_LT(e_enc, 1e-10);
 }
 
+// Streaming: on_frames covers every frame once, in order, and the frames it points at are already final.
+TEST(VaeModel, OnFramesStreamsFinalFramesInOrder) {
+  WanVae vae(fx().weights, Device::CPU);
+  Tensor z = test::randn({16, 4, 4, 6}, 31);
+  std::vector<Tensor> seen;
+  int64_t next = 0;
+  VaeDecodeOptions o;
+  o.on_frames = [&](const Tensor& video, int64_t f0, int64_t f1) {
+    EXPECT_EQ(f0, next);
+    EXPECT_GT(f1, f0);
+    next = f1;
+    seen.push_back(video.slice(1, f0, f1).contiguous());  // a copy of what the callback saw
+  };
+  Tensor v = vae.decode(z, o);
+  ASSERT_EQ(next, v.size(1));
+  EXPECT_GE(seen.size(), size_t(2));  // per decoder call, not one call at the end
+  int64_t f = 0;
+  for (const Tensor& s : seen) {
+    EXPECT_EQ(test::max_abs_diff(s, v.slice(1, f, f + s.size(1)).contiguous()), 0.0);
+    f += s.size(1);
+  }
+}
+
 // Spatial tiling is an approximation (the decoder's receptive field crosses tile borders); report its error.
 TEST(VaeModel, TiledDecodeCloseToUntiled) {
   WanVae vae(fx().weights, Device::CPU);

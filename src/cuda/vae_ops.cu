@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <utility>
 
 #include "core/threads.h"
 #include "cuda/cuda_common.cuh"
@@ -454,6 +455,7 @@ void vae_phase_shuffle(const Tensor& x, Tensor& y) {
 struct PlanarDownloader::Impl {
   float* out;
   int64_t C, F, HW, max_frames;
+  std::function<void(int64_t, int64_t)> on_done;
   float* pinned[2] = {nullptr, nullptr};
   cudaEvent_t done[2] = {nullptr, nullptr};
   // The device-to-host copies run on their own stream (after `ready`), so the PCIe time of each chunk overlaps the
@@ -484,11 +486,13 @@ struct PlanarDownloader::Impl {
     if (copy) parallel_for(C * ppc, body);
     else body(0, C * ppc);  // TD_VAE_COPY_STREAM=0: the old single-threaded path, for comparison
     f0[s] = -1;
+    if (on_done) on_done(f0_, n[s]);
   }
 };
 
-PlanarDownloader::PlanarDownloader(float* host_out, int64_t C, int64_t F, int64_t HW, int64_t max_frames)
-    : impl_(new Impl{host_out, C, F, HW, max_frames}) {
+PlanarDownloader::PlanarDownloader(float* host_out, int64_t C, int64_t F, int64_t HW, int64_t max_frames,
+                                   std::function<void(int64_t, int64_t)> on_done)
+    : impl_(new Impl{host_out, C, F, HW, max_frames, std::move(on_done)}) {
   try {
     for (int s = 0; s < 2; s++) {
       TD_CUDA_CHECK(cudaMallocHost(&impl_->pinned[s], size_t(C * max_frames * HW) * sizeof(float)));

@@ -2,6 +2,8 @@
 // Activations bf16; gamma/bias f32; statistics and softmax in fp32.
 #pragma once
 
+#include <functional>
+
 #include "core/tensor.h"
 
 namespace td {
@@ -27,7 +29,9 @@ void vae_from_planar(const Tensor& x, Tensor& y);
 // staged chunk into the output only when that slot is needed again (or at finish()). Device memory stays bounded.
 class PlanarDownloader {
  public:
-  PlanarDownloader(float* host_out, int64_t C, int64_t F, int64_t HW, int64_t max_frames);
+  // on_done(f0, n), if set, runs on the calling thread once frames [f0, f0 + n) are in host_out.
+  PlanarDownloader(float* host_out, int64_t C, int64_t F, int64_t HW, int64_t max_frames,
+                   std::function<void(int64_t, int64_t)> on_done = {});
   ~PlanarDownloader();
   PlanarDownloader(const PlanarDownloader&) = delete;
   PlanarDownloader& operator=(const PlanarDownloader&) = delete;

@@ -1,10 +1,13 @@
 // MP4 writing and video reading through FFmpeg's libraries (compiled only when the build has FFmpeg; video.cpp holds
 // the fallbacks). H.264 in yuv420p (libx264 at CRF 18 when present, the most widely playable choice), BT.601
 // limited range as swscale converts by default, so a player's default matrix shows the right colours.
-#include <cstdlib>
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
+#include <memory>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "core/error.h"
@@ -92,89 +95,126 @@ std::string mp4_encoder_name() {
   return c ? c->name : "";
 }
 
+namespace {
+// The H.264 encoder of one file, fed a frame at a time (the pipeline streams decoded frames into it). Opened at the
+// first frame, which fixes the size; the container is renamed into place by finish().
+class Mp4Sink : public FrameSink {
+ public:
+  Mp4Sink(std::string path, int fps) : path_(std::move(path)), fps_(fps) {
+    TD_CHECK(fps > 0 && fps <= 240, "--fps", "must be in 1..240, got ", fps);
+  }
+  void add(const Tensor& frame_in) override {
+    TD_CHECK(frame_in.dim() == 3 && frame_in.size(2) == 3 && frame_in.dtype() == DType::U8, path_,
+             "expected a u8 frame [H, W, 3], got ", frame_in.describe());
+    Tensor frame = frame_in.to(Device::CPU).contiguous();
+    if (!st_) open(int(frame.size(0)), int(frame.size(1)));
+    TD_CHECK(frame.size(0) == H_ && frame.size(1) == W_, path_, "frame ", t_, " is ", frame.size(1), "x",
+             frame.size(0), ", the video is ", W_, "x", H_);
+    int r = av_frame_make_writable(a_.frame);
+    TD_CHECK(r >= 0, path_, "frame buffer: ", averr(r));
+    const uint8_t* src[1] = {frame.ptr<uint8_t>()};
+    const int stride[1] = {3 * W_};
+    sws_scale(a_.sws, src, stride, 0, H_, a_.frame->data, a_.frame->linesize);
+    a_.frame->pts = t_++;
+    r = avcodec_send_frame(a_.cc, a_.frame);
+    TD_CHECK(r >= 0, path_, "video encoding failed: ", averr(r));
+    drain(a_, st_, path_);
+  }
+  void finish() override {
+    TD_CHECK(st_, path_, "no frames to write");
+    int r = avcodec_send_frame(a_.cc, nullptr);
+    TD_CHECK(r >= 0, path_, "video encoding failed: ", averr(r));
+    drain(a_, st_, path_);
+    r = av_write_trailer(a_.oc);
+    TD_CHECK(r >= 0, path_, "cannot finish the container: ", averr(r));
+    avio_closep(&a_.oc->pb);
+    TD_CHECK(std::rename(a_.tmp.c_str(), path_.c_str()) == 0, path_, "cannot rename ", a_.tmp, " into place");
+    a_.committed = true;
+  }
+
+ private:
+  void open(int H, int W) {
+    TD_CHECK(H % 2 == 0 && W % 2 == 0, path_, "yuv420p video needs even width and height, got ", W, "x", H);
+    av_log_set_level(AV_LOG_ERROR);  // libx264 prints its whole configuration at info level
+    H_ = H, W_ = W;
+    const std::string& path = path_;
+    const int fps = fps_;
+    bool h264 = true;
+    const AVCodec* codec = pick_encoder(&h264);
+    TD_CHECK(codec, path, "this FFmpeg has neither an H.264 nor an MPEG-4 encoder");
+    if (!h264) log_warn(path, ": no H.264 encoder in this FFmpeg; writing MPEG-4 part 2 instead");
+
+    const AVOutputFormat* ofmt = av_guess_format(nullptr, path.c_str(), nullptr);
+    TD_CHECK(ofmt, path, "FFmpeg does not know this container (use .mp4)");
+    a_.tmp = cat(path, ".tmp-", getpid());
+    int r = avformat_alloc_output_context2(&a_.oc, ofmt, nullptr, a_.tmp.c_str());
+    TD_CHECK(r >= 0 && a_.oc, path, "cannot create the container: ", averr(r));
+    a_.cc = avcodec_alloc_context3(codec);
+    TD_CHECK(a_.cc, path, "out of memory");
+    a_.cc->width = W;
+    a_.cc->height = H;
+    a_.cc->time_base = AVRational{1, fps};
+    a_.cc->framerate = AVRational{fps, 1};
+    a_.cc->pix_fmt = AV_PIX_FMT_YUV420P;
+    a_.cc->gop_size = 2 * fps;
+    a_.cc->color_range = AVCOL_RANGE_MPEG;
+    a_.cc->colorspace = AVCOL_SPC_SMPTE170M;
+    if (std::string(codec->name) == "libx264") {
+      av_opt_set(a_.cc->priv_data, "crf", "18", 0);
+      av_opt_set(a_.cc->priv_data, "preset", x264_preset(), 0);
+    } else {
+      // Encoders without CRF: a fixed high quality (qscale 2 for MPEG-4; a generous bit rate for others).
+      a_.cc->flags |= AV_CODEC_FLAG_QSCALE;
+      a_.cc->global_quality = FF_QP2LAMBDA * 2;
+      a_.cc->bit_rate = int64_t(W) * H * fps * 2;
+    }
+    if (a_.oc->oformat->flags & AVFMT_GLOBALHEADER) a_.cc->flags |= AV_CODEC_FLAG_GLOBAL_HEADER;
+    r = avcodec_open2(a_.cc, codec, nullptr);
+    TD_CHECK(r >= 0, path, "cannot open encoder ", codec->name, ": ", averr(r));
+    st_ = avformat_new_stream(a_.oc, nullptr);
+    TD_CHECK(st_, path, "cannot add a video stream");
+    st_->time_base = a_.cc->time_base;
+    r = avcodec_parameters_from_context(st_->codecpar, a_.cc);
+    TD_CHECK(r >= 0, path, "codec parameters: ", averr(r));
+    r = avio_open(&a_.oc->pb, a_.tmp.c_str(), AVIO_FLAG_WRITE);
+    TD_CHECK(r >= 0, path, "cannot open ", a_.tmp, " for writing: ", averr(r));
+    r = avformat_write_header(a_.oc, nullptr);
+    TD_CHECK(r >= 0, path, "cannot write the container header: ", averr(r));
+
+    a_.frame = av_frame_alloc();
+    a_.pkt = av_packet_alloc();
+    TD_CHECK(a_.frame && a_.pkt, path, "out of memory");
+    a_.frame->format = AV_PIX_FMT_YUV420P;
+    a_.frame->width = W;
+    a_.frame->height = H;
+    r = av_frame_get_buffer(a_.frame, 0);
+    TD_CHECK(r >= 0, path, "frame buffer: ", averr(r));
+    a_.sws = sws_getContext(W, H, AV_PIX_FMT_RGB24, W, H, AV_PIX_FMT_YUV420P, SWS_BICUBIC | SWS_ACCURATE_RND, nullptr,
+                           nullptr, nullptr);
+    TD_CHECK(a_.sws, path, "cannot create the RGB -> YUV converter");
+  }
+
+  std::string path_;
+  int fps_;
+  Av a_;
+  AVStream* st_ = nullptr;
+  int H_ = 0, W_ = 0;
+  int64_t t_ = 0;
+};
+}  // namespace
+
+std::unique_ptr<FrameSink> open_mp4_sink(const std::string& path, int fps) {
+  return std::unique_ptr<FrameSink>(new Mp4Sink(path, fps));
+}
+
 void write_mp4(const std::string& path, const Tensor& frames_in, int fps) {
   TD_CHECK(frames_in.dim() == 4 && frames_in.size(3) == 3 && frames_in.dtype() == DType::U8, path,
            "expected u8 frames [T, H, W, 3], got ", frames_in.describe());
-  TD_CHECK(fps > 0 && fps <= 240, "--fps", "must be in 1..240, got ", fps);
   Tensor frames = frames_in.to(Device::CPU).contiguous();
-  const int T = int(frames.size(0)), H = int(frames.size(1)), W = int(frames.size(2));
-  TD_CHECK(T > 0, path, "no frames to write");
-  TD_CHECK(H % 2 == 0 && W % 2 == 0, path, "yuv420p video needs even width and height, got ", W, "x", H);
-  av_log_set_level(AV_LOG_ERROR);  // libx264 prints its whole configuration at info level
-  bool h264 = true;
-  const AVCodec* codec = pick_encoder(&h264);
-  TD_CHECK(codec, path, "this FFmpeg has neither an H.264 nor an MPEG-4 encoder");
-  if (!h264) log_warn(path, ": no H.264 encoder in this FFmpeg; writing MPEG-4 part 2 instead");
-
-  Av a;
-  const AVOutputFormat* ofmt = av_guess_format(nullptr, path.c_str(), nullptr);
-  TD_CHECK(ofmt, path, "FFmpeg does not know this container (use .mp4)");
-  a.tmp = cat(path, ".tmp-", getpid());
-  int r = avformat_alloc_output_context2(&a.oc, ofmt, nullptr, a.tmp.c_str());
-  TD_CHECK(r >= 0 && a.oc, path, "cannot create the container: ", averr(r));
-  a.cc = avcodec_alloc_context3(codec);
-  TD_CHECK(a.cc, path, "out of memory");
-  a.cc->width = W;
-  a.cc->height = H;
-  a.cc->time_base = AVRational{1, fps};
-  a.cc->framerate = AVRational{fps, 1};
-  a.cc->pix_fmt = AV_PIX_FMT_YUV420P;
-  a.cc->gop_size = 2 * fps;
-  a.cc->color_range = AVCOL_RANGE_MPEG;
-  a.cc->colorspace = AVCOL_SPC_SMPTE170M;
-  if (std::string(codec->name) == "libx264") {
-    av_opt_set(a.cc->priv_data, "crf", "18", 0);
-    av_opt_set(a.cc->priv_data, "preset", x264_preset(), 0);
-  } else {
-    // Encoders without CRF: a fixed high quality (qscale 2 for MPEG-4; a generous bit rate for others).
-    a.cc->flags |= AV_CODEC_FLAG_QSCALE;
-    a.cc->global_quality = FF_QP2LAMBDA * 2;
-    a.cc->bit_rate = int64_t(W) * H * fps * 2;
-  }
-  if (a.oc->oformat->flags & AVFMT_GLOBALHEADER) a.cc->flags |= AV_CODEC_FLAG_GLOBAL_HEADER;
-  r = avcodec_open2(a.cc, codec, nullptr);
-  TD_CHECK(r >= 0, path, "cannot open encoder ", codec->name, ": ", averr(r));
-  AVStream* st = avformat_new_stream(a.oc, nullptr);
-  TD_CHECK(st, path, "cannot add a video stream");
-  st->time_base = a.cc->time_base;
-  r = avcodec_parameters_from_context(st->codecpar, a.cc);
-  TD_CHECK(r >= 0, path, "codec parameters: ", averr(r));
-  r = avio_open(&a.oc->pb, a.tmp.c_str(), AVIO_FLAG_WRITE);
-  TD_CHECK(r >= 0, path, "cannot open ", a.tmp, " for writing: ", averr(r));
-  r = avformat_write_header(a.oc, nullptr);
-  TD_CHECK(r >= 0, path, "cannot write the container header: ", averr(r));
-
-  a.frame = av_frame_alloc();
-  a.pkt = av_packet_alloc();
-  TD_CHECK(a.frame && a.pkt, path, "out of memory");
-  a.frame->format = AV_PIX_FMT_YUV420P;
-  a.frame->width = W;
-  a.frame->height = H;
-  r = av_frame_get_buffer(a.frame, 0);
-  TD_CHECK(r >= 0, path, "frame buffer: ", averr(r));
-  a.sws = sws_getContext(W, H, AV_PIX_FMT_RGB24, W, H, AV_PIX_FMT_YUV420P, SWS_BICUBIC | SWS_ACCURATE_RND, nullptr,
-                         nullptr, nullptr);
-  TD_CHECK(a.sws, path, "cannot create the RGB -> YUV converter");
-  const uint8_t* base = frames.ptr<uint8_t>();
-  for (int t = 0; t < T; t++) {
-    r = av_frame_make_writable(a.frame);
-    TD_CHECK(r >= 0, path, "frame buffer: ", averr(r));
-    const uint8_t* src[1] = {base + size_t(t) * H * W * 3};
-    const int stride[1] = {3 * W};
-    sws_scale(a.sws, src, stride, 0, H, a.frame->data, a.frame->linesize);
-    a.frame->pts = t;
-    r = avcodec_send_frame(a.cc, a.frame);
-    TD_CHECK(r >= 0, path, "video encoding failed: ", averr(r));
-    drain(a, st, path);
-  }
-  r = avcodec_send_frame(a.cc, nullptr);
-  TD_CHECK(r >= 0, path, "video encoding failed: ", averr(r));
-  drain(a, st, path);
-  r = av_write_trailer(a.oc);
-  TD_CHECK(r >= 0, path, "cannot finish the container: ", averr(r));
-  avio_closep(&a.oc->pb);
-  TD_CHECK(std::rename(a.tmp.c_str(), path.c_str()) == 0, path, "cannot rename ", a.tmp, " into place");
-  a.committed = true;
+  TD_CHECK(frames.size(0) > 0, path, "no frames to write");
+  std::unique_ptr<FrameSink> sink = open_mp4_sink(path, fps);
+  for (int64_t t = 0; t < frames.size(0); t++) sink->add(frames.select(0, t));
+  sink->finish();
 }
 
 Tensor read_video(const std::string& path) {

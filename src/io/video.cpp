@@ -2,10 +2,19 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cmath>
+#include <condition_variable>
 #include <cstdio>
 #include <cstring>
+#include <deque>
+#include <exception>
+#include <functional>
+#include <mutex>
+#include <thread>
+#include <utility>
+#include <vector>
 
 #include "core/error.h"
 #include "core/threads.h"
@@ -93,8 +102,104 @@ void write_video(const std::string& path, const Tensor& frames, int fps) {
   write_png_sequence(path, frames);
 }
 
+namespace {
+
+// Frames from add() go into a queue that `workers` threads drain: each frame is handed to `consume(frame, index)`.
+// With one worker the frames are consumed in order (an encoder); PNG files are independent, so several workers write
+// them at once. The first exception stops the work and is rethrown by finish().
+class AsyncVideoWriter : public VideoWriter {
+ public:
+  AsyncVideoWriter(std::function<void(const Tensor&, int64_t)> consume, std::function<void()> complete, int workers)
+      : consume_(std::move(consume)), complete_(std::move(complete)) {
+    for (int i = 0; i < workers; i++) threads_.emplace_back([this] { run(); });
+  }
+  ~AsyncVideoWriter() override { stop(); }
+  void add(const Tensor& frames_in) override {
+    TD_CHECK(frames_in.dim() == 4 && frames_in.size(3) == 3 && frames_in.dtype() == DType::U8, "video writer",
+             "expected u8 frames [n, H, W, 3], got ", frames_in.describe());
+    Tensor frames = frames_in.to(Device::CPU).contiguous();
+    std::lock_guard<std::mutex> lk(mu_);
+    for (int64_t i = 0; i < frames.size(0); i++) queue_.emplace_back(frames.select(0, i), next_++);
+    cv_.notify_all();
+  }
+  void finish() override {
+    stop();
+    if (error_) std::rethrow_exception(error_);
+    TD_CHECK(next_ > 0, "video writer", "no frames to write");
+    complete_();
+  }
+
+ private:
+  void run() {
+    for (;;) {
+      std::pair<Tensor, int64_t> job;
+      {
+        std::unique_lock<std::mutex> lk(mu_);
+        cv_.wait(lk, [this] { return closed_ || !queue_.empty(); });
+        if (queue_.empty() || error_) return;
+        job = std::move(queue_.front());
+        queue_.pop_front();
+      }
+      try {
+        consume_(job.first, job.second);
+      } catch (...) {
+        std::lock_guard<std::mutex> lk(mu_);
+        if (!error_) error_ = std::current_exception();
+        queue_.clear();
+      }
+    }
+  }
+  void stop() {
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      closed_ = true;
+    }
+    cv_.notify_all();
+    for (std::thread& t : threads_)
+      if (t.joinable()) t.join();
+    threads_.clear();
+  }
+
+  std::function<void(const Tensor&, int64_t)> consume_;
+  std::function<void()> complete_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::pair<Tensor, int64_t>> queue_;
+  std::vector<std::thread> threads_;
+  std::exception_ptr error_;
+  int64_t next_ = 0;
+  bool closed_ = false;
+};
+
+}  // namespace
+
+std::unique_ptr<VideoWriter> VideoWriter::open(const std::string& path, int fps) {
+  TD_CHECK(fps > 0, "--fps", "must be positive, got ", fps);
+  if (video_is_container_path(path)) {
+    std::shared_ptr<FrameSink> sink(open_mp4_sink(path, fps).release());
+    return std::unique_ptr<VideoWriter>(new AsyncVideoWriter([sink](const Tensor& f, int64_t) { sink->add(f); },
+                                                             [sink] { sink->finish(); }, 1));
+  }
+  std::string dir = path;
+  while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
+  if (mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) fail(dir, cat("cannot create directory: ", std::strerror(errno)));
+  // PNG compression dominates; a few writers keep up with the VAE without taking the cores its host side needs.
+  const int workers = int(std::max<size_t>(1, std::min<size_t>(4, std::thread::hardware_concurrency() / 2)));
+  return std::unique_ptr<VideoWriter>(new AsyncVideoWriter(
+      [dir](const Tensor& f, int64_t t) {
+        char name[32];
+        std::snprintf(name, sizeof name, "/frame_%05lld.png", static_cast<long long>(t));
+        write_png(dir + name, f);
+      },
+      [] {}, workers));
+}
+
 #ifndef TD_WITH_FFMPEG
 void write_mp4(const std::string& path, const Tensor&, int) {
+  fail(path, "MP4 output needs FFmpeg, which this turbodiff was built without; write a PNG frame directory instead "
+             "or rebuild with -DTD_FFMPEG=ON");
+}
+std::unique_ptr<FrameSink> open_mp4_sink(const std::string& path, int) {
   fail(path, "MP4 output needs FFmpeg, which this turbodiff was built without; write a PNG frame directory instead "
              "or rebuild with -DTD_FFMPEG=ON");
 }

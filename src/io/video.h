@@ -2,6 +2,7 @@
 // frames. Every file is written under a temporary name and renamed when complete.
 #pragma once
 
+#include <memory>
 #include <string>
 
 #include "core/tensor.h"
@@ -22,6 +23,29 @@ void check_video_output(const std::string& path, const std::string& flag);
 
 bool video_is_container_path(const std::string& path);  // .mp4 / .mkv / .mov
 bool ffmpeg_available();                                // built with FFmpeg
+
+// A video written frame by frame, in order: add() takes one u8 frame [H, W, 3]; finish() completes the file (renamed
+// into place). Destroying an unfinished sink discards the output.
+class FrameSink {
+ public:
+  virtual ~FrameSink() = default;
+  virtual void add(const Tensor& frame) = 0;
+  virtual void finish() = 0;
+};
+// FFmpeg builds only (td::Error otherwise): an MP4 sink (the encoder write_mp4 uses).
+std::unique_ptr<FrameSink> open_mp4_sink(const std::string& path, int fps);
+
+// What the pipeline writes while the VAE still decodes: add(frames) takes u8 [n, H, W, 3] frames in order and returns
+// at once; the encoding (MP4, one worker thread) or the PNG files (a few worker threads) run in the background.
+// finish() waits for them and rethrows the first error. Destroying an unfinished writer waits for the workers and
+// leaves no MP4 (PNG files already written stay, each complete).
+class VideoWriter {
+ public:
+  static std::unique_ptr<VideoWriter> open(const std::string& path, int fps = 16);
+  virtual ~VideoWriter() = default;
+  virtual void add(const Tensor& frames) = 0;
+  virtual void finish() = 0;
+};
 
 // FFmpeg builds only (td::Error otherwise): encode frames to an MP4 (H.264: libx264, else another H.264 encoder,
 // else MPEG-4 part 2 with a warning) at `fps`, and decode any video file to u8 [T, H, W, 3].

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "core/tensor.h"
+#include "io/video.h"
 #include "pipeline/options.h"
 
 namespace td {
@@ -42,6 +43,14 @@ class Vae {
   // Latent [16, F, h, w] (f32 host) -> video [3, 1 + 4(F-1), 8h, 8w] in [-1, 1], f32 host. `on_frame(done, total)`
   // reports latent frames decoded.
   virtual Tensor decode(const Tensor& z, const std::function<void(int, int)>& on_frame) = 0;
+  // decode() that also calls on_frames(video, f0, f1), in order, as soon as frames [f0, f1) of the result are final
+  // (the pipeline writes them while later frames decode). Default: decode, then one call for all frames.
+  virtual Tensor decode_streaming(const Tensor& z, const std::function<void(int, int)>& on_frame,
+                                  const std::function<void(const Tensor&, int64_t, int64_t)>& on_frames) {
+    Tensor v = decode(z, on_frame);
+    on_frames(v, 0, v.size(1));
+    return v;
+  }
   // Video [3, T, H, W] in [-1, 1] (f32 host) -> normalised latent [16, 1 + (T-1)/4, H/8, W/8] (the mean, as Wan).
   virtual Tensor encode(const Tensor& video) = 0;
 };
@@ -53,6 +62,9 @@ struct StageFactory {
   std::function<std::unique_ptr<Vae>()> vae;
   // Frames [T, H, W, 3] u8 -> a video file at `fps`.
   std::function<void(const std::string& path, const Tensor& frames, int fps)> write_video;
+  // Optional: a writer taking frames while the VAE decodes (see VideoWriter). When set it is used instead of
+  // write_video, and "video write" only times what is left after the decode.
+  std::function<std::unique_ptr<VideoWriter>(const std::string& path, int fps)> open_video;
   // Image file -> its size; and -> [3, H, W] f32 in [-1, 1] resized to `size` (bicubic, as Wan).
   std::function<Size(const std::string& path)> image_size;
   std::function<Tensor(const std::string& path, Size size)> load_image;

@@ -36,15 +36,29 @@ void decode_and_write(const GenerateOptions& o, StageFactory& f, GenerateReport&
   std::unique_ptr<Vae> vae;
   run_stage(r, "vae load", [&] { vae = f.vae(); });
   for (size_t b = 0; b < latents.size(); b++) {
-    Tensor frames;
-    run_stage(r, "vae decode", [&] {
-      progress.stage("vae decode", int(latents[b].size(1)), "latent frame");
-      Tensor video = vae->decode(latents[b], [&](int done, int) { progress.update(done); });
-      progress.finish();
-      frames = video_to_u8(video);
-    });
     std::string path = sample_output_path(o.output, int(b), o.num_samples);
-    run_stage(r, "video write", [&] { f.write_video(path, frames, o.fps); });
+    auto on_frame = [&](int done, int) { progress.update(done); };
+    if (f.open_video) {
+      // Frames go to the writer as the VAE finishes them: the encoder / PNG writers run while later frames decode.
+      std::unique_ptr<VideoWriter> writer = f.open_video(path, o.fps);
+      run_stage(r, "vae decode", [&] {
+        progress.stage("vae decode", int(latents[b].size(1)), "latent frame");
+        vae->decode_streaming(latents[b], on_frame, [&](const Tensor& video, int64_t f0, int64_t f1) {
+          writer->add(video_to_u8(video.slice(1, f0, f1)));
+        });
+        progress.finish();
+      });
+      run_stage(r, "video write", [&] { writer->finish(); });
+    } else {
+      Tensor frames;
+      run_stage(r, "vae decode", [&] {
+        progress.stage("vae decode", int(latents[b].size(1)), "latent frame");
+        Tensor video = vae->decode(latents[b], on_frame);
+        progress.finish();
+        frames = video_to_u8(video);
+      });
+      run_stage(r, "video write", [&] { f.write_video(path, frames, o.fps); });
+    }
     r.outputs.push_back(path);
   }
   vae.reset();

@@ -106,6 +106,14 @@ class WanVaeStage : public Vae {
     opts.on_frame = on_frame;  // called after each decoder call: (latent frames done, total)
     return vae_->decode(z, opts);
   }
+  Tensor decode_streaming(const Tensor& z, const std::function<void(int, int)>& on_frame,
+                          const std::function<void(const Tensor&, int64_t, int64_t)>& on_frames) override {
+    on_frame(0, int(z.size(1)));
+    VaeDecodeOptions opts;
+    opts.on_frame = on_frame;
+    opts.on_frames = on_frames;
+    return vae_->decode(z, opts);
+  }
   Tensor encode(const Tensor& video) override { return vae_->encode(video); }
 
  private:
@@ -122,6 +130,7 @@ StageFactory make_wan_stages(const GenerateOptions& o, const WanStageOptions& w)
   };
   f.vae = [o, w]() -> std::unique_ptr<Vae> { return std::make_unique<WanVaeStage>(o, w); };
   f.write_video = [](const std::string& path, const Tensor& frames, int fps) { write_video(path, frames, fps); };
+  f.open_video = [](const std::string& path, int fps) { return VideoWriter::open(path, fps); };
   f.image_size = [](const std::string& path) -> Size {
     Size s;
     read_image_size(path, &s.width, &s.height);

@@ -2,8 +2,11 @@
 // counts (random weights) at a small spatial size; decode and encode, per-frame and whole-sequence chunking.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "core/allocator.h"
 #include "core/error.h"
@@ -177,6 +180,23 @@ TEST(VaeCuda, RealChannelsSmallSizeMatchCpu) {
   compare(gpu.decode(z2, tiled), cpu.decode(z2, tiled), 5e-3, "dim-96 tiled decode");
   Tensor v = test::randn({3, 5, 32, 48}, 9, 0.5f);
   compare(gpu.encode(v), cpu.encode(v), 5e-3, "dim-96 encode");
+  // Streaming on the GPU path (frames reported as the downloader lands them): in order, final, complete.
+  {
+    int64_t next = 0;
+    double worst = 0;
+    std::vector<std::pair<int64_t, Tensor>> seen;
+    VaeDecodeOptions so;
+    so.on_frames = [&](const Tensor& video, int64_t f0, int64_t f1) {
+      EXPECT_EQ(f0, next);
+      next = f1;
+      seen.emplace_back(f0, video.slice(1, f0, f1).contiguous());
+    };
+    Tensor vs = gpu.decode(z, so);
+    EXPECT_EQ(next, vs.size(1));
+    for (auto& e : seen)
+      worst = std::max(worst, test::max_abs_diff(e.second, vs.slice(1, e.first, e.first + e.second.size(1)).contiguous()));
+    EXPECT_EQ(worst, 0.0);
+  }
   // The GPU runs these channel counts on frame rings by default; the per-tap / 3-D route must agree with it.
   ::setenv("TD_VAE_RING", "0", 1);
   WanVae taps(w, Device::CUDA, cfg);

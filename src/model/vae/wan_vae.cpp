@@ -775,8 +775,12 @@ Tensor WanVae::decode(const Tensor& z_in, const VaeDecodeOptions& opts) const {
   if (tiled) wsum = Tensor::zeros({H, W}, DType::F32);
 #ifdef TD_WITH_CUDA
   std::unique_ptr<cuda::PlanarDownloader> down;
-  if (!tiled && I.dev == Device::CUDA)
-    down.reset(new cuda::PlanarDownloader(out.ptr<float>(), 3, F, H * W, std::min<int64_t>(F, 4 * int64_t(chunk))));
+  if (!tiled && I.dev == Device::CUDA) {
+    std::function<void(int64_t, int64_t)> done;
+    if (opts.on_frames) done = [&](int64_t f0, int64_t n) { opts.on_frames(out, f0, f0 + n); };
+    down.reset(new cuda::PlanarDownloader(out.ptr<float>(), 3, F, H * W, std::min<int64_t>(F, 4 * int64_t(chunk)),
+                                          done));
+  }
 #endif
 
   for (int64_t y0 : ty) {
@@ -843,6 +847,7 @@ Tensor WanVae::decode(const Tensor& z_in, const VaeDecodeOptions& opts) const {
             }
           }
         }, 4);
+        if (!tiled && opts.on_frames) opts.on_frames(out, f_out, f_out + nf);
         f_out += nf;
         t0 += n;
         if (opts.on_frame) opts.on_frame(int(t0), int(T));
@@ -867,6 +872,7 @@ Tensor WanVae::decode(const Tensor& z_in, const VaeDecodeOptions& opts) const {
         op[cf * H * W + p] = std::min(1.f, std::max(-1.f, v));
       }
   }, 1);
+  if (opts.on_frames) opts.on_frames(out, 0, F);
   return out;
 }
 

@@ -36,6 +36,9 @@ struct VaeDecodeOptions {
   int tile_overlap = -1; // overlap in latent pixels (-1 = tile / 4)
   // Progress: called after each decoder call with (latent frames done, total); tiled runs report per tile pass.
   std::function<void(int, int)> on_frame;
+  // Streaming: called (in order, on the calling thread) once frames [f0, f1) of the returned [3, F, H, W] tensor
+  // `video` hold their final values, while later frames still decode; tiled decodes call it once at the end.
+  std::function<void(const Tensor& video, int64_t f0, int64_t f1)> on_frames;
 };
 
 class WanVae {
