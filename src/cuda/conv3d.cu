@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <map>
 #include <mutex>
+#include <string>
 #include <tuple>
 #include <vector>
 
@@ -140,6 +141,85 @@ __global__ void pad_kernel(const __nv_bfloat16* __restrict__ x, __nv_bfloat16* _
     const int h = hp - pt, w = wp - pl;
     y[i] = (h >= 0 && h < H && w >= 0 && w < W) ? x[((int64_t(t) * H + h) * W + w) * C + c] : __float2bfloat16(0.f);
   }
+}
+
+// The narrow ring conv (see conv3d_config::kHead*): y[H, W, 8] (+)= conv3x3(ring[H, W, 3C]) + bias, one CTA per
+// kHeadRows x kHeadCols output pixels, warp i on output row i (two m16 pixel tiles x n8 outputs, k16 steps). The
+// weights [8][9][3C] and the halo of one ring slot at a time sit in shared memory with rows padded by 16 bytes, which
+// makes the ldmatrix rows (pixels) and the B-fragment loads (outputs) hit distinct banks.
+template <int C>
+__global__ void __launch_bounds__(conv3d_config::kHeadThreads, 2)
+    head_conv_kernel(const __nv_bfloat16* __restrict__ ring, const __nv_bfloat16* __restrict__ w,
+                     const float* __restrict__ bias, __nv_bfloat16* __restrict__ y, int H, int W, bool accumulate) {
+  using namespace conv3d_config;
+  constexpr int CP = 3 * C, HP = kHeadRows + 2, WP = kHeadCols + 2;
+  constexpr int WROW = CP * 2 + 16, PIX = C * 2 + 16;  // bytes
+  constexpr int kWBytes = kHeadOutputs * 9 * WROW;
+  extern __shared__ __align__(16) unsigned char smem[];
+  const uint32_t sw = static_cast<uint32_t>(__cvta_generic_to_shared(smem)), sh = sw + kWBytes;
+  const int tid = threadIdx.x, lane = tid & 31, wi = tid >> 5;
+  const int h0 = blockIdx.y * kHeadRows, w0 = blockIdx.x * kHeadCols;
+  auto cp16 = [](uint32_t dst, const void* src, int bytes) {
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(bytes));
+  };
+  for (int i = tid; i < kHeadOutputs * 9 * (CP / 8); i += kHeadThreads) {
+    const int row = i / (CP / 8), ch = i % (CP / 8);
+    cp16(sw + row * WROW + ch * 16, w + size_t(row) * CP + ch * 8, 16);
+  }
+  float acc[2][4] = {{0.f, 0.f, 0.f, 0.f}, {0.f, 0.f, 0.f, 0.f}};
+  for (int s = 0; s < 3; s++) {
+    __syncthreads();  // every warp is done with the previous slot's halo
+    for (int i = tid; i < HP * WP * (C / 8); i += kHeadThreads) {
+      const int px = i / (C / 8), ch = i % (C / 8);
+      const int hy = h0 - 1 + px / WP, wx = w0 - 1 + px % WP;
+      const bool in = hy >= 0 && hy < H && wx >= 0 && wx < W;
+      const __nv_bfloat16* src = in ? ring + (size_t(hy) * W + wx) * CP + s * C + ch * 8 : ring;
+      cp16(sh + px * PIX + ch * 16, src, in ? 16 : 0);  // outside the image: zeros (the conv's padding)
+    }
+    asm volatile("cp.async.wait_all;\n" ::: "memory");
+    __syncthreads();
+#pragma unroll
+    for (int tap = 0; tap < 9; tap++) {
+      const int kh = tap / 3, kw = tap % 3;
+#pragma unroll
+      for (int kc = 0; kc < C / 16; kc++) {
+        const int k = s * C + kc * 16 + (lane & 3) * 2;
+        const uint32_t wb = sw + ((lane >> 2) * 9 + tap) * WROW + k * 2;
+        uint32_t b0, b1;
+        asm volatile("ld.shared.b32 %0, [%1];\n" : "=r"(b0) : "r"(wb));
+        asm volatile("ld.shared.b32 %0, [%1];\n" : "=r"(b1) : "r"(wb + 16));
+#pragma unroll
+        for (int m = 0; m < 2; m++) {
+          const uint32_t a = sh + ((wi + kh) * WP + m * 16 + (lane & 15) + kw) * PIX + (kc * 16 + (lane >> 4) * 8) * 2;
+          uint32_t a0, a1, a2, a3;
+          asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+                       : "=r"(a0), "=r"(a1), "=r"(a2), "=r"(a3)
+                       : "r"(a));
+          asm volatile(
+              "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+              "{%0, %1, %2, %3};\n"
+              : "+f"(acc[m][0]), "+f"(acc[m][1]), "+f"(acc[m][2]), "+f"(acc[m][3])
+              : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+        }
+      }
+    }
+  }
+  const int h = h0 + wi, n = (lane & 3) * 2;
+  const float b0 = bias ? bias[n] : 0.f, b1 = bias ? bias[n + 1] : 0.f;
+#pragma unroll
+  for (int m = 0; m < 2; m++)
+#pragma unroll
+    for (int half = 0; half < 2; half++) {
+      const int wx = w0 + m * 16 + (lane >> 2) + half * 8;
+      if (h >= H || wx >= W) continue;
+      __nv_bfloat162* dst = reinterpret_cast<__nv_bfloat162*>(y + (size_t(h) * W + wx) * kHeadOutputs + n);
+      float v0 = acc[m][2 * half] + b0, v1 = acc[m][2 * half + 1] + b1;
+      if (accumulate) {
+        const float2 old = __bfloat1622float2(*dst);
+        v0 += old.x, v1 += old.y;
+      }
+      *dst = __floats2bfloat162_rn(v0, v1);
+    }
 }
 
 unsigned grid_for(int64_t n, int threads) {
@@ -381,6 +461,39 @@ void conv3d_ring(const Tensor& ring, const Tensor& w_rot, const Tensor* bias, Te
                w_rot.size(4) == ring.size(3) && p.stride_t == 1,
            "conv3d_ring", "expected ring [1, H, W, 3C] and rotated weights [O, 1, kh, kw, 3C], got ",
            shape_str(ring.shape()), " and ", shape_str(w_rot.shape()));
+  const int64_t H = ring.size(1), W = ring.size(2), CP = ring.size(3), O = w_rot.size(0);
+  static const bool head_kernel = [] {
+    const char* e = std::getenv("TD_VAE_HEAD");  // "cudnn": run the narrow convs through cuDNN too (to compare)
+    return !(e && std::string(e) == "cudnn");
+  }();
+  if (head_kernel && O == conv3d_config::kHeadOutputs && CP == 3 * conv3d_config::kHeadMaxSlotChannels &&
+      w_rot.size(2) == 3 && w_rot.size(3) == 3 && p.stride_h == 1 && p.stride_w == 1 && p.pad_top == 1 &&
+      p.pad_bottom == 1 && p.pad_left == 1 && p.pad_right == 1 && conv_mode() != ConvMode::Naive) {
+    expect_cuda(ring, "conv3d_ring ring");
+    expect_cuda(w_rot, "conv3d_ring weights");
+    expect_cuda(y, "conv3d_ring output");
+    TD_CHECK(ring.dtype() == DType::BF16 && w_rot.dtype() == DType::BF16 && y.dtype() == DType::BF16 &&
+                 ring.is_contiguous() && w_rot.is_contiguous() && y.is_contiguous(),
+             "conv3d_ring", "expected contiguous bf16 tensors");
+    expect_shape(y, {1, H, W, O}, "conv3d_ring output");
+    if (bias) TD_CHECK(bias->numel() == O && bias->dtype() == DType::F32 && bias->is_cuda(), "conv3d_ring bias",
+                       "expected ", O, " f32 values on the GPU");
+    constexpr int C = conv3d_config::kHeadMaxSlotChannels;
+    constexpr int smem = conv3d_config::kHeadOutputs * 9 * (3 * C * 2 + 16) +
+                         (conv3d_config::kHeadRows + 2) * (conv3d_config::kHeadCols + 2) * (C * 2 + 16);
+    static bool configured = false;
+    if (!configured) {
+      TD_CUDA_CHECK(cudaFuncSetAttribute(head_conv_kernel<C>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+      configured = true;
+    }
+    const dim3 grid(unsigned((W + conv3d_config::kHeadCols - 1) / conv3d_config::kHeadCols),
+                    unsigned((H + conv3d_config::kHeadRows - 1) / conv3d_config::kHeadRows));
+    head_conv_kernel<C><<<grid, conv3d_config::kHeadThreads, smem, stream()>>>(
+        ring.ptr<__nv_bfloat16>(), w_rot.ptr<__nv_bfloat16>(), bias ? bias->ptr<float>() : nullptr,
+        y.ptr<__nv_bfloat16>(), int(H), int(W), accumulate);
+    TD_CUDA_LAUNCH_CHECK();
+    return;
+  }
   // A 2-D conv with 3C input channels: cuDNN's 2-D kernels (measured on the H100 at 288/576/1152 input channels:
   // 520-590 TFLOP/s) rather than a 3-D conv of depth 1.
   conv3d_impl(ring, w_rot, bias, y, p, accumulate, ConvMode::Cudnn2dTaps);

@@ -20,6 +20,14 @@ constexpr long kTaps2dMaxChannels = 128;
 // 384 ch 694 ms / 4.48 GiB (over the official decoder's 4.4 GiB: a 384-ch ring frame costs more than it saves), none
 // 714 ms / 3.86 GiB.
 constexpr long kRingMaxChannels = 192;
+// Narrow ring convs (the decoder head: 96 x 3 ch -> 3 outputs padded to 8) run on our own mma.sync kernel: cuDNN
+// spends 0.36 ms a 480x832 frame there (~770 GB/s: a GEMM with N = 8), the kernel reads each halo tile once.
+// A CTA computes kHeadRows x kHeadCols output pixels (one warp per 32 of them: two m16n8k16 tiles) for all 8
+// outputs, staging the halo one ring slot (C channels) at a time.
+constexpr int kHeadOutputs = 8;
+constexpr int kHeadRows = 8, kHeadCols = 32;
+constexpr int kHeadThreads = 32 * kHeadRows * kHeadCols / 32;
+constexpr int kHeadMaxSlotChannels = 96;  // halo (10 x 34 px x 96 ch) + all weights fit twice per SM
 // Naive fallback kernel: threads per block.
 constexpr int kNaiveThreads = 256;
 }  // namespace conv3d_config

@@ -72,6 +72,28 @@ TEST(VaeCuda, Conv3dMatchesCpu) {
 
 // The causal conv reading history and input in place (2-D taps) against the CPU conv on the concatenation
 // [zeros(2 - cf), hist, x], for every history length and 1-3 new frames, with and without the residual add.
+// conv3d_ring on the GPU: the decoder head's shape (3 x 96 ring channels -> 8 outputs) takes our mma.sync kernel,
+// wider outputs take cuDNN; both against the CPU conv, with and without accumulation, at sizes that leave partial
+// tiles (the kernel's 8 x 32 pixel tiles) and zero-padded borders.
+TEST(VaeCuda, RingConvMatchesCpu) {
+  TD_SKIP_WITHOUT_CUDA();
+  Conv3dParams pad1;
+  pad1.pad_top = pad1.pad_bottom = pad1.pad_left = pad1.pad_right = 1;
+  uint64_t seed = 100;
+  for (int64_t O : {8, 16})
+    for (bool acc : {false, true}) {
+      const int64_t H = 13, W = 45, CP = 288;
+      Tensor x = bf16_round(test::randn({1, H, W, CP}, seed++)), w = bf16_round(test::randn({O, 1, 3, 3, CP}, seed++, 0.05f));
+      Tensor b = test::randn({O}, seed++);
+      Tensor yc = acc ? bf16_round(test::randn({1, H, W, O}, seed++)) : Tensor::empty({1, H, W, O}, DType::F32);
+      Tensor yg = acc ? to_gpu(yc) : Tensor::empty({1, H, W, O}, DType::BF16, Device::CUDA);
+      cpu::conv3d(x, w, &b, yc, pad1, acc);
+      Tensor xg = to_gpu(x), wg = to_gpu(w), bg = b.to(Device::CUDA);
+      cuda::conv3d_ring(xg, wg, &bg, yg, pad1, acc);
+      compare(yg, yc, 1e-4, cat("ring conv O=", O, acc ? " accumulate" : "").c_str());
+    }
+}
+
 TEST(VaeCuda, CausalConvInPlaceMatchesCpu) {
   TD_SKIP_WITHOUT_CUDA();
   Conv3dParams pad1;
