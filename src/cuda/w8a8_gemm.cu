@@ -140,7 +140,7 @@ void launch_mma(const GemmArgs& p) {
   TD_CUDA_LAUNCH_CHECK();
 }
 
-int kernel_variant();  // 0 mma.sync, 1 wgmma, 2 wgmma2, 3 ws, 4 wsmc, 5 ws256, 6 ws256mc
+int kernel_variant();  // 0 mma.sync, 1 wgmma, 2 wgmma2, 3 ws, 4 wsmc, 5 ws256, 6 ws256mc, 7 ws3, 8 by-shape
 
 void launch_gemm(OutMode mode, const GemmArgs& p) {
   if (p.M == 0) return;
@@ -369,13 +369,13 @@ static std::string& kernel_choice() {
 namespace {
 int variant_of(const std::string& k) {
   if (k == "mma") return 0;
-  static const char* const sm90[] = {"wgmma", "wgmma2", "ws", "wsmc", "ws256", "ws256mc"};
-  for (int i = 0; i < 6; i++) {
+  static const char* const sm90[] = {"wgmma", "wgmma2", "ws", "wsmc", "ws256", "ws256mc", "ws3", "by-shape"};
+  for (int i = 0; i < 8; i++) {
     if (k != sm90[i]) continue;
     TD_CHECK(w8a8_wgmma_available(), "TD_W8A8_KERNEL", k, " needs an sm_90 GPU and a build with sm_90a");
     return i + 1;
   }
-  TD_CHECK(k == "auto", "TD_W8A8_KERNEL", "expected auto|mma|wgmma|wgmma2|ws|wsmc|ws256|ws256mc, got '", k, "'");
+  TD_CHECK(k == "auto", "TD_W8A8_KERNEL", "expected auto|mma|wgmma|wgmma2|ws|wsmc|ws256|ws256mc|ws3|by-shape, got '", k, "'");
   return w8a8_wgmma_available() ? variant_of(kAutoSm90Kernel) : 0;
 }
 int kernel_variant() { return variant_of(kernel_choice()); }
@@ -388,7 +388,7 @@ void set_w8a8_kernel(const char* name) {
 }
 
 const char* w8a8_kernel_name() {
-  static const char* names[] = {"mma", "wgmma", "wgmma2", "ws", "wsmc", "ws256", "ws256mc"};
+  static const char* names[] = {"mma", "wgmma", "wgmma2", "ws", "wsmc", "ws256", "ws256mc", "ws3", "by-shape"};
   return names[kernel_variant()];
 }
 

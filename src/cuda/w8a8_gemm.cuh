@@ -357,7 +357,8 @@ bool w8a8_wgmma_available();
 // variant 1 "wgmma", 2 "wgmma2" (two int32 accumulator sets, fold of block kb-1 overlaps the MMAs of block kb),
 // 3 "ws" (TMA producer warp + two consumer warpgroups, persistent), 4 "wsmc" (ws on 2-CTA clusters with multicast),
 // 5 "ws256" (ws with 128 x 256 tiles; N not a multiple of 256 and raw int32 output run on ws), 6 "ws256mc" (ws256
-// on 2-CTA clusters sharing the W tile by multicast).
+// on 2-CTA clusters sharing the W tile by multicast), 7 "ws3" (192 x 128 tiles, three consumer warpgroups in turn), 8 "by-shape"
+// (ws3 up to kW3MaxK, else ws256).
 void launch_w8a8_wgmma(int mode, const w8a8::GemmArgs& p, int variant);
 
 }  // namespace cuda

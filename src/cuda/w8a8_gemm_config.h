@@ -54,9 +54,24 @@ constexpr int kWideStageBytes = (kBM + kWideBN) * kBK;  // 48 KiB
 constexpr int kWideEpilogueBytes = 64 * kBN * 2;
 constexpr int kWideSmemBytes = kWideStages * kWideStageBytes + 2 * kWideEpilogueBytes + 1024;
 constexpr int kWideProducerRegs = 40, kWideConsumerRegs = 232;  // 128 * 40 + 256 * 232 <= 64 Ki registers
-// What TD_W8A8_KERNEL=auto runs on sm_90 (change after `turbodiff bench gemm --kernel all`). "ws" measured
-// 520-650 TOPS vs 450-560 for "wgmma" on the 1.3B shapes, even on the 14B ones; "wsmc" ran at half speed (perf.md).
-constexpr const char* kAutoSm90Kernel = "ws256";
+// "ws3": three consumer warpgroups of 64 x 128 (CTA tile 192 x 128) taking turns on the tensor cores. In ws256 each
+// warpgroup waits for its own MMAs before it can fold them, and with two warpgroups the fold + wait did not fit in
+// the other one's MMA time (ncu: tensor pipe 33% busy, top stall the wgmma wait). With three, a warpgroup has two
+// other warpgroups' MMA time (2 x 256 cycles per K block) to wait and fold. 64 int32 + 64 fp32 accumulators per
+// thread fit the 160 registers setmaxnreg can give three consumer warpgroups.
+constexpr int kW3BM = 192;
+constexpr int kW3Stages = 4;
+constexpr int kW3StageBytes = (kW3BM + kBN) * kBK;  // 40 KiB
+constexpr int kW3Threads = 512;
+constexpr int kW3SmemBytes = kW3Stages * kW3StageBytes + 3 * kWideEpilogueBytes + 1024;
+constexpr int kW3ProducerRegs = 24, kW3ConsumerRegs = 160;  // 128 * 24 + 384 * 160 <= 64 Ki registers
+// "by-shape": ws3 up to kW3MaxK, else ws256. H100, GEMM alone (perf.md, same call): K = 1536 ws3 0.209 / 1.111 ms vs
+// ws256 0.211 / 1.149 ms; K = 5120-13824 ws3 5-13% slower (its 192 x 128 tile moves more bytes per MAC); DiT 1.3B
+// forward 241.6 ms with ws3 everywhere vs 248.1 with ws256.
+constexpr int kW3MaxK = 2048;
+// What TD_W8A8_KERNEL=auto runs on sm_90 (change after `turbodiff bench gemm --kernel all`); "wsmc"/"ws256mc" ran at
+// half speed (perf.md).
+constexpr const char* kAutoSm90Kernel = "by-shape";
 
 // The activation-quant / fused-norm kernels: one CTA per row, 4 channels per thread per chunk.
 constexpr int kRowThreads = 128;

@@ -705,6 +705,139 @@ void launch_ws256(const GemmArgs& p) {
   TD_CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, ta, tb, p));
 }
 
+// ---------------------------------------------------------------------------------------------------------------
+// "ws3": 192 x 128 tiles, three consumer warpgroups in rotation (see w8a8_gemm_config.h).
+
+__device__ __forceinline__ void named_sync_n(int id, int n) {
+  asm volatile("bar.sync %0, %1;\n" ::"r"(id), "r"(n) : "memory");
+}
+__device__ __forceinline__ void named_arrive_n(int id, int n) {
+  asm volatile("bar.arrive %0, %1;\n" ::"r"(id), "r"(n) : "memory");
+}
+
+template <OutMode kMode>
+__global__ void __launch_bounds__(kW3Threads, 1)
+    w8a8_gemm_ws3_kernel(const __grid_constant__ CUtensorMap tmA, const __grid_constant__ CUtensorMap tmB,
+                         const GemmArgs p) {
+#ifdef TD_W8A8_SM90
+  static_assert(kMode != OutMode::RawI32, "raw int32 output runs on ws");
+  extern __shared__ unsigned char smem_raw[];
+  __shared__ __align__(8) uint64_t full_bar[kW3Stages], empty_bar[kW3Stages];
+  const uint32_t base = (smem_u32(smem_raw) + 1023u) & ~1023u;
+  const int tid = threadIdx.x, wg = tid >> 7;
+  const int tiles = ((p.M + kW3BM - 1) / kW3BM) * (p.N / kBN);
+  const int KB = p.K / kBK;
+  if (tid == 0) {
+#pragma unroll
+    for (int s = 0; s < kW3Stages; s++) {
+      mbar_init(smem_u32(&full_bar[s]), 1);
+      mbar_init(smem_u32(&empty_bar[s]), 12);  // one arrival per consumer warp
+    }
+    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+  }
+  __syncthreads();
+
+  if (wg == 0) {
+    setmaxnreg_dec<kW3ProducerRegs>();
+    if (tid == 0) {
+      int stage = 0;
+      uint32_t phase = 0;
+      for (int tile = blockIdx.x; tile < tiles; tile += gridDim.x) {
+        int m0, n0;
+        tile_coords(p, kW3BM, kBN, &m0, &n0, tile);
+        for (int kb = 0; kb < KB; kb++) {
+          mbar_wait(smem_u32(&empty_bar[stage]), phase ^ 1);
+          const uint32_t fb = smem_u32(&full_bar[stage]), sA = base + stage * kW3StageBytes;
+          mbar_expect_tx(fb, kW3StageBytes);
+          tma_load_2d(sA, &tmA, fb, kb * kBK, m0);  // rows past M arrive as zeros and still count
+          tma_load_2d(sA + kW3BM * kBK, &tmB, fb, kb * kBK, n0);
+          if (++stage == kW3Stages) stage = 0, phase ^= 1;
+        }
+      }
+    }
+  } else {
+    setmaxnreg_inc<kW3ConsumerRegs>();
+    const int cw = wg - 1, warp = (tid >> 5) & 3, lane = tid & 31;
+    const int g = lane >> 2, t = lane & 3;
+    int stage = 0;
+    uint32_t phase = 0;
+    // Issue order WG0, WG1, WG2, WG0, ...: warpgroup c waits on named barrier 1 + c, which the previous warpgroup
+    // arrives on right after its issue (256 threads each). WG0's first issue needs no turn, and WG2's last arrival
+    // (which nobody would wait for) is skipped.
+    const int issues = ((tiles - int(blockIdx.x) + int(gridDim.x) - 1) / int(gridDim.x)) * KB;
+    int issue = 0;
+    for (int tile = blockIdx.x; tile < tiles; tile += gridDim.x) {
+      int m0, n0;
+      tile_coords(p, kW3BM, kBN, &m0, &n0, tile);
+      const int row0 = m0 + cw * 64 + warp * 16 + g, row1 = row0 + 8;
+      const float* swp = p.sw + size_t(n0 / kBN) * KB;
+      const float* sa0 = p.sa + size_t(min(row0, p.M - 1)) * KB;
+      const float* sa1 = p.sa + size_t(min(row1, p.M - 1)) * KB;
+      int32_t acc[64];
+      float accf[64];
+#pragma unroll
+      for (int i = 0; i < 64; i++) acc[i] = 0, accf[i] = 0.f;
+      for (int kb = 0; kb < KB; kb++) {
+        const float ws = __ldg(swp + kb);
+        const float s0 = row0 < p.M ? __ldg(sa0 + kb) * ws : 0.f, s1 = row1 < p.M ? __ldg(sa1 + kb) * ws : 0.f;
+        mbar_wait(smem_u32(&full_bar[stage]), phase);
+        if (cw != 0 || issue > 0) named_sync_n(1 + cw, 256);
+        const uint32_t st = base + stage * kW3StageBytes;
+        const uint64_t da = make_desc(st + cw * 64 * kBK), db = make_desc(st + kW3BM * kBK);
+        fence_acc(acc);
+        wgmma_fence();
+#pragma unroll
+        for (int kk = 0; kk < kBK / 32; kk++)
+          wgmma_m64n128k32(acc, da + uint64_t(kk * 2), db + uint64_t(kk * 2), kk > 0);
+        wgmma_commit();
+        if (cw != 2 || issue + 1 < issues) named_arrive_n(1 + (cw + 1) % 3, 256);
+        issue++;
+        wgmma_wait0();
+        fence_acc(acc);
+        if (lane == 0) mbar_arrive(smem_u32(&empty_bar[stage]));
+        if (++stage == kW3Stages) stage = 0, phase ^= 1;
+        fold(acc, accf, s0, s1);
+      }
+      if constexpr (kMode == OutMode::BF16 || kMode == OutMode::Int8) {
+        const uint32_t buf = base + kW3Stages * kW3StageBytes + cw * kWideEpilogueBytes;
+        store_half_staged<kMode>(p, accf, m0 + cw * 64, n0, row0, row1, warp, g, t, tid & 127, buf, 4 + cw);
+      } else {
+        store_tile<kMode>(p, accf, acc, row0, row1, n0, t);
+      }
+    }
+  }
+#else
+  __trap();  // never launched: the host checks w8a8_wgmma_available()
+#endif
+}
+
+template <OutMode kMode>
+void launch_ws3(const GemmArgs& p) {
+  auto kernel = w8a8_gemm_ws3_kernel<kMode>;
+  static bool configured = false;  // per instantiation
+  if (!configured) {
+    TD_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kW3SmemBytes));
+    configured = true;
+  }
+  const int64_t tiles = int64_t((p.M + kW3BM - 1) / kW3BM) * (p.N / kBN);
+  TD_CHECK(tiles < (int64_t(1) << 31), "w8a8 gemm", "problem too large: M=", p.M, " N=", p.N);
+  const CUtensorMap ta = make_tile_map(p.a, p.M, p.K, kW3BM, "activation"),
+                    tb = make_tile_map(p.w, p.N, p.K, kBN, "weight");
+  const unsigned grid = unsigned(std::min<int64_t>(tiles, sm_count()));
+  kernel<<<grid, kW3Threads, kW3SmemBytes, stream()>>>(ta, tb, p);
+  TD_CUDA_LAUNCH_CHECK();
+}
+
+void launch_ws3_mode(int mode, const GemmArgs& p) {
+  switch (OutMode(mode)) {
+    case OutMode::RawI32: launch_ws<OutMode::RawI32, 1>(p); break;
+    case OutMode::BF16: launch_ws3<OutMode::BF16>(p); break;
+    case OutMode::F32: launch_ws3<OutMode::F32>(p); break;
+    case OutMode::Residual: launch_ws3<OutMode::Residual>(p); break;
+    case OutMode::Int8: launch_ws3<OutMode::Int8>(p); break;
+  }
+}
+
 template <int kCM>
 void launch_ws256_mode(int mode, const GemmArgs& p) {
   switch (OutMode(mode)) {
@@ -760,7 +893,10 @@ bool w8a8_wgmma_available() {
 }
 
 void launch_w8a8_wgmma(int mode, const GemmArgs& p, int variant) {
-  if ((variant == 5 || variant == 6) && p.N % kWideBN == 0) {
+  if (variant == 8) variant = p.K <= kW3MaxK ? 7 : 5;  // "by-shape"
+  if (variant == 7) {
+    launch_ws3_mode(mode, p);
+  } else if ((variant == 5 || variant == 6) && p.N % kWideBN == 0) {
     if (variant == 5) launch_ws256_mode<1>(mode, p);
     else launch_ws256_mode<kWsClusterM>(mode, p);
   } else if (variant == 3 || variant == 5 || variant == 6) {

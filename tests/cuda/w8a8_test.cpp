@@ -24,7 +24,7 @@ Tensor host(const Tensor& t) { return t.to(Device::CPU); }
 // Every GEMM test runs on each kernel this build has.
 std::vector<const char*> kernels() {
   std::vector<const char*> k{"mma"};
-  for (const char* v : {"wgmma", "wgmma2", "ws", "wsmc", "ws256", "ws256mc"}) {
+  for (const char* v : {"wgmma", "wgmma2", "ws", "wsmc", "ws256", "ws256mc", "ws3"}) {
     try {
       cuda::set_w8a8_kernel(v);
       k.push_back(v);
