@@ -267,6 +267,7 @@ TEST(CudaOps, LayerNormModulate) {
   check_ln(131, 100, DType::F32, DType::BF16, true, 0, 34);  // D % 8 != 0: scalar path
   check_ln(3, 5120, DType::F32, DType::BF16, true, 0, 35);
   check_ln(37, 64, DType::F32, DType::BF16, true, 0, 36, 3);  // misaligned rows: scalar path
+  check_ln(40000, 256, DType::F32, DType::BF16, true, 0, 37);  // more rows than the register kernel's grid
 }
 
 TEST(CudaOps, LayerNormAffine) {
