@@ -10,6 +10,7 @@
 #include "core/dtype.h"
 #include "core/error.h"
 #include "core/log.h"
+#include "core/threads.h"
 #include "pipeline/rng.h"
 #include "pipeline/samplers.h"
 
@@ -154,7 +155,9 @@ std::vector<Tensor> denoise(const GenerateOptions& o, const LatentShape& shape,
     for (int b = 0; b < B; b++) {
       std::vector<double>& xb = xs[size_t(b)];
       float* xp = x.ptr<float>();
-      for (size_t k = 0; k < n; k++) xp[k] = float(xb[k]);
+      parallel_for(int64_t(n), [&](int64_t lo, int64_t hi) {
+        for (int64_t k = lo; k < hi; k++) xp[k] = float(xb[k]);
+      }, int64_t(1) << 16);
       Tensor v = net.velocity(x, float(net_t[size_t(i)]), context, y).to_f32_host().contiguous();
       TD_CHECK(v.numel() == int64_t(n), "denoiser", "returned ", shape_str(v.shape()), " for a latent of ",
                shape_str(lshape));

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "core/threads.h"
 
 namespace td {
 namespace pipeline {
@@ -36,21 +37,31 @@ std::vector<double> rcm_times(int steps, double sigma_max) {
   return t;
 }
 
+// The sampler updates are elementwise over the whole latent (2M values at 480p): split over the CPU pool, which
+// changes nothing in the results and takes a few ms off every step.
+constexpr int64_t kUpdateGrain = int64_t(1) << 16;
+
 void rcm_step(double* x, const float* v, const float* noise, size_t n, double t_cur, double t_next, bool ode) {
   if (ode) {
-    double dt = t_cur - t_next;
-    for (size_t i = 0; i < n; i++) x[i] -= dt * double(v[i]);
+    const double dt = t_cur - t_next;
+    parallel_for(int64_t(n), [&](int64_t lo, int64_t hi) {
+      for (int64_t i = lo; i < hi; i++) x[i] -= dt * double(v[i]);
+    }, kUpdateGrain);
     return;
   }
   if (t_next == 0.0) {  // the last step returns the x0-prediction
-    for (size_t i = 0; i < n; i++) x[i] -= t_cur * double(v[i]);
+    parallel_for(int64_t(n), [&](int64_t lo, int64_t hi) {
+      for (int64_t i = lo; i < hi; i++) x[i] -= t_cur * double(v[i]);
+    }, kUpdateGrain);
     return;
   }
   TD_ASSERT(noise != nullptr);
-  for (size_t i = 0; i < n; i++) {
-    double x0 = x[i] - t_cur * double(v[i]);
-    x[i] = (1.0 - t_next) * x0 + t_next * double(noise[i]);
-  }
+  parallel_for(int64_t(n), [&](int64_t lo, int64_t hi) {
+    for (int64_t i = lo; i < hi; i++) {
+      const double x0 = x[i] - t_cur * double(v[i]);
+      x[i] = (1.0 - t_next) * x0 + t_next * double(noise[i]);
+    }
+  }, kUpdateGrain);
 }
 
 FlowSchedule flow_schedule(int steps, double shift) {
@@ -70,8 +81,10 @@ FlowSchedule flow_schedule(int steps, double shift) {
 }
 
 void euler_step(double* x, const float* v, size_t n, double s_cur, double s_next) {
-  double ds = s_next - s_cur;
-  for (size_t i = 0; i < n; i++) x[i] += ds * double(v[i]);
+  const double ds = s_next - s_cur;
+  parallel_for(int64_t(n), [&](int64_t lo, int64_t hi) {
+    for (int64_t i = lo; i < hi; i++) x[i] += ds * double(v[i]);
+  }, kUpdateGrain);
 }
 
 UniPC::UniPC(std::vector<double> sigmas, size_t n) : sigmas_(std::move(sigmas)), n_(n) {
