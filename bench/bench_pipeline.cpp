@@ -204,6 +204,7 @@ int run(const Args& a) {
   for (auto& r : results) std::printf(" %16s", bench::fmt_bytes(r.peak_gpu).c_str());
   std::printf("\n");
   for (auto& r : results) std::printf("%s: %s\n", r.name.c_str(), r.denoiser.c_str());
+  std::printf("video write: frames are written while the VAE decodes; the row is what is left after the decode\n");
   if (png)
     std::printf("video write: PNG frame directory%s (no H.264 encode; MP4 times differ)\n",
                 ffmpeg_available() ? "" : ", this build has no FFmpeg");
