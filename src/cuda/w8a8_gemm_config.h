@@ -36,9 +36,10 @@ constexpr int kWsStages = 6;
 constexpr int kWsThreads = 384;
 constexpr int kWsSmemBytes = kWsStages * kStageBytes + 1024;
 // "wsmc": the same kernel on clusters of kWsClusterM CTAs stacked along M that share the W tile through TMA
-// multicast (each CTA loads 128/kWsClusterM of its rows). 128x128 int8 tiles need 32 KiB of L2 reads per 128-K
-// block per CTA, which at the int8 rate looked like the L2 limit. Measured on H100 it runs at HALF the speed of "ws"
-// (~280 TOPS, all 66 clusters resident) for a reason not found yet: experimental, never chosen by "auto".
+// multicast (each CTA loads 128/kWsClusterM of its rows). It ran at half the speed of "ws" until the consumers'
+// remote arrivals dropped `.release.cluster` (a cluster-wide memory barrier per arrival; ncu: ~30% of the samples
+// in MEMBAR stalls); now 0.67x-0.90x of cuBLASLt bf16. Never chosen by "auto": multicast gains little here
+// (ws256mc vs ws256: -2% to +5% on the 14B shapes, 15% slower at 32760x1536x8960, same call in perf.md).
 constexpr int kWsClusterM = 2;
 // "ws256": the ws kernel with 128 x 256 CTA tiles. 128x128 int8 tiles need 32 KiB of L2 reads per 2M MACs (64 B per
 // clock per SM at the int8 rate, above what the L2 delivers: "ws" moves ~4.4 TB/s at 520-650 TOPS); 128x256 needs
