@@ -153,6 +153,16 @@ __global__ void __launch_bounds__(kRowThreads) rmsnorm_rope_kernel(T* __restrict
     }
     const float rs = rsqrtf(block_sum(sq, red) / float(D) + eps);
     const int pos3[3] = {int(row / hw), int((row / width) % height), int(row % width)};
+    // This thread's chunks c = tid + 128 i all sit at the same place in their heads (4c mod 128 = 4 (tid mod 32)), so
+    // its two RoPE pairs, and their sin/cos, are the same for every chunk of the row: one sincos per pair per row
+    // instead of one per head (40 per row at 14B).
+    float cs[2], sn[2];
+#pragma unroll
+    for (int j = 0; j < 2; j++) {
+      const int p = 2 * (tid % 32) + j;  // pair index within the head, 0..63
+      // Angle in double as Wan does, then an accurate fp32 sincos of the (small) result.
+      sincosf(float(double(pos3[axis[p]]) * inv_freq[p]), &sn[j], &cs[j]);
+    }
 #pragma unroll
     for (int i = 0; i < kRowMaxChunks; i++) {
       const int c = tid + i * kRowThreads;
@@ -161,14 +171,9 @@ __global__ void __launch_bounds__(kRowThreads) rmsnorm_rope_kernel(T* __restrict
         float e[4] = {v[i].x * rs * wv.x, v[i].y * rs * wv.y, v[i].z * rs * wv.z, v[i].w * rs * wv.w};
 #pragma unroll
         for (int j = 0; j < 2; j++) {
-          const int p = ((c * 4) % 128) / 2 + j;  // pair index within the head, 0..63
-          // Angle in double as Wan does, then an accurate fp32 sincos of the (small) result.
-          const double ang = double(pos3[axis[p]]) * inv_freq[p];
-          float sn, cs;
-          sincosf(float(ang), &sn, &cs);
           const float a = e[2 * j], b = e[2 * j + 1];
-          e[2 * j] = a * cs - b * sn;
-          e[2 * j + 1] = a * sn + b * cs;
+          e[2 * j] = a * cs[j] - b * sn[j];
+          e[2 * j + 1] = a * sn[j] + b * cs[j];
         }
         st4(xr + c * 4, make_float4(e[0], e[1], e[2], e[3]));
       }
