@@ -6,6 +6,7 @@
 
 #include "core/threads.h"
 #include "cpu/common.h"
+#include "cpu/residual.h"
 
 namespace td {
 namespace cpu {
@@ -75,6 +76,18 @@ void layernorm(const Tensor& x, const Tensor* weight, const Tensor* bias, float 
   const float* w = vec(weight, D, "layernorm", "weight");
   const float* b = vec(bias, D, "layernorm", "bias");
   layernorm_rows(x, w, false, b, eps, y, "layernorm");
+}
+
+void residual_layernorm(Tensor& x, const Tensor& y, const Tensor* gate, const Tensor* mul, const Tensor* add,
+                        bool modulate, float eps, Tensor& h) {
+  if (gate) gated_residual(x, y, *gate);
+  else add_residual(x, y);
+  if (modulate) {
+    TD_CHECK(mul && add, "residual_layernorm", "modulation needs both scale and shift");
+    layernorm_modulate(x, *add, *mul, eps, h);
+  } else {
+    layernorm(x, mul, add, eps, h);
+  }
 }
 
 }  // namespace cpu

@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "cuda/op_util.cuh"
+#include "cuda/residual.h"
 
 namespace td {
 namespace cuda {
@@ -20,6 +21,11 @@ struct LnParams {
   const void* add = nullptr;  // shift or bias
   bool mul_bf16 = false, add_bf16 = false, one_plus = false;
   float eps = 1e-6f;
+  // Fused residual (register kernel only): x += res * gate before the norm, the sum written to x_out (= x, f32).
+  const void* res = nullptr;  // [M, D] contiguous, bf16 or f32
+  bool res_bf16 = false;
+  const float* gate = nullptr;  // [D] or null
+  float* x_out = nullptr;
 };
 
 template <typename Tin, typename Tout, bool kVec>
@@ -101,7 +107,18 @@ __global__ void __launch_bounds__(kRowsPerBlock * 32) layernorm_reg_kernel(const
 #pragma unroll
     for (int k = 0; k < kRegSteps; k++)
       if (k < steps) {
-        load8(xr + k * 256 + lane * 8, v[k]);
+        const int j0 = k * 256 + lane * 8;
+        load8(xr + j0, v[k]);
+        if (p.res) {
+          // The residual add first; the whole row is read (by this warp) before any lane writes h, so res may
+          // alias y.
+          float r[8];
+          if (p.res_bf16) load8(static_cast<const __nv_bfloat16*>(p.res) + row * D + j0, r);
+          else load8(static_cast<const float*>(p.res) + row * D + j0, r);
+#pragma unroll
+          for (int i = 0; i < 8; i++) v[k][i] += (p.gate ? p.gate[j0 + i] : 1.f) * r[i];
+          store8(p.x_out + row * ldx + j0, v[k]);
+        }
 #pragma unroll
         for (int i = 0; i < 8; i++) s += v[k][i];
       }
@@ -171,6 +188,60 @@ void run(const char* op, const Tensor& x, Tensor& y, LnParams p) {
 }
 
 }  // namespace
+
+void residual_layernorm(Tensor& x, const Tensor& y, const Tensor* gate, const Tensor* mul, const Tensor* add,
+                        bool modulate, float eps, Tensor& h) {
+  expect_cuda(x, "residual_layernorm stream");
+  expect_cuda(y, "residual_layernorm input");
+  expect_cuda(h, "residual_layernorm output");
+  TD_CHECK(x.dtype() == DType::F32 && x.is_contiguous() && y.shape() == x.shape() && h.shape() == x.shape() &&
+               y.is_contiguous() && (y.dtype() == DType::BF16 || y.dtype() == DType::F32),
+           "residual_layernorm", "expected an f32 stream and a bf16/f32 input of its shape, got ", x.describe(),
+           " and ", y.describe());
+  TD_CHECK(!modulate || (mul && add), "residual_layernorm", "modulation needs both scale and shift");
+  const int64_t D = x.size(-1), M = D ? x.numel() / D : 0;
+  if (gate) {
+    expect_param(*gate, D, "residual_layernorm gate");
+    TD_CHECK(gate->dtype() == DType::F32, "residual_layernorm gate", "expected f32, got ", gate->describe());
+  }
+  const bool fused = D % 256 == 0 && D <= 256 * kRegSteps && reinterpret_cast<uintptr_t>(x.data()) % 16 == 0 &&
+                     reinterpret_cast<uintptr_t>(y.data()) % 16 == 0 && h.is_contiguous() &&
+                     reinterpret_cast<uintptr_t>(h.data()) % 16 == 0;
+  if (!fused) {
+    if (gate) gated_residual(x, y, *gate);
+    else add_residual(x, y);
+    if (modulate) layernorm_modulate(x, *add, *mul, eps, h);
+    else layernorm(x, mul, add, eps, h);
+    return;
+  }
+  LnParams p;
+  p.eps = eps;
+  p.one_plus = modulate;
+  if (mul) {
+    expect_param(*mul, D, "residual_layernorm scale/weight");
+    p.mul = mul->data();
+    p.mul_bf16 = mul->dtype() == DType::BF16;
+  }
+  if (add) {
+    expect_param(*add, D, "residual_layernorm shift/bias");
+    p.add = add->data();
+    p.add_bf16 = add->dtype() == DType::BF16;
+  }
+  p.res = y.data();
+  p.res_bf16 = y.dtype() == DType::BF16;
+  p.gate = gate ? gate->ptr<float>() : nullptr;
+  p.x_out = x.ptr<float>();
+  if (M == 0) return;
+  const int64_t blocks = std::min<int64_t>(ceil_div(M, kRowsPerBlock), int64_t(sm_count()) * 16);
+  const unsigned grid = unsigned(std::max<int64_t>(blocks, 1));
+  if (h.dtype() == DType::BF16)
+    layernorm_reg_kernel<float, __nv_bfloat16><<<grid, kRowsPerBlock * 32, 0, stream()>>>(
+        x.ptr<float>(), D, h.ptr<__nv_bfloat16>(), D, M, int(D), p);
+  else
+    layernorm_reg_kernel<float, float><<<grid, kRowsPerBlock * 32, 0, stream()>>>(x.ptr<float>(), D, h.ptr<float>(),
+                                                                                   D, M, int(D), p);
+  TD_CUDA_LAUNCH_CHECK();
+}
 
 void layernorm_modulate(const Tensor& x, const Tensor& shift, const Tensor& scale, float eps, Tensor& y) {
   const int64_t D = x.dim() ? x.size(-1) : 0;

@@ -25,5 +25,13 @@ void layernorm(const Tensor& x, const Tensor* weight, const Tensor* bias, float 
     cpu::layernorm(x, weight, bias, eps, y);
 }
 
+void residual_layernorm(Tensor& x, const Tensor& y, const Tensor* gate, const Tensor* mul, const Tensor* add,
+                        bool modulate, float eps, Tensor& h) {
+  if (h.is_cuda())
+    TD_CUDA_OR_FAIL(cuda::residual_layernorm(x, y, gate, mul, add, modulate, eps, h), "residual_layernorm output");
+  else
+    cpu::residual_layernorm(x, y, gate, mul, add, modulate, eps, h);
+}
+
 }  // namespace ops
 }  // namespace td

@@ -46,6 +46,13 @@ void layernorm_modulate(const Tensor& x, const Tensor& shift, const Tensor& scal
 // y[M,D] = LayerNorm(x) * weight[D] + bias[D] (affine; weight/bias may be null for no affine). Same dtypes as above.
 void layernorm(const Tensor& x, const Tensor* weight, const Tensor* bias, float eps, Tensor& y);
 
+// The residual add before a LayerNorm, fused with it: x[M,D] += y * gate[D] (gate null: plus y), then
+// h = LayerNorm(x) * (1 + mul) + add when `modulate` (mul = scale, add = shift; both required), else
+// LayerNorm(x) * mul + add (affine; either may be null). x f32; y, h, gate as gated_residual / layernorm. y may be
+// the same tensor as h (the DiT reuses one buffer for the linear output and the next norm's output).
+void residual_layernorm(Tensor& x, const Tensor& y, const Tensor* gate, const Tensor* mul, const Tensor* add,
+                        bool modulate, float eps, Tensor& h);
+
 // In place: x[M,D] = x * rsqrt(mean(x^2) + eps) * weight[D], statistics in fp32 (RMSNorm over the whole D).
 void rmsnorm(Tensor& x, const Tensor& weight, float eps);
 

@@ -278,6 +278,32 @@ TEST(CudaOps, LayerNormAffine) {
   check_ln(37, 75, DType::BF16, DType::F32, false, 1, 44);
 }
 
+// The fused residual + LayerNorm against the CPU's two passes: the updated stream and the norm output, with and
+// without gate, modulated and affine, the input aliasing the output (as in the DiT), and widths that take the
+// unfused fallback (5120, 200).
+TEST(CudaOps, ResidualLayerNorm) {
+  TD_SKIP_WITHOUT_CUDA();
+  uint64_t seed = 70;
+  for (int64_t D : {1536, 5120, 200})
+    for (bool modulate : {false, true})
+      for (bool gated : {false, true})
+        for (bool alias : {false, true}) {
+          SCOPED_TRACE(cat("D=", D, " modulate=", modulate, " gated=", gated, " alias=", alias));
+          const int64_t M = 45;
+          Tensor x = randn({M, D}, seed++, 2.f, 0.5f);
+          Tensor y = rounded(randn({M, D}, seed++), DType::BF16);
+          Tensor g = randn({D}, seed++, 0.5f), mul = randn({D}, seed++, 0.3f), add = randn({D}, seed++, 0.3f);
+          Tensor xc = x.clone(), hc = Tensor::empty({M, D}, DType::F32);
+          cpu::residual_layernorm(xc, y, gated ? &g : nullptr, &mul, &add, modulate, 1e-6f, hc);
+          Tensor xd = x.to(Device::CUDA), yd = to_dev(y, DType::BF16), gd = g.to(Device::CUDA);
+          Tensor md = mul.to(Device::CUDA), ad = add.to(Device::CUDA);
+          Tensor hd = alias ? yd : Tensor::empty({M, D}, DType::BF16, Device::CUDA);
+          cuda::residual_layernorm(xd, yd, gated ? &gd : nullptr, &md, &ad, modulate, 1e-6f, hd);
+          EXPECT_LT(nmse(xd, xc), 1e-12);
+          EXPECT_LT(nmse(hd, hc), 1e-5);
+        }
+}
+
 // ---------------------------------------------------------------- rmsnorm
 
 TEST(CudaOps, RmsNorm) {

@@ -455,8 +455,7 @@ void DitRunner::block(int i, const DitBlockWeights& b, int64_t L, int F, int Hp,
   linear(b.so, ws_.o, ws_.y, Epilogue::None, "self o GEMM");
   {
     Scope s(m_.profiler_, DitOpKind::Other, "gated residual + norm3");
-    ops::gated_residual(x, ws_.y, m2);
-    ops::layernorm(x, &b.norm3_w, &b.norm3_b, eps, ws_.h);
+    ops::residual_layernorm(x, ws_.y, &m2, &b.norm3_w, &b.norm3_b, false, eps, ws_.h);
   }
 
   // Cross-attention over the text_len context rows: no RoPE, no mask, no gate.
@@ -472,8 +471,7 @@ void DitRunner::block(int i, const DitBlockWeights& b, int64_t L, int F, int Hp,
   linear(b.co, ws_.o, ws_.y, Epilogue::None, "cross o GEMM");
   {
     Scope s(m_.profiler_, DitOpKind::Other, "residual + norm2+modulate");
-    ops::add_residual(x, ws_.y);
-    ops::layernorm_modulate(x, m3, m4, eps, ws_.h);
+    ops::residual_layernorm(x, ws_.y, nullptr, &m4, &m3, true, eps, ws_.h);
   }
 
   // FFN.
