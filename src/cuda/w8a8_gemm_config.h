@@ -66,12 +66,14 @@ constexpr int kW3StageBytes = (kW3BM + kBN) * kBK;  // 40 KiB
 constexpr int kW3Threads = 512;
 constexpr int kW3SmemBytes = kW3Stages * kW3StageBytes + 3 * kWideEpilogueBytes + 1024;
 constexpr int kW3ProducerRegs = 24, kW3ConsumerRegs = 160;  // 128 * 24 + 384 * 160 <= 64 Ki registers
-// "by-shape": ws3 up to kW3MaxK, else ws256. H100, GEMM alone (perf.md, same call): K = 1536 ws3 0.209 / 1.111 ms vs
-// ws256 0.211 / 1.149 ms; K = 5120-13824 ws3 5-13% slower (its 192 x 128 tile moves more bytes per MAC); DiT 1.3B
-// forward 241.6 ms with ws3 everywhere vs 248.1 with ws256.
+// "by-shape": ws3 up to kW3MaxK, else ws256 / ws256mc. H100, GEMM alone (perf.md, same call): K = 1536 ws3
+// 0.209 / 1.111 ms vs ws256 0.211 / 1.149 ms; K = 5120-13824 ws3 5-13% slower (its 192 x 128 tile moves more bytes
+// per MAC); DiT 1.3B forward 241.6 ms with ws3 everywhere vs 248.1 with ws256.
 constexpr int kW3MaxK = 2048;
-// What TD_W8A8_KERNEL=auto runs on sm_90 (change after `turbodiff bench gemm --kernel all`); "wsmc"/"ws256mc" ran at
-// half speed (perf.md).
+// ... and above kW3MaxK, ws256mc for N >= kMcMinN (the 14B shapes: 2-5% faster than ws256 in one call, perf.md),
+// ws256 below (32760x8960x1536: ws256mc 1% slower).
+constexpr int kMcMinN = 4096;
+// What TD_W8A8_KERNEL=auto runs on sm_90 (change after `turbodiff bench gemm --kernel all`).
 constexpr const char* kAutoSm90Kernel = "by-shape";
 
 // The activation-quant / fused-norm kernels: one CTA per row, 4 channels per thread per chunk.

@@ -896,7 +896,7 @@ bool w8a8_wgmma_available() {
 }
 
 void launch_w8a8_wgmma(int mode, const GemmArgs& p, int variant) {
-  if (variant == 8) variant = p.K <= kW3MaxK ? 7 : 5;  // "by-shape"
+  if (variant == 8) variant = p.K <= kW3MaxK ? 7 : p.N >= kMcMinN ? 6 : 5;  // "by-shape"
   if (variant == 7) {
     launch_ws3_mode(mode, p);
   } else if ((variant == 5 || variant == 6) && p.N % kWideBN == 0) {
