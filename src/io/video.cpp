@@ -23,6 +23,22 @@
 
 namespace td {
 
+namespace {
+// A frame directory's path without trailing slashes, created if missing.
+std::string make_frame_dir(const std::string& path) {
+  std::string dir = path;
+  while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
+  if (mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) fail(dir, cat("cannot create directory: ", std::strerror(errno)));
+  return dir;
+}
+// Frame t of a PNG sequence in `dir`.
+std::string png_frame_path(const std::string& dir, int64_t t) {
+  char name[32];
+  std::snprintf(name, sizeof name, "/frame_%05lld.png", static_cast<long long>(t));
+  return dir + name;
+}
+}  // namespace
+
 Tensor video_to_u8(const Tensor& video) {
   TD_CHECK(video.dim() == 4 && video.size(0) == 3, "video", "expected f32 [3, T, H, W], got ", video.describe());
   Tensor v = video.to_f32_host().contiguous();
@@ -72,7 +88,7 @@ void check_video_output(const std::string& path, const std::string& flag) {
   struct stat st;
   if (stat(path.c_str(), &st) == 0) {
     TD_CHECK(S_ISDIR(st.st_mode), flag, path, " exists and is not a directory");
-    check_output_path(path + "/frame_00000.png", flag);
+    check_output_path(png_frame_path(path, 0), flag);
   } else {
     std::string p = path;
     while (p.size() > 1 && p.back() == '/') p.pop_back();
@@ -83,16 +99,10 @@ void check_video_output(const std::string& path, const std::string& flag) {
 void write_png_sequence(const std::string& dir_in, const Tensor& frames) {
   TD_CHECK(frames.dim() == 4 && frames.size(3) == 3 && frames.dtype() == DType::U8, dir_in,
            "expected u8 frames [T, H, W, 3], got ", frames.describe());
-  std::string dir = dir_in;
-  while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
-  if (mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) fail(dir, cat("cannot create directory: ", std::strerror(errno)));
-  // zlib compression dominates (~60 ms a 480p frame); frames are independent files, so spread them over cores.
+  const std::string dir = make_frame_dir(dir_in);
+  // zlib compression dominates; frames are independent files, so spread them over cores.
   parallel_for(frames.size(0), [&](int64_t lo, int64_t hi) {
-    for (int64_t t = lo; t < hi; t++) {
-      char name[32];
-      std::snprintf(name, sizeof name, "/frame_%05lld.png", static_cast<long long>(t));
-      write_png(dir + name, frames.select(0, t).contiguous());
-    }
+    for (int64_t t = lo; t < hi; t++) write_png(png_frame_path(dir, t), frames.select(0, t).contiguous());
   });
 }
 
@@ -180,19 +190,12 @@ std::unique_ptr<VideoWriter> VideoWriter::open(const std::string& path, int fps)
     return std::unique_ptr<VideoWriter>(new AsyncVideoWriter([sink](const Tensor& f, int64_t) { sink->add(f); },
                                                              [sink] { sink->finish(); }, 1));
   }
-  std::string dir = path;
-  while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
-  if (mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) fail(dir, cat("cannot create directory: ", std::strerror(errno)));
+  const std::string dir = make_frame_dir(path);
   // PNG compression dominates (~55 ms a 480p frame on the H100 host even at the fast setting): all cores but the
   // two the VAE's host side uses, so the files keep up with the decode (4 writers left 0.46 s of writing after it).
   const int workers = std::max(1, std::min(16, num_threads() - 2));
   return std::unique_ptr<VideoWriter>(new AsyncVideoWriter(
-      [dir](const Tensor& f, int64_t t) {
-        char name[32];
-        std::snprintf(name, sizeof name, "/frame_%05lld.png", static_cast<long long>(t));
-        write_png(dir + name, f);
-      },
-      [] {}, workers));
+      [dir](const Tensor& f, int64_t t) { write_png(png_frame_path(dir, t), f); }, [] {}, workers));
 }
 
 #ifndef TD_WITH_FFMPEG
