@@ -100,18 +100,14 @@ class WanVaeStage : public Vae {
     }
   }
   Tensor decode(const Tensor& z, const std::function<void(int, int)>& on_frame) override {
-    const int T = int(z.size(1));
-    on_frame(0, T);
-    VaeDecodeOptions opts;
-    opts.on_frame = on_frame;  // called after each decoder call: (latent frames done, total)
-    return vae_->decode(z, opts);
+    return decode_streaming(z, on_frame, nullptr);
   }
   Tensor decode_streaming(const Tensor& z, const std::function<void(int, int)>& on_frame,
                           const std::function<void(const Tensor&, int64_t, int64_t)>& on_frames) override {
     on_frame(0, int(z.size(1)));
     VaeDecodeOptions opts;
-    opts.on_frame = on_frame;
-    opts.on_frames = on_frames;
+    opts.on_frame = on_frame;    // called after each decoder call: (latent frames done, total)
+    opts.on_frames = on_frames;  // empty: no streaming
     return vae_->decode(z, opts);
   }
   Tensor encode(const Tensor& video) override { return vae_->encode(video); }
