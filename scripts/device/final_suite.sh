@@ -2,10 +2,7 @@
 # The lead's validation pass on the lent H100 (see docs/perf.md): the whole test suite, compute-sanitizer on a
 # subset of the GPU tests, then the headline benchmarks with their baselines in the same run. Logs go to $OUT.
 set -uo pipefail
-B=${B:-build-dev/bin}
-export LD_LIBRARY_PATH=$PWD/.devcarry/lib:${LD_LIBRARY_PATH:-}
-mkdir -p /work && ln -sfn "$PWD" /work/main
-OUT=${OUT:-/tmp/td_out}
+source "$(dirname "$0")/env.sh"
 nvidia-smi --query-gpu=name,clocks.sm,clocks.max.sm,temperature.gpu,power.draw --format=csv,noheader
 timeout 170 $B/td_tests > "$OUT/tests.log" 2>&1; echo "td_tests rc=$?"
 grep -E '^\[  (FAILED|PASSED) |tests ran' "$OUT/tests.log" | tail -12

@@ -3,11 +3,7 @@
 # subset, then the benchmarks. Expects a build in build-dev (TD_CUDA_ARCHS=90a, TD_FFMPEG=OFF) and extra shared
 # libraries that machine lacks in .devcarry/lib. Logs go to $OUT.
 set -uo pipefail
-export LD_LIBRARY_PATH=$PWD/.devcarry/lib:${LD_LIBRARY_PATH:-}
-OUT=${OUT:-/tmp/td_out}
-mkdir -p "$OUT"
-# Tests locate fixtures through the source path compiled in.
-mkdir -p /work && [ -e /work/main ] || ln -s "$PWD" /work/main
+source "$(dirname "$0")/env.sh"
 nvidia-smi --query-gpu=name,clocks.sm,clocks.mem,temperature.gpu --format=csv | tee "$OUT/gpu.txt"
 what=${1:-all}
 if [[ $what == all || $what == tests ]]; then

@@ -2,10 +2,7 @@
 # VAE decode on the lent GPU: the VAE test subset, then `bench vae` at 81x480x832 for the default route and the
 # variants named in VARIANTS (env assignments; "-" = default), and one per-op profile. Logs go to $OUT.
 set -uo pipefail
-B=${B:-build-dev/bin}
-export LD_LIBRARY_PATH=$PWD/.devcarry/lib:${LD_LIBRARY_PATH:-}
-mkdir -p /work && ln -sfn "$PWD" /work/main
-OUT=${OUT:-/tmp/td_out}
+source "$(dirname "$0")/env.sh"
 nvidia-smi --query-gpu=name,clocks.sm,clocks.max.sm,temperature.gpu,power.draw --format=csv,noheader
 timeout 120 $B/td_tests --gtest_filter='Vae*' > "$OUT/vae_tests.log" 2>&1; echo "vae tests rc=$?"
 grep -E '^\[  (FAILED|PASSED) |rings|peak' "$OUT/vae_tests.log" | tail -8
