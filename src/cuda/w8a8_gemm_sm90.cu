@@ -9,6 +9,7 @@
 #include <cstdlib>
 
 #include "core/allocator.h"
+#include "cuda/sm90_sync.cuh"
 #include "cuda/w8a8_gemm.cuh"
 
 namespace td {
@@ -253,27 +254,10 @@ __global__ void __launch_bounds__(kThreads, 1) w8a8_gemm_wgmma_kernel(const Gemm
 // "ws": TMA + mbarrier ring, one producer thread, two consumer warpgroups, persistent over tiles.
 
 #ifdef TD_W8A8_SM90
-__device__ __forceinline__ void mbar_init(uint32_t bar, int count) {
-  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(bar), "r"(count) : "memory");
-}
-__device__ __forceinline__ void mbar_expect_tx(uint32_t bar, uint32_t bytes) {
-  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(bar), "r"(bytes) : "memory");
-}
-__device__ __forceinline__ void mbar_arrive(uint32_t bar) {
-  asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(bar) : "memory");
-}
-// Spins until the phase with this parity has completed (a fresh barrier counts its "previous" phase, parity 1, as
-// complete, which lets the producer start on an empty ring).
-__device__ __forceinline__ void mbar_wait(uint32_t bar, uint32_t parity) {
-  uint32_t done = 0;
-  do {
-    asm volatile(
-        "{\n.reg .pred p;\nmbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\nselp.u32 %0, 1, 0, p;\n}\n"
-        : "=r"(done)
-        : "r"(bar), "r"(parity)
-        : "memory");
-  } while (!done);
-}
+using sm90::mbar_arrive;
+using sm90::mbar_expect_tx;
+using sm90::mbar_init;
+using sm90::mbar_wait;
 __device__ __forceinline__ void named_sync(int id) { asm volatile("bar.sync %0, 256;\n" ::"r"(id) : "memory"); }
 __device__ __forceinline__ void named_arrive(int id) { asm volatile("bar.arrive %0, 256;\n" ::"r"(id) : "memory"); }
 __device__ __forceinline__ void tma_load_2d(uint32_t dst, const CUtensorMap* map, uint32_t bar, int x, int y) {
@@ -530,16 +514,8 @@ void launch_ws_mode(int mode, const GemmArgs& p) {
 // ---------------------------------------------------------------------------------------------------------------
 // "ws256": 128 x 256 tiles (see w8a8_gemm_config.h), otherwise the ws kernel's structure.
 
-#ifdef TD_W8A8_SM90
-template <int kRegs>
-__device__ __forceinline__ void setmaxnreg_inc() {
-  asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(kRegs));
-}
-template <int kRegs>
-__device__ __forceinline__ void setmaxnreg_dec() {
-  asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(kRegs));
-}
-#endif
+using sm90::setmaxnreg_dec;
+using sm90::setmaxnreg_inc;
 
 // kCM > 1: clusters of kCM CTAs stacked along M share the 256-row W tile, each loading 256/kCM rows of it by TMA
 // multicast (L2 reads per CTA per K block 16 + 32/kCM KiB).

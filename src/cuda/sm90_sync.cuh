@@ -1,0 +1,66 @@
+// Hopper (sm_90a) synchronisation helpers shared by the warp-specialized kernels (W8A8 GEMM, VAE ring conv):
+// mbarrier rings between a producer and consumer warpgroups, cp.async completion on an mbarrier, and the register
+// hand-over between warpgroups. Only meaningful in sm_90a code; the bodies compile to nothing elsewhere (the hosts
+// never launch those kernels there).
+#pragma once
+
+#include <cstdint>
+
+namespace td {
+namespace cuda {
+namespace sm90 {
+
+#if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
+#define TD_SM90_ASM(...) asm volatile(__VA_ARGS__)
+#else
+#define TD_SM90_ASM(...) \
+  do {                   \
+  } while (0)
+#endif
+
+__device__ __forceinline__ uint32_t smem_addr(const void* p) {
+  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
+}
+__device__ __forceinline__ void mbar_init(uint32_t bar, int count) {
+  TD_SM90_ASM("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(bar), "r"(count) : "memory");
+}
+// Arrives once and adds `bytes` to the transaction count the current phase waits for (TMA / bulk copies).
+__device__ __forceinline__ void mbar_expect_tx(uint32_t bar, uint32_t bytes) {
+  TD_SM90_ASM("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(bar), "r"(bytes) : "memory");
+}
+__device__ __forceinline__ void mbar_arrive(uint32_t bar) {
+  TD_SM90_ASM("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(bar) : "memory");
+}
+// Arrives once this thread's earlier cp.async copies have landed; .noinc: the barrier's expected count already
+// includes this arrival.
+__device__ __forceinline__ void mbar_arrive_cp_async(uint32_t bar) {
+  TD_SM90_ASM("cp.async.mbarrier.arrive.noinc.shared::cta.b64 [%0];\n" ::"r"(bar) : "memory");
+}
+// Spins until the phase with this parity has completed (a fresh barrier counts its "previous" phase, parity 1, as
+// complete, which lets the producer start on an empty ring).
+__device__ __forceinline__ void mbar_wait(uint32_t bar, uint32_t parity) {
+#if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
+  uint32_t done = 0;
+  do {
+    asm volatile(
+        "{\n.reg .pred p;\nmbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\nselp.u32 %0, 1, 0, p;\n}\n"
+        : "=r"(done)
+        : "r"(bar), "r"(parity)
+        : "memory");
+  } while (!done);
+#endif
+}
+template <int kRegs>
+__device__ __forceinline__ void setmaxnreg_inc() {
+  TD_SM90_ASM("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(kRegs));
+}
+template <int kRegs>
+__device__ __forceinline__ void setmaxnreg_dec() {
+  TD_SM90_ASM("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(kRegs));
+}
+
+#undef TD_SM90_ASM
+
+}  // namespace sm90
+}  // namespace cuda
+}  // namespace td
