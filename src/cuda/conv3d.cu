@@ -17,6 +17,7 @@
 #include "core/allocator.h"
 #include "core/log.h"
 #include "cuda/conv3d_config.h"
+#include "cuda/conv2d_wgmma.h"
 #include "cuda/cuda_common.cuh"
 
 #define TD_CUDNN_CHECK(expr)                                                                             \
@@ -451,7 +452,26 @@ void conv3d_impl(const Tensor& x_in, const Tensor& w, const Tensor* bias, Tensor
 
 }  // namespace
 
+// A/B switches for our wgmma conv kernel (conv2d_wgmma.h), all on by default: TD_VAE_WGMMA=0 runs every VAE conv
+// through cuDNN; TD_VAE_WGMMA_CAUSAL=0 only the 3x3x3 causal convs, TD_VAE_FUSED_NORM=0 unfuses the ring norm.
+static bool env_flag(const char* name, bool dflt) {
+  const char* e = std::getenv(name);
+  return e && *e ? std::string(e) != "0" : dflt;
+}
+static bool wgmma_convs() {
+  static const bool on = env_flag("TD_VAE_WGMMA", true);
+  return on && conv_mode() != ConvMode::Naive;
+}
+
 void conv3d(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y, const Conv3dParams& p, bool accumulate) {
+  // The sub-pixel up-sampling convs (2x2, pad 1, 4 phases x O outputs): cuDNN ran them at ~125 TFLOP/s on the H100.
+  if (wgmma_convs() && x.dim() == 4 && w.dim() == 5 && w.size(1) == 1 && w.size(2) == 2 && w.size(3) == 2 &&
+      p.stride_t == 1 && p.stride_h == 1 && p.stride_w == 1 && p.pad_top == 1 && p.pad_bottom == 1 &&
+      p.pad_left == 1 && p.pad_right == 1 && x.dtype() == DType::BF16 && w.dtype() == DType::BF16 &&
+      y.dtype() == DType::BF16 && x.is_contiguous() && w.is_contiguous() && y.is_contiguous() && x.is_cuda() &&
+      w.is_cuda() && y.is_cuda() && (!bias || (bias->dtype() == DType::F32 && bias->is_cuda())) &&
+      conv2d_wgmma_fits(x.size(3), w.size(0), 2, 2) && conv2d_wgmma_available())
+    return conv2d_wgmma(x, w, bias, y, accumulate);
   conv3d_impl(x, w, bias, y, p, accumulate, ConvMode::Auto);
 }
 
@@ -466,9 +486,13 @@ void conv3d_ring(const Tensor& ring, const Tensor& w_rot, const Tensor* bias, Te
     const char* e = std::getenv("TD_VAE_HEAD");  // "cudnn": run the narrow convs through cuDNN too (to compare)
     return !(e && std::string(e) == "cudnn");
   }();
-  if (head_kernel && O == conv3d_config::kHeadOutputs && CP == 3 * conv3d_config::kHeadMaxSlotChannels &&
-      w_rot.size(2) == 3 && w_rot.size(3) == 3 && p.stride_h == 1 && p.stride_w == 1 && p.pad_top == 1 &&
-      p.pad_bottom == 1 && p.pad_left == 1 && p.pad_right == 1 && conv_mode() != ConvMode::Naive) {
+  const bool conv3x3 = w_rot.size(2) == 3 && w_rot.size(3) == 3 && p.stride_h == 1 && p.stride_w == 1 &&
+                       p.pad_top == 1 && p.pad_bottom == 1 && p.pad_left == 1 && p.pad_right == 1 &&
+                       conv_mode() != ConvMode::Naive;
+  const bool head = head_kernel && conv3x3 && O == conv3d_config::kHeadOutputs &&
+                    CP == 3 * conv3d_config::kHeadMaxSlotChannels;
+  const bool wide = wgmma_convs() && conv3x3 && conv2d_wgmma_fits(CP, O, 3, 3) && conv2d_wgmma_available();
+  if (head || wide) {
     expect_cuda(ring, "conv3d_ring ring");
     expect_cuda(w_rot, "conv3d_ring weights");
     expect_cuda(y, "conv3d_ring output");
@@ -478,6 +502,9 @@ void conv3d_ring(const Tensor& ring, const Tensor& w_rot, const Tensor* bias, Te
     expect_shape(y, {1, H, W, O}, "conv3d_ring output");
     if (bias) TD_CHECK(bias->numel() == O && bias->dtype() == DType::F32 && bias->is_cuda(), "conv3d_ring bias",
                        "expected ", O, " f32 values on the GPU");
+  }
+  if (wide) return conv2d_wgmma(ring, w_rot, bias, y, accumulate);
+  if (head) {
     constexpr int C = conv3d_config::kHeadMaxSlotChannels;
     constexpr int smem = conv3d_config::kHeadOutputs * 9 * (3 * C * 2 + 16) +
                          (conv3d_config::kHeadRows + 2) * (conv3d_config::kHeadCols + 2) * (C * 2 + 16);
@@ -499,15 +526,49 @@ void conv3d_ring(const Tensor& ring, const Tensor& w_rot, const Tensor* bias, Te
   conv3d_impl(ring, w_rot, bias, y, p, accumulate, ConvMode::Cudnn2dTaps);
 }
 
+bool conv3d_ring_norm(const Tensor& ring, const Tensor& w_rot, const Tensor* bias, const Tensor& gamma,
+                      Tensor& ring_out, int slot, const Conv3dParams& p) {
+  // 96 outputs only: with 192 (one 192-wide tile per pixel block) the fused kernel took 0.412 ms a 240x416 frame on the
+  // H100 against 0.340 + ~0.043 ms for the 96-wide plain tiles and the separate norm (bench vae --convs).
+  static const bool on = env_flag("TD_VAE_FUSED_NORM", true);
+  const int64_t O = w_rot.dim() == 5 ? w_rot.size(0) : 0;
+  if (!on || !wgmma_convs() || O != 96 || !conv2d_wgmma_available() || ring.dim() != 4 ||
+      !conv2d_wgmma_fits(ring.size(3), O, w_rot.size(2), w_rot.size(3)) || w_rot.size(2) != 3 || p.stride_h != 1 ||
+      p.stride_w != 1 || p.pad_top != 1 || p.pad_bottom != 1 || p.pad_left != 1 || p.pad_right != 1)
+    return false;
+  expect_cuda(ring, "conv3d_ring_norm ring");
+  expect_cuda(w_rot, "conv3d_ring_norm weights");
+  TD_CHECK(ring.dtype() == DType::BF16 && w_rot.dtype() == DType::BF16 && ring.is_contiguous() && w_rot.is_contiguous(),
+           "conv3d_ring_norm", "expected contiguous bf16 tensors");
+  TD_CHECK(slot >= 0 && slot < 3 && ring_out.dim() == 4 && ring_out.size(3) == 3 * O, "conv3d_ring_norm",
+           "ring ", shape_str(ring_out.shape()), " has no slot ", slot, " of ", O, " channels");
+  if (bias) TD_CHECK(bias->numel() == O && bias->dtype() == DType::F32 && bias->is_cuda(), "conv3d_ring_norm bias",
+                     "expected ", O, " f32 values on the GPU");
+  conv2d_wgmma_norm(ring, w_rot, bias, ConvNormOut{&gamma, &ring_out, int(slot * O)});
+  return true;
+}
+
 bool conv3d_uses_taps(int64_t C, int64_t O) {
   const ConvMode m = conv_mode();
   return m == ConvMode::Cudnn2dTaps || (m == ConvMode::Auto && std::max(C, O) <= conv3d_config::kTaps2dMaxChannels);
 }
 
-bool conv3d_causal_direct(int64_t C, int64_t O) {
-  // Channel counts in multiples of 8 only: cuDNN accepted 4-channel problems in FindEx and refused them at run time,
-  // which this path (several calls accumulating into y) could not recover from.
-  return conv3d_uses_taps(C, O) && C % 8 == 0 && O % 8 == 0;
+namespace {
+// Channel counts in multiples of 8 only: cuDNN accepted 4-channel problems in FindEx and refused them at run time,
+// which the taps path (several calls accumulating into y) could not recover from.
+bool taps_direct(int64_t C, int64_t O) { return conv3d_uses_taps(C, O) && C % 8 == 0 && O % 8 == 0; }
+// 3x3x3 causal convs on the wgmma kernel (H100, 81x480x832 decode: the 384-channel convs at 60x104 ran at ~270
+// TFLOP/s on cuDNN's 3-D kernels one frame per call, and its [history, input] copies cost ~20 ms).
+bool causal_wgmma(int64_t C, int64_t O, int64_t kh, int64_t kw) {
+  static const bool on = env_flag("TD_VAE_WGMMA_CAUSAL", true);
+  return on && wgmma_convs() && kh == 3 && kw == 3 && conv2d_wgmma_fits(C, O, 3, 3) && conv2d_wgmma_available();
+}
+}  // namespace
+
+bool conv3d_causal_direct(const Tensor& w) {
+  if (w.dim() != 5 || w.size(1) != 3) return false;
+  const int64_t O = w.size(0), kh = w.size(2), kw = w.size(3), C = w.size(4);
+  return causal_wgmma(C, O, kh, kw) || taps_direct(C, O);
 }
 
 void conv3d_causal(const Tensor& hist, const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y,
@@ -522,6 +583,13 @@ void conv3d_causal(const Tensor& hist, const Tensor& x, const Tensor& w, const T
                x.is_contiguous() && w.is_contiguous() && y.is_contiguous(),
            "conv3d_causal", "expected x [n, H, W, C] and w [O, 3, kh, kw, C], got ", shape_str(x.shape()), " and ",
            shape_str(w.shape()));
+  if (causal_wgmma(x.size(3), w.size(0), w.size(2), w.size(3)) && p.pad_top == 1 && p.pad_bottom == 1 &&
+      p.pad_left == 1 && p.pad_right == 1 && p.stride_h == 1 && p.stride_w == 1) {
+    if (bias) TD_CHECK(bias->numel() == w.size(0) && bias->dtype() == DType::F32 && bias->is_cuda(),
+                       "conv3d_causal bias", "expected ", w.size(0), " f32 values on the GPU");
+    expect_shape(y, {x.size(0), x.size(1), x.size(2), w.size(0)}, "conv3d_causal output");
+    return conv3d_causal_wgmma(hist, x, w, bias, y, accumulate);
+  }
   const int64_t cf = hist.defined() ? hist.size(0) : 0;
   if (cf) {
     expect_cuda(hist, "conv3d_causal history");
@@ -552,7 +620,7 @@ void conv3d_causal(const Tensor& hist, const Tensor& x, const Tensor& w, const T
     if (h1 > h0) calls.push_back({dt, h0, h1 - h0, hp + size_t(cf + h0 - lag) * xf});
     if (n > lag) calls.push_back({dt, lag, n - lag, xp});
   }
-  bool ok = conv3d_causal_direct(C, O) && sym && x.numel() < (int64_t(1) << 31) &&
+  bool ok = taps_direct(C, O) && sym && x.numel() < (int64_t(1) << 31) &&
             (!cf || hist.numel() < (int64_t(1) << 31)) && y.numel() < (int64_t(1) << 31);
   std::vector<Descs*> ds;
   for (const Call& c : calls) {

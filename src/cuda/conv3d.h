@@ -14,10 +14,16 @@ void conv3d(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y, con
 // time taps are one GEMM (K = 27C) and y is written once instead of read and rewritten per tap.
 void conv3d_ring(const Tensor& ring, const Tensor& w_rot, const Tensor* bias, Tensor& y, const Conv3dParams& p,
                  bool accumulate);
+// conv3d_ring (3x3, pad 1) followed by the VAE RMS norm + SiLU of its result (bias as pre-bias, see
+// cpu/vae_rms_norm.h) into ring slot `slot` of ring_out [1, H, W, 3 * O], in one kernel that never stores the conv
+// result. Returns false, doing nothing, where that kernel does not run (not sm_90a, O != 96, TD_VAE_WGMMA=0).
+bool conv3d_ring_norm(const Tensor& ring, const Tensor& w_rot, const Tensor* bias, const Tensor& gamma,
+                      Tensor& ring_out, int slot, const Conv3dParams& p);
 // Whether conv3d runs a problem with C input and O output channels as per-time-tap 2-D convs (TD_VAE_CONV).
 bool conv3d_uses_taps(int64_t C, int64_t O);
-// Whether conv3d_causal reads history and input in place for such a problem (else it concatenates first).
-bool conv3d_causal_direct(int64_t C, int64_t O);
+// Whether conv3d_causal reads history and input in place for weights w [O, 3, kh, kw, C] (else it concatenates
+// first): our wgmma kernel for 3x3x3 with O a multiple of 96 (sm_90a), cuDNN 2-D taps where conv3d_uses_taps.
+bool conv3d_causal_direct(const Tensor& w);
 // The VAE's causal kernel-3 conv without the concatenation: y = conv3d([zeros(2 - cf), hist, x]) for hist
 // [cf <= 2, H, W, C] (undefined = no history) and x [n, H, W, C]; time stride 1, no time padding. Runs as 2-D
 // tap convs reading the history and input frames in place (falls back to the concatenation if cuDNN can't).

@@ -15,6 +15,7 @@
 #include "cpu/vae_resample.h"
 #include "cpu/vae_rms_norm.h"
 #include "cuda/conv3d.h"
+#include "cuda/conv2d_wgmma.h"
 #include "cuda/vae_ops.h"
 #include "io/safetensors.h"
 #include "model/vae/wan_vae.h"
@@ -54,6 +55,8 @@ TEST(VaeCuda, Conv3dMatchesCpu) {
       {{2, 8, 12, 16}, {16, 1, 3, 3, 16}, down, false, "downsample (asymmetric pad, stride 2)"},
       {{5, 4, 6, 16}, {16, 3, 1, 1, 16}, tstride, false, "time conv stride 2"},
       {{2, 5, 7, 24}, {96, 1, 2, 2, 24}, pad1, false, "sub-pixel 2x2"},
+      {{2, 9, 70, 32}, {192, 1, 2, 2, 32}, pad1, false, "sub-pixel 2x2, 192 outputs (wgmma on sm_90a)"},
+      {{1, 9, 70, 32}, {96, 1, 2, 2, 32}, pad1, true, "sub-pixel 2x2 accumulate (wgmma on sm_90a)"},
       {{1, 5, 7, 24}, {40, 1, 1, 1, 24}, none, false, "pointwise"},
   };
   uint64_t seed = 1;
@@ -73,35 +76,118 @@ TEST(VaeCuda, Conv3dMatchesCpu) {
 // The causal conv reading history and input in place (2-D taps) against the CPU conv on the concatenation
 // [zeros(2 - cf), hist, x], for every history length and 1-3 new frames, with and without the residual add.
 // conv3d_ring on the GPU: the decoder head's shape (3 x 96 ring channels -> 8 outputs) takes our mma.sync kernel,
-// wider outputs take cuDNN; both against the CPU conv, with and without accumulation, at sizes that leave partial
-// tiles (the kernel's 8 x 32 pixel tiles) and zero-padded borders.
+// 96 / 192 outputs our wgmma kernel on sm_90a (also called directly, so a fallback cannot hide it), others cuDNN; all
+// against the CPU conv, with and without accumulation, at sizes that leave partial tiles (head 8 x 32 px, wgmma
+// 8 or 4 rows x 64 px) and zero-padded borders.
 TEST(VaeCuda, RingConvMatchesCpu) {
   TD_SKIP_WITHOUT_CUDA();
   Conv3dParams pad1;
   pad1.pad_top = pad1.pad_bottom = pad1.pad_left = pad1.pad_right = 1;
   uint64_t seed = 100;
-  for (int64_t O : {8, 16})
+  for (int64_t O : {8, 16, 96, 192})
     for (bool acc : {false, true}) {
-      const int64_t H = 13, W = 45, CP = 288;
+      const int64_t H = 13, W = O >= 96 ? 150 : 45, CP = O == 192 ? 576 : 288;
       Tensor x = bf16_round(test::randn({1, H, W, CP}, seed++)), w = bf16_round(test::randn({O, 1, 3, 3, CP}, seed++, 0.05f));
       Tensor b = test::randn({O}, seed++);
       Tensor yc = acc ? bf16_round(test::randn({1, H, W, O}, seed++)) : Tensor::empty({1, H, W, O}, DType::F32);
-      Tensor yg = acc ? to_gpu(yc) : Tensor::empty({1, H, W, O}, DType::BF16, Device::CUDA);
+      Tensor y0 = acc ? to_gpu(yc) : Tensor::empty({1, H, W, O}, DType::BF16, Device::CUDA);
+      Tensor yg = y0.clone();
       cpu::conv3d(x, w, &b, yc, pad1, acc);
       Tensor xg = to_gpu(x), wg = to_gpu(w), bg = b.to(Device::CUDA);
       cuda::conv3d_ring(xg, wg, &bg, yg, pad1, acc);
       compare(yg, yc, 1e-4, cat("ring conv O=", O, acc ? " accumulate" : "").c_str());
+      if (cuda::conv2d_wgmma_available() && cuda::conv2d_wgmma_fits(CP, O, 3, 3)) {
+        for (const char* tile : {"n96r8", "n96r4", "n192r4"}) {
+          if (std::string(tile) == "n192r4" && O != 192) continue;
+          Tensor yw = y0.clone();
+          cuda::conv2d_wgmma(xg, wg, &bg, yw, acc, tile);
+          compare(yw, yc, 1e-4, cat("ring conv wgmma ", tile, " O=", O, acc ? " accumulate" : "").c_str());
+        }
+      }
     }
+}
+
+// The wgmma ring conv's persistent loop (more tiles than SMs, so CTAs carry their pipeline phase across tiles) at a
+// size the CPU reference would take long for: against cuDNN's conv of the same bf16 data.
+TEST(VaeCuda, RingConvWgmmaManyTilesMatchesCudnn) {
+  TD_SKIP_WITHOUT_CUDA();
+  if (!cuda::conv2d_wgmma_available()) GTEST_SKIP() << "needs an sm_90 GPU and an sm_90a build";
+  Conv3dParams pad1;
+  pad1.pad_top = pad1.pad_bottom = pad1.pad_left = pad1.pad_right = 1;
+  uint64_t seed = 300;
+  for (int64_t O : {96, 192}) {
+    const int64_t H = 200, W = 700, CP = 3 * O;
+    Tensor xg = to_gpu(test::randn({1, H, W, CP}, seed++));
+    Tensor wg = to_gpu(test::randn({O, 1, 3, 3, CP}, seed++, 0.05f));
+    Tensor bg = test::randn({O}, seed++).to(Device::CUDA);
+    Tensor y0 = to_gpu(test::randn({1, H, W, O}, seed++));
+    Tensor yref = y0.clone();
+    cuda::conv3d(xg, wg, &bg, yref, pad1, true);
+    for (const char* tile : {"n96r8", "n96r4", "n192r4"}) {
+      if (std::string(tile) == "n192r4" && O != 192) continue;
+      Tensor yw = y0.clone();
+      cuda::conv2d_wgmma(xg, wg, &bg, yw, true, tile);
+      compare(yw, yref, 1e-4, cat("ring conv wgmma ", tile, " O=", O, " ", H, "x", W, " vs cuDNN").c_str());
+    }
+  }
+  // The 2x2 sub-pixel form (output one pixel larger each way) over several frames, against the CPU.
+  const int64_t n = 2, H = 60, W = 140, C = 32, O = 384;
+  Tensor x = bf16_round(test::randn({n, H, W, C}, seed++)), w = bf16_round(test::randn({O, 1, 2, 2, C}, seed++, 0.1f));
+  Tensor b = test::randn({O}, seed++);
+  Tensor yc = Tensor::empty({n, H + 1, W + 1, O}, DType::F32);
+  cpu::conv3d(x, w, &b, yc, pad1, false);
+  Tensor xg = to_gpu(x), wg = to_gpu(w), bg = b.to(Device::CUDA);
+  for (const char* tile : {"n96r8", "n96r4", "n192r4"}) {
+    Tensor yw = Tensor::empty({n, H + 1, W + 1, O}, DType::BF16, Device::CUDA);
+    cuda::conv2d_wgmma(xg, wg, &bg, yw, false, tile);
+    compare(yw, yc, 1e-4, cat("sub-pixel 2x2 wgmma ", tile, " O=", O, " 2 frames").c_str());
+  }
+}
+
+// The ring conv with the next RMS norm + SiLU fused into its epilogue (cuda::conv3d_ring_norm) against the CPU conv
+// followed by the CPU norm (conv bias as the pre-bias): the written slot matches, the other two slots stay untouched.
+TEST(VaeCuda, RingConvNormFusedMatchesCpu) {
+  TD_SKIP_WITHOUT_CUDA();
+  if (!cuda::conv2d_wgmma_available()) GTEST_SKIP() << "needs an sm_90 GPU and an sm_90a build";
+  Conv3dParams pad1;
+  pad1.pad_top = pad1.pad_bottom = pad1.pad_left = pad1.pad_right = 1;
+  uint64_t seed = 500;
+  for (int64_t O : {96, 192}) {
+    const int64_t H = 21, W = 150, CP = 3 * O;
+    Tensor x = bf16_round(test::randn({1, H, W, CP}, seed++));
+    Tensor w = bf16_round(test::randn({O, 1, 3, 3, CP}, seed++, 0.05f));
+    Tensor b = test::randn({O}, seed++), g = test::randn({O}, seed++, 0.2f, 1.f);
+    Tensor yc = Tensor::empty({1, H, W, O}, DType::F32), nc = Tensor::empty({1, H, W, O}, DType::F32);
+    cpu::conv3d(x, w, nullptr, yc, pad1, false);
+    cpu::vae_rms_norm(yc, g, &b, true, nc);
+    Tensor ring = to_gpu(test::randn({1, H, W, 3 * O}, seed++));
+    Tensor before = ring.to(Device::CPU).to(DType::F32);
+    Tensor bg = b.to(Device::CUDA), gg = g.to(Device::CUDA);
+    const int slot = 1;
+    if (O == 96) {  // the decoder's route (192 outputs run unfused there, but the kernel takes them)
+      ASSERT_TRUE(cuda::conv3d_ring_norm(to_gpu(x), to_gpu(w), &bg, gg, ring, slot, pad1));
+    } else {
+      cuda::conv2d_wgmma_norm(to_gpu(x), to_gpu(w), &bg, cuda::ConvNormOut{&gg, &ring, int(slot * O)});
+    }
+    Tensor after = ring.to(Device::CPU).to(DType::F32);
+    compare(after.slice(3, slot * O, slot * O + O).contiguous(), nc, 1e-4, cat("ring conv + fused norm O=", O).c_str());
+    for (int other : {0, 2})
+      EXPECT_EQ(test::max_abs_diff(after.slice(3, other * O, other * O + O).contiguous(),
+                                   before.slice(3, other * O, other * O + O).contiguous()), 0.0)
+          << "slot " << other << " was overwritten";
+  }
 }
 
 TEST(VaeCuda, CausalConvInPlaceMatchesCpu) {
   TD_SKIP_WITHOUT_CUDA();
   Conv3dParams pad1;
   pad1.pad_top = pad1.pad_bottom = pad1.pad_left = pad1.pad_right = 1;
-  const int64_t H = 6, W = 10, C = 32, O = 16;
-  ASSERT_TRUE(cuda::conv3d_causal_direct(C, O) || std::getenv("TD_VAE_CONV")) << "expected the in-place path";
+  // O = 16: cuDNN 2-D taps; O = 96 (sm_90a): the wgmma kernel, 70 px wide so tiles are partial.
   uint64_t seed = 100;
+  for (const auto& [O, W] : {std::pair<int64_t, int64_t>{16, 10}, {96, 70}}) {
+  const int64_t H = 6, C = 32;
   Tensor w = bf16_round(test::randn({O, 3, 3, 3, C}, seed++, 0.1f)), b = test::randn({O}, seed++);
+  ASSERT_TRUE(cuda::conv3d_causal_direct(w) || std::getenv("TD_VAE_CONV")) << "expected the in-place path";
   Tensor wg = to_gpu(w), bg = b.to(Device::CUDA);
   for (int cf = 0; cf <= 2; cf++)
     for (int n = 1; n <= 3; n++)
@@ -115,8 +201,9 @@ TEST(VaeCuda, CausalConvInPlaceMatchesCpu) {
         Tensor yg = acc ? to_gpu(yc) : Tensor::empty({n, H, W, O}, DType::BF16, Device::CUDA);
         cpu::conv3d(buf, w, &b, yc, pad1, acc);
         cuda::conv3d_causal(cf ? to_gpu(hist) : Tensor(), to_gpu(x), wg, &bg, yg, pad1, acc);
-        compare(yg, yc, 1e-4, cat("causal in place cf ", cf, " n ", n, acc ? " acc" : "").c_str());
+        compare(yg, yc, 1e-4, cat("causal in place O ", O, " cf ", cf, " n ", n, acc ? " acc" : "").c_str());
       }
+  }
 }
 
 TEST(VaeCuda, SmallOpsMatchCpu) {

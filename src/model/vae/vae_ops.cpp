@@ -160,13 +160,11 @@ void conv3d_causal(const Tensor& hist, const Tensor& x, const Tensor& w, const T
   TD_VAE_DISPATCH(y, conv3d, buf, w, bias, y, p, accumulate);
 }
 
-bool causal_direct(const Tensor& like, int64_t C, int64_t O) {
+bool causal_direct(const Tensor& w) {
 #ifdef TD_WITH_CUDA
-  if (like.is_cuda()) return cuda::conv3d_causal_direct(C, O);
+  if (w.is_cuda()) return cuda::conv3d_causal_direct(w);
 #endif
-  (void)like;
-  (void)C;
-  (void)O;
+  (void)w;
   return false;
 }
 
@@ -208,6 +206,18 @@ void conv_ring(const Tensor& ring, const Tensor& w_rot, const Tensor* bias, Tens
   if (y.is_cuda()) return cuda::conv3d_ring(ring, w_rot, bias, y, p, accumulate);
 #endif
   cpu::conv3d(ring, w_rot, bias, y, p, accumulate);
+}
+
+bool conv_ring_norm(const Tensor& ring, const Tensor& w_rot, const Tensor* bias, const Tensor& gamma, Tensor& ring_out,
+                    int slot, const Conv3dParams& p) {
+#ifdef TD_WITH_CUDA
+  if (ring_out.is_cuda()) {
+    ProfileScope ps(profiling() ? cat(conv_bucket(ring, w_rot, ring_out), " (ring, norm fused)") : std::string());
+    return cuda::conv3d_ring_norm(ring, w_rot, bias, gamma, ring_out, slot, p);
+  }
+#endif
+  (void)ring, (void)w_rot, (void)bias, (void)gamma, (void)slot, (void)p;
+  return false;
 }
 
 }  // namespace vae

@@ -17,12 +17,12 @@ void upsample_nearest2x(const Tensor& x, Tensor& y);
 void time_interleave(const Tensor& x, Tensor& y);
 void phase_shuffle(const Tensor& x, Tensor& y);
 void zero(Tensor& x);
-// y = conv3d([zeros(2 - cf), hist, x]) with hist [cf <= 2, ...] (see cuda/conv3d.h); causal_direct(C, O) says
-// whether the device path avoids the concatenation for that channel count (else callers should keep their own
+// y = conv3d([zeros(2 - cf), hist, x]) with hist [cf <= 2, ...] (see cuda/conv3d.h); causal_direct(w) says
+// whether the device path avoids the concatenation for weights w [O, 3, kh, kw, C] (else callers should keep their own
 // contiguous buffer, which is cheaper than the fallback's copy).
 void conv3d_causal(const Tensor& hist, const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y,
                    const Conv3dParams& p, bool accumulate);
-bool causal_direct(const Tensor& like, int64_t C, int64_t O);
+bool causal_direct(const Tensor& w);
 
 // Frame rings for the causal 3x3x3 convs: ring [1, H, W, 3C] holds the conv's last three input frames, frame t in
 // channels [(t % 3) C, (t % 3) C + C) of every pixel (zeros before the first frame). rms_norm_ring writes one
@@ -36,6 +36,11 @@ bool ring_ok(Device dev, int64_t C, int64_t O);
 void rms_norm_ring(const Tensor& x, const Tensor& gamma, const Tensor* pre_bias, bool silu, Tensor& ring, int slot);
 void conv_ring(const Tensor& ring, const Tensor& w_rot, const Tensor* bias, Tensor& y, const Conv3dParams& p,
                bool accumulate);
+// conv_ring, then rms_norm_ring of its result (bias as the pre-bias, SiLU) into slot `slot` of ring_out, as one kernel
+// that never stores the conv result, where the device has one (cuda::conv3d_ring_norm); returns false otherwise,
+// having done nothing (the caller runs the two steps).
+bool conv_ring_norm(const Tensor& ring, const Tensor& w_rot, const Tensor* bias, const Tensor& gamma, Tensor& ring_out,
+                    int slot, const Conv3dParams& p);
 
 // Per-stage timing for finding where decode time goes: with TD_VAE_PROFILE=1 every op (and each ProfileScope) waits
 // for the device before and after itself and adds its wall time to a named bucket (convs by shape). The syncs cost

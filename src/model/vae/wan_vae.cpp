@@ -332,7 +332,7 @@ struct WanVae::Impl {
   // stage on CUDA), a norm writes its output to a fresh [n] tensor instead of a buffer's tail, and that tensor
   // (when n == 2) becomes the next history as is: no copies in or out of a buffer at the largest activations.
   bool direct(const Conv& c) const {
-    return c.kt == kHist + 1 && c.p.stride_t == 1 && vae::causal_direct(c.w, c.w.size(4), c.w.size(0));
+    return c.kt == kHist + 1 && c.p.stride_t == 1 && vae::causal_direct(c.w);
   }
   // The tensor a norm should write the conv's input to; *buf receives the buffer it belongs to (undefined when
   // direct).
@@ -392,13 +392,17 @@ struct WanVae::Impl {
     TD_ASSERT(r.size(1) == H && r.size(2) == W && r.size(3) == 3 * C, "vae ring ", shape_str(r.shape()));
     return r;
   }
+  // c's weights rotated for a frame in ring slot rot.
+  static Tensor rotated(const Conv& c, int rot) {
+    const Tensor& rw = c.ring_w;
+    return rw.slice(0, rot, rot + 1).view({rw.size(1), 1, rw.size(3), rw.size(4), rw.size(5)});
+  }
   // Normalises frame x [1, H, W, C] into the slot's ring and returns the rotated weights of c for it.
   Tensor ring_in(const Conv& c, Run& run, size_t slot, const Tensor& x, const Tensor& g, const Tensor* pre_bias) const {
     Tensor& ring = ring_for(run, slot, x.size(1), x.size(2), x.size(3));
     const int rot = int(run.frames[slot]++ % 3);
     vae::rms_norm_ring(x, g, pre_bias, true, ring, rot);
-    const Tensor& rw = c.ring_w;
-    return rw.slice(0, rot, rot + 1).view({rw.size(1), 1, rw.size(3), rw.size(4), rw.size(5)});
+    return rotated(c, rot);
   }
 
   // The residual block frame by frame through the two rings: norm1 -> conv1 -> norm2 -> conv2 (+= shortcut).
@@ -406,11 +410,19 @@ struct WanVae::Impl {
     const int64_t n = x.size(0), H = x.size(1), W = x.size(2), O = r.c1.w.size(0);
     Tensor h = r.sc.defined() ? pointwise(r.sc, x) : x;
     const size_t s1 = run.next(), s2 = run.next();
-    Tensor y1 = empty({1, H, W, O});
+    Tensor y1;  // conv1's output, only where norm2 does not fuse into it
     for (int64_t t = 0; t < n; t++) {
       Tensor w1 = ring_in(r.c1, run, s1, x.slice(0, t, t + 1), r.g1, r.defer_in.defined() ? &r.defer_in : nullptr);
-      vae::conv_ring(run.slot[s1], w1, nullptr, y1, r.c1.p, false);
-      Tensor w2 = ring_in(r.c2, run, s2, y1, r.g2, &r.c1.b);
+      // norm2 in conv1's epilogue where the device can (y1 is then never stored), else the two steps.
+      Tensor& ring2 = ring_for(run, s2, H, W, O);
+      Tensor w2;
+      if (vae::conv_ring_norm(run.slot[s1], w1, &r.c1.b, r.g2, ring2, int(run.frames[s2] % 3), r.c1.p)) {
+        w2 = rotated(r.c2, int(run.frames[s2]++ % 3));
+      } else {
+        if (!y1.defined()) y1 = empty({1, H, W, O});
+        vae::conv_ring(run.slot[s1], w1, nullptr, y1, r.c1.p, false);
+        w2 = ring_in(r.c2, run, s2, y1, r.g2, &r.c1.b);
+      }
       Tensor ht = h.slice(0, t, t + 1);
       vae::conv_ring(run.slot[s2], w2, r.defer_out ? nullptr : &r.c2.b, ht, r.c2.p, true);
     }

@@ -1,0 +1,472 @@
+// The VAE's wide 2-D convs on sm_90a (see conv3d_config::kRing*): an implicit-GEMM 3x3 or 2x2 conv with padding 1
+// over x [n, H, W, CP] (a frame ring, or the input of a sub-pixel up-sampling conv), M = pixels, N = O,
+// K = KS * KS * CP, bf16 in, fp32 accumulation.
+#include <cuda_bf16.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstdlib>
+#include <string>
+
+#include "core/allocator.h"
+#include "cuda/conv3d_config.h"
+#include "cuda/conv2d_wgmma.h"
+#include "cuda/cuda_common.cuh"
+#include "cuda/sla_wgmma.cuh"
+#include "cuda/sm90_sync.cuh"
+
+namespace td {
+namespace cuda {
+namespace {
+
+using namespace conv3d_config;
+using sla::fence_operands;
+using sla::fence_proxy_async_smem;
+using sla::wgmma_commit;
+using sla::wgmma_fence;
+using sla::wgmma_wait;
+using namespace sm90;
+
+#if defined(__CUDA_ARCH__) && (__CUDA_ARCH__ == 900) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
+#define TD_RING_SM90 1
+#endif
+
+#ifdef TD_RING_SM90
+// Unswizzled K-major matrix descriptor: 8-row x 16-byte core matrices, `sbo` bytes between 8-row groups (M/N),
+// `lbo` bytes between the 8-element groups along K.
+__device__ __forceinline__ uint64_t desc_plain(uint32_t saddr, uint32_t lbo, uint32_t sbo) {
+  return uint64_t((saddr & 0x3FFFF) >> 4) | (uint64_t(lbo >> 4) << 16) | (uint64_t(sbo >> 4) << 32);
+}
+
+__device__ __forceinline__ void cp_async16(uint32_t dst, const void* src, int src_bytes) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(src_bytes) : "memory");
+}
+
+// d[48] += A(64x16, smem desc) . B(96x16, smem desc)^T, bf16 in, fp32 accumulators.
+__device__ __forceinline__ void wgmma_m64n96k16_bf16(float (&d)[48], uint64_t da, uint64_t db) {
+  asm volatile(
+      "wgmma.mma_async.sync.aligned.m64n96k16.f32.bf16.bf16 {"
+      "%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,"
+      "%26,%27,%28,%29,%30,%31,%32,%33,%34,%35,%36,%37,%38,%39,%40,%41,%42,%43,%44,%45,%46,%47"
+      "}, %48, %49, 1, 1, 1, 0, 0;\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]),
+        "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]),
+        "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]),
+        "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]),
+        "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]),
+        "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47])
+      : "l"(da), "l"(db));
+}
+// d[96] += A(64x16, smem desc) . B(192x16, smem desc)^T, bf16 in, fp32 accumulators.
+__device__ __forceinline__ void wgmma_m64n192k16_bf16(float (&d)[96], uint64_t da, uint64_t db) {
+  asm volatile(
+      "wgmma.mma_async.sync.aligned.m64n192k16.f32.bf16.bf16 {"
+      "%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,"
+      "%26,%27,%28,%29,%30,%31,%32,%33,%34,%35,%36,%37,%38,%39,%40,%41,%42,%43,%44,%45,%46,%47,%48,%49,"
+      "%50,%51,%52,%53,%54,%55,%56,%57,%58,%59,%60,%61,%62,%63,%64,%65,%66,%67,%68,%69,%70,%71,%72,%73,"
+      "%74,%75,%76,%77,%78,%79,%80,%81,%82,%83,%84,%85,%86,%87,%88,%89,%90,%91,%92,%93,%94,%95"
+      "}, %96, %97, 1, 1, 1, 0, 0;\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]),
+        "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]),
+        "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]),
+        "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]),
+        "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]),
+        "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]),
+        "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), "+f"(d[56]),
+        "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63]), "+f"(d[64]),
+        "+f"(d[65]), "+f"(d[66]), "+f"(d[67]), "+f"(d[68]), "+f"(d[69]), "+f"(d[70]), "+f"(d[71]), "+f"(d[72]),
+        "+f"(d[73]), "+f"(d[74]), "+f"(d[75]), "+f"(d[76]), "+f"(d[77]), "+f"(d[78]), "+f"(d[79]), "+f"(d[80]),
+        "+f"(d[81]), "+f"(d[82]), "+f"(d[83]), "+f"(d[84]), "+f"(d[85]), "+f"(d[86]), "+f"(d[87]), "+f"(d[88]),
+        "+f"(d[89]), "+f"(d[90]), "+f"(d[91]), "+f"(d[92]), "+f"(d[93]), "+f"(d[94]), "+f"(d[95])
+      : "l"(da), "l"(db));
+}
+
+template <int NT>
+__device__ __forceinline__ void wgmma_row(float (&d)[NT / 2], uint64_t da, uint64_t db) {
+  if constexpr (NT == 96)
+    wgmma_m64n96k16_bf16(d, da, db);
+  else
+    wgmma_m64n192k16_bf16(d, da, db);
+}
+
+// One contiguous global -> shared copy by the bulk-copy engine, completing on `bar` as transaction bytes.
+__device__ __forceinline__ void bulk_copy_g2s(uint32_t dst, const void* src, uint32_t bytes, uint32_t bar) {
+  asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];\n" ::"r"(dst),
+               "l"(src), "r"(bytes), "r"(bar)
+               : "memory");
+}
+#endif
+
+// The weights in stage order: [O / NT][kt * C / kRingChunk][taps][kRingChunk / 8][NT][8] from w [O, kt, KS, KS, C]
+// (stage c = time tap dt, channel chunk cc), so one stage's weights are one contiguous bulk copy already in the
+// unswizzled K-major layout.
+__global__ void pack_conv_weights_kernel(const uint4* __restrict__ w, uint4* __restrict__ out, int O, int NT, int kt,
+                                         int taps, int C) {
+  constexpr int G = kRingChunk / 8;
+  const int64_t pieces = int64_t(O) * kt * taps * (C / 8);
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < pieces; i += int64_t(gridDim.x) * blockDim.x) {
+    int64_t q = i;
+    const int nl = int(q % NT);
+    q /= NT;
+    const int kg = int(q % G);
+    q /= G;
+    const int tap = int(q % taps);
+    q /= taps;
+    const int cpf = C / kRingChunk, chunks = kt * cpf, c = int(q % chunks), nb = int(q / chunks);
+    const int n = nb * NT + nl, dt = c / cpf, cc = c - dt * cpf;
+    out[i] = w[((int64_t(n) * kt + dt) * taps + tap) * (C / 8) + cc * G + kg];
+  }
+}
+
+struct ConvArgs {
+  const __nv_bfloat16* x;  // [n, H, W, C]
+  // kt = 3: causal time taps; output frame f reads frame f - 2 + dt for tap dt: x[k] for k >= 0, hist[cf + k] for
+  // -cf <= k < 0, zeros before that. kt = 1: frame f.
+  const __nv_bfloat16* hist;  // [cf, H, W, C] or null
+  const __nv_bfloat16* wpack;
+  const float* bias;       // [O] or null
+  __nv_bfloat16* y;        // [n, Ho, Wo, O], Ho = H + 3 - KS
+  int n, cf, kt, H, W, C, Ho, Wo, O, accumulate;
+  // Fused VAE RMS norm (NT == O): instead of y, writes silu(u / max(|u|, 1e-12) * sqrt(O) * gamma), u = conv + bias,
+  // into channels [norm_off, norm_off + O) of norm_out [n, Ho, Wo, norm_ch] (the next conv's frame ring).
+  const float* gamma;
+  __nv_bfloat16* norm_out;
+  int norm_ch, norm_off;
+};
+
+// Persistent over tiles (frame, R output rows x kRingTileW pixels, NT outputs), so the producer loads the next tile
+// while the consumers run the last one's epilogue. Tiles with the same pixels and different output blocks are
+// adjacent (the second reads the halo from L2).
+template <int KS, int NT, int RW, int S, bool kNorm>
+__global__ void __launch_bounds__(kRingThreads, 1) conv2d_wgmma_kernel(const __grid_constant__ ConvArgs a) {
+#ifdef TD_RING_SM90
+  constexpr int R = kRingConsumers * RW, T = KS * KS;
+  constexpr int HR = R + KS - 1, HW = kRingTileW + KS - 1;
+  constexpr int kGroups = kRingChunk / 8;
+  constexpr int kAPlane = HR * HW * 16;  // one 8-channel group of the halo: pixel (r, px) at (r * HW + px) * 16
+  constexpr int kABytes = kGroups * kAPlane;
+  constexpr int kWPlane = NT * 16;  // one tap's 8-channel group of the NT weight rows
+  constexpr int kWBytes = T * kGroups * kWPlane;
+  constexpr int kStageBytes = kABytes + kWBytes;
+  extern __shared__ __align__(128) unsigned char smem_raw[];
+  __shared__ __align__(8) uint64_t full_bar[S], empty_bar[S];
+  const uint32_t base = (smem_addr(smem_raw) + 127u) & ~127u;
+  const int tid = threadIdx.x, wg = tid >> 7;
+  const int cpf = a.C / kRingChunk, chunks = a.kt * cpf, nblocks = a.O / NT;
+  const size_t frame = size_t(a.H) * a.W * a.C;
+  const int tiles_x = (a.Wo + kRingTileW - 1) / kRingTileW, tiles_xy = tiles_x * ((a.Ho + R - 1) / R);
+  const int tiles = tiles_xy * nblocks * a.n;
+  if (tid == 0) {
+#pragma unroll
+    for (int s = 0; s < S; s++) {
+      mbar_init(smem_addr(&full_bar[s]), 128 + 1);  // every producer thread's cp.async + the weights' expect_tx
+      mbar_init(smem_addr(&empty_bar[s]), 4 * kRingConsumers);  // every consumer warp
+    }
+    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+  }
+  __syncthreads();
+
+  if (wg == 0) {
+    setmaxnreg_dec<kRingProducerRegs>();
+    int stage = 0;
+    uint32_t phase = 0;
+    for (int tile = blockIdx.x; tile < tiles; tile += gridDim.x) {
+      const int nb = tile % nblocks, pt = (tile / nblocks) % tiles_xy, f = tile / (nblocks * tiles_xy);
+      const int x0 = (pt % tiles_x) * kRingTileW, h0 = (pt / tiles_x) * R;
+      const char* wsrc = reinterpret_cast<const char*>(a.wpack) + size_t(nb) * chunks * kWBytes;
+      for (int c = 0; c < chunks; c++) {
+        const int dt = c / cpf, k = f - (a.kt - 1) + dt;
+        const __nv_bfloat16* xf = k >= 0 ? a.x + k * frame : a.cf + k >= 0 ? a.hist + (a.cf + k) * frame : nullptr;
+        mbar_wait(smem_addr(&empty_bar[stage]), phase ^ 1);
+        const uint32_t sa = base + stage * kStageBytes, fb = smem_addr(&full_bar[stage]);
+        if (tid == 0) {
+          mbar_expect_tx(fb, kWBytes);
+          bulk_copy_g2s(sa + kABytes, wsrc + size_t(c) * kWBytes, kWBytes, fb);
+        }
+        // Thread pairs take the two 16-byte halves of one pixel's 32-byte channel slice (one global sector); the
+        // conv's zero padding (1 pixel on every side) is cp.async's zero fill.
+        const __nv_bfloat16* xc = xf ? xf + (c - dt * cpf) * kRingChunk : a.x;  // no frame: all zero-fill
+        for (int i = tid; i < HR * HW * kGroups; i += 128) {
+          const int kg = i % kGroups, p = i / kGroups, r = p / HW, px = p - r * HW;
+          const int gy = h0 - 1 + r, gx = x0 - 1 + px;
+          const bool in = xf && gy >= 0 && gy < a.H && gx >= 0 && gx < a.W;
+          const __nv_bfloat16* src = xc + (in ? (size_t(gy) * a.W + gx) * a.C : 0) + kg * 8;
+          cp_async16(sa + kg * kAPlane + p * 16, src, in ? 16 : 0);
+        }
+        mbar_arrive_cp_async(fb);
+        if (++stage == S) stage = 0, phase ^= 1;
+      }
+    }
+  } else {
+    setmaxnreg_inc<kRingConsumerRegs>();
+    const int cw = wg - 1, warp = (tid >> 5) & 3, lane = tid & 31;
+    const int g = lane >> 2, t = lane & 3;
+    int stage = 0, prev = 0;
+    uint32_t phase = 0;
+    for (int tile = blockIdx.x; tile < tiles; tile += gridDim.x) {
+      const int nb = tile % nblocks, pt = (tile / nblocks) % tiles_xy, f = tile / (nblocks * tiles_xy);
+      const int x0 = (pt % tiles_x) * kRingTileW, h0 = (pt / tiles_x) * R;
+      float acc[RW][NT / 2];
+#pragma unroll
+      for (int rr = 0; rr < RW; rr++)
+#pragma unroll
+        for (int i = 0; i < NT / 2; i++) acc[rr][i] = 0.f;
+      for (int c = 0; c < chunks; c++) {
+        mbar_wait(smem_addr(&full_bar[stage]), phase);
+        fence_proxy_async_smem();  // cp.async wrote the halo through the generic proxy; wgmma reads it async
+        const uint32_t sa = base + stage * kStageBytes, sw = sa + kABytes;
+        wgmma_fence();
+#pragma unroll
+        for (int rr = 0; rr < RW; rr++) {
+#pragma unroll
+          for (int tap = 0; tap < T; tap++) {
+            const int dy = tap / KS, dx = tap - dy * KS;
+            const uint64_t da = desc_plain(sa + ((cw * RW + rr + dy) * HW + dx) * 16, kAPlane, 128);
+            const uint64_t db = desc_plain(sw + tap * kGroups * kWPlane, kWPlane, 128);
+            wgmma_row<NT>(acc[rr], da, db);
+          }
+        }
+        wgmma_commit();
+        // Keep this chunk's MMAs in flight; the previous chunk's are done, so its stage goes back to the producer.
+        wgmma_wait<1>();
+        if (c > 0 && lane == 0) mbar_arrive(smem_addr(&empty_bar[prev]));
+        prev = stage;
+        if (++stage == S) stage = 0, phase ^= 1;
+      }
+      wgmma_wait<0>();
+#pragma unroll
+      for (int rr = 0; rr < RW; rr++) fence_operands(acc[rr]);
+      if (lane == 0) mbar_arrive(smem_addr(&empty_bar[prev]));
+
+      // Accumulator layout of m64nNk16: register 4j+{0,1} = (row g, cols 8j+2t, +1), 4j+{2,3} = (row g+8, same
+      // cols); rows are output pixels x0 + row.
+      const float* bp = a.bias ? a.bias + nb * NT : nullptr;
+      if constexpr (kNorm) {
+        // A pixel's NT = O outputs sit in the 4 lanes t = 0..3 of its row: a quad shuffle completes |u|^2. Every
+        // lane joins the shuffles; only pixels inside the frame are stored. Kept short (bias added in place, fast
+        // reciprocals): a longer epilogue here pushed the main loop out of the instruction cache (ncu: "no
+        // instruction" stalls 16x, the kernel 1.8x slower).
+        const float scale = sqrtf(float(NT));
+#pragma unroll
+        for (int rr = 0; rr < RW; rr++) {
+          const int gy = h0 + cw * RW + rr;
+          if (gy >= a.Ho) continue;
+#pragma unroll
+          for (int half = 0; half < 2; half++) {
+            float ss = 0.f;
+#pragma unroll
+            for (int j = 0; j < NT / 8; j++) {
+              const int col = 8 * j + 2 * t;
+              float& u0 = acc[rr][4 * j + 2 * half];
+              float& u1 = acc[rr][4 * j + 2 * half + 1];
+              if (bp) u0 += __ldg(bp + col), u1 += __ldg(bp + col + 1);
+              ss = fmaf(u0, u0, fmaf(u1, u1, ss));
+            }
+            ss += __shfl_xor_sync(0xffffffffu, ss, 1);
+            ss += __shfl_xor_sync(0xffffffffu, ss, 2);
+            const float inv = scale * rsqrtf(fmaxf(ss, 1e-24f));  // = sqrt(O) / max(|u|, 1e-12)
+            const int x = x0 + warp * 16 + g + 8 * half;
+            if (x >= a.Wo) continue;
+            __nv_bfloat16* op = a.norm_out + ((size_t(f) * a.Ho + gy) * a.Wo + x) * a.norm_ch + a.norm_off;
+#pragma unroll
+            for (int j = 0; j < NT / 8; j++) {
+              const int col = 8 * j + 2 * t;
+              const float2 gm = *reinterpret_cast<const float2*>(a.gamma + col);
+              const float v0 = acc[rr][4 * j + 2 * half] * inv * gm.x, v1 = acc[rr][4 * j + 2 * half + 1] * inv * gm.y;
+              *reinterpret_cast<__nv_bfloat162*>(op + col) =
+                  __floats2bfloat162_rn(__fdividef(v0, 1.f + __expf(-v0)), __fdividef(v1, 1.f + __expf(-v1)));
+            }
+          }
+        }
+        continue;
+      }
+      __nv_bfloat16* yf = a.y + size_t(f) * a.Ho * a.Wo * a.O + nb * NT;
+#pragma unroll
+      for (int rr = 0; rr < RW; rr++) {
+        const int gy = h0 + cw * RW + rr;
+        if (gy >= a.Ho) continue;
+#pragma unroll
+        for (int half = 0; half < 2; half++) {
+          const int x = x0 + warp * 16 + g + 8 * half;
+          if (x >= a.Wo) continue;
+          __nv_bfloat16* yp = yf + (size_t(gy) * a.Wo + x) * a.O;
+#pragma unroll
+          for (int j = 0; j < NT / 8; j++) {
+            const int col = 8 * j + 2 * t;
+            float v0 = acc[rr][4 * j + 2 * half], v1 = acc[rr][4 * j + 2 * half + 1];
+            if (bp) v0 += __ldg(bp + col), v1 += __ldg(bp + col + 1);
+            __nv_bfloat162* dst = reinterpret_cast<__nv_bfloat162*>(yp + col);
+            if (a.accumulate) {
+              const float2 old = __bfloat1622float2(*dst);
+              v0 += old.x, v1 += old.y;
+            }
+            *dst = __floats2bfloat162_rn(v0, v1);
+          }
+        }
+      }
+    }
+  }
+#else
+  __trap();  // never launched: the host checks conv2d_wgmma_available()
+#endif
+}
+
+template <int KS, int NT, int RW, int S>
+constexpr int conv_smem_bytes() {
+  constexpr int R = kRingConsumers * RW;
+  constexpr int stage = (kRingChunk / 8) * 16 * ((R + KS - 1) * (kRingTileW + KS - 1) + KS * KS * NT);
+  return S * stage + 128;  // + alignment slack
+}
+
+template <int KS, int NT, int RW, int S, bool kNorm>
+void launch_conv(const Tensor* hist, const Tensor& x, const Tensor& w, const Tensor* bias, Tensor* y, bool accumulate,
+                 const ConvNormOut* norm) {
+  auto kernel = conv2d_wgmma_kernel<KS, NT, RW, S, kNorm>;
+  constexpr int smem = conv_smem_bytes<KS, NT, RW, S>();
+  static_assert(smem <= 227 * 1024, "conv stages exceed shared memory");
+  static bool configured = false;
+  if (!configured) {
+    TD_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+    configured = true;
+  }
+  ConvArgs a{};
+  a.n = int(x.size(0)), a.H = int(x.size(1)), a.W = int(x.size(2)), a.C = int(x.size(3));
+  a.O = int(w.size(0)), a.kt = int(w.size(1)), a.Ho = a.H + 3 - KS, a.Wo = a.W + 3 - KS;
+  if (hist && hist->defined()) a.hist = hist->ptr<__nv_bfloat16>(), a.cf = int(hist->size(0));
+  a.accumulate = accumulate ? 1 : 0;
+  // Packed per call (a few microseconds next to the conv): the weights are views the model may own in any layout.
+  Tensor wpack = Tensor::empty({w.numel()}, DType::BF16, Device::CUDA);
+  const int64_t pieces = w.numel() / 8;
+  pack_conv_weights_kernel<<<unsigned(std::min<int64_t>((pieces + 255) / 256, 4096)), 256, 0, stream()>>>(
+      static_cast<const uint4*>(w.data()), static_cast<uint4*>(wpack.data()), a.O, NT, a.kt, KS * KS, a.C);
+  TD_CUDA_LAUNCH_CHECK();
+  a.x = x.ptr<__nv_bfloat16>(), a.wpack = wpack.ptr<__nv_bfloat16>(), a.y = y ? y->ptr<__nv_bfloat16>() : nullptr;
+  if (norm) {
+    a.gamma = norm->gamma->ptr<float>(), a.norm_out = norm->out->ptr<__nv_bfloat16>();
+    a.norm_ch = int(norm->out->size(3)), a.norm_off = norm->offset;
+  }
+  a.bias = bias ? bias->ptr<float>() : nullptr;
+  constexpr int R = kRingConsumers * RW;
+  const int64_t tiles = int64_t((a.Wo + kRingTileW - 1) / kRingTileW) * ((a.Ho + R - 1) / R) * (a.O / NT) * a.n;
+  TD_CHECK(tiles < (int64_t(1) << 31), "conv2d_wgmma", "problem too large: ", shape_str(x.shape()));
+  kernel<<<unsigned(std::min<int64_t>(tiles, sm_count())), kRingThreads, smem, stream()>>>(a);
+  TD_CUDA_LAUNCH_CHECK();
+}
+
+}  // namespace
+
+bool conv2d_wgmma_available() {
+  static int avail = -1;
+  if (avail < 0) {
+    avail = 0;
+    if (cuda_available() && cc() == 90) {
+      cudaFuncAttributes fa{};
+      TD_CUDA_CHECK(cudaFuncGetAttributes(&fa, conv2d_wgmma_kernel<3, 96, 4, kRingStagesN96R8, false>));
+      avail = fa.binaryVersion == 90 ? 1 : 0;
+    }
+  }
+  return avail == 1;
+}
+
+bool conv2d_wgmma_fits(int64_t CP, int64_t O, int64_t kh, int64_t kw) {
+  return O > 0 && O % 96 == 0 && CP % kRingChunk == 0 && CP > 0 && kh == kw && (kh == 2 || kh == 3);
+}
+
+namespace {
+template <int KS, bool kNorm>
+void launch_tile(RingTile tile, const Tensor* hist, const Tensor& x, const Tensor& w, const Tensor* bias, Tensor* y,
+                 bool accumulate, const ConvNormOut* norm) {
+  switch (tile) {
+    case RingTile::N96R8:
+      return launch_conv<KS, 96, 4, kRingStagesN96R8, kNorm>(hist, x, w, bias, y, accumulate, norm);
+    case RingTile::N96R4:
+      return launch_conv<KS, 96, 2, kRingStagesN96R4, kNorm>(hist, x, w, bias, y, accumulate, norm);
+    case RingTile::N192R4:
+      return launch_conv<KS, 192, 2, kRingStagesN192R4, kNorm>(hist, x, w, bias, y, accumulate, norm);
+  }
+}
+
+// The checks and the tile choice shared by conv2d_wgmma and conv2d_wgmma_norm; y or norm (one of them) is the output.
+void run_conv(const Tensor* hist, const Tensor& x, const Tensor& w, const Tensor* bias, Tensor* y, bool accumulate,
+              const ConvNormOut* norm, const char* tile_name) {
+  TD_CHECK(x.dim() == 4 && w.dim() == 5 && (w.size(1) == 1 || (w.size(1) == 3 && w.size(2) == 3)) &&
+               w.size(4) == x.size(3),
+           "conv2d_wgmma", "expected x [n, H, W, C] and w [O, 1, k, k, C] or [O, 3, 3, 3, C], got ",
+           shape_str(x.shape()), ", ", shape_str(w.shape()));
+  if (hist && hist->defined())
+    TD_CHECK(hist->dim() == 4 && hist->size(0) <= 2 && hist->size(1) == x.size(1) && hist->size(2) == x.size(2) &&
+                 hist->size(3) == x.size(3) && hist->dtype() == DType::BF16 && hist->is_contiguous() &&
+                 hist->is_cuda(),
+             "conv3d_wgmma", "history ", shape_str(hist->shape()), " does not match input ", shape_str(x.shape()));
+  const int64_t O = w.size(0), CP = x.size(3), KS = w.size(2);
+  TD_CHECK(conv2d_wgmma_fits(CP, O, KS, w.size(3)) && conv2d_wgmma_available(), "conv2d_wgmma",
+           "needs an sm_90a build on an sm_90 GPU, O a multiple of 96, C of 16 and a 2x2 or 3x3 kernel, got w ",
+           shape_str(w.shape()));
+  const Shape out{x.size(0), x.size(1) + 3 - KS, x.size(2) + 3 - KS, O};
+  if (y) expect_shape(*y, out, "conv2d_wgmma output");
+  if (norm) {
+    TD_CHECK(norm->gamma && norm->gamma->numel() == O && norm->gamma->dtype() == DType::F32 && norm->gamma->is_cuda(),
+             "conv2d_wgmma_norm", "gamma must be ", O, " f32 values on the GPU");
+    const Tensor& r = *norm->out;
+    TD_CHECK(r.dim() == 4 && r.size(0) == out[0] && r.size(1) == out[1] && r.size(2) == out[2] &&
+                 r.dtype() == DType::BF16 && r.is_cuda() && r.is_contiguous() && norm->offset >= 0 &&
+                 norm->offset % 8 == 0 && norm->offset + O <= r.size(3),
+             "conv2d_wgmma_norm", "output ", shape_str(r.shape()), " cannot take channels [", norm->offset, ", ",
+             norm->offset + O, ") of a ", shape_str(out), " result");
+  }
+  TD_CHECK(x.numel() < (int64_t(1) << 40) && x.size(1) * x.size(2) < (int64_t(1) << 31), "conv2d_wgmma",
+           "frame too large: ", shape_str(x.shape()));
+  static const char* env3 = std::getenv("TD_VAE_RING_TILE");
+  static const char* env2 = std::getenv("TD_VAE_SUBPIXEL_TILE");
+  const char* name = tile_name && *tile_name ? tile_name : KS == 3 ? env3 : env2;
+  RingTile tile = KS == 2 ? kSubpixelTile : O == 96 ? kRingTile96 : kRingTile192;
+  if (name && *name) {
+    const std::string v = name;
+    if (v == "n96r8")
+      tile = RingTile::N96R8;
+    else if (v == "n96r4")
+      tile = RingTile::N96R4;
+    else if (v == "n192r4")
+      tile = RingTile::N192R4;
+    else
+      throw Error(KS == 3 ? "TD_VAE_RING_TILE" : "TD_VAE_SUBPIXEL_TILE",
+                  cat("expected n96r8, n96r4 or n192r4, got '", v, "'"));
+  }
+  if (tile == RingTile::N192R4 && O % 192 != 0) tile = RingTile::N96R8;  // a default meant for wider convs
+  if (norm) {  // all of a pixel's outputs in one tile
+    TD_CHECK(O == 96 || O == 192, "conv2d_wgmma_norm", "the fused norm takes 96 or 192 outputs, got ", O);
+    tile = O == 96 ? (tile == RingTile::N192R4 ? kRingTile96 : tile) : RingTile::N192R4;
+  }
+  if (norm) {  // 3x3 only (conv2d_wgmma_norm's contract)
+    TD_CHECK(KS == 3, "conv2d_wgmma_norm", "the fused norm takes 3x3 convs");
+    launch_tile<3, true>(tile, hist, x, w, bias, y, false, norm);
+  } else if (KS == 3) {
+    launch_tile<3, false>(tile, hist, x, w, bias, y, accumulate, nullptr);
+  } else {
+    launch_tile<2, false>(tile, hist, x, w, bias, y, accumulate, nullptr);
+  }
+}
+}  // namespace
+
+void conv2d_wgmma(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y, bool accumulate,
+                  const char* tile_name) {
+  TD_CHECK(w.dim() == 5 && w.size(1) == 1, "conv2d_wgmma", "expected w [O, 1, k, k, C], got ", shape_str(w.shape()));
+  run_conv(nullptr, x, w, bias, &y, accumulate, nullptr, tile_name);
+}
+
+void conv2d_wgmma_norm(const Tensor& x, const Tensor& w, const Tensor* bias, const ConvNormOut& norm,
+                       const char* tile_name) {
+  TD_CHECK(w.dim() == 5 && w.size(1) == 1, "conv2d_wgmma_norm", "expected w [O, 1, 3, 3, C], got ",
+           shape_str(w.shape()));
+  run_conv(nullptr, x, w, bias, nullptr, false, &norm, tile_name);
+}
+
+void conv3d_causal_wgmma(const Tensor& hist, const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y,
+                         bool accumulate, const char* tile_name) {
+  TD_CHECK(w.dim() == 5 && w.size(1) == 3 && w.size(2) == 3 && w.size(3) == 3, "conv3d_causal_wgmma",
+           "expected w [O, 3, 3, 3, C], got ", shape_str(w.shape()));
+  run_conv(&hist, x, w, bias, &y, accumulate, nullptr, tile_name);
+}
+
+}  // namespace cuda
+}  // namespace td
