@@ -8,3 +8,8 @@ export LD_LIBRARY_PATH=$PWD/.devcarry/lib:${LD_LIBRARY_PATH:-}
 mkdir -p /work && { [ -L /work/main ] || [ ! -e /work/main ]; } && ln -sfn "$PWD" /work/main
 OUT=${OUT:-/tmp/td_out}
 mkdir -p "$OUT"
+# Binaries packed by scripts/device/pack.sh (the carry limit is 64 MiB; the fatbins compress ~4x), unpacked where the
+# build puts them (tests that run the CLI look for it there).
+if [ -f build-dev/pack/bin.tgz ] && [ "$B" = build-dev/bin ]; then
+  mkdir -p build-dev/bin && tar -xzf build-dev/pack/bin.tgz -C build-dev/bin
+fi
