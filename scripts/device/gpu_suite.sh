@@ -7,5 +7,5 @@ source "$(dirname "$0")/env.sh"
 nvidia-smi --query-gpu=name,clocks.sm,clocks.mem,temperature.gpu --format=csv | tee "$OUT/gpu.txt"
 what=${1:-all}
 if [[ $what == all || $what == tests ]]; then
-  build-dev/bin/td_tests ${GTEST_FILTER:+--gtest_filter=$GTEST_FILTER} 2>&1 | tee "$OUT/tests.log" | grep -E '^\[  (FAILED|PASSED|SKIPPED) |OK \]|FAILED|error|nmse|rel' | tail -150
+  $B/td_tests ${GTEST_FILTER:+--gtest_filter=$GTEST_FILTER} 2>&1 | tee "$OUT/tests.log" | grep -E '^\[  (FAILED|PASSED|SKIPPED) |OK \]|FAILED|error|nmse|rel' | tail -150
 fi
