@@ -1,6 +1,6 @@
 // `turbodiff bench gemm`: W8A8 against cuBLASLt bf16 (ops::linear) at Wan's linear shapes, measured in the same run.
 //
-//   turbodiff bench gemm [--iters N] [--warmup N] [--no-14b] [--kernel auto|mma|wgmma|wgmma2|ws|wsmc|ws256|ws256mc|ws3|by-shape|all] [--flush-l2]
+//   turbodiff bench gemm [--iters N] [--warmup N] [--no-14b] [--kernel auto|mma|ws|wsmc|ws256|ws256mc|ws3|by-shape|all] [--flush-l2]
 //
 // Per shape: cuBLASLt bf16 (bf16 in/out, fp32 accumulate), the W8A8 GEMM alone (int8 activation already quantized:
 // the DiT's q/k/v/ffn.0 inputs come quantized out of the fused norm kernels), the activation quantizer alone
@@ -76,15 +76,8 @@ int run(const Args& a) {
   TD_CHECK(cuda_available(), "bench gemm", "no CUDA device");
   std::vector<std::string> kernels;
   if (a.kernel == "all") {
-    kernels.push_back("mma");
-    for (const char* v : {"wgmma", "wgmma2", "ws", "wsmc", "ws256", "ws256mc", "ws3"}) {
-      try {
-        cuda::set_w8a8_kernel(v);
-        kernels.push_back(v);
-      } catch (const Error&) {
-      }
-    }
-    cuda::set_w8a8_kernel("auto");
+    for (const char* v : cuda::w8a8_kernel_names())
+      if (cuda::w8a8_kernel_runs(v)) kernels.push_back(v);
   } else {
     cuda::set_w8a8_kernel(a.kernel.c_str());  // validates the name
     kernels.push_back(a.kernel);
@@ -109,8 +102,8 @@ cli::Runner setup(CLI::App& app) {
   app.add_option("--warmup", a->warmup, "untimed runs first (default 5)");
   app.add_flag("--no-14b", a->no_14b, "skip the 14B 720p shapes");
   app.add_flag("--flush-l2", a->flush, "flush L2 before each timed run");
-  app.add_option("--kernel", a->kernel, "W8A8 GEMM kernel: auto, mma, wgmma, wgmma2, ws, wsmc, ws256, ws256mc, ws3, by-shape or all (default auto)")
-      ->check(CLI::IsMember({"auto", "mma", "wgmma", "wgmma2", "ws", "wsmc", "ws256", "ws256mc", "ws3", "by-shape", "all"}));
+  app.add_option("--kernel", a->kernel, "W8A8 GEMM kernel: auto, mma, ws, wsmc, ws256, ws256mc, ws3, by-shape or all (default auto)")
+      ->check(CLI::IsMember({"auto", "mma", "ws", "wsmc", "ws256", "ws256mc", "ws3", "by-shape", "all"}));
   return [a] { return run(*a); };
 }
 

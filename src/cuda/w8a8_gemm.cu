@@ -140,13 +140,13 @@ void launch_mma(const GemmArgs& p) {
   TD_CUDA_LAUNCH_CHECK();
 }
 
-int kernel_variant();  // 0 mma.sync, 1 wgmma, 2 wgmma2, 3 ws, 4 wsmc, 5 ws256, 6 ws256mc, 7 ws3, 8 by-shape
+W8A8Kernel kernel_choice_now();
 
 void launch_gemm(OutMode mode, const GemmArgs& p) {
   if (p.M == 0) return;
-  const int v = kernel_variant();
-  if (v > 0) {
-    launch_w8a8_wgmma(int(mode), p, v);
+  const W8A8Kernel k = kernel_choice_now();
+  if (k != W8A8Kernel::Mma) {
+    launch_w8a8_wgmma(int(mode), p, k);
     return;
   }
   switch (mode) {
@@ -319,7 +319,7 @@ void linear_w8a8_quant(const ops::Int8Act& x, const Tensor& w_int8, const Tensor
   ensure_dev(out.q, {int64_t(p.M), int64_t(p.N)}, DType::I8);
   ensure_dev(out.scale, {int64_t(p.M), int64_t(p.N / 128)}, DType::F32);
   if (p.M == 0) return;
-  if (kernel_variant() == 0) {  // mma.sync path: bf16 temporary, then the quantizer
+  if (kernel_choice_now() == W8A8Kernel::Mma) {  // mma.sync path: bf16 temporary, then the quantizer
     Tensor y = Tensor::empty({int64_t(p.M), int64_t(p.N)}, DType::BF16, Device::CUDA);
     ::td::cuda::linear_w8a8(x, w_int8, w_scale, bias, y, ep);  // qualified: no ADL into td::ops
     ::td::cuda::quantize_act_int8(y, out);
@@ -366,30 +366,36 @@ static std::string& kernel_choice() {
   return k;
 }
 
-namespace {
-int variant_of(const std::string& k) {
-  if (k == "mma") return 0;
-  static const char* const sm90[] = {"wgmma", "wgmma2", "ws", "wsmc", "ws256", "ws256mc", "ws3", "by-shape"};
-  for (int i = 0; i < 8; i++) {
-    if (k != sm90[i]) continue;
-    TD_CHECK(w8a8_wgmma_available(), "TD_W8A8_KERNEL", k, " needs an sm_90 GPU and a build with sm_90a");
-    return i + 1;
-  }
-  TD_CHECK(k == "auto", "TD_W8A8_KERNEL", "expected auto|mma|wgmma|wgmma2|ws|wsmc|ws256|ws256mc|ws3|by-shape, got '", k, "'");
-  return w8a8_wgmma_available() ? variant_of(kAutoSm90Kernel) : 0;
+const std::vector<const char*>& w8a8_kernel_names() {
+  static const std::vector<const char*> names{"mma", "ws", "wsmc", "ws256", "ws256mc", "ws3", "by-shape"};
+  return names;
 }
-int kernel_variant() { return variant_of(kernel_choice()); }
+
+namespace {
+W8A8Kernel kernel_of(const std::string& k) {
+  const auto& names = w8a8_kernel_names();
+  for (size_t i = 0; i < names.size(); i++) {
+    if (k != names[i]) continue;
+    TD_CHECK(i == 0 || w8a8_wgmma_available(), "TD_W8A8_KERNEL", k, " needs an sm_90 GPU and a build with sm_90a");
+    return W8A8Kernel(i);
+  }
+  TD_CHECK(k == "auto", "TD_W8A8_KERNEL", "expected auto|mma|ws|wsmc|ws256|ws256mc|ws3|by-shape, got '", k, "'");
+  return w8a8_wgmma_available() ? kernel_of(kAutoSm90Kernel) : W8A8Kernel::Mma;
+}
+W8A8Kernel kernel_choice_now() { return kernel_of(kernel_choice()); }
 }  // namespace
 
 void set_w8a8_kernel(const char* name) {
   const std::string n = name ? name : "auto";
-  variant_of(n);  // validates the name and availability
+  kernel_of(n);  // validates the name and availability
   kernel_choice() = n;
 }
 
-const char* w8a8_kernel_name() {
-  static const char* names[] = {"mma", "wgmma", "wgmma2", "ws", "wsmc", "ws256", "ws256mc", "ws3", "by-shape"};
-  return names[kernel_variant()];
+const char* w8a8_kernel_name() { return w8a8_kernel_names()[size_t(kernel_choice_now())]; }
+
+bool w8a8_kernel_runs(const char* name) {
+  const std::string n = name ? name : "";
+  return n == "mma" || (w8a8_wgmma_available() && n != "auto");
 }
 
 }  // namespace cuda

@@ -18,16 +18,8 @@ constexpr int kSmemBytes = kStages * kStageBytes;
 // Tiles along M walked together before moving to the next N tile (keeps the A panel and the B panel in L2).
 constexpr int kGroupM = 8;
 
-// wgmma path (sm_90a): same 128x128x128 CTA tile and smem layout (the 128-byte XOR swizzle above is exactly
-// wgmma's SWIZZLE_128B K-major layout), two consumer warpgroups of 64 x 128 each (64 int32 + 64 fp32 accumulators
-// per thread: a 64 x 256 warpgroup tile would need 256 registers for the two accumulator sets). All 256 threads
-// issue cp.async for the next stages while the tensor cores run. 4 stages = 128 KiB (+1 KiB alignment slack).
-constexpr int kWgStages = 4;
-constexpr int kWgSmemBytes = kWgStages * kStageBytes + 1024;
-// "wgmma2": two int32 accumulator sets alternate so the fp32 fold of block kb-1 overlaps the MMAs of block kb
-// (192 accumulator registers per thread). 5 stages = 160 KiB, prefetch distance 3.
-constexpr int kWg2Stages = 5;
-constexpr int kWg2SmemBytes = kWg2Stages * kStageBytes + 1024;
+// sm_90a kernels: the same 128x128x128 tile and smem layout (the 128-byte XOR swizzle above is exactly wgmma's
+// SWIZZLE_128B K-major layout).
 // "ws" (warp-specialized, persistent): one producer warp issues TMA bulk-tensor loads (SWIZZLE_128B, the same
 // layout) into a kWsStages ring guarded by full/empty mbarriers; two consumer warpgroups (64 x 128 each) run wgmma
 // and fold without any CTA-wide barrier, so one folds while the other's MMAs run and the producer refills the ring

@@ -1,5 +1,6 @@
-// W8A8 GEMM, Hopper path: wgmma.mma_async m64n128k32 s8 x s8 -> s32 from swizzled shared memory, cp.async
-// multistage pipeline, per-128-K-block int32 -> fp32 fold, the same fused epilogues as the mma.sync path.
+// W8A8 GEMM, Hopper path: wgmma.mma_async m64n128k32 s8 x s8 -> s32 from swizzled shared memory fed by TMA in
+// warp-specialized persistent kernels, per-128-K-block int32 -> fp32 fold, the same fused epilogues as the mma.sync
+// path.
 // Only compiled into sm_90a code; other archs get a stub that traps (the host never launches it there).
 #include <cuda.h>  // CUtensorMap (types only: the encoder comes from the runtime's driver entry point)
 #include <cudaTypedefs.h>
@@ -45,7 +46,6 @@ __device__ __forceinline__ void fence_acc(int32_t (&a)[64]) {
 #pragma unroll
   for (int i = 0; i < 64; i++) asm volatile("" : "+r"(a[i])::"memory");
 }
-__device__ __forceinline__ void wgmma_wait1() { asm volatile("wgmma.wait_group.sync.aligned 1;\n" ::: "memory"); }
 
 // d[64] (+)= A(64x32, smem desc) · B(128x32, smem desc)^T; scale_d = 0 overwrites d.
 __device__ __forceinline__ void wgmma_m64n128k32(int32_t (&d)[64], uint64_t da, uint64_t db, int scale_d) {
@@ -65,12 +65,7 @@ __device__ __forceinline__ void wgmma_m64n128k32(int32_t (&d)[64], uint64_t da, 
         "+r"(d[57]), "+r"(d[58]), "+r"(d[59]), "+r"(d[60]), "+r"(d[61]), "+r"(d[62]), "+r"(d[63])
       : "l"(da), "l"(db), "r"(scale_d));
 }
-// Overlapped variant ("wgmma2"): two int32 accumulator sets used alternately, so the tensor cores run block kb
-// while the warpgroup folds block kb-1 into fp32 (64 + 64 + 64 accumulator registers per thread).
-// Status: ptxas 13.0 reports C7514 ("wgmma ... serialized due to non wgmma instructions reading accumulator
-// registers") for the non-raw modes even though the fold only reads the retired set (also at 160 registers, so it
-// is not pressure). Serialized is still correct, just not overlapped; `bench gemm --kernel all` decides. The stage that
-// block kb+D loads into was last read by block kb-2, which is known complete, hence prefetch distance D = stages-2.
+// accf += (float)acc * scale, the per-128-K-block dequantization (s0 for row g, s1 for row g + 8).
 __device__ __forceinline__ void fold(const int32_t (&acc)[64], float (&accf)[64], float s0, float s1) {
 #pragma unroll
   for (int i = 0; i < 64; i++) {
@@ -78,177 +73,7 @@ __device__ __forceinline__ void fold(const int32_t (&acc)[64], float (&accf)[64]
     accf[i] = fmaf(f, (i & 2) ? s1 : s0, accf[i]);
   }
 }
-
-template <OutMode kMode>
-__device__ __forceinline__ void wg2_step(const GemmArgs& p, uint32_t base, int m0, int n0, int KB, int kb, int wg,
-                                         int tid, int row0, int row1, int32_t (&cur)[64], int32_t (&prev)[64],
-                                         float (&accf)[64], float& ps0, float& ps1) {
-  constexpr int D = kWg2Stages - 2;
-  cp_async_wait<D - 1>();
-  asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
-  __syncthreads();
-  {
-    const int nk = kb + D;
-    if (nk < KB) {
-      const int st = nk % kWg2Stages;
-      load_stage(base + st * kStageBytes, base + st * kStageBytes + kBM * kBK, p, m0, n0, nk * kBK, tid);
-    }
-    cp_async_commit();
-  }
-  float s0 = 0.f, s1 = 0.f;
-  if (kMode != OutMode::RawI32) {
-    const float sw = __ldg(p.sw + size_t(n0 / kBN) * KB + kb);
-    s0 = row0 < p.M ? __ldg(p.sa + size_t(row0) * KB + kb) * sw : 0.f;
-    s1 = row1 < p.M ? __ldg(p.sa + size_t(row1) * KB + kb) * sw : 0.f;
-  }
-  const uint32_t st_base = base + (kb % kWg2Stages) * kStageBytes;
-  const uint64_t da = make_desc(st_base + wg * 64 * kBK), db = make_desc(st_base + kBM * kBK);
-  fence_acc(cur);
-  wgmma_fence();
-#pragma unroll
-  for (int kk = 0; kk < kBK / 32; kk++) {
-    // Raw mode keeps two int32 chains (even / odd blocks) summed at the end; otherwise each block starts at zero.
-    const int accumulate = (kMode == OutMode::RawI32) ? (kb >= 2 || kk > 0) : (kk > 0);
-    wgmma_m64n128k32(cur, da + uint64_t(kk * 2), db + uint64_t(kk * 2), accumulate);
-  }
-  wgmma_commit();
-  wgmma_wait1();  // block kb-1 (in `prev`) is done; block kb may still run
-  fence_acc(prev);
-  if (kMode != OutMode::RawI32) fold(prev, accf, ps0, ps1);  // at kb = 0, prev = 0 and ps = 0: a no-op
-  ps0 = s0, ps1 = s1;
-}
-
-template <OutMode kMode>
-__global__ void __launch_bounds__(kThreads, 1) w8a8_gemm_wgmma2_kernel(const GemmArgs p) {
-  extern __shared__ unsigned char smem_raw[];
-  const uint32_t base = (smem_u32(smem_raw) + 1023u) & ~1023u;
-  const int tid = threadIdx.x, wg = tid >> 7, warp = (tid >> 5) & 3, lane = tid & 31;
-  const int g = lane >> 2, t = lane & 3;
-  int m0, n0;
-  tile_coords(p, kBM, kBN, &m0, &n0);
-  const int KB = p.K / kBK;
-  constexpr int D = kWg2Stages - 2;
-
-  int32_t acc0[64], acc1[64];
-  float accf[64];
-#pragma unroll
-  for (int i = 0; i < 64; i++) acc0[i] = 0, acc1[i] = 0, accf[i] = 0.f;
-#pragma unroll
-  for (int s = 0; s < D; s++) {
-    if (s < KB) load_stage(base + s * kStageBytes, base + s * kStageBytes + kBM * kBK, p, m0, n0, s * kBK, tid);
-    cp_async_commit();
-  }
-  const int row0 = m0 + wg * 64 + warp * 16 + g, row1 = row0 + 8;
-  float ps0 = 0.f, ps1 = 0.f;
-  // Unconditional pairs, then the odd tail outside the loop: ptxas tracks which accumulator set is in flight only
-  // along straight-line paths (a conditional second step would make it serialize every wgmma).
-  int kb = 0;
-  for (; kb + 1 < KB; kb += 2) {
-    wg2_step<kMode>(p, base, m0, n0, KB, kb, wg, tid, row0, row1, acc0, acc1, accf, ps0, ps1);
-    wg2_step<kMode>(p, base, m0, n0, KB, kb + 1, wg, tid, row0, row1, acc1, acc0, accf, ps0, ps1);
-  }
-  if (kb < KB) wg2_step<kMode>(p, base, m0, n0, KB, kb, wg, tid, row0, row1, acc0, acc1, accf, ps0, ps1);
-  wgmma_wait0();
-  fence_acc(acc0);
-  fence_acc(acc1);
-  cp_async_wait<0>();
-  if (kMode == OutMode::RawI32) {
-#pragma unroll
-    for (int i = 0; i < 64; i++) acc0[i] += acc1[i];
-  } else if ((KB - 1) & 1) {
-    fold(acc1, accf, ps0, ps1);
-  } else {
-    fold(acc0, accf, ps0, ps1);
-  }
-  store_tile<kMode>(p, accf, acc0, row0, row1, n0, t);
-}
-#else
-template <OutMode kMode>
-__global__ void __launch_bounds__(kThreads, 1) w8a8_gemm_wgmma2_kernel(const GemmArgs p) {
-  __trap();  // never launched: the host checks w8a8_wgmma_available()
-}
 #endif
-
-template <OutMode kMode>
-__global__ void __launch_bounds__(kThreads, 1) w8a8_gemm_wgmma_kernel(const GemmArgs p) {
-#ifdef TD_W8A8_SM90
-  extern __shared__ unsigned char smem_raw[];
-  // SWIZZLE_128B tiles must start on 1024-byte boundaries; dynamic smem is only guaranteed 16.
-  const uint32_t base = (smem_u32(smem_raw) + 1023u) & ~1023u;
-  const int tid = threadIdx.x, wg = tid >> 7, warp = (tid >> 5) & 3, lane = tid & 31;
-  const int g = lane >> 2, t = lane & 3;
-
-  int m0, n0;
-  tile_coords(p, kBM, kBN, &m0, &n0);
-  const int KB = p.K / kBK;
-
-  int32_t acc[64];
-  float accf[64];
-#pragma unroll
-  for (int i = 0; i < 64; i++) acc[i] = 0, accf[i] = 0.f;
-
-#pragma unroll
-  for (int s = 0; s < kWgStages - 1; s++) {
-    if (s < KB) load_stage(base + s * kStageBytes, base + s * kStageBytes + kBM * kBK, p, m0, n0, s * kBK, tid);
-    cp_async_commit();
-  }
-
-  const int row0 = m0 + wg * 64 + warp * 16 + g, row1 = row0 + 8;  // this thread's two accumulator rows
-  float ps0 = 0.f, ps1 = 0.f;  // scales of the block WG1 still has to fold
-  for (int kb = 0; kb < KB; kb++) {
-    cp_async_wait<kWgStages - 2>();
-    // cp.async writes are generic-proxy writes; wgmma reads shared memory through the async proxy.
-    asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
-    __syncthreads();  // stage kb complete for all threads; both warpgroups finished reading stage kb-1
-    {
-      const int nk = kb + kWgStages - 1;
-      if (nk < KB) {
-        const int st = nk % kWgStages;
-        load_stage(base + st * kStageBytes, base + st * kStageBytes + kBM * kBK, p, m0, n0, nk * kBK, tid);
-      }
-      cp_async_commit();
-    }
-    float s0 = 0.f, s1 = 0.f;
-    if (kMode != OutMode::RawI32) {
-      const float sw = __ldg(p.sw + size_t(n0 / kBN) * KB + kb);
-      s0 = row0 < p.M ? __ldg(p.sa + size_t(row0) * KB + kb) * sw : 0.f;
-      s1 = row1 < p.M ? __ldg(p.sa + size_t(row1) * KB + kb) * sw : 0.f;
-    }
-
-    // Staggered warpgroups: WG0 issues its MMAs at once and folds them after; WG1 first folds the previous block
-    // (still in its int32 accumulators), then issues. The tensor cores run WG0's half while WG1 folds and WG1's half
-    // while WG0 folds, instead of both warpgroups folding at the same time with the tensor cores idle.
-    if (kMode != OutMode::RawI32 && wg == 1 && kb > 0) fold(acc, accf, ps0, ps1);
-    const uint32_t sA = base + (kb % kWgStages) * kStageBytes + wg * 64 * kBK,
-                   sB = base + (kb % kWgStages) * kStageBytes + kBM * kBK;
-    const uint64_t da = make_desc(sA), db = make_desc(sB);
-    fence_acc(acc);
-    wgmma_fence();
-#pragma unroll
-    for (int kk = 0; kk < kBK / 32; kk++) {
-      // Advancing the start address by 32 bytes steps K by 32 inside the swizzle atom (the hardware applies the
-      // XOR on the final address bits, hence the 1024-byte alignment of the tile).
-      const int accumulate = (kMode == OutMode::RawI32) ? (kb > 0 || kk > 0) : (kk > 0);
-      wgmma_m64n128k32(acc, da + uint64_t(kk * 2), db + uint64_t(kk * 2), accumulate);
-    }
-    wgmma_commit();
-    wgmma_wait0();
-    fence_acc(acc);
-    if (kMode != OutMode::RawI32) {
-      if (wg == 0) fold(acc, accf, s0, s1);
-      ps0 = s0, ps1 = s1;
-    }
-  }
-  if (kMode != OutMode::RawI32 && wg == 1 && KB > 0) fold(acc, accf, ps0, ps1);
-  cp_async_wait<0>();
-
-  // Accumulator layout of m64nNk32: register 4j+{0,1} = (row g, cols 8j+2t, +1), 4j+{2,3} = (row g+8, same cols).
-  store_tile<kMode>(p, accf, acc, row0, row1, n0, t);
-#else
-  __trap();  // never launched: the host checks w8a8_wgmma_available()
-#endif
-}
-
 
 // ---------------------------------------------------------------------------------------------------------------
 // "ws": TMA + mbarrier ring, one producer thread, two consumer warpgroups, persistent over tiles.
@@ -451,21 +276,27 @@ CUtensorMap make_tile_map(const int8_t* ptr, int rows, int K, int box_rows, cons
   return m;
 }
 
-template <OutMode kMode, int kCM>
-void launch_ws(const GemmArgs& p) {
-  static_assert(kBM == kBN, "one tensor-map box shape serves A and W");
-  auto kernel = w8a8_gemm_ws_kernel<kMode, kCM>;
-  static int max_clusters = 0;  // per instantiation: co-resident clusters of kCM CTAs (GPCs have odd SM counts)
+using WsKernel = void (*)(CUtensorMap, CUtensorMap, GemmArgs);
+
+// Launches a persistent warp-specialized kernel. A (cluster) tile is bm output rows by bn columns; a cluster is kCM
+// CTAs stacked along M, each loading its own a_rows-row A box and 1/kCM of the bn-row W box (multicast to the
+// cluster). Grid: min(tiles, co-resident clusters), the latter found once per kernel (`max_clusters`, 0 = not yet:
+// GPCs have odd SM counts, so fewer 2-CTA clusters fit than SMs / 2).
+void launch_persistent(WsKernel kernel, int kCM, int threads, int smem, int a_rows, int bm, int bn, const GemmArgs& p,
+                       int& max_clusters, const char* name) {
+  auto cluster_cfg = [&](cudaLaunchConfig_t& cfg, cudaLaunchAttribute& attr, unsigned grid) {
+    attr.id = cudaLaunchAttributeClusterDimension;
+    attr.val.clusterDim.x = unsigned(kCM), attr.val.clusterDim.y = 1, attr.val.clusterDim.z = 1;
+    cfg.gridDim = dim3(grid), cfg.blockDim = dim3(unsigned(threads)), cfg.dynamicSmemBytes = size_t(smem);
+    cfg.stream = stream(), cfg.attrs = &attr, cfg.numAttrs = 1;
+  };
   if (max_clusters == 0) {
-    TD_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kWsSmemBytes));
+    TD_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
     max_clusters = sm_count() / kCM;
     if (kCM > 1) {
       cudaLaunchConfig_t cfg{};
       cudaLaunchAttribute attr{};
-      attr.id = cudaLaunchAttributeClusterDimension;
-      attr.val.clusterDim.x = kCM, attr.val.clusterDim.y = 1, attr.val.clusterDim.z = 1;
-      cfg.gridDim = dim3(unsigned(kCM * max_clusters)), cfg.blockDim = dim3(kWsThreads);
-      cfg.dynamicSmemBytes = kWsSmemBytes, cfg.attrs = &attr, cfg.numAttrs = 1;
+      cluster_cfg(cfg, attr, unsigned(kCM * max_clusters));
       int n = 0;
       TD_CUDA_CHECK(cudaOccupancyMaxActiveClusters(&n, kernel, &cfg));
       TD_CHECK(n > 0, "w8a8 gemm", "no cluster of ", kCM, " CTAs fits on this GPU");
@@ -478,25 +309,31 @@ void launch_ws(const GemmArgs& p) {
       max_clusters = v;
     }
     if (std::getenv("TD_W8A8_DEBUG"))
-      std::fprintf(stderr, "w8a8 ws: cluster %d x 1, %d resident clusters, %d SMs\n", kCM, max_clusters, sm_count());
+      std::fprintf(stderr, "w8a8 %s: cluster %d x 1, %d resident clusters, %d SMs\n", name, kCM, max_clusters,
+                   sm_count());
   }
-  const int64_t tiles = int64_t((p.M + kCM * kBM - 1) / (kCM * kBM)) * (p.N / kBN);
+  const int64_t tiles = int64_t((p.M + bm - 1) / bm) * (p.N / bn);
   TD_CHECK(tiles < (int64_t(1) << 31), "w8a8 gemm", "problem too large: M=", p.M, " N=", p.N);
-  const CUtensorMap ta = make_tile_map(p.a, p.M, p.K, kBM, "activation"),
-                    tb = make_tile_map(p.w, p.N, p.K, kBN / kCM, "weight");
+  const CUtensorMap ta = make_tile_map(p.a, p.M, p.K, a_rows, "activation"),
+                    tb = make_tile_map(p.w, p.N, p.K, bn / kCM, "weight");
   const unsigned grid = unsigned(kCM * std::min<int64_t>(tiles, max_clusters));
   if (kCM == 1) {
-    kernel<<<grid, kWsThreads, kWsSmemBytes, stream()>>>(ta, tb, p);
+    kernel<<<grid, threads, smem, stream()>>>(ta, tb, p);
     TD_CUDA_LAUNCH_CHECK();
     return;
   }
   cudaLaunchConfig_t cfg{};
   cudaLaunchAttribute attr{};
-  attr.id = cudaLaunchAttributeClusterDimension;
-  attr.val.clusterDim.x = kCM, attr.val.clusterDim.y = 1, attr.val.clusterDim.z = 1;
-  cfg.gridDim = dim3(grid), cfg.blockDim = dim3(kWsThreads), cfg.dynamicSmemBytes = kWsSmemBytes;
-  cfg.stream = stream(), cfg.attrs = &attr, cfg.numAttrs = 1;
+  cluster_cfg(cfg, attr, grid);
   TD_CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, ta, tb, p));
+}
+
+template <OutMode kMode, int kCM>
+void launch_ws(const GemmArgs& p) {
+  static_assert(kBM == kBN, "one tensor-map box shape serves A and W");
+  static int max_clusters = 0;  // per instantiation
+  launch_persistent(w8a8_gemm_ws_kernel<kMode, kCM>, kCM, kWsThreads, kWsSmemBytes, kBM, kCM * kBM, kBN, p,
+                    max_clusters, kCM > 1 ? "wsmc" : "ws");
 }
 
 template <int kCM>
@@ -644,44 +481,9 @@ __global__ void __launch_bounds__(kWsThreads, 1)
 
 template <OutMode kMode, int kCM>
 void launch_ws256(const GemmArgs& p) {
-  auto kernel = w8a8_gemm_ws256_kernel<kMode, kCM>;
   static int max_clusters = 0;  // per instantiation
-  if (max_clusters == 0) {
-    TD_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kWideSmemBytes));
-    max_clusters = sm_count() / kCM;
-    if (kCM > 1) {
-      cudaLaunchConfig_t cfg{};
-      cudaLaunchAttribute attr{};
-      attr.id = cudaLaunchAttributeClusterDimension;
-      attr.val.clusterDim.x = kCM, attr.val.clusterDim.y = 1, attr.val.clusterDim.z = 1;
-      cfg.gridDim = dim3(unsigned(kCM * max_clusters)), cfg.blockDim = dim3(kWsThreads);
-      cfg.dynamicSmemBytes = kWideSmemBytes, cfg.attrs = &attr, cfg.numAttrs = 1;
-      int n = 0;
-      TD_CUDA_CHECK(cudaOccupancyMaxActiveClusters(&n, kernel, &cfg));
-      TD_CHECK(n > 0, "w8a8 gemm", "no cluster of ", kCM, " CTAs fits on this GPU");
-      max_clusters = std::min(max_clusters, n);
-    }
-    if (std::getenv("TD_W8A8_DEBUG"))
-      std::fprintf(stderr, "w8a8 ws256: cluster %d x 1, %d resident clusters, %d SMs\n", kCM, max_clusters,
-                   sm_count());
-  }
-  const int64_t tiles = int64_t((p.M + kCM * kBM - 1) / (kCM * kBM)) * (p.N / kWideBN);
-  TD_CHECK(tiles < (int64_t(1) << 31), "w8a8 gemm", "problem too large: M=", p.M, " N=", p.N);
-  const CUtensorMap ta = make_tile_map(p.a, p.M, p.K, kBM, "activation"),
-                    tb = make_tile_map(p.w, p.N, p.K, kWideBN / kCM, "weight");
-  const unsigned grid = unsigned(kCM * std::min<int64_t>(tiles, max_clusters));
-  if (kCM == 1) {
-    kernel<<<grid, kWsThreads, kWideSmemBytes, stream()>>>(ta, tb, p);
-    TD_CUDA_LAUNCH_CHECK();
-    return;
-  }
-  cudaLaunchConfig_t cfg{};
-  cudaLaunchAttribute attr{};
-  attr.id = cudaLaunchAttributeClusterDimension;
-  attr.val.clusterDim.x = kCM, attr.val.clusterDim.y = 1, attr.val.clusterDim.z = 1;
-  cfg.gridDim = dim3(grid), cfg.blockDim = dim3(kWsThreads), cfg.dynamicSmemBytes = kWideSmemBytes;
-  cfg.stream = stream(), cfg.attrs = &attr, cfg.numAttrs = 1;
-  TD_CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, ta, tb, p));
+  launch_persistent(w8a8_gemm_ws256_kernel<kMode, kCM>, kCM, kWsThreads, kWideSmemBytes, kBM, kCM * kBM, kWideBN, p,
+                    max_clusters, kCM > 1 ? "ws256mc" : "ws256");
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -792,19 +594,9 @@ __global__ void __launch_bounds__(kW3Threads, 1)
 
 template <OutMode kMode>
 void launch_ws3(const GemmArgs& p) {
-  auto kernel = w8a8_gemm_ws3_kernel<kMode>;
-  static bool configured = false;  // per instantiation
-  if (!configured) {
-    TD_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kW3SmemBytes));
-    configured = true;
-  }
-  const int64_t tiles = int64_t((p.M + kW3BM - 1) / kW3BM) * (p.N / kBN);
-  TD_CHECK(tiles < (int64_t(1) << 31), "w8a8 gemm", "problem too large: M=", p.M, " N=", p.N);
-  const CUtensorMap ta = make_tile_map(p.a, p.M, p.K, kW3BM, "activation"),
-                    tb = make_tile_map(p.w, p.N, p.K, kBN, "weight");
-  const unsigned grid = unsigned(std::min<int64_t>(tiles, sm_count()));
-  kernel<<<grid, kW3Threads, kW3SmemBytes, stream()>>>(ta, tb, p);
-  TD_CUDA_LAUNCH_CHECK();
+  static int max_clusters = 0;  // per instantiation (clusters of one CTA: SMs)
+  launch_persistent(w8a8_gemm_ws3_kernel<kMode>, 1, kW3Threads, kW3SmemBytes, kW3BM, kW3BM, kBN, p, max_clusters,
+                    "ws3");
 }
 
 void launch_ws3_mode(int mode, const GemmArgs& p) {
@@ -828,32 +620,6 @@ void launch_ws256_mode(int mode, const GemmArgs& p) {
   }
 }
 
-template <OutMode kMode, bool kOverlap>
-void launch(const GemmArgs& p) {
-  static bool configured = false;  // per instantiation
-  const int smem = kOverlap ? kWg2SmemBytes : kWgSmemBytes;
-  auto kernel = kOverlap ? w8a8_gemm_wgmma2_kernel<kMode> : w8a8_gemm_wgmma_kernel<kMode>;
-  if (!configured) {
-    TD_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
-    configured = true;
-  }
-  const int64_t tiles = int64_t((p.M + kBM - 1) / kBM) * (p.N / kBN);
-  TD_CHECK(tiles < (int64_t(1) << 31), "w8a8 gemm", "problem too large: M=", p.M, " N=", p.N);
-  kernel<<<unsigned(tiles), kThreads, smem, stream()>>>(p);
-  TD_CUDA_LAUNCH_CHECK();
-}
-
-template <bool kOverlap>
-void launch_mode(int mode, const GemmArgs& p) {
-  switch (OutMode(mode)) {
-    case OutMode::RawI32: launch<OutMode::RawI32, kOverlap>(p); break;
-    case OutMode::BF16: launch<OutMode::BF16, kOverlap>(p); break;
-    case OutMode::F32: launch<OutMode::F32, kOverlap>(p); break;
-    case OutMode::Residual: launch<OutMode::Residual, kOverlap>(p); break;
-    case OutMode::Int8: launch<OutMode::Int8, kOverlap>(p); break;
-  }
-}
-
 }  // namespace
 
 bool w8a8_wgmma_available() {
@@ -864,28 +630,26 @@ bool w8a8_wgmma_available() {
       // Which cubin the device would run (no launch, so this is safe inside graph capture). This project builds
       // sm_90a, never plain sm_90, so a 9.0 binary has the wgmma code.
       cudaFuncAttributes fa{};
-      TD_CUDA_CHECK(cudaFuncGetAttributes(&fa, w8a8_gemm_wgmma_kernel<OutMode::BF16>));
+      TD_CUDA_CHECK(cudaFuncGetAttributes(&fa, w8a8_gemm_ws3_kernel<OutMode::BF16>));
       avail = fa.binaryVersion == 90 ? 1 : 0;
     }
   }
   return avail == 1;
 }
 
-void launch_w8a8_wgmma(int mode, const GemmArgs& p, int variant) {
-  if (variant == 8) variant = p.K <= kW3MaxK ? 7 : p.N >= kMcMinN ? 6 : 5;  // "by-shape"
-  if (variant == 7) {
+void launch_w8a8_wgmma(int mode, const GemmArgs& p, W8A8Kernel k) {
+  if (k == W8A8Kernel::ByShape)
+    k = p.K <= kW3MaxK ? W8A8Kernel::Ws3 : p.N >= kMcMinN ? W8A8Kernel::Ws256Mc : W8A8Kernel::Ws256;
+  // (Raw int32 output always runs on ws: the ws3 / ws256 mode launchers pass it on.) ws256 needs N % 256 == 0.
+  if (k == W8A8Kernel::Ws3) {
     launch_ws3_mode(mode, p);
-  } else if ((variant == 5 || variant == 6) && p.N % kWideBN == 0) {
-    if (variant == 5) launch_ws256_mode<1>(mode, p);
+  } else if ((k == W8A8Kernel::Ws256 || k == W8A8Kernel::Ws256Mc) && p.N % kWideBN == 0) {
+    if (k == W8A8Kernel::Ws256) launch_ws256_mode<1>(mode, p);
     else launch_ws256_mode<kWsClusterM>(mode, p);
-  } else if (variant == 3 || variant == 5 || variant == 6) {
-    launch_ws_mode<1>(mode, p);
-  } else if (variant == 4) {
+  } else if (k == W8A8Kernel::WsMc) {
     launch_ws_mode<kWsClusterM>(mode, p);
-  } else if (variant == 2) {
-    launch_mode<true>(mode, p);
   } else {
-    launch_mode<false>(mode, p);
+    launch_ws_mode<1>(mode, p);
   }
 }
 

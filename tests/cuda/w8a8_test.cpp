@@ -23,15 +23,9 @@ Tensor host(const Tensor& t) { return t.to(Device::CPU); }
 
 // Every GEMM test runs on each kernel this build has.
 std::vector<const char*> kernels() {
-  std::vector<const char*> k{"mma"};
-  for (const char* v : {"wgmma", "wgmma2", "ws", "wsmc", "ws256", "ws256mc", "ws3"}) {
-    try {
-      cuda::set_w8a8_kernel(v);
-      k.push_back(v);
-    } catch (const Error&) {
-    }
-  }
-  cuda::set_w8a8_kernel("auto");
+  std::vector<const char*> k;
+  for (const char* v : cuda::w8a8_kernel_names())
+    if (cuda::w8a8_kernel_runs(v)) k.push_back(v);
   return k;
 }
 
@@ -265,7 +259,7 @@ TEST(W8A8Cuda, WanShapeSpotCheck) {
   ops::Int8Act as{a.q.slice(0, r0, M).contiguous(), a.scale.slice(0, r0, M).contiguous()};
   Tensor ref = Tensor::empty({rows, N}, DType::F32);
   ops::linear_w8a8(as, wq, ws, &b, ref, Epilogue::GeluTanh);
-  // 8 x 70 tiles: the persistent kernels ("ws", "wsmc") run several tiles per CTA here.
+  // 8 x 70 tiles: the persistent kernels run several tiles per CTA here.
   for (const char* kn : kernels()) {
     KernelScope ks(kn);
     ops::linear_w8a8(ad, wqd, wsd, &bd, y, Epilogue::GeluTanh);
