@@ -54,6 +54,32 @@ __device__ __forceinline__ int quant1(float v, float inv) {
 
 // mode 0: (x - mean) * rstd * (1 + p0) + p1   (p0 = scale, p1 = shift; adaLN modulation)
 // mode 1: (x - mean) * rstd * p0 + p1         (affine LayerNorm; null p0/p1 -> 1/0)
+// One 128-channel group held by a warp (lane l: channels 4c .. 4c + 3 of the row): the normalised values (v - mean) *
+// rstd, then (1 + p0) * y + p1 (kMode 0: modulation) or p0 * y + p1 (kMode 1: affine), quantized with the group's
+// amax (TurboDiffusion's rounding); the packed int8 go to qrow, the group scale (lane 0) to *gs.
+template <int kMode>
+__device__ __forceinline__ void norm_quant_group(const float4& v, float mean, float rstd, const void* p0, int p0_bf16,
+                                                 const void* p1, int p1_bf16, int c, int8_t* qrow, float* gs,
+                                                 int lane) {
+  const float4 a = ld4_param(p0, p0_bf16, c * 4, kMode == 0 ? 0.f : 1.f);
+  const float4 b = ld4_param(p1, p1_bf16, c * 4, 0.f);
+  const float ax = kMode == 0 ? 1.f + a.x : a.x, ay = kMode == 0 ? 1.f + a.y : a.y;
+  const float az = kMode == 0 ? 1.f + a.z : a.z, aw = kMode == 0 ? 1.f + a.w : a.w;
+  float4 y;
+  y.x = (v.x - mean) * rstd * ax + b.x;
+  y.y = (v.y - mean) * rstd * ay + b.y;
+  y.z = (v.z - mean) * rstd * az + b.z;
+  y.w = (v.w - mean) * rstd * aw + b.w;
+  float amax = fmaxf(fmaxf(fmaxf(fabsf(y.x), fabsf(y.y)), fmaxf(fabsf(y.z), fabsf(y.w))), 1e-8f);
+#pragma unroll
+  for (int o = 16; o; o >>= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
+  const float inv = __fdiv_rn(128.f, amax);
+  const uint32_t packed = uint32_t(quant1(y.x, inv) & 0xff) | (uint32_t(quant1(y.y, inv) & 0xff) << 8) |
+                          (uint32_t(quant1(y.z, inv) & 0xff) << 16) | (uint32_t(quant1(y.w, inv) & 0xff) << 24);
+  reinterpret_cast<uint32_t*>(qrow)[c] = packed;
+  if (lane == 0) *gs = __fdiv_rn(amax, 128.f);
+}
+
 template <typename T, int kMode>
 __global__ void __launch_bounds__(kRowThreads) norm_quant_kernel(const T* __restrict__ x, const void* p0, int p0_bf16,
                                                                  const void* p1, int p1_bf16, float eps, int D,
@@ -90,31 +116,9 @@ __global__ void __launch_bounds__(kRowThreads) norm_quant_kernel(const T* __rest
     const int c = tid + i * kRowThreads;
     // A warp's 32 chunks at slot i are one 128-channel group; all lanes of a warp agree on `c < chunks` because
     // D is a multiple of 128.
-    if (c < chunks) {
-      const float4 a = ld4_param(p0, p0_bf16, c * 4, kMode == 0 ? 0.f : 1.f);
-      const float4 b = ld4_param(p1, p1_bf16, c * 4, 0.f);
-      float4 y;
-      if (kMode == 0) {
-        y.x = (v[i].x - mean) * rstd * (1.f + a.x) + b.x;
-        y.y = (v[i].y - mean) * rstd * (1.f + a.y) + b.y;
-        y.z = (v[i].z - mean) * rstd * (1.f + a.z) + b.z;
-        y.w = (v[i].w - mean) * rstd * (1.f + a.w) + b.w;
-      } else {
-        y.x = (v[i].x - mean) * rstd * a.x + b.x;
-        y.y = (v[i].y - mean) * rstd * a.y + b.y;
-        y.z = (v[i].z - mean) * rstd * a.z + b.z;
-        y.w = (v[i].w - mean) * rstd * a.w + b.w;
-      }
-      float amax = fmaxf(fmaxf(fabsf(y.x), fabsf(y.y)), fmaxf(fabsf(y.z), fabsf(y.w)));
-      amax = fmaxf(amax, 1e-8f);
-#pragma unroll
-      for (int o = 16; o; o >>= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
-      const float inv = __fdiv_rn(128.f, amax);
-      const uint32_t packed = uint32_t(quant1(y.x, inv) & 0xff) | (uint32_t(quant1(y.y, inv) & 0xff) << 8) |
-                              (uint32_t(quant1(y.z, inv) & 0xff) << 16) | (uint32_t(quant1(y.w, inv) & 0xff) << 24);
-      reinterpret_cast<uint32_t*>(q + row * D)[c] = packed;
-      if (lane == 0) s[row * (D / 128) + (c * 4) / 128] = __fdiv_rn(amax, 128.f);
-    }
+    if (c < chunks)
+      norm_quant_group<kMode>(v[i], mean, rstd, p0, p0_bf16, p1, p1_bf16, c, q + row * D, s + row * (D / 128) + c / 32,
+                              lane);
   }
 }
 
@@ -223,31 +227,9 @@ __global__ void __launch_bounds__(32 * kWarpRowWarps) norm_quant_warp_kernel(con
     const float rstd = rsqrtf(sq / float(D) + eps);
 #pragma unroll
     for (int i = 0; i < kWarpRowMaxGroups; i++) {
-      if (i < groups) {
-        const int c = lane + 32 * i;
-        const float4 a = ld4_param(p0, p0_bf16, c * 4, kMode == 0 ? 0.f : 1.f);
-        const float4 b = ld4_param(p1, p1_bf16, c * 4, 0.f);
-        float4 y;
-        if (kMode == 0) {
-          y.x = (v[i].x - mean) * rstd * (1.f + a.x) + b.x;
-          y.y = (v[i].y - mean) * rstd * (1.f + a.y) + b.y;
-          y.z = (v[i].z - mean) * rstd * (1.f + a.z) + b.z;
-          y.w = (v[i].w - mean) * rstd * (1.f + a.w) + b.w;
-        } else {
-          y.x = (v[i].x - mean) * rstd * a.x + b.x;
-          y.y = (v[i].y - mean) * rstd * a.y + b.y;
-          y.z = (v[i].z - mean) * rstd * a.z + b.z;
-          y.w = (v[i].w - mean) * rstd * a.w + b.w;
-        }
-        float amax = fmaxf(fmaxf(fmaxf(fabsf(y.x), fabsf(y.y)), fmaxf(fabsf(y.z), fabsf(y.w))), 1e-8f);
-#pragma unroll
-        for (int o = 16; o; o >>= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
-        const float inv = __fdiv_rn(128.f, amax);
-        const uint32_t packed = uint32_t(quant1(y.x, inv) & 0xff) | (uint32_t(quant1(y.y, inv) & 0xff) << 8) |
-                                (uint32_t(quant1(y.z, inv) & 0xff) << 16) | (uint32_t(quant1(y.w, inv) & 0xff) << 24);
-        reinterpret_cast<uint32_t*>(q + row * D)[c] = packed;
-        if (lane == 0) s[row * groups + i] = __fdiv_rn(amax, 128.f);
-      }
+      if (i < groups)
+        norm_quant_group<kMode>(v[i], mean, rstd, p0, p0_bf16, p1, p1_bf16, lane + 32 * i, q + row * D,
+                                s + row * groups + i, lane);
     }
   }
 }

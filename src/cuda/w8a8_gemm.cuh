@@ -4,6 +4,7 @@
 #include <cstdint>
 
 #include "cuda/cuda_common.cuh"
+#include "cuda/w8a8_gemm.h"
 #include "cuda/w8a8_gemm_config.h"
 
 namespace td {
@@ -96,6 +97,47 @@ __device__ __forceinline__ void load_stage(uint32_t sA, uint32_t sB, const GemmA
   }
 }
 
+// The bias of output columns n, n + 1 (zeros without a bias).
+__device__ __forceinline__ float2 bias_pair(const GemmArgs& p, int n) {
+  if (!p.bias) return make_float2(0.f, 0.f);
+  if (p.bias_bf16)
+    return __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(static_cast<const __nv_bfloat16*>(p.bias) + n));
+  return *reinterpret_cast<const float2*>(static_cast<const float*>(p.bias) + n);
+}
+
+// The int8 epilogue's values for a warpgroup accumulator tile (wgmma layout, 128 columns n0..n0+127 of rows
+// row0/row1): bias, GELU, then each row's amax over its 128 columns -- held by the 4 lanes of a quad -- and
+// TurboDiffusion's rounding scale 128 / amax.
+struct QuantRows {
+  float v[64];
+  float amax0 = 1e-8f, amax1 = 1e-8f, inv0, inv1;
+};
+__device__ __forceinline__ void quant_rows(const GemmArgs& p, const float (&accf)[64], int n0, int t, QuantRows& r) {
+#pragma unroll
+  for (int j = 0; j < 16; j++) {
+    const float2 b = bias_pair(p, n0 + j * 8 + 2 * t);
+#pragma unroll
+    for (int e = 0; e < 4; e++) {
+      float x = accf[4 * j + e] + ((e & 1) ? b.y : b.x);
+      if (p.gelu) x = gelu_tanh(x);
+      r.v[4 * j + e] = x;
+      if (e < 2) r.amax0 = fmaxf(r.amax0, fabsf(x));
+      else r.amax1 = fmaxf(r.amax1, fabsf(x));
+    }
+  }
+#pragma unroll
+  for (int o = 1; o <= 2; o <<= 1) {
+    r.amax0 = fmaxf(r.amax0, __shfl_xor_sync(0xffffffffu, r.amax0, o));
+    r.amax1 = fmaxf(r.amax1, __shfl_xor_sync(0xffffffffu, r.amax1, o));
+  }
+  r.inv0 = __fdiv_rn(128.f, r.amax0), r.inv1 = __fdiv_rn(128.f, r.amax1);
+}
+// Two values rounded to int8 (nearest, saturating), packed little-endian.
+__device__ __forceinline__ uint16_t pack_q2(float x, float y, float inv) {
+  const int qx = min(max(__float2int_rn(x * inv), -128), 127), qy = min(max(__float2int_rn(y * inv), -128), 127);
+  return uint16_t((qx & 0xff) | ((qy & 0xff) << 8));
+}
+
 // Applies bias / GELU / gate to one pair of adjacent output columns (n even) of row m and stores it.
 template <OutMode kMode>
 __device__ __forceinline__ void store_pair(const GemmArgs& p, int m, int n, float v0, float v1, int32_t i0,
@@ -105,15 +147,8 @@ __device__ __forceinline__ void store_pair(const GemmArgs& p, int m, int n, floa
     *reinterpret_cast<int2*>(static_cast<int32_t*>(p.out) + o) = make_int2(i0, i1);
     return;
   }
-  if (p.bias) {
-    if (p.bias_bf16) {
-      const __nv_bfloat162 bb = *reinterpret_cast<const __nv_bfloat162*>(static_cast<const __nv_bfloat16*>(p.bias) + n);
-      v0 += __bfloat162float(bb.x), v1 += __bfloat162float(bb.y);
-    } else {
-      const float2 bb = *reinterpret_cast<const float2*>(static_cast<const float*>(p.bias) + n);
-      v0 += bb.x, v1 += bb.y;
-    }
-  }
+  const float2 b = bias_pair(p, n);
+  v0 += b.x, v1 += b.y;
   if (p.gelu) v0 = gelu_tanh(v0), v1 = gelu_tanh(v1);
   if (kMode == OutMode::BF16) {
     *reinterpret_cast<__nv_bfloat162*>(static_cast<__nv_bfloat16*>(p.out) + o) = __floats2bfloat162_rn(v0, v1);
@@ -132,54 +167,23 @@ __device__ __forceinline__ void store_pair(const GemmArgs& p, int m, int n, floa
   }
 }
 
-// Int8 epilogue for a warpgroup accumulator tile (wgmma layout, 128 columns n0..n0+127 of rows row0/row1): bias,
-// GELU, then the row's amax over its 128 columns -- held by the 4 lanes of a quad -- and TurboDiffusion's rounding.
+// Int8 epilogue for a warpgroup accumulator tile (see quant_rows), stored straight to global memory.
 __device__ __forceinline__ void store_int8_rows(const GemmArgs& p, const float (&accf)[64], int row0, int row1,
                                                 int n0, int t) {
-  float v[64];
-  float a0 = 1e-8f, a1 = 1e-8f;
-#pragma unroll
-  for (int j = 0; j < 16; j++) {
-    const int n = n0 + j * 8 + 2 * t;
-    float b0 = 0.f, b1 = 0.f;
-    if (p.bias) {
-      if (p.bias_bf16) {
-        const __nv_bfloat162 bb = *reinterpret_cast<const __nv_bfloat162*>(static_cast<const __nv_bfloat16*>(p.bias) + n);
-        b0 = __bfloat162float(bb.x), b1 = __bfloat162float(bb.y);
-      } else {
-        const float2 bb = *reinterpret_cast<const float2*>(static_cast<const float*>(p.bias) + n);
-        b0 = bb.x, b1 = bb.y;
-      }
-    }
-#pragma unroll
-    for (int e = 0; e < 4; e++) {
-      float x = accf[4 * j + e] + ((e & 1) ? b1 : b0);
-      if (p.gelu) x = gelu_tanh(x);
-      v[4 * j + e] = x;
-      if (e < 2) a0 = fmaxf(a0, fabsf(x));
-      else a1 = fmaxf(a1, fabsf(x));
-    }
-  }
-#pragma unroll
-  for (int o = 1; o <= 2; o <<= 1) {
-    a0 = fmaxf(a0, __shfl_xor_sync(0xffffffffu, a0, o));
-    a1 = fmaxf(a1, __shfl_xor_sync(0xffffffffu, a1, o));
-  }
-  const float i0 = __fdiv_rn(128.f, a0), i1 = __fdiv_rn(128.f, a1);
+  QuantRows r;
+  quant_rows(p, accf, n0, t, r);
   int8_t* q = static_cast<int8_t*>(p.out);
 #pragma unroll
   for (int j = 0; j < 16; j++) {
     const int n = n0 + j * 8 + 2 * t;
-    auto pack = [](float x, float y, float inv) {
-      const int qx = min(max(__float2int_rn(x * inv), -128), 127), qy = min(max(__float2int_rn(y * inv), -128), 127);
-      return uint16_t((qx & 0xff) | ((qy & 0xff) << 8));
-    };
-    if (row0 < p.M) *reinterpret_cast<uint16_t*>(q + size_t(row0) * p.N + n) = pack(v[4 * j], v[4 * j + 1], i0);
-    if (row1 < p.M) *reinterpret_cast<uint16_t*>(q + size_t(row1) * p.N + n) = pack(v[4 * j + 2], v[4 * j + 3], i1);
+    uint16_t* q0 = reinterpret_cast<uint16_t*>(q + size_t(row0) * p.N + n);
+    uint16_t* q1 = reinterpret_cast<uint16_t*>(q + size_t(row1) * p.N + n);
+    if (row0 < p.M) *q0 = pack_q2(r.v[4 * j], r.v[4 * j + 1], r.inv0);
+    if (row1 < p.M) *q1 = pack_q2(r.v[4 * j + 2], r.v[4 * j + 3], r.inv1);
   }
   if (t == 0) {
-    if (row0 < p.M) p.qscale[size_t(row0) * (p.N / 128) + n0 / 128] = __fdiv_rn(a0, 128.f);
-    if (row1 < p.M) p.qscale[size_t(row1) * (p.N / 128) + n0 / 128] = __fdiv_rn(a1, 128.f);
+    if (row0 < p.M) p.qscale[size_t(row0) * (p.N / 128) + n0 / 128] = __fdiv_rn(r.amax0, 128.f);
+    if (row1 < p.M) p.qscale[size_t(row1) * (p.N / 128) + n0 / 128] = __fdiv_rn(r.amax1, 128.f);
   }
 }
 
@@ -205,26 +209,19 @@ __device__ __forceinline__ void store_tile(const GemmArgs& p, const float (&accf
 #pragma unroll
     for (int j = 0; j < 16; j++) {
       const int n = n0 + j * 8 + 2 * t;
-      float b0 = 0.f, b1 = 0.f, g0 = 1.f, g1 = 1.f;
-      if (p.bias) {
-        if (p.bias_bf16) {
-          const __nv_bfloat162 bb = *reinterpret_cast<const __nv_bfloat162*>(static_cast<const __nv_bfloat16*>(p.bias) + n);
-          b0 = __bfloat162float(bb.x), b1 = __bfloat162float(bb.y);
-        } else {
-          const float2 bb = *reinterpret_cast<const float2*>(static_cast<const float*>(p.bias) + n);
-          b0 = bb.x, b1 = bb.y;
-        }
-      }
+      const float2 b = bias_pair(p, n);
+      const float b0 = b.x, b1 = b.y;
+      float g0 = 1.f, g1 = 1.f;
       if (p.gate) {
         const float2 gg = *reinterpret_cast<const float2*>(p.gate + n);
         g0 = gg.x, g1 = gg.y;
       }
       float v0 = accf[4 * j] + b0, v1 = accf[4 * j + 1] + b1, w0 = accf[4 * j + 2] + b0, w1 = accf[4 * j + 3] + b1;
       if (p.gelu) v0 = gelu_tanh(v0), v1 = gelu_tanh(v1), w0 = gelu_tanh(w0), w1 = gelu_tanh(w1);
-      if (row0 < p.M)
-        *reinterpret_cast<float2*>(out + size_t(row0) * p.N + n) = make_float2(fmaf(g0, v0, x0[j].x), fmaf(g1, v1, x0[j].y));
-      if (row1 < p.M)
-        *reinterpret_cast<float2*>(out + size_t(row1) * p.N + n) = make_float2(fmaf(g0, w0, x1[j].x), fmaf(g1, w1, x1[j].y));
+      float2* o0 = reinterpret_cast<float2*>(out + size_t(row0) * p.N + n);
+      float2* o1 = reinterpret_cast<float2*>(out + size_t(row1) * p.N + n);
+      if (row0 < p.M) *o0 = make_float2(fmaf(g0, v0, x0[j].x), fmaf(g1, v1, x0[j].y));
+      if (row1 < p.M) *o1 = make_float2(fmaf(g0, w0, x1[j].x), fmaf(g1, w1, x1[j].y));
     }
   } else {
 #pragma unroll
@@ -253,18 +250,8 @@ __device__ __forceinline__ void store_half_staged(const GemmArgs& p, const float
     // Row = 256 bytes = 16 chunks; chunk j holds columns 8j..8j+7, physical chunk j ^ (row & 7).
 #pragma unroll
     for (int j = 0; j < 16; j++) {
-      const int n = n0 + j * 8 + 2 * t;
-      float b0 = 0.f, b1 = 0.f;
-      if (p.bias) {
-        if (p.bias_bf16) {
-          const __nv_bfloat162 bb = *reinterpret_cast<const __nv_bfloat162*>(static_cast<const __nv_bfloat16*>(p.bias) + n);
-          b0 = __bfloat162float(bb.x), b1 = __bfloat162float(bb.y);
-        } else {
-          const float2 bb = *reinterpret_cast<const float2*>(static_cast<const float*>(p.bias) + n);
-          b0 = bb.x, b1 = bb.y;
-        }
-      }
-      float v0 = accf[4 * j] + b0, v1 = accf[4 * j + 1] + b1, w0 = accf[4 * j + 2] + b0, w1 = accf[4 * j + 3] + b1;
+      const float2 b = bias_pair(p, n0 + j * 8 + 2 * t);
+      float v0 = accf[4 * j] + b.x, v1 = accf[4 * j + 1] + b.y, w0 = accf[4 * j + 2] + b.x, w1 = accf[4 * j + 3] + b.y;
       if (p.gelu) v0 = gelu_tanh(v0), v1 = gelu_tanh(v1), w0 = gelu_tanh(w0), w1 = gelu_tanh(w1);
       const __nv_bfloat162 h0 = __floats2bfloat162_rn(v0, v1), h1 = __floats2bfloat162_rn(w0, w1);
       const uint32_t a0 = buf + lr0 * 256 + ((j ^ (lr0 & 7)) << 4) + 4 * t;
@@ -273,53 +260,21 @@ __device__ __forceinline__ void store_half_staged(const GemmArgs& p, const float
       asm volatile("st.shared.b32 [%0], %1;\n" ::"r"(a1), "r"(*reinterpret_cast<const uint32_t*>(&h1)) : "memory");
     }
   } else {
-    // Int8: bias, GELU, the row amax over the 128 columns (the quad's 4 lanes) and TurboDiffusion's rounding, as
-    // store_int8_rows; row = 128 bytes = 8 chunks, physical chunk (j / 2) ^ (row & 7).
-    float v[64];
-    float am0 = 1e-8f, am1 = 1e-8f;
-#pragma unroll
-    for (int j = 0; j < 16; j++) {
-      const int n = n0 + j * 8 + 2 * t;
-      float b0 = 0.f, b1 = 0.f;
-      if (p.bias) {
-        if (p.bias_bf16) {
-          const __nv_bfloat162 bb = *reinterpret_cast<const __nv_bfloat162*>(static_cast<const __nv_bfloat16*>(p.bias) + n);
-          b0 = __bfloat162float(bb.x), b1 = __bfloat162float(bb.y);
-        } else {
-          const float2 bb = *reinterpret_cast<const float2*>(static_cast<const float*>(p.bias) + n);
-          b0 = bb.x, b1 = bb.y;
-        }
-      }
-#pragma unroll
-      for (int e = 0; e < 4; e++) {
-        float x = accf[4 * j + e] + ((e & 1) ? b1 : b0);
-        if (p.gelu) x = gelu_tanh(x);
-        v[4 * j + e] = x;
-        if (e < 2) am0 = fmaxf(am0, fabsf(x));
-        else am1 = fmaxf(am1, fabsf(x));
-      }
-    }
-#pragma unroll
-    for (int o = 1; o <= 2; o <<= 1) {
-      am0 = fmaxf(am0, __shfl_xor_sync(0xffffffffu, am0, o));
-      am1 = fmaxf(am1, __shfl_xor_sync(0xffffffffu, am1, o));
-    }
-    const float i0 = __fdiv_rn(128.f, am0), i1 = __fdiv_rn(128.f, am1);
-    auto pack = [](float x, float y, float inv) {
-      const int qx = min(max(__float2int_rn(x * inv), -128), 127), qy = min(max(__float2int_rn(y * inv), -128), 127);
-      return uint32_t((qx & 0xff) | ((qy & 0xff) << 8));
-    };
+    // Int8 (see quant_rows); row = 128 bytes = 8 chunks, physical chunk (j / 2) ^ (row & 7).
+    QuantRows r;
+    quant_rows(p, accf, n0, t, r);
 #pragma unroll
     for (int j = 0; j < 16; j++) {
       const int byte = (j & 1) * 8 + 2 * t;  // within the 16-byte chunk j / 2
       const uint32_t a0 = buf + lr0 * 128 + (((j >> 1) ^ (lr0 & 7)) << 4) + byte;
       const uint32_t a1 = buf + lr1 * 128 + (((j >> 1) ^ (lr1 & 7)) << 4) + byte;
-      asm volatile("st.shared.b16 [%0], %1;\n" ::"r"(a0), "h"(uint16_t(pack(v[4 * j], v[4 * j + 1], i0))) : "memory");
-      asm volatile("st.shared.b16 [%0], %1;\n" ::"r"(a1), "h"(uint16_t(pack(v[4 * j + 2], v[4 * j + 3], i1))) : "memory");
+      asm volatile("st.shared.b16 [%0], %1;\n" ::"r"(a0), "h"(pack_q2(r.v[4 * j], r.v[4 * j + 1], r.inv0)) : "memory");
+      asm volatile("st.shared.b16 [%0], %1;\n" ::"r"(a1), "h"(pack_q2(r.v[4 * j + 2], r.v[4 * j + 3], r.inv1))
+                   : "memory");
     }
     if (t == 0) {
-      if (row0 < p.M) p.qscale[size_t(row0) * (p.N / 128) + n0 / 128] = __fdiv_rn(am0, 128.f);
-      if (row1 < p.M) p.qscale[size_t(row1) * (p.N / 128) + n0 / 128] = __fdiv_rn(am1, 128.f);
+      if (row0 < p.M) p.qscale[size_t(row0) * (p.N / 128) + n0 / 128] = __fdiv_rn(r.amax0, 128.f);
+      if (row1 < p.M) p.qscale[size_t(row1) * (p.N / 128) + n0 / 128] = __fdiv_rn(r.amax1, 128.f);
     }
   }
   asm volatile("bar.sync %0, 128;\n" ::"r"(bar) : "memory");  // the half is complete in buf
@@ -352,14 +307,14 @@ __device__ __forceinline__ void tile_coords(const GemmArgs& p, int bm, int bn, i
 
 }  // namespace w8a8
 
-// Launches the wgmma kernel (w8a8_gemm_sm90.cu). Returns false when this binary/device has no sm_90a code.
+// The sm_90a kernels (w8a8_gemm_sm90.cu). w8a8_wgmma_available: whether this binary and device run them.
 bool w8a8_wgmma_available();
-// variant 1 "wgmma", 2 "wgmma2" (two int32 accumulator sets, fold of block kb-1 overlaps the MMAs of block kb),
-// 3 "ws" (TMA producer warp + two consumer warpgroups, persistent), 4 "wsmc" (ws on 2-CTA clusters with multicast),
-// 5 "ws256" (ws with 128 x 256 tiles; N not a multiple of 256 and raw int32 output run on ws), 6 "ws256mc" (ws256
-// on 2-CTA clusters sharing the W tile by multicast), 7 "ws3" (192 x 128 tiles, three consumer warpgroups in turn), 8 "by-shape"
-// (ws3 up to kW3MaxK, else ws256).
-void launch_w8a8_wgmma(int mode, const w8a8::GemmArgs& p, int variant);
+// ws: TMA producer warp + two consumer warpgroups, persistent; wsmc: ws on 2-CTA clusters sharing the W tile by
+// multicast; ws256: 128 x 256 tiles (N not a multiple of 256 and raw int32 output run on ws); ws256mc: ws256 on
+// 2-CTA clusters; ws3: 192 x 128 tiles, three consumer warpgroups in turn; by-shape: ws3 up to kW3MaxK, else
+// ws256mc for N >= kMcMinN, else ws256. (The cp.async multistage "wgmma" and the double-accumulator "wgmma2"
+// variants lost to these on every Wan shape and were removed; perf.md has their numbers.)
+void launch_w8a8_wgmma(int mode, const w8a8::GemmArgs& p, W8A8Kernel k);
 
 }  // namespace cuda
 }  // namespace td
