@@ -1,4 +1,4 @@
-// The VAE's wide 2-D convs on sm_90a (see conv3d_config::kRing*): an implicit-GEMM 3x3 or 2x2 conv with padding 1
+// The VAE's wide 2-D convs on sm_90a (see conv2d_wgmma_config.h): an implicit-GEMM 3x3 or 2x2 conv with padding 1
 // over x [n, H, W, CP] (a frame ring, or the input of a sub-pixel up-sampling conv), M = pixels, N = O,
 // K = KS * KS * CP, bf16 in, fp32 accumulation.
 #include <cuda_bf16.h>
@@ -9,7 +9,7 @@
 #include <string>
 
 #include "core/allocator.h"
-#include "cuda/conv3d_config.h"
+#include "cuda/conv2d_wgmma_config.h"
 #include "cuda/conv2d_wgmma.h"
 #include "cuda/cuda_common.cuh"
 #include "cuda/sla_wgmma.cuh"
@@ -19,7 +19,7 @@ namespace td {
 namespace cuda {
 namespace {
 
-using namespace conv3d_config;
+using namespace conv2d_wgmma_config;
 using sla::fence_operands;
 using sla::fence_proxy_async_smem;
 using sla::wgmma_commit;

@@ -1,5 +1,5 @@
 // The sm_90a wgmma implicit-GEMM conv behind cuda::conv3d_ring (the wide frame-ring convs) and cuda::conv3d's
-// sub-pixel up-sampling convs (see conv3d_config::kRing*).
+// sub-pixel up-sampling convs (see conv2d_wgmma_config.h).
 #pragma once
 
 #include <cstdint>
@@ -14,7 +14,7 @@ bool conv2d_wgmma_available();
 bool conv2d_wgmma_fits(int64_t CP, int64_t O, int64_t kh, int64_t kw);
 // y [n, Ho, Wo, O] (+)= conv(x [n, H, W, CP], w [O, 1, k, k, CP], padding 1 on every side) + bias, k = 2 or 3
 // (Ho = H + 3 - k); all bf16 contiguous on the GPU, bias f32 [O] or null. tile_name picks a tile variant (n96r8,
-// n96r4, n192r4: see conv3d_config::RingTile; null = TD_VAE_RING_TILE or the default for O).
+// n96r4, n192r4: see conv2d_wgmma_config.h; null = TD_VAE_RING_TILE or the default for O).
 void conv2d_wgmma(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y, bool accumulate,
                   const char* tile_name = nullptr);
 // The same conv (O = 96 or 192) with the VAE's RMS norm + SiLU in its epilogue (see cpu/vae_rms_norm.h, with the conv
