@@ -61,8 +61,8 @@ constexpr int kW3ProducerRegs = 24, kW3ConsumerRegs = 160;  // 128 * 24 + 384 * 
 // "by-shape": ws3 up to kW3MaxK, else ws256 / ws256mc. H100, GEMM alone (perf.md, same call): K = 1536 ws3
 // 0.209 / 1.111 ms vs ws256 0.211 / 1.149 ms; K = 5120-13824 ws3 5-13% slower (its 192 x 128 tile moves more bytes
 // per MAC); DiT 1.3B forward 241.6 ms with ws3 everywhere vs 248.1 with ws256.
-// Except the int8-output epilogue at N >= kMcMinN (ffn.0 feeding ffn.2, 32760x1536x8960 with GELU -> int8: ws256mc
-// 1.334 ms, ws256 1.345, ws3 1.388, same call in perf.md).
+// Also for the int8-output epilogue (ffn.0 feeding ffn.2): ws256mc looked 4% faster there alone (1.334 vs 1.388 ms)
+// but the forward with it took 239.4 ms against 235.0-235.6 with ws3 (ffn.0 54.5 vs 50.0 ms; perf.md, session 4).
 constexpr int kW3MaxK = 2048;
 // ... and above kW3MaxK, ws256mc for N >= kMcMinN (the 14B shapes: 2-5% faster than ws256 in one call, perf.md),
 // ws256 below (32760x8960x1536: ws256mc 1% slower).

@@ -638,11 +638,8 @@ bool w8a8_wgmma_available() {
 }
 
 void launch_w8a8_wgmma(int mode, const GemmArgs& p, W8A8Kernel k) {
-  if (k == W8A8Kernel::ByShape) {
-    // ws3's int8 epilogue (ffn.0 -> ffn.2) is the slower one: ws256mc there for wide N (see kW3MaxK).
-    const bool wide_int8 = OutMode(mode) == OutMode::Int8 && p.N >= kMcMinN;
-    k = p.K <= kW3MaxK && !wide_int8 ? W8A8Kernel::Ws3 : p.N >= kMcMinN ? W8A8Kernel::Ws256Mc : W8A8Kernel::Ws256;
-  }
+  if (k == W8A8Kernel::ByShape)
+    k = p.K <= kW3MaxK ? W8A8Kernel::Ws3 : p.N >= kMcMinN ? W8A8Kernel::Ws256Mc : W8A8Kernel::Ws256;
   // (Raw int32 output always runs on ws: the ws3 / ws256 mode launchers pass it on.) ws256 needs N % 256 == 0.
   if (k == W8A8Kernel::Ws3) {
     launch_ws3_mode(mode, p);
