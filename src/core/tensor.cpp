@@ -198,8 +198,24 @@ Tensor Tensor::contiguous() const {
 
 Tensor Tensor::to(Device dev) const {
   if (dev == device() && is_contiguous()) return *this;
+  if (device() == Device::CUDA && !is_contiguous()) {
+    // A strided device view: copy the storage span it covers to the host, then gather there. (Going through
+    // to(Device::CPU) again recursed forever.) Views only slice and permute, so strides are non-negative.
+    const size_t es = dtype_size(dtype_);
+    Tensor host = empty(shape_, dtype_, Device::CPU);
+    if (numel() == 0) return dev == Device::CPU ? host : host.to(dev);
+    int64_t span = 1;
+    for (size_t i = 0; i < shape_.size(); i++) {
+      TD_ASSERT(strides_[i] >= 0, "negative stride in a device view");
+      span += (shape_[i] - 1) * strides_[i];
+    }
+    std::vector<char> raw(size_t(span) * es);
+    device_memcpy(raw.data(), data(), raw.size(), 1);
+    strided_copy_host(static_cast<char*>(host.data()), raw.data(), shape_, strides_, es);
+    host.name_ = name_;
+    return dev == Device::CPU ? host : host.to(dev);
+  }
   Tensor src = device() == Device::CPU ? contiguous() : *this;
-  if (device() == Device::CUDA && !is_contiguous()) return to(Device::CPU).contiguous().to(dev);
   Tensor t = empty(shape_, dtype_, dev);
   t.copy_from(src);
   t.name_ = name_;

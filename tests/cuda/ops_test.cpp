@@ -10,6 +10,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <utility>
 #include <vector>
 
 #include "core/allocator.h"
@@ -145,6 +146,25 @@ void check_linear(int64_t M, int64_t K, int64_t N, int bias_kind, DType out, Epi
     EXPECT_LT(nmse(y.t, ref), limit);
   }
   EXPECT_TRUE(guards_intact(y));
+}
+
+// Strided views of device tensors copy to the host (and back through contiguous()) element for element: a slice of
+// the last dim, a permutation, a view that starts at an offset. (to(Device::CPU) of a strided device view used to
+// recurse without end.)
+TEST(CudaTensor, StridedDeviceViewsCopyExactly) {
+  TD_SKIP_WITHOUT_CUDA();
+  Tensor h = test::randn({4, 6, 10}, 11);
+  Tensor d = h.to(Device::CUDA);
+  const std::pair<Tensor, Tensor> cases[] = {{h.slice(2, 3, 8), d.slice(2, 3, 8)},
+                                             {h.permute({2, 0, 1}), d.permute({2, 0, 1})},
+                                             {h.slice(0, 1, 3).transpose(1, 2), d.slice(0, 1, 3).transpose(1, 2)}};
+  for (const auto& c : cases) {
+    ASSERT_FALSE(c.second.is_contiguous());
+    EXPECT_EQ(test::max_abs_diff(c.second.to(Device::CPU), c.first.contiguous()), 0.0);
+    Tensor back = c.second.contiguous();
+    EXPECT_TRUE(back.is_cuda() && back.is_contiguous());
+    EXPECT_EQ(test::max_abs_diff(back.to(Device::CPU), c.first.contiguous()), 0.0);
+  }
 }
 
 TEST(CudaOps, Linear) {
