@@ -416,6 +416,16 @@ void run_conv(const Tensor* hist, const Tensor& x, const Tensor& w, const Tensor
   }
   TD_CHECK(x.numel() < (int64_t(1) << 40) && x.size(1) * x.size(2) < (int64_t(1) << 31), "conv2d_wgmma",
            "frame too large: ", shape_str(x.shape()));
+  for (const Tensor* t : {&x, &w, static_cast<const Tensor*>(y)})
+    if (t) TD_CHECK(t->is_cuda() && t->dtype() == DType::BF16 && t->is_contiguous(), "conv2d_wgmma",
+                    "expected contiguous bf16 tensors on the GPU, got ", t->describe());
+  if (bias) TD_CHECK(bias->is_cuda() && bias->dtype() == DType::F32 && bias->numel() == O, "conv2d_wgmma bias",
+                     "expected ", O, " f32 values on the GPU, got ", bias->describe());
+  // 16-byte cp.async / bulk copies of x, history and weights; 4-byte bf16x2 stores of y.
+  auto aligned = [](const Tensor* t, uintptr_t a) { return !t || !t->defined() || uintptr_t(t->data()) % a == 0; };
+  TD_CHECK(aligned(&x, 16) && aligned(hist, 16) && aligned(&w, 16) && aligned(y, 4) &&
+               (!norm || aligned(norm->out, 4)),
+           "conv2d_wgmma", "tensors must start 16-byte aligned (output 4-byte): a view at an odd offset?");
   static const char* env3 = std::getenv("TD_VAE_RING_TILE");
   static const char* env2 = std::getenv("TD_VAE_SUBPIXEL_TILE");
   const char* name = tile_name && *tile_name ? tile_name : KS == 3 ? env3 : env2;

@@ -146,6 +146,26 @@ TEST(VaeCuda, RingConvWgmmaManyTilesMatchesCudnn) {
   }
 }
 
+// Bad input to the wgmma conv is a td::Error naming it, not a fault: unsupported outputs, a misaligned view,
+// f32 data, a history of another frame size.
+TEST(VaeCuda, WgmmaConvRejectsBadInput) {
+  TD_SKIP_WITHOUT_CUDA();
+  if (!wgmma_convs_here()) GTEST_SKIP() << "needs an sm_90 GPU and an sm_90a build";
+  Tensor x = to_gpu(test::randn({1, 8, 64, 33}, 1)), w = to_gpu(test::randn({96, 1, 3, 3, 32}, 2, 0.05f));
+  Tensor y = Tensor::empty({1, 8, 64, 96}, DType::BF16, Device::CUDA);
+  Tensor x32 = x.slice(3, 0, 32).contiguous();
+  Tensor w8 = to_gpu(test::randn({8, 1, 3, 3, 32}, 3));
+  EXPECT_THROW(cuda::conv2d_wgmma(x32, w8, nullptr, y, false), Error);  // 8 outputs
+  Tensor flat = x.view({-1});
+  Tensor off = flat.slice(0, 1, 1 + 8 * 64 * 32).view({1, 8, 64, 32});  // 2-byte offset: not 16-byte aligned
+  EXPECT_THROW(cuda::conv2d_wgmma(off, w, nullptr, y, false), Error);
+  EXPECT_THROW(cuda::conv2d_wgmma(x32.to(DType::F32), w, nullptr, y, false), Error);
+  Tensor wt = to_gpu(test::randn({96, 3, 3, 3, 32}, 4, 0.05f)), hist = to_gpu(test::randn({2, 8, 60, 32}, 5));
+  EXPECT_THROW(cuda::conv3d_causal_wgmma(hist, x32, wt, nullptr, y, false), Error);
+  cuda::conv2d_wgmma(x32, w, nullptr, y, false);  // and the good call still works
+  device_synchronize();
+}
+
 // The ring conv with the next RMS norm + SiLU fused into its epilogue (cuda::conv3d_ring_norm) against the CPU conv
 // followed by the CPU norm (conv bias as the pre-bias): the written slot matches, the other two slots stay untouched.
 TEST(VaeCuda, RingConvNormFusedMatchesCpu) {
