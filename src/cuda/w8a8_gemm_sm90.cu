@@ -120,7 +120,41 @@ __device__ __forceinline__ void mbar_arrive_cluster(uint32_t bar, uint32_t cta) 
 __device__ __forceinline__ void cluster_sync_all() {
   asm volatile("barrier.cluster.arrive.release;\nbarrier.cluster.wait.acquire;\n" ::: "memory");
 }
+// The producer thread of the persistent kernels: for this cluster's tiles (kCM * kARows output rows, kBNt columns;
+// blockIdx.x / kCM = cid of nclusters), every K block goes into the next of kStages ring stages: this CTA's kARows-row
+// A box, then the kBNt-row W box, or with kCM > 1 its 1/kCM slice multicast to the whole cluster (the empty barrier
+// counted every CTA's consumers, so the slice may go into all of them). Rows past M (A's last tile, or a CTA past M
+// in an odd last cluster tile) are zero-filled by the TMA unit and still count toward the bytes; their stores are
+// skipped.
+template <int kStages, int kARows, int kBNt, int kCM>
+__device__ __forceinline__ void produce_tiles(const CUtensorMap& tmA, const CUtensorMap& tmB, const GemmArgs& p,
+                                              uint32_t base, uint64_t* full_bar, uint64_t* empty_bar, int cid,
+                                              int nclusters, int tiles, int KB, uint32_t rank) {
+  constexpr int kStageBytesT = (kARows + kBNt) * kBK;
+  int stage = 0;
+  uint32_t phase = 0;
+  for (int tile = cid; tile < tiles; tile += nclusters) {
+    int m0, n0;
+    tile_coords(p, kCM * kARows, kBNt, &m0, &n0, tile);
+    m0 += int(rank) * kARows;
+    for (int kb = 0; kb < KB; kb++) {
+      mbar_wait(smem_u32(&empty_bar[stage]), phase ^ 1);
+      const uint32_t fb = smem_u32(&full_bar[stage]), sA = base + stage * kStageBytesT;
+      mbar_expect_tx(fb, kStageBytesT);
+      tma_load_2d(sA, &tmA, fb, kb * kBK, m0);
+      if (kCM == 1) {
+        tma_load_2d(sA + kARows * kBK, &tmB, fb, kb * kBK, n0);
+      } else {
+        constexpr int rows = kBNt / kCM;
+        tma_load_2d_mc(sA + kARows * kBK + rank * rows * kBK, &tmB, fb, kb * kBK, n0 + int(rank) * rows,
+                       uint16_t((1u << kCM) - 1));
+      }
+      if (++stage == kStages) stage = 0, phase ^= 1;
+    }
+  }
+}
 #endif
+
 
 // kCM CTAs of a cluster take kCM vertically adjacent 128-row tiles of the same 128 output columns: each loads its own
 // A tile and 1/kCM of the shared W tile, multicast to all of them (L2 traffic per CTA 16 + 16/kCM KiB per K block
@@ -154,31 +188,8 @@ __global__ void __launch_bounds__(kWsThreads, 1)
 
   if (wg == 0) {
     // Producer: one thread; the rest of this warpgroup idles until the final cluster barrier.
-    if (tid == 0) {
-      int stage = 0;
-      uint32_t phase = 0;
-      for (int tile = cid; tile < tiles; tile += nclusters) {
-        int m0, n0;
-        tile_coords(p, kCM * kBM, kBN, &m0, &n0, tile);
-        m0 += int(rank) * kBM;  // past M for an odd last tile: TMA fills zeros, the stores are skipped
-        for (int kb = 0; kb < KB; kb++) {
-          mbar_wait(smem_u32(&empty_bar[stage]), phase ^ 1);
-          const uint32_t fb = smem_u32(&full_bar[stage]), sA = base + stage * kStageBytes;
-          mbar_expect_tx(fb, kStageBytes);
-          // Rows past M (A's last tile) are zero-filled by the TMA unit and still count toward the bytes.
-          tma_load_2d(sA, &tmA, fb, kb * kBK, m0);
-          if (kCM == 1) {
-            tma_load_2d(sA + kBM * kBK, &tmB, fb, kb * kBK, n0);
-          } else {
-            // The empty barrier counted every CTA's consumers, so the slice may go into all of them now.
-            constexpr int rows = kBN / kCM;
-            tma_load_2d_mc(sA + kBM * kBK + rank * rows * kBK, &tmB, fb, kb * kBK, n0 + int(rank) * rows,
-                           uint16_t((1u << kCM) - 1));
-          }
-          if (++stage == kWsStages) stage = 0, phase ^= 1;
-        }
-      }
-    }
+    if (tid == 0)
+      produce_tiles<kWsStages, kBM, kBN, kCM>(tmA, tmB, p, base, full_bar, empty_bar, cid, nclusters, tiles, KB, rank);
   } else {
 
   const int cw = wg - 1, warp = (tid >> 5) & 3, lane = tid & 31;
@@ -385,29 +396,9 @@ __global__ void __launch_bounds__(kWsThreads, 1)
 
   if (wg == 0) {
     setmaxnreg_dec<kWideProducerRegs>();
-    if (tid == 0) {
-      int stage = 0;
-      uint32_t phase = 0;
-      for (int tile = cid; tile < tiles; tile += nclusters) {
-        int m0, n0;
-        tile_coords(p, kCM * kBM, kWideBN, &m0, &n0, tile);
-        m0 += int(rank) * kBM;
-        for (int kb = 0; kb < KB; kb++) {
-          mbar_wait(smem_u32(&empty_bar[stage]), phase ^ 1);
-          const uint32_t fb = smem_u32(&full_bar[stage]), sA = base + stage * kWideStageBytes;
-          mbar_expect_tx(fb, kWideStageBytes);
-          tma_load_2d(sA, &tmA, fb, kb * kBK, m0);  // rows past M arrive as zeros and still count
-          if (kCM == 1) {
-            tma_load_2d(sA + kBM * kBK, &tmB, fb, kb * kBK, n0);
-          } else {
-            constexpr int rows = kWideBN / kCM;
-            tma_load_2d_mc(sA + kBM * kBK + rank * rows * kBK, &tmB, fb, kb * kBK, n0 + int(rank) * rows,
-                           uint16_t((1u << kCM) - 1));
-          }
-          if (++stage == kWideStages) stage = 0, phase ^= 1;
-        }
-      }
-    }
+    if (tid == 0)
+      produce_tiles<kWideStages, kBM, kWideBN, kCM>(tmA, tmB, p, base, full_bar, empty_bar, cid, nclusters, tiles, KB,
+                                                   rank);
   } else {
     setmaxnreg_inc<kWideConsumerRegs>();
     const int cw = wg - 1, warp = (tid >> 5) & 3, lane = tid & 31;
@@ -520,22 +511,9 @@ __global__ void __launch_bounds__(kW3Threads, 1)
 
   if (wg == 0) {
     setmaxnreg_dec<kW3ProducerRegs>();
-    if (tid == 0) {
-      int stage = 0;
-      uint32_t phase = 0;
-      for (int tile = blockIdx.x; tile < tiles; tile += gridDim.x) {
-        int m0, n0;
-        tile_coords(p, kW3BM, kBN, &m0, &n0, tile);
-        for (int kb = 0; kb < KB; kb++) {
-          mbar_wait(smem_u32(&empty_bar[stage]), phase ^ 1);
-          const uint32_t fb = smem_u32(&full_bar[stage]), sA = base + stage * kW3StageBytes;
-          mbar_expect_tx(fb, kW3StageBytes);
-          tma_load_2d(sA, &tmA, fb, kb * kBK, m0);  // rows past M arrive as zeros and still count
-          tma_load_2d(sA + kW3BM * kBK, &tmB, fb, kb * kBK, n0);
-          if (++stage == kW3Stages) stage = 0, phase ^= 1;
-        }
-      }
-    }
+    if (tid == 0)
+      produce_tiles<kW3Stages, kW3BM, kBN, 1>(tmA, tmB, p, base, full_bar, empty_bar, int(blockIdx.x),
+                                             int(gridDim.x), tiles, KB, 0u);
   } else {
     setmaxnreg_inc<kW3ConsumerRegs>();
     const int cw = wg - 1, warp = (tid >> 5) & 3, lane = tid & 31;
