@@ -122,6 +122,19 @@ __global__ void __launch_bounds__(kRowThreads) norm_quant_kernel(const T* __rest
   }
 }
 
+// Four channels (two RoPE pairs) of the RMSNorm + RoPE kernels: v * rs * w, then pair j rotated by (cs[j], sn[j]).
+__device__ __forceinline__ float4 norm_rope4(const float4& v, float rs, const float4& wv, const float (&cs)[2],
+                                             const float (&sn)[2]) {
+  float e[4] = {v.x * rs * wv.x, v.y * rs * wv.y, v.z * rs * wv.z, v.w * rs * wv.w};
+#pragma unroll
+  for (int j = 0; j < 2; j++) {
+    const float a = e[2 * j], b = e[2 * j + 1];
+    e[2 * j] = a * cs[j] - b * sn[j];
+    e[2 * j + 1] = a * sn[j] + b * cs[j];
+  }
+  return make_float4(e[0], e[1], e[2], e[3]);
+}
+
 // In place RMSNorm over the whole row (fp32 stats, weight applied in fp32) then interleaved 3-D RoPE per 128-dim head.
 template <typename T>
 __global__ void __launch_bounds__(kRowThreads) rmsnorm_rope_kernel(T* __restrict__ x, const void* w, int w_bf16,
@@ -171,15 +184,7 @@ __global__ void __launch_bounds__(kRowThreads) rmsnorm_rope_kernel(T* __restrict
     for (int i = 0; i < kRowMaxChunks; i++) {
       const int c = tid + i * kRowThreads;
       if (c < chunks) {
-        const float4 wv = ld4_param(w, w_bf16, c * 4, 1.f);
-        float e[4] = {v[i].x * rs * wv.x, v[i].y * rs * wv.y, v[i].z * rs * wv.z, v[i].w * rs * wv.w};
-#pragma unroll
-        for (int j = 0; j < 2; j++) {
-          const float a = e[2 * j], b = e[2 * j + 1];
-          e[2 * j] = a * cs[j] - b * sn[j];
-          e[2 * j + 1] = a * sn[j] + b * cs[j];
-        }
-        st4(xr + c * 4, make_float4(e[0], e[1], e[2], e[3]));
+        st4(xr + c * 4, norm_rope4(v[i], rs, ld4_param(w, w_bf16, c * 4, 1.f), cs, sn));
       }
     }
   }
@@ -278,15 +283,7 @@ __global__ void __launch_bounds__(32 * kWarpRowWarps) rmsnorm_rope_warp_kernel(T
     for (int i = 0; i < kWarpRowMaxGroups; i++) {
       if (i < groups) {
         const int c = lane + 32 * i;
-        const float4 wv = ld4_param(w, w_bf16, c * 4, 1.f);
-        float e[4] = {v[i].x * rs * wv.x, v[i].y * rs * wv.y, v[i].z * rs * wv.z, v[i].w * rs * wv.w};
-#pragma unroll
-        for (int j = 0; j < 2; j++) {
-          const float a = e[2 * j], b = e[2 * j + 1];
-          e[2 * j] = a * cs[j] - b * sn[j];
-          e[2 * j + 1] = a * sn[j] + b * cs[j];
-        }
-        st4(xr + c * 4, make_float4(e[0], e[1], e[2], e[3]));
+        st4(xr + c * 4, norm_rope4(v[i], rs, ld4_param(w, w_bf16, c * 4, 1.f), cs, sn));
       }
     }
   }

@@ -170,6 +170,25 @@ void launch_typed(const Tensor& x, const Rows& rx, Tensor& y, const Rows& ry, co
   TD_CUDA_LAUNCH_CHECK();
 }
 
+// The norm's parameters: mul (scale with one_plus, else weight) and add (shift / bias), each checked to hold D values.
+LnParams ln_params(const Tensor* mul, const Tensor* add, bool one_plus, float eps, int64_t D, const char* mul_what,
+                   const char* add_what) {
+  LnParams p;
+  p.eps = eps;
+  p.one_plus = one_plus;
+  if (mul) {
+    expect_param(*mul, D, mul_what);
+    p.mul = mul->data();
+    p.mul_bf16 = mul->dtype() == DType::BF16;
+  }
+  if (add) {
+    expect_param(*add, D, add_what);
+    p.add = add->data();
+    p.add_bf16 = add->dtype() == DType::BF16;
+  }
+  return p;
+}
+
 void run(const char* op, const Tensor& x, Tensor& y, LnParams p) {
   const std::string xs = cat(op, " input"), ys = cat(op, " output");
   expect_cuda(x, xs.c_str());
@@ -214,19 +233,8 @@ void residual_layernorm(Tensor& x, const Tensor& y, const Tensor* gate, const Te
     else layernorm(x, mul, add, eps, h);
     return;
   }
-  LnParams p;
-  p.eps = eps;
-  p.one_plus = modulate;
-  if (mul) {
-    expect_param(*mul, D, "residual_layernorm scale/weight");
-    p.mul = mul->data();
-    p.mul_bf16 = mul->dtype() == DType::BF16;
-  }
-  if (add) {
-    expect_param(*add, D, "residual_layernorm shift/bias");
-    p.add = add->data();
-    p.add_bf16 = add->dtype() == DType::BF16;
-  }
+  LnParams p =
+      ln_params(mul, add, modulate, eps, D, "residual_layernorm scale/weight", "residual_layernorm shift/bias");
   p.res = y.data();
   p.res_bf16 = y.dtype() == DType::BF16;
   p.gate = gate ? gate->ptr<float>() : nullptr;
@@ -245,33 +253,13 @@ void residual_layernorm(Tensor& x, const Tensor& y, const Tensor* gate, const Te
 
 void layernorm_modulate(const Tensor& x, const Tensor& shift, const Tensor& scale, float eps, Tensor& y) {
   const int64_t D = x.dim() ? x.size(-1) : 0;
-  expect_param(shift, D, "layernorm_modulate shift");
-  expect_param(scale, D, "layernorm_modulate scale");
-  LnParams p;
-  p.mul = scale.data();
-  p.mul_bf16 = scale.dtype() == DType::BF16;
-  p.one_plus = true;
-  p.add = shift.data();
-  p.add_bf16 = shift.dtype() == DType::BF16;
-  p.eps = eps;
-  run("layernorm_modulate", x, y, p);
+  run("layernorm_modulate", x, y,
+      ln_params(&scale, &shift, true, eps, D, "layernorm_modulate scale", "layernorm_modulate shift"));
 }
 
 void layernorm(const Tensor& x, const Tensor* weight, const Tensor* bias, float eps, Tensor& y) {
   const int64_t D = x.dim() ? x.size(-1) : 0;
-  LnParams p;
-  p.eps = eps;
-  if (weight) {
-    expect_param(*weight, D, "layernorm weight");
-    p.mul = weight->data();
-    p.mul_bf16 = weight->dtype() == DType::BF16;
-  }
-  if (bias) {
-    expect_param(*bias, D, "layernorm bias");
-    p.add = bias->data();
-    p.add_bf16 = bias->dtype() == DType::BF16;
-  }
-  run("layernorm", x, y, p);
+  run("layernorm", x, y, ln_params(weight, bias, false, eps, D, "layernorm weight", "layernorm bias"));
 }
 
 }  // namespace cuda

@@ -290,28 +290,43 @@ void vae_from_planar(const Tensor& x, Tensor& y) {
   TD_CUDA_LAUNCH_CHECK();
 }
 
-void vae_rms_norm(const Tensor& x, const Tensor& gamma, const Tensor* bias, bool silu, Tensor& y) {
-  expect_cuda(x, "vae_rms_norm input");
-  expect_cuda(y, "vae_rms_norm output");
-  expect_cuda(gamma, "vae_rms_norm gamma");
-  expect_dtype(x, DType::BF16, "vae_rms_norm input");
-  expect_dtype(y, DType::BF16, "vae_rms_norm output");
-  expect_dtype(gamma, DType::F32, "vae_rms_norm gamma");
-  const int64_t C = x.size(-1), rows = x.numel() / C;
-  TD_CHECK(gamma.numel() == C && y.numel() == x.numel() && x.is_contiguous() && y.is_contiguous(), "vae_rms_norm",
-           "shape mismatch: x ", shape_str(x.shape()), " gamma ", shape_str(gamma.shape()));
+// The checks the two VAE norm entry points share: bf16 input and output on the GPU, gamma (and the optional
+// pre-bias) f32 on the GPU with one value per channel of x.
+static void check_norm_args(const Tensor& x, const Tensor& out, const Tensor& gamma, const Tensor* bias,
+                            const std::string& op) {
+  expect_cuda(x, (op + " input").c_str());
+  expect_cuda(out, (op + " output").c_str());
+  expect_cuda(gamma, (op + " gamma").c_str());
+  expect_dtype(x, DType::BF16, op + " input");
+  expect_dtype(out, DType::BF16, op + " output");
+  expect_dtype(gamma, DType::F32, op + " gamma");
+  const int64_t C = x.dim() ? x.size(-1) : 0;
+  TD_CHECK(gamma.numel() == C, op + " gamma", "has ", gamma.numel(), " values for ", C, " channels");
   if (bias) {
-    expect_dtype(*bias, DType::F32, "vae_rms_norm bias");
-    TD_CHECK(bias->numel() == C, "vae_rms_norm bias", "has ", bias->numel(), " values for ", C, " channels");
+    expect_cuda(*bias, (op + " bias").c_str());
+    expect_dtype(*bias, DType::F32, op + " bias");
+    TD_CHECK(bias->numel() == C, op + " bias", "has ", bias->numel(), " values for ", C, " channels");
   }
+}
+
+bool vae_ring_norm_ok(int64_t C) {
+  const int64_t G = C % 24 == 0 ? C / 24 : 0;
+  return G > 0 && G <= 32 && (G & (G - 1)) == 0;
+}
+
+void vae_rms_norm(const Tensor& x, const Tensor& gamma, const Tensor* bias, bool silu, Tensor& y) {
+  check_norm_args(x, y, gamma, bias, "vae_rms_norm");
+  const int64_t C = x.size(-1), rows = x.numel() / C;
+  TD_CHECK(y.numel() == x.numel() && x.is_contiguous() && y.is_contiguous(), "vae_rms_norm",
+           "shape mismatch: x ", shape_str(x.shape()), " y ", shape_str(y.shape()));
   const int threads = 256;
   // TD_VAE_NORM=warp keeps the one-warp-per-row kernels (to compare; the wide kernel is the default where it fits).
   static const bool wide_ok = [] {
     const char* e = std::getenv("TD_VAE_NORM");
     return !(e && std::string(e) == "warp");
   }();
-  const int64_t G = C % 24 == 0 ? C / 24 : 0;  // V = 3 vectors of 8 channels per lane
-  if (wide_ok && G > 0 && G <= 32 && (G & (G - 1)) == 0 && reinterpret_cast<uintptr_t>(x.data()) % 16 == 0 &&
+  const int64_t G = C / 24;  // V = 3 vectors of 8 channels per lane (the ring kernel's layout)
+  if (wide_ok && vae_ring_norm_ok(C) && reinterpret_cast<uintptr_t>(x.data()) % 16 == 0 &&
       reinterpret_cast<uintptr_t>(y.data()) % 16 == 0 && reinterpret_cast<uintptr_t>(gamma.data()) % 16 == 0 &&
       (!bias || reinterpret_cast<uintptr_t>(bias->data()) % 16 == 0)) {
     const int64_t groups = rows;  // one group of G lanes per row
@@ -340,24 +355,13 @@ void vae_rms_norm(const Tensor& x, const Tensor& gamma, const Tensor* bias, bool
   TD_CUDA_LAUNCH_CHECK();
 }
 
-bool vae_ring_norm_ok(int64_t C) {
-  const int64_t G = C % 24 == 0 ? C / 24 : 0;
-  return G > 0 && G <= 32 && (G & (G - 1)) == 0;
-}
-
 void vae_rms_norm_ring(const Tensor& x, const Tensor& gamma, const Tensor* bias, bool silu, Tensor& ring, int slot) {
-  expect_cuda(x, "vae_rms_norm_ring input");
-  expect_cuda(ring, "vae_rms_norm_ring ring");
-  expect_dtype(x, DType::BF16, "vae_rms_norm_ring input");
-  expect_dtype(ring, DType::BF16, "vae_rms_norm_ring ring");
-  expect_dtype(gamma, DType::F32, "vae_rms_norm_ring gamma");
+  check_norm_args(x, ring, gamma, bias, "vae_rms_norm_ring");
   const int64_t C = x.size(-1), rows = x.numel() / C;
-  TD_CHECK(vae_ring_norm_ok(C) && gamma.numel() == C && x.is_contiguous() && ring.is_contiguous() &&
+  TD_CHECK(vae_ring_norm_ok(C) && x.is_contiguous() && ring.is_contiguous() &&
                ring.size(-1) == 3 * C && ring.numel() == 3 * x.numel() && slot >= 0 && slot < 3,
            "vae_rms_norm_ring", "x ", shape_str(x.shape()), " does not fit ring ", shape_str(ring.shape()), " slot ",
            slot);
-  if (bias) TD_CHECK(bias->numel() == C && bias->dtype() == DType::F32, "vae_rms_norm_ring bias", "expected ", C,
-                     " f32 values");
   auto aligned = [](const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; };
   TD_CHECK(aligned(x.data()) && aligned(ring.data()) && aligned(gamma.data()) && (!bias || aligned(bias->data())),
            "vae_rms_norm_ring", "tensors must be 16-byte aligned");
