@@ -31,7 +31,7 @@ using namespace td;
 
 struct Args {
   std::string weights, device = "cuda";
-  bool random_weights = false, no_encode = false, convs = false;
+  bool random_weights = false, no_encode = false, convs = false, tiles = false;
   int frames = 81, height = 480, width = 832, iters = 3, warmup = 1, tile = 0, tail_frames = 2, chunk = 1;
   uint64_t seed = 0;
 };
@@ -39,6 +39,9 @@ struct Args {
 
 #ifdef TD_WITH_CUDA
 // One frame of each big decoder conv: cuDNN (the generic conv3d path) vs conv2d_wgmma vs conv2d_wgmma_norm.
+// The wgmma conv's tile variants (conv2d_wgmma_config.h), timed one by one with --tiles.
+const char* const kConvTiles[] = {"n96r8", "n96r4", "n192r4"};
+
 int run_convs(const Args& a) {
   TD_CHECK(cuda::conv2d_wgmma_available(), "--convs", "needs an sm_90 GPU and an sm_90a build");
   struct Shape2 { int64_t H, W, C, O, k; const char* what; };
@@ -65,6 +68,11 @@ int run_convs(const Args& a) {
       line("cuDNN", bench::time_it([&] { cuda::conv3d(x, w, &b, y, pad1, false); }, a.warmup, a.iters, true));
     }
     line("wgmma", bench::time_it([&] { cuda::conv2d_wgmma(x, w, &b, y, false); }, a.warmup, a.iters, true));
+    if (a.tiles)
+      for (const char* tile : kConvTiles) {
+        if (std::string(tile) == "n192r4" && s.O % 192 != 0) continue;
+        line(tile, bench::time_it([&] { cuda::conv2d_wgmma(x, w, &b, y, false, tile); }, a.warmup, a.iters, true));
+      }
     if (s.k == 3 && (s.O == 96 || s.O == 192)) {
       Tensor ring = Tensor::empty({1, Ho, Wo, 3 * s.O}, DType::BF16, Device::CUDA);
       line("wgmma + norm",
@@ -90,6 +98,10 @@ int run_convs(const Args& a) {
     Tensor hist = buf.slice(0, 0, 2), x = buf.slice(0, 2, c.n + 2);
     line("wgmma",
          bench::time_it([&] { cuda::conv3d_causal_wgmma(hist, x, w, &b, y, false); }, a.warmup, a.iters, true));
+    if (a.tiles)
+      for (const char* tile : kConvTiles)
+        line(tile, bench::time_it([&] { cuda::conv3d_causal_wgmma(hist, x, w, &b, y, false, tile); }, a.warmup,
+                                  a.iters, true));
   }
   return 0;
 }
@@ -169,6 +181,7 @@ cli::Runner setup(CLI::App& app) {
   app.add_option("--chunk", a->chunk, "latent frames per decoder call after the first (default 1; 0 = all)");
   app.add_flag("--no-encode", a->no_encode, "time decode only");
   app.add_flag("--convs", a->convs, "time the big decoder convs alone (cuDNN vs our wgmma kernel) instead");
+  app.add_flag("--tiles", a->tiles, "with --convs: also time every tile variant of the wgmma kernel");
   app.add_option("--seed", a->seed, "seed for weights and inputs");
   cli::add_device_option(app, &a->device);
   return [a] { return run(*a); };

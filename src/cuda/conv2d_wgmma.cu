@@ -89,6 +89,32 @@ __device__ __forceinline__ void wgmma_row(float (&d)[NT / 2], uint64_t da, uint6
     wgmma_m64n192k16_bf16(d, da, db);
 }
 
+__device__ __forceinline__ void stmatrix_x4(uint32_t addr, const uint32_t (&r)[4]) {
+  asm volatile("stmatrix.sync.aligned.m8n8.x4.shared.b16 [%0], {%1, %2, %3, %4};\n" ::"r"(addr), "r"(r[0]), "r"(r[1]),
+               "r"(r[2]), "r"(r[3])
+               : "memory");
+}
+
+__device__ __forceinline__ uint4 ld_shared_v4(uint32_t addr) {
+  uint4 v;
+  asm volatile("ld.shared.v4.u32 {%0, %1, %2, %3}, [%4];\n" : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "r"(addr));
+  return v;
+}
+
+// Eight bf16 sums, each rounded once from fp32.
+__device__ __forceinline__ uint4 add_bf16x8(uint4 a, uint4 b) {
+  uint32_t* pa = reinterpret_cast<uint32_t*>(&a);
+  const uint32_t* pb = reinterpret_cast<const uint32_t*>(&b);
+#pragma unroll
+  for (int i = 0; i < 4; i++) {
+    const float2 x = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&pa[i]));
+    const float2 y = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&pb[i]));
+    const __nv_bfloat162 z = __floats2bfloat162_rn(x.x + y.x, x.y + y.y);
+    pa[i] = *reinterpret_cast<const uint32_t*>(&z);
+  }
+  return a;
+}
+
 // One contiguous global -> shared copy by the bulk-copy engine, completing on `bar` as transaction bytes.
 __device__ __forceinline__ void bulk_copy_g2s(uint32_t dst, const void* src, uint32_t bytes, uint32_t bar) {
   asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];\n" ::"r"(dst),
@@ -200,7 +226,7 @@ __global__ void __launch_bounds__(kRingThreads, 1) conv2d_wgmma_kernel(const __g
   } else {
     setmaxnreg_inc<kRingConsumerRegs>();
     const int cw = wg - 1, warp = (tid >> 5) & 3, lane = tid & 31;
-    const int g = lane >> 2, t = lane & 3;
+    const int t = lane & 3;
     int stage = 0, prev = 0;
     uint32_t phase = 0;
     for (int tile = blockIdx.x; tile < tiles; tile += gridDim.x) {
@@ -241,16 +267,24 @@ __global__ void __launch_bounds__(kRingThreads, 1) conv2d_wgmma_kernel(const __g
       // Accumulator layout of m64nNk16: register 4j+{0,1} = (row g, cols 8j+2t, +1), 4j+{2,3} = (row g+8, same
       // cols); rows are output pixels x0 + row.
       const float* bp = a.bias ? a.bias + nb * NT : nullptr;
-      if constexpr (kNorm) {
-        // A pixel's NT = O outputs sit in the 4 lanes t = 0..3 of its row: a quad shuffle completes |u|^2. Every
-        // lane joins the shuffles; only pixels inside the frame are stored. Kept short (bias added in place, fast
-        // reciprocals): a longer epilogue here pushed the main loop out of the instruction cache (ncu: "no
-        // instruction" stalls 16x, the kernel 1.8x slower).
-        const float scale = sqrtf(float(NT));
+      // Through shared memory: each warp's 16 pixels x 96 outputs go out with stmatrix (bf16) and come back as
+      // 16-byte pieces, so the global stores (and the residual loads) are whole contiguous pixel runs instead of
+      // 4-byte pieces scattered over 16 pixels (ncu: the scattered epilogue took ~20% of the consumers' time with the
+      // tensor pipe idle). With accumulate, y = bf16(bf16(conv + bias) + y): one more rounding than adding in fp32
+      // (<= 1 bf16 ulp). The fused norm writes its ring slot (pixel stride norm_ch) the same way.
+      __nv_bfloat16* dst = kNorm ? a.norm_out + size_t(f) * a.Ho * a.Wo * a.norm_ch + a.norm_off
+                                 : a.y + size_t(f) * a.Ho * a.Wo * a.O + nb * NT;
+      const int dst_stride = kNorm ? a.norm_ch : a.O;
+      const uint32_t scr = base + S * kStageBytes + (cw * 4 + warp) * kScratchWarp;
 #pragma unroll
-        for (int rr = 0; rr < RW; rr++) {
-          const int gy = h0 + cw * RW + rr;
-          if (gy >= a.Ho) continue;
+      for (int rr = 0; rr < RW; rr++) {
+        const int gy = h0 + cw * RW + rr;
+        if (gy >= a.Ho) continue;
+        // Fused norm: a pixel's NT = O outputs sit in the 4 lanes t = 0..3 of its row, so a quad shuffle completes
+        // |u|^2 (u = conv + bias); the packing below writes silu(u * inv * gamma), inv = sqrt(O) / max(|u|, 1e-12)
+        // (fast reciprocals: a longer epilogue here once pushed the main loop out of the instruction cache).
+        float inv[2] = {1.f, 1.f};
+        if constexpr (kNorm) {
 #pragma unroll
           for (int half = 0; half < 2; half++) {
             float ss = 0.f;
@@ -264,44 +298,43 @@ __global__ void __launch_bounds__(kRingThreads, 1) conv2d_wgmma_kernel(const __g
             }
             ss += __shfl_xor_sync(0xffffffffu, ss, 1);
             ss += __shfl_xor_sync(0xffffffffu, ss, 2);
-            const float inv = scale * rsqrtf(fmaxf(ss, 1e-24f));  // = sqrt(O) / max(|u|, 1e-12)
-            const int x = x0 + warp * 16 + g + 8 * half;
-            if (x >= a.Wo) continue;
-            __nv_bfloat16* op = a.norm_out + ((size_t(f) * a.Ho + gy) * a.Wo + x) * a.norm_ch + a.norm_off;
-#pragma unroll
-            for (int j = 0; j < NT / 8; j++) {
-              const int col = 8 * j + 2 * t;
-              const float2 gm = *reinterpret_cast<const float2*>(a.gamma + col);
-              const float v0 = acc[rr][4 * j + 2 * half] * inv * gm.x, v1 = acc[rr][4 * j + 2 * half + 1] * inv * gm.y;
-              *reinterpret_cast<__nv_bfloat162*>(op + col) =
-                  __floats2bfloat162_rn(__fdividef(v0, 1.f + __expf(-v0)), __fdividef(v1, 1.f + __expf(-v1)));
-            }
+            inv[half] = sqrtf(float(NT)) * rsqrtf(fmaxf(ss, 1e-24f));
           }
         }
-        continue;
-      }
-      __nv_bfloat16* yf = a.y + size_t(f) * a.Ho * a.Wo * a.O + nb * NT;
 #pragma unroll
-      for (int rr = 0; rr < RW; rr++) {
-        const int gy = h0 + cw * RW + rr;
-        if (gy >= a.Ho) continue;
+        for (int hb = 0; hb < NT / 96; hb++) {
 #pragma unroll
-        for (int half = 0; half < 2; half++) {
-          const int x = x0 + warp * 16 + g + 8 * half;
-          if (x >= a.Wo) continue;
-          __nv_bfloat16* yp = yf + (size_t(gy) * a.Wo + x) * a.O;
+          for (int jj = 0; jj < 12; jj += 2) {
+            uint32_t r[4];
 #pragma unroll
-          for (int j = 0; j < NT / 8; j++) {
-            const int col = 8 * j + 2 * t;
-            float v0 = acc[rr][4 * j + 2 * half], v1 = acc[rr][4 * j + 2 * half + 1];
-            if (bp) v0 += __ldg(bp + col), v1 += __ldg(bp + col + 1);
-            __nv_bfloat162* dst = reinterpret_cast<__nv_bfloat162*>(yp + col);
-            if (a.accumulate) {
-              const float2 old = __bfloat1622float2(*dst);
-              v0 += old.x, v1 += old.y;
+            for (int m = 0; m < 4; m++) {
+              const int j = hb * 12 + jj + (m >> 1), hf = m & 1, col = 8 * j + 2 * t;
+              float v0 = acc[rr][4 * j + 2 * hf], v1 = acc[rr][4 * j + 2 * hf + 1];
+              if constexpr (kNorm) {
+                const float2 gm = *reinterpret_cast<const float2*>(a.gamma + col);
+                v0 *= inv[hf] * gm.x, v1 *= inv[hf] * gm.y;
+                v0 = __fdividef(v0, 1.f + __expf(-v0)), v1 = __fdividef(v1, 1.f + __expf(-v1));
+              } else if (bp) {
+                v0 += __ldg(bp + col), v1 += __ldg(bp + col + 1);
+              }
+              const __nv_bfloat162 b2 = __floats2bfloat162_rn(v0, v1);
+              r[m] = *reinterpret_cast<const uint32_t*>(&b2);
             }
-            *dst = __floats2bfloat162_rn(v0, v1);
+            stmatrix_x4(scr + ((lane & 7) + ((lane >> 3) & 1) * 8) * kScratchRow + (jj + (lane >> 4)) * 16, r);
           }
+          __syncwarp();
+#pragma unroll 2  // all 6 in flight would need registers the accumulators hold (spills)
+          for (int k = 0; k < 6; k++) {
+            const int i = lane + 32 * k, px = i / 12, ch = i - px * 12;
+            const int x = x0 + warp * 16 + px;
+            uint4 v = ld_shared_v4(scr + px * kScratchRow + ch * 16);
+            if (x < a.Wo) {
+              uint4* yp = reinterpret_cast<uint4*>(dst + (size_t(gy) * a.Wo + x) * dst_stride + hb * 96 + ch * 8);
+              if (!kNorm && a.accumulate) v = add_bf16x8(v, *yp);
+              *yp = v;
+            }
+          }
+          __syncwarp();
         }
       }
     }
@@ -315,7 +348,7 @@ template <int KS, int NT, int RW, int S>
 constexpr int conv_smem_bytes() {
   constexpr int R = kRingConsumers * RW;
   constexpr int stage = (kRingChunk / 8) * 16 * ((R + KS - 1) * (kRingTileW + KS - 1) + KS * KS * NT);
-  return S * stage + 128;  // + alignment slack
+  return S * stage + kRingConsumers * 4 * kScratchWarp + 128;  // + the epilogue scratch + alignment slack
 }
 
 template <int KS, int NT, int RW, int S, bool kNorm>
@@ -430,6 +463,11 @@ void run_conv(const Tensor* hist, const Tensor& x, const Tensor& w, const Tensor
   static const char* env2 = std::getenv("TD_VAE_SUBPIXEL_TILE");
   const char* name = tile_name && *tile_name ? tile_name : KS == 3 ? env3 : env2;
   RingTile tile = KS == 2 ? kSubpixelTile : O == 96 ? kRingTile96 : kRingTile192;
+  const bool by_shape = !(name && *name);
+  if (by_shape && KS == 3 && tile == RingTile::N192R4 && O % 192 == 0) {  // too few n192r4 tiles to fill the GPU
+    const int64_t t192 = (out[2] + kRingTileW - 1) / kRingTileW * ((out[1] + 3) / 4) * (O / 192) * out[0];
+    if (t192 < kSmallGridWaves * sm_count()) tile = RingTile::N96R4;
+  }
   if (name && *name) {
     const std::string v = name;
     if (v == "n96r8")

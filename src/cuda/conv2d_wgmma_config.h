@@ -22,12 +22,20 @@ constexpr int kRingProducerRegs = 40, kRingConsumerRegs = 232;  // 128 * 40 + 25
 // Tile variants: NT outputs per CTA (96 or 192, a divisor of O), RW rows per consumer warpgroup (one m64 x NT fp32
 // accumulator set per row: RW * NT / 2 registers), S stages of (R + 2) * 66 * 32 + 9 * NT * 32 bytes (3x3, R = 2 RW).
 // TD_VAE_RING_TILE=n96r8|n96r4|n192r4 overrides the per-O default below.
+// Epilogue scratch after the stages, per consumer warp: 16 pixels x 96 bf16 outputs, rows padded to 208 bytes so the
+// 8 rows of each stmatrix / 16-byte read land in different banks.
+constexpr int kScratchRow = 96 * 2 + 16;
+constexpr int kScratchWarp = 16 * kScratchRow;
 enum class RingTile { N96R8, N96R4, N192R4 };
-constexpr int kRingStagesN96R8 = 4;   // 4 x 48.8 KB
-constexpr int kRingStagesN96R4 = 5;   // 5 x 40.3 KB
-constexpr int kRingStagesN192R4 = 3;  // 3 x 68.0 KB
+constexpr int kRingStagesN96R8 = 4;    // 4 x 48.8 KB
+constexpr int kRingStagesN96R4 = 5;    // 5 x 40.3 KB
+constexpr int kRingStagesN192R4 = 3;   // 3 x 68.0 KB
+// H100, `bench vae --convs --tiles` with the shared-memory epilogue (ms): ring 288->96 @480x832 n96r8 0.297, n96r4
+// 0.328; ring 576->192 @240x416 n192r4 0.349, n96r8 / n96r4 0.367; causal 384->384 @120x208 x2 n192r4 0.68-0.70, n96r8
+// 0.69-0.72, n96r4 0.81-0.86; causal 384 @60x104 x1 n96r4 0.117-0.120, n192r4 0.17 (60 tiles for 132 SMs).
 constexpr RingTile kRingTile96 = RingTile::N96R8;
-constexpr RingTile kRingTile192 = RingTile::N96R4;
+constexpr RingTile kRingTile192 = RingTile::N192R4;  // O = 192 and the causal O = 384
+constexpr int kSmallGridWaves = 2;  // fewer n192r4 tiles than this many per SM: n96r4 instead
 // The 2x2 sub-pixel up-sampling convs (O = 4 x 96 or 4 x 192; TD_VAE_SUBPIXEL_TILE overrides).
 constexpr RingTile kSubpixelTile = RingTile::N192R4;
 }  // namespace conv2d_wgmma_config
