@@ -68,6 +68,11 @@ int run_convs(const Args& a) {
       line("cuDNN", bench::time_it([&] { cuda::conv3d(x, w, &b, y, pad1, false); }, a.warmup, a.iters, true));
     }
     line("wgmma", bench::time_it([&] { cuda::conv2d_wgmma(x, w, &b, y, false); }, a.warmup, a.iters, true));
+    if (s.k == 2) {
+      Tensor ys = Tensor::empty({1, 2 * s.H, 2 * s.W, s.O / 4}, DType::BF16, Device::CUDA);
+      line("+ phase shuffle", bench::time_it([&] { cuda::conv2d_wgmma_subpixel(x, w, &b, ys); }, a.warmup, a.iters,
+                                             true));
+    }
     if (a.tiles)
       for (const char* tile : kConvTiles) {
         if (std::string(tile) == "n192r4" && s.O % 192 != 0) continue;
@@ -78,6 +83,9 @@ int run_convs(const Args& a) {
       line("wgmma + norm",
            bench::time_it([&] { cuda::conv2d_wgmma_norm(x, w, &b, cuda::ConvNormOut{&g, &ring, int(s.O)}); },
                           a.warmup, a.iters, true));
+      line("+ residual + norm", bench::time_it([&] {
+             cuda::conv2d_wgmma_norm(x, w, &b, cuda::ConvNormOut{&g, &ring, int(s.O), &y, &b});
+           }, a.warmup, a.iters, true));
     }
   }
   // The causal 3x3x3 convs at 384 channels: cuDNN's 3-D conv over [2 history + n] frames vs the wgmma kernel reading

@@ -81,6 +81,23 @@ __device__ __forceinline__ void wgmma_m64n192k16_bf16(float (&d)[96], uint64_t d
       : "l"(da), "l"(db));
 }
 
+// One warp's 16 residual pixels (x from xw) x 96 outputs (from column 96 hb) of row gy of frame yfr (pixel stride O)
+// into its epilogue scratch with cp.async (zero-filled outside the frame), as one commit group: no registers held,
+// and all six 16-byte pieces per lane in flight at once.
+__device__ __forceinline__ void load_residual(uint32_t scr, const __nv_bfloat16* yfr, int O, int Wo, int Ho, int gy,
+                                              int xw, int hb, int lane) {
+#pragma unroll 1  // asynchronous copies: nothing to overlap by unrolling, and the registers are scarce here
+  for (int k = 0; k < 6; k++) {
+    const int i = lane + 32 * k, px = i / 12, ch = i - px * 12, x = xw + px;
+    const bool in = gy < Ho && x < Wo;
+    const __nv_bfloat16* src = yfr + (in ? (size_t(gy) * Wo + x) * O + hb * 96 + ch * 8 : 0);
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(scr + px * kScratchRow + ch * 16), "l"(src),
+                 "r"(in ? 16 : 0)
+                 : "memory");
+  }
+  asm volatile("cp.async.commit_group;\n" ::: "memory");
+}
+
 template <int NT>
 __device__ __forceinline__ void wgmma_row(float (&d)[NT / 2], uint64_t da, uint64_t db) {
   if constexpr (NT == 96)
@@ -95,9 +112,19 @@ __device__ __forceinline__ void stmatrix_x4(uint32_t addr, const uint32_t (&r)[4
                : "memory");
 }
 
+__device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], uint32_t addr) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(addr)
+               : "memory");
+}
+
 __device__ __forceinline__ uint4 ld_shared_v4(uint32_t addr) {
   uint4 v;
-  asm volatile("ld.shared.v4.u32 {%0, %1, %2, %3}, [%4];\n" : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "r"(addr));
+  asm volatile("ld.shared.v4.u32 {%0, %1, %2, %3}, [%4];\n"
+               : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+               : "r"(addr)
+               : "memory");
   return v;
 }
 
@@ -153,17 +180,22 @@ struct ConvArgs {
   const float* bias;       // [O] or null
   __nv_bfloat16* y;        // [n, Ho, Wo, O], Ho = H + 3 - KS
   int n, cf, kt, H, W, C, Ho, Wo, O, accumulate;
-  // Fused VAE RMS norm (NT == O): instead of y, writes silu(u / max(|u|, 1e-12) * sqrt(O) * gamma), u = conv + bias,
-  // into channels [norm_off, norm_off + O) of norm_out [n, Ho, Wo, norm_ch] (the next conv's frame ring).
+  // Fused VAE RMS norm (NT == O): writes silu(u / max(|u|, 1e-12) * sqrt(O) * gamma), u = conv + bias, into channels
+  // [norm_off, norm_off + O) of norm_out [n, Ho, Wo, norm_ch] (the next conv's frame ring); y only as below.
   const float* gamma;
   __nv_bfloat16* norm_out;
   int norm_ch, norm_off;
+  // With the fused norm and accumulate: y += conv + bias is stored too (the residual sum) and the norm takes it plus
+  // norm_bias ([O] or null).
+  const float* norm_bias;
 };
 
 // Persistent over tiles (frame, R output rows x kRingTileW pixels, NT outputs), so the producer loads the next tile
 // while the consumers run the last one's epilogue. Tiles with the same pixels and different output blocks are
 // adjacent (the second reads the halo from L2).
-template <int KS, int NT, int RW, int S, bool kNorm>
+// kEpi: 0 plain, 1 fused norm, 2 fused norm after the residual add (see ConvArgs), 3 plain with the sub-pixel phase
+// shuffle (y [n, 2 (Ho - 1), 2 (Wo - 1), O / 4]).
+template <int KS, int NT, int RW, int S, int kEpi>
 __global__ void __launch_bounds__(kRingThreads, 1) conv2d_wgmma_kernel(const __grid_constant__ ConvArgs a) {
 #ifdef TD_RING_SM90
   constexpr int R = kRingConsumers * RW, T = KS * KS;
@@ -267,40 +299,19 @@ __global__ void __launch_bounds__(kRingThreads, 1) conv2d_wgmma_kernel(const __g
       // Accumulator layout of m64nNk16: register 4j+{0,1} = (row g, cols 8j+2t, +1), 4j+{2,3} = (row g+8, same
       // cols); rows are output pixels x0 + row.
       const float* bp = a.bias ? a.bias + nb * NT : nullptr;
-      // Through shared memory: each warp's 16 pixels x 96 outputs go out with stmatrix (bf16) and come back as
-      // 16-byte pieces, so the global stores (and the residual loads) are whole contiguous pixel runs instead of
-      // 4-byte pieces scattered over 16 pixels (ncu: the scattered epilogue took ~20% of the consumers' time with the
-      // tensor pipe idle). With accumulate, y = bf16(bf16(conv + bias) + y): one more rounding than adding in fp32
-      // (<= 1 bf16 ulp). The fused norm writes its ring slot (pixel stride norm_ch) the same way.
-      __nv_bfloat16* dst = kNorm ? a.norm_out + size_t(f) * a.Ho * a.Wo * a.norm_ch + a.norm_off
-                                 : a.y + size_t(f) * a.Ho * a.Wo * a.O + nb * NT;
-      const int dst_stride = kNorm ? a.norm_ch : a.O;
+      // The epilogue goes through shared memory: each warp's 16 pixels x 96 outputs go out with stmatrix (bf16) and
+      // come back as 16-byte pieces, so global stores and loads are whole contiguous pixel runs instead of 4-byte
+      // pieces scattered over 16 pixels (ncu: the scattered epilogue took ~20% of the consumers' time with the tensor
+      // pipe idle). Lane l addresses row (l & 7) + 8 ((l >> 3) & 1) of 8-column block (l >> 4) of an x4 matrix set.
       const uint32_t scr = base + S * kStageBytes + (cw * 4 + warp) * kScratchWarp;
-#pragma unroll
-      for (int rr = 0; rr < RW; rr++) {
-        const int gy = h0 + cw * RW + rr;
-        if (gy >= a.Ho) continue;
-        // Fused norm: a pixel's NT = O outputs sit in the 4 lanes t = 0..3 of its row, so a quad shuffle completes
-        // |u|^2 (u = conv + bias); the packing below writes silu(u * inv * gamma), inv = sqrt(O) / max(|u|, 1e-12)
-        // (fast reciprocals: a longer epilogue here once pushed the main loop out of the instruction cache).
-        float inv[2] = {1.f, 1.f};
-        if constexpr (kNorm) {
-#pragma unroll
-          for (int half = 0; half < 2; half++) {
-            float ss = 0.f;
-#pragma unroll
-            for (int j = 0; j < NT / 8; j++) {
-              const int col = 8 * j + 2 * t;
-              float& u0 = acc[rr][4 * j + 2 * half];
-              float& u1 = acc[rr][4 * j + 2 * half + 1];
-              if (bp) u0 += __ldg(bp + col), u1 += __ldg(bp + col + 1);
-              ss = fmaf(u0, u0, fmaf(u1, u1, ss));
-            }
-            ss += __shfl_xor_sync(0xffffffffu, ss, 1);
-            ss += __shfl_xor_sync(0xffffffffu, ss, 2);
-            inv[half] = sqrtf(float(NT)) * rsqrtf(fmaxf(ss, 1e-24f));
-          }
-        }
+      __nv_bfloat16* yfr = a.y ? a.y + size_t(f) * a.Ho * a.Wo * a.O + nb * NT : nullptr;
+      const uint32_t lane_mat = scr + ((lane & 7) + ((lane >> 3) & 1) * 8) * kScratchRow + (lane >> 4) * 16;
+      // Writes one output row: value(j, hf, v0, v1) of each accumulator pair (pixel g + 8 hf, cols 8j + 2t, +1) goes
+      // to out (a frame, pixel stride `stride`); with add, out = bf16(bf16(value) + out).
+      // With kEpi == 3 (sub-pixel shuffle) the run of 96 outputs from column c = nb NT + 96 hb of conv pixel (gy, x) is
+      // phase p = c / Oc, Oc = O / 4 (a multiple of 96), of output pixel (2 gy - p / 2, 2 x - p % 2) of the
+      // [2 (Ho - 1), 2 (Wo - 1), Oc] frame, if inside it (see cpu/vae_resample.h).
+      auto put = [&](int gy, const float (&u)[NT / 2], __nv_bfloat16* out, int stride, bool add, auto value) {
 #pragma unroll
         for (int hb = 0; hb < NT / 96; hb++) {
 #pragma unroll
@@ -308,19 +319,13 @@ __global__ void __launch_bounds__(kRingThreads, 1) conv2d_wgmma_kernel(const __g
             uint32_t r[4];
 #pragma unroll
             for (int m = 0; m < 4; m++) {
-              const int j = hb * 12 + jj + (m >> 1), hf = m & 1, col = 8 * j + 2 * t;
-              float v0 = acc[rr][4 * j + 2 * hf], v1 = acc[rr][4 * j + 2 * hf + 1];
-              if constexpr (kNorm) {
-                const float2 gm = *reinterpret_cast<const float2*>(a.gamma + col);
-                v0 *= inv[hf] * gm.x, v1 *= inv[hf] * gm.y;
-                v0 = __fdividef(v0, 1.f + __expf(-v0)), v1 = __fdividef(v1, 1.f + __expf(-v1));
-              } else if (bp) {
-                v0 += __ldg(bp + col), v1 += __ldg(bp + col + 1);
-              }
+              const int j = hb * 12 + jj + (m >> 1), hf = m & 1;
+              float v0 = u[4 * j + 2 * hf], v1 = u[4 * j + 2 * hf + 1];
+              value(j, hf, v0, v1);
               const __nv_bfloat162 b2 = __floats2bfloat162_rn(v0, v1);
               r[m] = *reinterpret_cast<const uint32_t*>(&b2);
             }
-            stmatrix_x4(scr + ((lane & 7) + ((lane >> 3) & 1) * 8) * kScratchRow + (jj + (lane >> 4)) * 16, r);
+            stmatrix_x4(lane_mat + jj * 16, r);
           }
           __syncwarp();
 #pragma unroll 2  // all 6 in flight would need registers the accumulators hold (spills)
@@ -328,13 +333,92 @@ __global__ void __launch_bounds__(kRingThreads, 1) conv2d_wgmma_kernel(const __g
             const int i = lane + 32 * k, px = i / 12, ch = i - px * 12;
             const int x = x0 + warp * 16 + px;
             uint4 v = ld_shared_v4(scr + px * kScratchRow + ch * 16);
-            if (x < a.Wo) {
-              uint4* yp = reinterpret_cast<uint4*>(dst + (size_t(gy) * a.Wo + x) * dst_stride + hb * 96 + ch * 8);
-              if (!kNorm && a.accumulate) v = add_bf16x8(v, *yp);
+            if constexpr (kEpi == 3) {
+              const int Oc = a.O / 4, c = nb * NT + hb * 96, ph = c / Oc, yy = 2 * gy - (ph >> 1), xx = 2 * x - (ph & 1);
+              const int H2 = 2 * (a.Ho - 1), W2 = 2 * (a.Wo - 1);
+              if (yy >= 0 && yy < H2 && xx >= 0 && xx < W2)
+                *reinterpret_cast<uint4*>(a.y + ((size_t(f) * H2 + yy) * W2 + xx) * Oc + (c - ph * Oc) + ch * 8) = v;
+            } else if (x < a.Wo) {
+              uint4* yp = reinterpret_cast<uint4*>(out + (size_t(gy) * a.Wo + x) * stride + hb * 96 + ch * 8);
+              if (add) v = add_bf16x8(v, *yp);
               *yp = v;
             }
           }
           __syncwarp();
+        }
+      };
+      if constexpr (kEpi == 1 || kEpi == 2) {
+        // Fused norm (NT == O): u = conv + bias (+ y, stored back when accumulating: the residual sum, added in
+        // fp32), then silu(v / max(|v|, 1e-12) * sqrt(O) * gamma), v = u + norm_bias, into the ring slot. A pixel's
+        // outputs sit in the 4 lanes t = 0..3 of its row: a quad shuffle completes |v|^2. Fast reciprocals: a longer
+        // epilogue here once pushed the main loop out of the instruction cache.
+        __nv_bfloat16* nfr = a.norm_out + size_t(f) * a.Ho * a.Wo * a.norm_ch + a.norm_off;
+#pragma unroll
+        for (int rr = 0; rr < RW; rr++) {
+          const int gy = h0 + cw * RW + rr;
+          if (gy >= a.Ho) continue;
+          float (&u)[NT / 2] = acc[rr];
+          if (bp) {
+#pragma unroll
+            for (int j = 0; j < NT / 8; j++) {
+              const float b0 = __ldg(bp + 8 * j + 2 * t), b1 = __ldg(bp + 8 * j + 2 * t + 1);
+              u[4 * j] += b0, u[4 * j + 1] += b1, u[4 * j + 2] += b0, u[4 * j + 3] += b1;
+            }
+          }
+          if constexpr (kEpi == 2) {
+            // y into the accumulator layout: 16-byte loads into the scratch, ldmatrix back (stmatrix's inverse).
+#pragma unroll
+            for (int hb = 0; hb < NT / 96; hb++) {
+              load_residual(scr, yfr, a.O, a.Wo, a.Ho, gy, x0 + warp * 16, hb, lane);
+              asm volatile("cp.async.wait_group 0;\n" ::: "memory");
+              __syncwarp();
+#pragma unroll
+              for (int jj = 0; jj < 12; jj += 2) {
+                uint32_t r[4];
+                ldmatrix_x4(r, lane_mat + jj * 16);
+#pragma unroll
+                for (int m = 0; m < 4; m++) {
+                  const int j = hb * 12 + jj + (m >> 1), hf = m & 1;
+                  const float2 o = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&r[m]));
+                  u[4 * j + 2 * hf] += o.x, u[4 * j + 2 * hf + 1] += o.y;
+                }
+              }
+              __syncwarp();
+            }
+            put(gy, u, yfr, a.O, false, [](int, int, float&, float&) {});
+          }
+          float inv[2];
+#pragma unroll
+          for (int hf = 0; hf < 2; hf++) {
+            float ss = 0.f;
+#pragma unroll
+            for (int j = 0; j < NT / 8; j++) {
+              float& u0 = u[4 * j + 2 * hf];
+              float& u1 = u[4 * j + 2 * hf + 1];
+              if (kEpi == 2 && a.norm_bias)
+                u0 += __ldg(a.norm_bias + 8 * j + 2 * t), u1 += __ldg(a.norm_bias + 8 * j + 2 * t + 1);
+              ss = fmaf(u0, u0, fmaf(u1, u1, ss));
+            }
+            ss += __shfl_xor_sync(0xffffffffu, ss, 1);
+            ss += __shfl_xor_sync(0xffffffffu, ss, 2);
+            inv[hf] = sqrtf(float(NT)) * rsqrtf(fmaxf(ss, 1e-24f));
+          }
+          put(gy, u, nfr, a.norm_ch, false, [&](int j, int hf, float& v0, float& v1) {
+            const float2 gm = *reinterpret_cast<const float2*>(a.gamma + 8 * j + 2 * t);
+            v0 *= inv[hf] * gm.x, v1 *= inv[hf] * gm.y;
+            v0 = __fdividef(v0, 1.f + __expf(-v0)), v1 = __fdividef(v1, 1.f + __expf(-v1));
+          });
+        }
+      } else {
+        // Plain: y = conv + bias, or with accumulate y = bf16(bf16(conv + bias) + y) (one more rounding than adding
+        // in fp32: <= 1 bf16 ulp).
+#pragma unroll
+        for (int rr = 0; rr < RW; rr++) {
+          const int gy = h0 + cw * RW + rr;
+          if (gy >= a.Ho) continue;
+          put(gy, acc[rr], yfr, a.O, a.accumulate != 0, [&](int j, int, float& v0, float& v1) {
+            if (bp) v0 += __ldg(bp + 8 * j + 2 * t), v1 += __ldg(bp + 8 * j + 2 * t + 1);
+          });
         }
       }
     }
@@ -351,10 +435,10 @@ constexpr int conv_smem_bytes() {
   return S * stage + kRingConsumers * 4 * kScratchWarp + 128;  // + the epilogue scratch + alignment slack
 }
 
-template <int KS, int NT, int RW, int S, bool kNorm>
+template <int KS, int NT, int RW, int S, int kEpi>
 void launch_conv(const Tensor* hist, const Tensor& x, const Tensor& w, const Tensor* bias, Tensor* y, bool accumulate,
                  const ConvNormOut* norm) {
-  auto kernel = conv2d_wgmma_kernel<KS, NT, RW, S, kNorm>;
+  auto kernel = conv2d_wgmma_kernel<KS, NT, RW, S, kEpi>;
   constexpr int smem = conv_smem_bytes<KS, NT, RW, S>();
   static_assert(smem <= 227 * 1024, "conv stages exceed shared memory");
   static bool configured = false;
@@ -377,6 +461,7 @@ void launch_conv(const Tensor* hist, const Tensor& x, const Tensor& w, const Ten
   if (norm) {
     a.gamma = norm->gamma->ptr<float>(), a.norm_out = norm->out->ptr<__nv_bfloat16>();
     a.norm_ch = int(norm->out->size(3)), a.norm_off = norm->offset;
+    a.norm_bias = norm->pre_bias ? norm->pre_bias->ptr<float>() : nullptr;
   }
   a.bias = bias ? bias->ptr<float>() : nullptr;
   constexpr int R = kRingConsumers * RW;
@@ -394,7 +479,7 @@ bool conv2d_wgmma_available() {
     avail = 0;
     if (cuda_available() && cc() == 90) {
       cudaFuncAttributes fa{};
-      TD_CUDA_CHECK(cudaFuncGetAttributes(&fa, conv2d_wgmma_kernel<3, 96, 4, kRingStagesN96R8, false>));
+      TD_CUDA_CHECK(cudaFuncGetAttributes(&fa, conv2d_wgmma_kernel<3, 96, 4, kRingStagesN96R8, 0>));
       avail = fa.binaryVersion == 90 ? 1 : 0;
     }
   }
@@ -406,22 +491,22 @@ bool conv2d_wgmma_fits(int64_t CP, int64_t O, int64_t kh, int64_t kw) {
 }
 
 namespace {
-template <int KS, bool kNorm>
+template <int KS, int kEpi>
 void launch_tile(RingTile tile, const Tensor* hist, const Tensor& x, const Tensor& w, const Tensor* bias, Tensor* y,
                  bool accumulate, const ConvNormOut* norm) {
   switch (tile) {
     case RingTile::N96R8:
-      return launch_conv<KS, 96, 4, kRingStagesN96R8, kNorm>(hist, x, w, bias, y, accumulate, norm);
+      return launch_conv<KS, 96, 4, kRingStagesN96R8, kEpi>(hist, x, w, bias, y, accumulate, norm);
     case RingTile::N96R4:
-      return launch_conv<KS, 96, 2, kRingStagesN96R4, kNorm>(hist, x, w, bias, y, accumulate, norm);
+      return launch_conv<KS, 96, 2, kRingStagesN96R4, kEpi>(hist, x, w, bias, y, accumulate, norm);
     case RingTile::N192R4:
-      return launch_conv<KS, 192, 2, kRingStagesN192R4, kNorm>(hist, x, w, bias, y, accumulate, norm);
+      return launch_conv<KS, 192, 2, kRingStagesN192R4, kEpi>(hist, x, w, bias, y, accumulate, norm);
   }
 }
 
 // The checks and the tile choice shared by conv2d_wgmma and conv2d_wgmma_norm; y or norm (one of them) is the output.
 void run_conv(const Tensor* hist, const Tensor& x, const Tensor& w, const Tensor* bias, Tensor* y, bool accumulate,
-              const ConvNormOut* norm, const char* tile_name) {
+              const ConvNormOut* norm, const char* tile_name, bool shuffle = false) {
   TD_CHECK(x.dim() == 4 && w.dim() == 5 && (w.size(1) == 1 || (w.size(1) == 3 && w.size(2) == 3)) &&
                w.size(4) == x.size(3),
            "conv2d_wgmma", "expected x [n, H, W, C] and w [O, 1, k, k, C] or [O, 3, 3, 3, C], got ",
@@ -436,7 +521,13 @@ void run_conv(const Tensor* hist, const Tensor& x, const Tensor& w, const Tensor
            "needs an sm_90a build on an sm_90 GPU, O a multiple of 96, C of 16 and a 2x2 or 3x3 kernel, got w ",
            shape_str(w.shape()));
   const Shape out{x.size(0), x.size(1) + 3 - KS, x.size(2) + 3 - KS, O};
-  if (y) expect_shape(*y, out, "conv2d_wgmma output");
+  if (shuffle) {
+    TD_CHECK(KS == 2 && O % 384 == 0 && !accumulate && y, "conv2d_wgmma_subpixel",
+             "expected a 2x2 conv with O a multiple of 384 (4 phases of a multiple of 96), got w ", shape_str(w.shape()));
+    expect_shape(*y, Shape{x.size(0), 2 * x.size(1), 2 * x.size(2), O / 4}, "conv2d_wgmma_subpixel output");
+  } else if (y) {
+    expect_shape(*y, out, "conv2d_wgmma output");
+  }
   if (norm) {
     TD_CHECK(norm->gamma && norm->gamma->numel() == O && norm->gamma->dtype() == DType::F32 && norm->gamma->is_cuda(),
              "conv2d_wgmma_norm", "gamma must be ", O, " f32 values on the GPU");
@@ -446,6 +537,11 @@ void run_conv(const Tensor* hist, const Tensor& x, const Tensor& w, const Tensor
                  norm->offset % 8 == 0 && norm->offset + O <= r.size(3),
              "conv2d_wgmma_norm", "output ", shape_str(r.shape()), " cannot take channels [", norm->offset, ", ",
              norm->offset + O, ") of a ", shape_str(out), " result");
+    TD_CHECK(r.size(3) % 8 == 0, "conv2d_wgmma_norm", "output rows of ", r.size(3), " channels: not 16-byte pieces");
+    if (norm->pre_bias)
+      TD_CHECK(norm->pre_bias->is_cuda() && norm->pre_bias->dtype() == DType::F32 && norm->pre_bias->numel() == O,
+               "conv2d_wgmma_norm pre-bias", "expected ", O, " f32 values on the GPU, got ",
+               norm->pre_bias->describe());
   }
   TD_CHECK(x.numel() < (int64_t(1) << 40) && x.size(1) * x.size(2) < (int64_t(1) << 31), "conv2d_wgmma",
            "frame too large: ", shape_str(x.shape()));
@@ -454,11 +550,11 @@ void run_conv(const Tensor* hist, const Tensor& x, const Tensor& w, const Tensor
                     "expected contiguous bf16 tensors on the GPU, got ", t->describe());
   if (bias) TD_CHECK(bias->is_cuda() && bias->dtype() == DType::F32 && bias->numel() == O, "conv2d_wgmma bias",
                      "expected ", O, " f32 values on the GPU, got ", bias->describe());
-  // 16-byte cp.async / bulk copies of x, history and weights; 4-byte bf16x2 stores of y.
+  // 16-byte cp.async / bulk copies of x, history and weights; 16-byte loads and stores of the outputs.
   auto aligned = [](const Tensor* t, uintptr_t a) { return !t || !t->defined() || uintptr_t(t->data()) % a == 0; };
-  TD_CHECK(aligned(&x, 16) && aligned(hist, 16) && aligned(&w, 16) && aligned(y, 4) &&
-               (!norm || aligned(norm->out, 4)),
-           "conv2d_wgmma", "tensors must start 16-byte aligned (output 4-byte): a view at an odd offset?");
+  TD_CHECK(aligned(&x, 16) && aligned(hist, 16) && aligned(&w, 16) && aligned(y, 16) &&
+               (!norm || aligned(norm->out, 16)),
+           "conv2d_wgmma", "tensors must start 16-byte aligned: a view at an odd offset?");
   static const char* env3 = std::getenv("TD_VAE_RING_TILE");
   static const char* env2 = std::getenv("TD_VAE_SUBPIXEL_TILE");
   const char* name = tile_name && *tile_name ? tile_name : KS == 3 ? env3 : env2;
@@ -487,11 +583,16 @@ void run_conv(const Tensor* hist, const Tensor& x, const Tensor& w, const Tensor
   }
   if (norm) {  // 3x3 only (conv2d_wgmma_norm's contract)
     TD_CHECK(KS == 3, "conv2d_wgmma_norm", "the fused norm takes 3x3 convs");
-    launch_tile<3, true>(tile, hist, x, w, bias, y, false, norm);
+    if (y)
+      launch_tile<3, 2>(tile, hist, x, w, bias, y, true, norm);
+    else
+      launch_tile<3, 1>(tile, hist, x, w, bias, y, false, norm);
   } else if (KS == 3) {
-    launch_tile<3, false>(tile, hist, x, w, bias, y, accumulate, nullptr);
+    launch_tile<3, 0>(tile, hist, x, w, bias, y, accumulate, nullptr);
+  } else if (shuffle) {
+    launch_tile<2, 3>(tile, hist, x, w, bias, y, false, nullptr);
   } else {
-    launch_tile<2, false>(tile, hist, x, w, bias, y, accumulate, nullptr);
+    launch_tile<2, 0>(tile, hist, x, w, bias, y, accumulate, nullptr);
   }
 }
 }  // namespace
@@ -502,11 +603,17 @@ void conv2d_wgmma(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& 
   run_conv(nullptr, x, w, bias, &y, accumulate, nullptr, tile_name);
 }
 
+void conv2d_wgmma_subpixel(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y, const char* tile_name) {
+  TD_CHECK(w.dim() == 5 && w.size(1) == 1 && w.size(2) == 2 && w.size(3) == 2, "conv2d_wgmma_subpixel",
+           "expected w [O, 1, 2, 2, C], got ", shape_str(w.shape()));
+  run_conv(nullptr, x, w, bias, &y, false, nullptr, tile_name, true);
+}
+
 void conv2d_wgmma_norm(const Tensor& x, const Tensor& w, const Tensor* bias, const ConvNormOut& norm,
                        const char* tile_name) {
   TD_CHECK(w.dim() == 5 && w.size(1) == 1, "conv2d_wgmma_norm", "expected w [O, 1, 3, 3, C], got ",
            shape_str(w.shape()));
-  run_conv(nullptr, x, w, bias, nullptr, false, &norm, tile_name);
+  run_conv(nullptr, x, w, bias, norm.residual, norm.residual != nullptr, &norm, tile_name);
 }
 
 void conv3d_causal_wgmma(const Tensor& hist, const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y,

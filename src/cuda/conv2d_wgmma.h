@@ -17,13 +17,22 @@ bool conv2d_wgmma_fits(int64_t CP, int64_t O, int64_t kh, int64_t kw);
 // n96r4, n192r4: see conv2d_wgmma_config.h; null = TD_VAE_RING_TILE or the default for O).
 void conv2d_wgmma(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y, bool accumulate,
                   const char* tile_name = nullptr);
+// The VAE's sub-pixel up-sampling conv (2x2, pad 1, O = 4 phases x Oc, Oc a multiple of 96) with the phase shuffle in
+// its epilogue: y [n, 2H, 2W, Oc] for x [n, H, W, C], as conv2d_wgmma into [n, H+1, W+1, O] and then
+// cuda::vae_phase_shuffle, without the intermediate.
+void conv2d_wgmma_subpixel(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y,
+                           const char* tile_name = nullptr);
 // The same conv (O = 96 or 192) with the VAE's RMS norm + SiLU in its epilogue (see cpu/vae_rms_norm.h, with the conv
-// bias as the pre-bias): out[..., offset + o] = silu(u / max(|u|, 1e-12) * sqrt(O) * gamma[o]), u = conv + bias, for
-// out [n, Ho, Wo, >= offset + O] (the next conv's frame ring); the conv result itself is not stored.
+// bias as the pre-bias): out[..., offset + o] = silu(v / max(|v|, 1e-12) * sqrt(O) * gamma[o]), v = u + pre_bias,
+// u = conv + bias, for out [n, Ho, Wo, >= offset + O] (the next conv's frame ring). Without residual the conv result
+// itself is not stored; with residual [n, Ho, Wo, O], u = conv + bias + residual (a residual block's output, summed in
+// fp32) is stored there too and normalised for the next block.
 struct ConvNormOut {
   const Tensor* gamma;  // f32 [O]
   Tensor* out;
   int offset;
+  Tensor* residual = nullptr;
+  const Tensor* pre_bias = nullptr;  // f32 [O] or null
 };
 void conv2d_wgmma_norm(const Tensor& x, const Tensor& w, const Tensor* bias, const ConvNormOut& norm,
                        const char* tile_name = nullptr);

@@ -463,16 +463,28 @@ static bool wgmma_convs() {
   return on && conv_mode() != ConvMode::Naive;
 }
 
+// The sub-pixel up-sampling convs (2x2, pad 1, 4 phases x O outputs) on the wgmma kernel: cuDNN ran them at ~125
+// TFLOP/s on the H100.
+static bool subpixel_wgmma(const Tensor& x, const Tensor& w, const Tensor* bias, const Tensor& y,
+                           const Conv3dParams& p) {
+  return wgmma_convs() && x.dim() == 4 && w.dim() == 5 && w.size(1) == 1 && w.size(2) == 2 && w.size(3) == 2 &&
+         p.stride_t == 1 && p.stride_h == 1 && p.stride_w == 1 && p.pad_top == 1 && p.pad_bottom == 1 &&
+         p.pad_left == 1 && p.pad_right == 1 && x.dtype() == DType::BF16 && w.dtype() == DType::BF16 &&
+         y.dtype() == DType::BF16 && x.is_contiguous() && w.is_contiguous() && y.is_contiguous() && x.is_cuda() &&
+         w.is_cuda() && y.is_cuda() && (!bias || (bias->dtype() == DType::F32 && bias->is_cuda())) &&
+         conv2d_wgmma_fits(x.size(3), w.size(0), 2, 2) && conv2d_wgmma_available();
+}
+
 void conv3d(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y, const Conv3dParams& p, bool accumulate) {
-  // The sub-pixel up-sampling convs (2x2, pad 1, 4 phases x O outputs): cuDNN ran them at ~125 TFLOP/s on the H100.
-  if (wgmma_convs() && x.dim() == 4 && w.dim() == 5 && w.size(1) == 1 && w.size(2) == 2 && w.size(3) == 2 &&
-      p.stride_t == 1 && p.stride_h == 1 && p.stride_w == 1 && p.pad_top == 1 && p.pad_bottom == 1 &&
-      p.pad_left == 1 && p.pad_right == 1 && x.dtype() == DType::BF16 && w.dtype() == DType::BF16 &&
-      y.dtype() == DType::BF16 && x.is_contiguous() && w.is_contiguous() && y.is_contiguous() && x.is_cuda() &&
-      w.is_cuda() && y.is_cuda() && (!bias || (bias->dtype() == DType::F32 && bias->is_cuda())) &&
-      conv2d_wgmma_fits(x.size(3), w.size(0), 2, 2) && conv2d_wgmma_available())
-    return conv2d_wgmma(x, w, bias, y, accumulate);
+  if (subpixel_wgmma(x, w, bias, y, p)) return conv2d_wgmma(x, w, bias, y, accumulate);
   conv3d_impl(x, w, bias, y, p, accumulate, ConvMode::Auto);
+}
+
+bool conv3d_subpixel_shuffled(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y, const Conv3dParams& p) {
+  static const bool on = env_flag("TD_VAE_FUSED_SHUFFLE", true);
+  if (!on || !subpixel_wgmma(x, w, bias, y, p) || w.size(0) % 384 != 0) return false;
+  conv2d_wgmma_subpixel(x, w, bias, y);
+  return true;
 }
 
 void conv3d_ring(const Tensor& ring, const Tensor& w_rot, const Tensor* bias, Tensor& y, const Conv3dParams& p,
@@ -527,12 +539,19 @@ void conv3d_ring(const Tensor& ring, const Tensor& w_rot, const Tensor* bias, Te
 }
 
 bool conv3d_ring_norm(const Tensor& ring, const Tensor& w_rot, const Tensor* bias, const Tensor& gamma,
-                      Tensor& ring_out, int slot, const Conv3dParams& p) {
-  // 96 outputs only: with 192 (one 192-wide tile per pixel block) the fused kernel took 0.412 ms a 240x416 frame on the
-  // H100 against 0.340 + ~0.043 ms for the 96-wide plain tiles and the separate norm (bench vae --convs).
+                      Tensor& ring_out, int slot, const Conv3dParams& p, Tensor* residual, const Tensor* pre_bias) {
+  // TD_VAE_FUSED_RES_NORM: 0 = never with a residual, 96 = only for 96 outputs.
+  static const int64_t res_max = [] {
+    const char* e = std::getenv("TD_VAE_FUSED_RES_NORM");
+    return !e || !*e ? int64_t(192) : std::string(e) == "0" ? int64_t(0) : std::string(e) == "96" ? int64_t(96) : 192;
+  }();
+  if (residual && (w_rot.dim() != 5 || w_rot.size(0) > res_max)) return false;
+  // 96 and 192 outputs (one tile holds all of a pixel's outputs). H100, bench vae --convs, 240x416 frame: 192 fused
+  // 0.379 ms against 0.343 + ~0.048 ms for the plain conv and the separate norm (before the shared-memory epilogue the
+  // fused one lost: 0.412 vs 0.340 + 0.043).
   static const bool on = env_flag("TD_VAE_FUSED_NORM", true);
   const int64_t O = w_rot.dim() == 5 ? w_rot.size(0) : 0;
-  if (!on || !wgmma_convs() || O != 96 || !conv2d_wgmma_available() || ring.dim() != 4 ||
+  if (!on || !wgmma_convs() || (O != 96 && O != 192) || !conv2d_wgmma_available() || ring.dim() != 4 ||
       !conv2d_wgmma_fits(ring.size(3), O, w_rot.size(2), w_rot.size(3)) || w_rot.size(2) != 3 || p.stride_h != 1 ||
       p.stride_w != 1 || p.pad_top != 1 || p.pad_bottom != 1 || p.pad_left != 1 || p.pad_right != 1)
     return false;
@@ -544,7 +563,8 @@ bool conv3d_ring_norm(const Tensor& ring, const Tensor& w_rot, const Tensor* bia
            "ring ", shape_str(ring_out.shape()), " has no slot ", slot, " of ", O, " channels");
   if (bias) TD_CHECK(bias->numel() == O && bias->dtype() == DType::F32 && bias->is_cuda(), "conv3d_ring_norm bias",
                      "expected ", O, " f32 values on the GPU");
-  conv2d_wgmma_norm(ring, w_rot, bias, ConvNormOut{&gamma, &ring_out, int(slot * O)});
+  if (residual) expect_shape(*residual, Shape{1, ring.size(1), ring.size(2), O}, "conv3d_ring_norm residual");
+  conv2d_wgmma_norm(ring, w_rot, bias, ConvNormOut{&gamma, &ring_out, int(slot * O), residual, pre_bias});
   return true;
 }
 

@@ -143,6 +143,13 @@ TEST(VaeCuda, RingConvWgmmaManyTilesMatchesCudnn) {
     Tensor yw = Tensor::empty({n, H + 1, W + 1, O}, DType::BF16, Device::CUDA);
     cuda::conv2d_wgmma(xg, wg, &bg, yw, false, tile);
     compare(yw, yc, 1e-4, cat("sub-pixel 2x2 wgmma ", tile, " O=", O, " 2 frames").c_str());
+    // The phase shuffle in the epilogue moves exactly those values.
+    Tensor shuffled = Tensor::empty({n, 2 * H, 2 * W, O / 4}, DType::BF16, Device::CUDA);
+    Tensor fused = Tensor::empty({n, 2 * H, 2 * W, O / 4}, DType::BF16, Device::CUDA);
+    cuda::vae_phase_shuffle(yw, shuffled);
+    cuda::conv2d_wgmma_subpixel(xg, wg, &bg, fused, tile);
+    EXPECT_EQ(test::max_abs_diff(fused.to(Device::CPU).to(DType::F32), shuffled.to(Device::CPU).to(DType::F32)), 0.0)
+        << "sub-pixel conv with the shuffle fused, tile " << tile;
   }
 }
 
@@ -184,14 +191,45 @@ TEST(VaeCuda, RingConvNormFusedMatchesCpu) {
     Tensor before = ring.to(Device::CPU).to(DType::F32);
     Tensor bg = b.to(Device::CUDA), gg = g.to(Device::CUDA);
     const int slot = 1;
-    if (O == 96) {  // the decoder's route (192 outputs run unfused there, but the kernel takes them)
-      ASSERT_TRUE(cuda::conv3d_ring_norm(to_gpu(x), to_gpu(w), &bg, gg, ring, slot, pad1()));
-    } else {
-      cuda::conv2d_wgmma_norm(to_gpu(x), to_gpu(w), &bg, cuda::ConvNormOut{&gg, &ring, int(slot * O)});
-    }
+    ASSERT_TRUE(cuda::conv3d_ring_norm(to_gpu(x), to_gpu(w), &bg, gg, ring, slot, pad1()));  // the decoder's route
     Tensor after = ring.to(Device::CPU).to(DType::F32);
     compare(after.slice(3, slot * O, slot * O + O).contiguous(), nc, 1e-4, cat("ring conv + fused norm O=", O).c_str());
     for (int other : {0, 2})
+      EXPECT_EQ(test::max_abs_diff(after.slice(3, other * O, other * O + O).contiguous(),
+                                   before.slice(3, other * O, other * O + O).contiguous()), 0.0)
+          << "slot " << other << " was overwritten";
+  }
+}
+
+// A residual block's conv2 with the next block's norm1 in its epilogue: y += conv + bias is stored, and the norm of
+// y + pre_bias goes into the ring slot; both against the CPU conv, sum and norm.
+TEST(VaeCuda, RingConvResidualNormFusedMatchesCpu) {
+  TD_SKIP_WITHOUT_CUDA();
+  if (!wgmma_convs_here()) GTEST_SKIP() << "needs an sm_90 GPU and an sm_90a build";
+  for (const char* off : {"TD_VAE_FUSED_NORM", "TD_VAE_FUSED_RES_NORM"})
+    if (const char* e = std::getenv(off); e && std::string(e) == "0") GTEST_SKIP() << off << "=0";
+  const char* only96 = std::getenv("TD_VAE_FUSED_RES_NORM");
+  uint64_t seed = 700;
+  for (int64_t O : {96, 192}) {
+    if (O == 192 && only96 && std::string(only96) == "96") continue;
+    const int64_t H = 21, W = 150, CP = 3 * O;
+    Tensor x = bf16_round(test::randn({1, H, W, CP}, seed++));
+    Tensor w = bf16_round(test::randn({O, 1, 3, 3, CP}, seed++, 0.05f));
+    Tensor b = test::randn({O}, seed++), g = test::randn({O}, seed++, 0.2f, 1.f), pre = test::randn({O}, seed++);
+    Tensor yc = bf16_round(test::randn({1, H, W, O}, seed++)), nc = Tensor::empty({1, H, W, O}, DType::F32);
+    Tensor yg = to_gpu(yc);
+    cpu::conv3d(x, w, &b, yc, pad1(), true);
+    cpu::vae_rms_norm(yc, g, &pre, true, nc);
+    Tensor ring = to_gpu(test::randn({1, H, W, 3 * O}, seed++));
+    Tensor before = ring.to(Device::CPU).to(DType::F32);
+    Tensor bg = b.to(Device::CUDA), gg = g.to(Device::CUDA), pg = pre.to(Device::CUDA);
+    const int slot = 2;
+    ASSERT_TRUE(cuda::conv3d_ring_norm(to_gpu(x), to_gpu(w), &bg, gg, ring, slot, pad1(), &yg, &pg));
+    compare(yg, yc, 1e-4, cat("ring conv + residual O=", O).c_str());
+    Tensor after = ring.to(Device::CPU).to(DType::F32);
+    compare(after.slice(3, slot * O, slot * O + O).contiguous(), nc, 1e-4,
+            cat("ring conv + residual + fused norm O=", O).c_str());
+    for (int other : {0, 1})
       EXPECT_EQ(test::max_abs_diff(after.slice(3, other * O, other * O + O).contiguous(),
                                    before.slice(3, other * O, other * O + O).contiguous()), 0.0)
           << "slot " << other << " was overwritten";

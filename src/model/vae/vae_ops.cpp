@@ -140,6 +140,16 @@ void phase_shuffle(const Tensor& x, Tensor& y) {
   ProfileScope ps(profiling() ? hw_bucket("phase_shuffle", y) : std::string());
   TD_VAE_DISPATCH(y, vae_phase_shuffle, x, y);
 }
+bool conv_subpixel_shuffled(const Tensor& x, const Tensor& w, const Tensor* bias, const Conv3dParams& p, Tensor& y) {
+#ifdef TD_WITH_CUDA
+  if (y.is_cuda()) {
+    ProfileScope ps(profiling() ? cat(conv_bucket(x, w, y), " (sub-pixel, shuffle fused)") : std::string());
+    return cuda::conv3d_subpixel_shuffled(x, w, bias, y, p);
+  }
+#endif
+  (void)x, (void)w, (void)bias, (void)p;
+  return false;
+}
 void zero(Tensor& x) {
   ProfileScope ps("zero");
   TD_VAE_DISPATCH(x, vae_zero, x);
@@ -217,6 +227,19 @@ bool conv_ring_norm(const Tensor& ring, const Tensor& w_rot, const Tensor* bias,
   }
 #endif
   (void)ring, (void)w_rot, (void)bias, (void)gamma, (void)slot, (void)p;
+  return false;
+}
+
+bool conv_ring_res_norm(const Tensor& ring, const Tensor& w_rot, const Tensor* bias, Tensor& y, const Tensor& gamma,
+                        const Tensor* pre_bias, Tensor& ring_out, int slot, const Conv3dParams& p) {
+#ifdef TD_WITH_CUDA
+  if (ring_out.is_cuda()) {
+    ProfileScope ps(profiling() ? cat(conv_bucket(ring, w_rot, ring_out), " (ring, residual + norm fused)")
+                                : std::string());
+    return cuda::conv3d_ring_norm(ring, w_rot, bias, gamma, ring_out, slot, p, &y, pre_bias);
+  }
+#endif
+  (void)ring, (void)w_rot, (void)bias, (void)y, (void)gamma, (void)pre_bias, (void)slot, (void)p;
   return false;
 }
 

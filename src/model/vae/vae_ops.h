@@ -16,6 +16,9 @@ void attention(const Tensor& qkv, Tensor& o);
 void upsample_nearest2x(const Tensor& x, Tensor& y);
 void time_interleave(const Tensor& x, Tensor& y);
 void phase_shuffle(const Tensor& x, Tensor& y);
+// The sub-pixel up-sampling conv straight into the phase-shuffled y [n, 2H, 2W, O / 4] where the device has that
+// (cuda::conv3d_subpixel_shuffled); false otherwise, having done nothing (callers run conv3d, then phase_shuffle).
+bool conv_subpixel_shuffled(const Tensor& x, const Tensor& w, const Tensor* bias, const Conv3dParams& p, Tensor& y);
 void zero(Tensor& x);
 // y = conv3d([zeros(2 - cf), hist, x]) with hist [cf <= 2, ...] (see cuda/conv3d.h); causal_direct(w) says
 // whether the device path avoids the concatenation for weights w [O, 3, kh, kw, C] (else callers should keep their own
@@ -41,6 +44,10 @@ void conv_ring(const Tensor& ring, const Tensor& w_rot, const Tensor* bias, Tens
 // having done nothing (the caller runs the two steps).
 bool conv_ring_norm(const Tensor& ring, const Tensor& w_rot, const Tensor* bias, const Tensor& gamma, Tensor& ring_out,
                     int slot, const Conv3dParams& p);
+// conv_ring accumulating into y (a residual block's conv2 and shortcut sum), then rms_norm_ring of y + pre_bias into
+// slot `slot` of ring_out (the next block's norm1), as one kernel where the device has one; false otherwise.
+bool conv_ring_res_norm(const Tensor& ring, const Tensor& w_rot, const Tensor* bias, Tensor& y, const Tensor& gamma,
+                        const Tensor* pre_bias, Tensor& ring_out, int slot, const Conv3dParams& p);
 
 // Per-stage timing for finding where decode time goes: with TD_VAE_PROFILE=1 every op (and each ProfileScope) waits
 // for the device before and after itself and adds its wall time to a named bucket (convs by shape). The syncs cost

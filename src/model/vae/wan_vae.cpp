@@ -429,6 +429,93 @@ struct WanVae::Impl {
     return h;
   }
 
+  // Where the head norm takes its input from (a chain of residual blocks may write it, see res_chain).
+  struct HeadIn {
+    const Tensor& g;
+    const Conv& c;
+    const Tensor* pre_bias;
+  };
+  static bool chainable(const Block& b) {
+    return b.is_res && b.res.c1.ring_w.defined() && b.res.c2.ring_w.defined() && !b.res.sc.defined();
+  }
+  static const Tensor* defer_in(const Res& r) { return r.defer_in.defined() ? &r.defer_in : nullptr; }
+
+  // Residual blocks that all run on rings without a shortcut (x is updated in place), and optionally the head after
+  // them, frame by frame through all of them: each conv2 can then also write the next block's norm1 (or the head's
+  // norm) into that block's ring in its epilogue (vae::conv_ring_res_norm), which saves a pass over the frame per
+  // block. Block by block, a block's 3-slot ring would be overwritten by later frames before the next block read it.
+  // Cache slots are taken in the order the block-at-a-time path takes them.
+  Tensor res_chain(const std::vector<const Res*>& chain, Tensor x, Run& run, const HeadIn* head) const {
+    const int64_t n = x.size(0), H = x.size(1), W = x.size(2), C = x.size(3);
+    const size_t K = chain.size();
+    std::vector<size_t> s1(K), s2(K);
+    for (size_t k = 0; k < K; k++) s1[k] = run.next(), s2[k] = run.next();
+    const size_t sh = head ? run.next() : 0;
+    Tensor y = head ? empty({n, H, W, head->c.w.size(0)}) : Tensor();
+    Tensor y1;  // a conv1 output, only where norm2 does not fuse into it
+    for (int64_t t = 0; t < n; t++) {
+      Tensor xt = x.slice(0, t, t + 1);
+      Tensor w1;  // conv1 weights of block k for this frame once its norm1 is in ring s1[k]
+      for (size_t k = 0; k < K; k++) {
+        const Res& r = *chain[k];
+        if (!w1.defined()) w1 = ring_in(r.c1, run, s1[k], xt, r.g1, defer_in(r));
+        Tensor& ring2 = ring_for(run, s2[k], H, W, C);
+        Tensor w2;
+        if (vae::conv_ring_norm(run.slot[s1[k]], w1, &r.c1.b, r.g2, ring2, int(run.frames[s2[k]] % 3), r.c1.p)) {
+          w2 = rotated(r.c2, int(run.frames[s2[k]]++ % 3));
+        } else {
+          if (!y1.defined()) y1 = empty({1, H, W, C});
+          vae::conv_ring(run.slot[s1[k]], w1, nullptr, y1, r.c1.p, false);
+          w2 = ring_in(r.c2, run, s2[k], y1, r.g2, &r.c1.b);
+        }
+        const Tensor* b2 = r.defer_out ? nullptr : &r.c2.b;
+        w1 = Tensor();
+        const bool last = k + 1 == K;
+        if (!last || head) {
+          const size_t ns = last ? sh : s1[k + 1];
+          Tensor& nring = ring_for(run, ns, H, W, C);
+          const int rot = int(run.frames[ns] % 3);
+          if (vae::conv_ring_res_norm(run.slot[s2[k]], w2, b2, xt, last ? head->g : chain[k + 1]->g1,
+                                      last ? head->pre_bias : defer_in(*chain[k + 1]), nring, rot, r.c2.p)) {
+            run.frames[ns]++;
+            w1 = rotated(last ? head->c : chain[k + 1]->c1, rot);
+            continue;
+          }
+        }
+        vae::conv_ring(run.slot[s2[k]], w2, b2, xt, r.c2.p, true);
+      }
+      if (head) {
+        Tensor wr = w1.defined() ? w1 : ring_in(head->c, run, sh, xt, head->g, head->pre_bias);
+        Tensor yt = y.slice(0, t, t + 1);
+        vae::conv_ring(run.slot[sh], wr, &head->c.b, yt, head->c.p, false);
+      }
+    }
+    return head ? y : x;
+  }
+
+  // The decoder's blocks from index i0 on, then its head; runs of chainable blocks go through res_chain.
+  Tensor tail_and_head(Tensor z, Run& run, size_t i0) const {
+    const Tensor* pre = dec_head_pre.defined() ? &dec_head_pre : nullptr;
+    size_t i = i0;
+    while (i < ups.size()) {
+      std::vector<const Res*> chain;
+      size_t j = i;
+      while (j < ups.size() && chainable(ups[j])) chain.push_back(&ups[j++].res);
+      if (chain.empty()) {
+        z = ups[i].is_res ? res(ups[i].res, z, run) : resample(ups[i].rs, z, run);
+        i++;
+        continue;
+      }
+      if (j == ups.size() && dec_head.ring_w.defined()) {
+        const HeadIn h{dec_head_g, dec_head, pre};
+        return res_chain(chain, z, run, &h);
+      }
+      z = res_chain(chain, z, run, nullptr);
+      i = j;
+    }
+    return head(dec_head_g, dec_head, z, run, pre);
+  }
+
   Tensor res(const Res& r, Tensor x, Run& run) const {
     if (r.c1.ring_w.defined() && r.c2.ring_w.defined()) return res_ring(r, x, run);
     Tensor h = r.sc.defined() ? pointwise(r.sc, x) : x;
@@ -477,9 +564,10 @@ struct WanVae::Impl {
           vae::time_interleave(y2, x);
         }
       }
+      Tensor y = empty({x.size(0), 2 * x.size(1), 2 * x.size(2), r.conv.w.size(0) / 4});
+      if (vae::conv_subpixel_shuffled(x, r.conv.w, &r.conv.b, r.conv.p, y)) return y;
       Tensor ph = pointwise(r.conv, x);  // [n, h+1, w+1, 4 * C/2]
       x = Tensor();
-      Tensor y = empty({ph.size(0), 2 * (ph.size(1) - 1), 2 * (ph.size(2) - 1), ph.size(3) / 4});
       vae::phase_shuffle(ph, y);
       return y;
     }
@@ -541,19 +629,12 @@ struct WanVae::Impl {
     for (size_t i = 0; i < last_t; i++) y = ups[i].is_res ? res(ups[i].res, y, run) : resample(ups[i].rs, y, run);
     const int64_t n = y.size(0);
     const int64_t step = tail_frames <= 0 ? n : std::min<int64_t>(n, tail_frames);
-    if (step == n) {
-      for (size_t i = last_t; i < ups.size(); i++)
-        y = ups[i].is_res ? res(ups[i].res, y, run) : resample(ups[i].rs, y, run);
-      return head(dec_head_g, dec_head, y, run, dec_head_pre.defined() ? &dec_head_pre : nullptr);
-    }
+    if (step == n) return tail_and_head(y, run, last_t);
     const size_t idx0 = run.idx;
     Tensor out;
     for (int64_t f0 = 0; f0 < n; f0 += step) {
       run.idx = idx0;  // every sub-chunk walks the same cache slots, in time order
-      Tensor z = y.slice(0, f0, std::min(n, f0 + step));
-      for (size_t i = last_t; i < ups.size(); i++)
-        z = ups[i].is_res ? res(ups[i].res, z, run) : resample(ups[i].rs, z, run);
-      z = head(dec_head_g, dec_head, z, run, dec_head_pre.defined() ? &dec_head_pre : nullptr);
+      Tensor z = tail_and_head(y.slice(0, f0, std::min(n, f0 + step)), run, last_t);
       if (!out.defined()) out = empty({n, z.size(1), z.size(2), z.size(3)});
       vae::ProfileScope ps("tail gather");
       out.slice(0, f0, f0 + z.size(0)).copy_from(z);
