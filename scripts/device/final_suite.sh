@@ -17,6 +17,7 @@ timeout 60 $B/turbodiff bench dit $DIT --attention sagesla --linear w8a8 --ops 2
 timeout 120 $B/turbodiff bench gemm --kernel by-shape --iters 10 2>&1 | tee "$OUT/bench_gemm.log" | grep -E 'cuBLAS|GEMM'
 timeout 100 $B/turbodiff bench attention --modes dense,sagesla --topk 0.1,0.15 --iters 10 2>&1 | tee "$OUT/bench_attention.log" | grep -E 'L =|dense|sagesla'
 timeout 90 $B/turbodiff bench vae --random-weights --iters 3 2>&1 | tee "$OUT/bench_vae.log" | grep -E 'decode|encode'
+timeout 120 $B/turbodiff bench vae --random-weights --no-encode --height 720 --width 1280 --iters 3 2>&1 | grep -E "decode" | sed "s/^/720p: /"
 TD_VAE_WGMMA=0 timeout 90 $B/turbodiff bench vae --random-weights --iters 3 2>&1 | grep -E 'decode|encode' | sed 's/^/cuDNN convs: /'
 timeout 50 $B/turbodiff bench t5 --random-weights --device cuda 2>&1 | tee "$OUT/bench_t5.log" | tail -3
 timeout 150 $B/turbodiff bench pipeline --config wan2.1-t2v-1.3b --random-weights --compare-dense --phases 2>&1 | tee "$OUT/bench_pipeline.log" | tail -22
