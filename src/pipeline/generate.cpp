@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstring>
+#include <future>
 
 #include "core/allocator.h"
 #include "core/dtype.h"
@@ -158,6 +159,12 @@ std::vector<Tensor> denoise(const GenerateOptions& o, const LatentShape& shape,
       parallel_for(int64_t(n), [&](int64_t lo, int64_t hi) {
         for (int64_t k = lo; k < hi; k++) xp[k] = float(xb[k]);
       }, int64_t(1) << 16);
+      // The rCM step's fresh noise is drawn on another thread while the network runs (counter-based Philox: the
+      // values do not depend on when or where they are drawn).
+      const double tc = times[size_t(i)], tn = times[size_t(i) + 1];
+      std::future<Tensor> noise_next;
+      if (o.sampler == SamplerKind::RCM && !o.ode && tn > 0)
+        noise_next = std::async(std::launch::async, [&, b, i] { return randn(lshape, o.seed, noise_draw(b, 1 + i)); });
       Tensor v = net.velocity(x, float(net_t[size_t(i)]), context, y).to_f32_host().contiguous();
       TD_CHECK(v.numel() == int64_t(n), "denoiser", "returned ", shape_str(v.shape()), " for a latent of ",
                shape_str(lshape));
@@ -166,11 +173,10 @@ std::vector<Tensor> denoise(const GenerateOptions& o, const LatentShape& shape,
         cfg_combine(v.ptr<float>(), vu.ptr<float>(), n, o.guidance);
       }
       const float* vp = v.ptr<float>();
-      const double tc = times[size_t(i)], tn = times[size_t(i) + 1];
       switch (o.sampler) {
         case SamplerKind::RCM: {
           Tensor noise;
-          if (!o.ode && tn > 0) noise = randn(lshape, o.seed, noise_draw(b, 1 + i));
+          if (noise_next.valid()) noise = noise_next.get();
           rcm_step(xb.data(), vp, noise.defined() ? noise.ptr<float>() : nullptr, n, tc, tn, o.ode);
           break;
         }
