@@ -32,7 +32,7 @@ using namespace td;
 struct Args {
   std::string weights, device = "cuda";
   bool random_weights = false, no_encode = false, convs = false, tiles = false;
-  int frames = 81, height = 480, width = 832, iters = 3, warmup = 1, tile = 0, tail_frames = 2, chunk = 1;
+  int frames = 81, height = 480, width = 832, iters = 3, warmup = 1, tile = 0, tail_frames = 1, chunk = 1;
   uint64_t seed = 0;
 };
 
@@ -185,7 +185,7 @@ cli::Runner setup(CLI::App& app) {
   app.add_option("--warmup", a->warmup, "untimed calls first (default 1)");
   app.add_option("--tile", a->tile, "spatial tile size in latent pixels (0 = off)");
   app.add_option("--tail-frames", a->tail_frames,
-                 "frames per pass after the last temporal up-sampling (default 2; 0 = all; lower = less memory)");
+                 "frames per pass after the last temporal up-sampling (default 1; 0 = all; lower = less memory)");
   app.add_option("--chunk", a->chunk, "latent frames per decoder call after the first (default 1; 0 = all)");
   app.add_flag("--no-encode", a->no_encode, "time decode only");
   app.add_flag("--convs", a->convs, "time the big decoder convs alone (cuDNN vs our wgmma kernel) instead");

@@ -169,7 +169,18 @@ TEST(VaeCuda, WgmmaConvRejectsBadInput) {
   EXPECT_THROW(cuda::conv2d_wgmma(x32.to(DType::F32), w, nullptr, y, false), Error);
   Tensor wt = to_gpu(test::randn({96, 3, 3, 3, 32}, 4, 0.05f)), hist = to_gpu(test::randn({2, 8, 60, 32}, 5));
   EXPECT_THROW(cuda::conv3d_causal_wgmma(hist, x32, wt, nullptr, y, false), Error);
-  cuda::conv2d_wgmma(x32, w, nullptr, y, false);  // and the good call still works
+  // The sub-pixel conv with the shuffle: 96 outputs are not 4 phases of a multiple of 96; a wrong output frame.
+  Tensor w2 = to_gpu(test::randn({96, 1, 2, 2, 32}, 6, 0.05f)), w2ok = to_gpu(test::randn({384, 1, 2, 2, 32}, 7, 0.05f));
+  Tensor ys = Tensor::empty({1, 16, 128, 96}, DType::BF16, Device::CUDA);
+  EXPECT_THROW(cuda::conv2d_wgmma_subpixel(x32, w2, nullptr, ys), Error);
+  Tensor ybad = Tensor::empty({1, 16, 126, 96}, DType::BF16, Device::CUDA);
+  EXPECT_THROW(cuda::conv2d_wgmma_subpixel(x32, w2ok, nullptr, ybad), Error);
+  // The fused norm with a residual of another size.
+  Tensor g = test::randn({96}, 8).to(Device::CUDA), ring = Tensor::empty({1, 8, 64, 288}, DType::BF16, Device::CUDA);
+  Tensor res_bad = Tensor::empty({1, 8, 63, 96}, DType::BF16, Device::CUDA);
+  EXPECT_THROW(cuda::conv2d_wgmma_norm(x32, w, nullptr, cuda::ConvNormOut{&g, &ring, 96, &res_bad}), Error);
+  cuda::conv2d_wgmma_subpixel(x32, w2ok, nullptr, ys);
+  cuda::conv2d_wgmma(x32, w, nullptr, y, false);  // and the good calls still work
   device_synchronize();
 }
 

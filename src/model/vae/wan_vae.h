@@ -31,7 +31,9 @@ struct VaeConfig {
 
 struct VaeDecodeOptions {
   int chunk = 1;         // latent frames per decoder call after the first (which is always 1); 0 = all at once
-  int tail_frames = 2;   // frames per pass through the stages after the last temporal up-sampling (0 = all)
+  // Frames per pass through the stages after the last temporal up-sampling (0 = all). 1: the least memory, and as
+  // fast as 2 or 4 on the H100 since those stages run frame by frame anyway (docs/perf.md, session 5).
+  int tail_frames = 1;
   int tile = 0;          // spatial tile size in latent pixels (0 = untiled)
   int tile_overlap = -1; // overlap in latent pixels (-1 = tile / 4)
   // Progress: called after each decoder call with (latent frames done, total); tiled runs report per tile pass.
