@@ -590,8 +590,20 @@ struct WanVae::Impl {
     return pointwise(r.time_conv, buf);
   }
 
+  // The encoder's blocks; runs of chainable residual blocks go through res_chain (see there).
   Tensor blocks(const std::vector<Block>& bl, Tensor x, Run& run) const {
-    for (const Block& b : bl) x = b.is_res ? res(b.res, x, run) : resample(b.rs, x, run);
+    for (size_t i = 0; i < bl.size();) {
+      std::vector<const Res*> chain;
+      size_t j = i;
+      while (j < bl.size() && chainable(bl[j])) chain.push_back(&bl[j++].res);
+      if (chain.size() > 1) {
+        x = res_chain(chain, x, run, nullptr);
+        i = j;
+        continue;
+      }
+      x = bl[i].is_res ? res(bl[i].res, x, run) : resample(bl[i].rs, x, run);
+      i++;
+    }
     return x;
   }
 
