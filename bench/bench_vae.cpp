@@ -68,6 +68,8 @@ int run_convs(const Args& a) {
       line("cuDNN", bench::time_it([&] { cuda::conv3d(x, w, &b, y, pad1, false); }, a.warmup, a.iters, true));
     }
     line("wgmma", bench::time_it([&] { cuda::conv2d_wgmma(x, w, &b, y, false); }, a.warmup, a.iters, true));
+    if (s.k == 3) line("+ accumulate", bench::time_it([&] { cuda::conv2d_wgmma(x, w, &b, y, true); }, a.warmup, a.iters,
+                                                      true));
     if (s.k == 2) {
       Tensor ys = Tensor::empty({1, 2 * s.H, 2 * s.W, s.O / 4}, DType::BF16, Device::CUDA);
       line("+ phase shuffle", bench::time_it([&] { cuda::conv2d_wgmma_subpixel(x, w, &b, ys); }, a.warmup, a.iters,
@@ -106,6 +108,8 @@ int run_convs(const Args& a) {
     Tensor hist = buf.slice(0, 0, 2), x = buf.slice(0, 2, c.n + 2);
     line("wgmma",
          bench::time_it([&] { cuda::conv3d_causal_wgmma(hist, x, w, &b, y, false); }, a.warmup, a.iters, true));
+    line("+ accumulate",
+         bench::time_it([&] { cuda::conv3d_causal_wgmma(hist, x, w, &b, y, true); }, a.warmup, a.iters, true));
     if (a.tiles)
       for (const char* tile : kConvTiles)
         line(tile, bench::time_it([&] { cuda::conv3d_causal_wgmma(hist, x, w, &b, y, false, tile); }, a.warmup,

@@ -17,7 +17,7 @@ done
 for round in $(seq ${ROUNDS:-2}); do
   for v in $VARIANTS; do
     t=""; [ -n "${TILES:-}" ] && [ "${v%%:*}" = new ] && t=--tiles
-    echo "== convs [$v] =="; env $(env_of "$v") timeout 90 $(bin_of "$v")/turbodiff bench vae --convs $t --iters 20 2>&1 | grep -E 'wgmma|n96|n192|norm|shuffle'
+    echo "== convs [$v] =="; env $(env_of "$v") timeout 90 $(bin_of "$v")/turbodiff bench vae --convs $t --iters 20 2>&1 | grep -E 'wgmma|n96|n192|norm|shuffle|accumulate'
   done
 done
 for round in $(seq ${ROUNDS:-2}); do

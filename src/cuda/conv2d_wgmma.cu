@@ -128,20 +128,6 @@ __device__ __forceinline__ uint4 ld_shared_v4(uint32_t addr) {
   return v;
 }
 
-// Eight bf16 sums, each rounded once from fp32.
-__device__ __forceinline__ uint4 add_bf16x8(uint4 a, uint4 b) {
-  uint32_t* pa = reinterpret_cast<uint32_t*>(&a);
-  const uint32_t* pb = reinterpret_cast<const uint32_t*>(&b);
-#pragma unroll
-  for (int i = 0; i < 4; i++) {
-    const float2 x = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&pa[i]));
-    const float2 y = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&pb[i]));
-    const __nv_bfloat162 z = __floats2bfloat162_rn(x.x + y.x, x.y + y.y);
-    pa[i] = *reinterpret_cast<const uint32_t*>(&z);
-  }
-  return a;
-}
-
 // One contiguous global -> shared copy by the bulk-copy engine, completing on `bar` as transaction bytes.
 __device__ __forceinline__ void bulk_copy_g2s(uint32_t dst, const void* src, uint32_t bytes, uint32_t bar) {
   asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];\n" ::"r"(dst),
@@ -194,7 +180,7 @@ struct ConvArgs {
 // while the consumers run the last one's epilogue. Tiles with the same pixels and different output blocks are
 // adjacent (the second reads the halo from L2).
 // kEpi: 0 plain, 1 fused norm, 2 fused norm after the residual add (see ConvArgs), 3 plain with the sub-pixel phase
-// shuffle (y [n, 2 (Ho - 1), 2 (Wo - 1), O / 4]).
+// shuffle (y [n, 2 (Ho - 1), 2 (Wo - 1), O / 4]), 4 plain accumulating into y.
 template <int KS, int NT, int RW, int S, int kEpi>
 __global__ void __launch_bounds__(kRingThreads, 1) conv2d_wgmma_kernel(const __grid_constant__ ConvArgs a) {
 #ifdef TD_RING_SM90
@@ -307,11 +293,11 @@ __global__ void __launch_bounds__(kRingThreads, 1) conv2d_wgmma_kernel(const __g
       __nv_bfloat16* yfr = a.y ? a.y + size_t(f) * a.Ho * a.Wo * a.O + nb * NT : nullptr;
       const uint32_t lane_mat = scr + ((lane & 7) + ((lane >> 3) & 1) * 8) * kScratchRow + (lane >> 4) * 16;
       // Writes one output row: value(j, hf, v0, v1) of each accumulator pair (pixel g + 8 hf, cols 8j + 2t, +1) goes
-      // to out (a frame, pixel stride `stride`); with add, out = bf16(bf16(value) + out).
+      // to out (a frame, pixel stride `stride`).
       // With kEpi == 3 (sub-pixel shuffle) the run of 96 outputs from column c = nb NT + 96 hb of conv pixel (gy, x) is
       // phase p = c / Oc, Oc = O / 4 (a multiple of 96), of output pixel (2 gy - p / 2, 2 x - p % 2) of the
       // [2 (Ho - 1), 2 (Wo - 1), Oc] frame, if inside it (see cpu/vae_resample.h).
-      auto put = [&](int gy, const float (&u)[NT / 2], __nv_bfloat16* out, int stride, bool add, auto value) {
+      auto put = [&](int gy, const float (&u)[NT / 2], __nv_bfloat16* out, int stride, auto value) {
 #pragma unroll
         for (int hb = 0; hb < NT / 96; hb++) {
 #pragma unroll
@@ -339,9 +325,29 @@ __global__ void __launch_bounds__(kRingThreads, 1) conv2d_wgmma_kernel(const __g
               if (yy >= 0 && yy < H2 && xx >= 0 && xx < W2)
                 *reinterpret_cast<uint4*>(a.y + ((size_t(f) * H2 + yy) * W2 + xx) * Oc + (c - ph * Oc) + ch * 8) = v;
             } else if (x < a.Wo) {
-              uint4* yp = reinterpret_cast<uint4*>(out + (size_t(gy) * a.Wo + x) * stride + hb * 96 + ch * 8);
-              if (add) v = add_bf16x8(v, *yp);
-              *yp = v;
+              *reinterpret_cast<uint4*>(out + (size_t(gy) * a.Wo + x) * stride + hb * 96 + ch * 8) = v;
+            }
+          }
+          __syncwarp();
+        }
+      };
+      // u += one output row of y (frame yfr, pixel stride O) in fp32: 16-byte cp.async pieces into the scratch, then
+      // ldmatrix (stmatrix's inverse) back into the accumulator layout.
+      auto add_residual = [&](int gy, float (&u)[NT / 2]) {
+#pragma unroll
+        for (int hb = 0; hb < NT / 96; hb++) {
+          load_residual(scr, yfr, a.O, a.Wo, a.Ho, gy, x0 + warp * 16, hb, lane);
+          asm volatile("cp.async.wait_group 0;\n" ::: "memory");
+          __syncwarp();
+#pragma unroll
+          for (int jj = 0; jj < 12; jj += 2) {
+            uint32_t r[4];
+            ldmatrix_x4(r, lane_mat + jj * 16);
+#pragma unroll
+            for (int m = 0; m < 4; m++) {
+              const int j = hb * 12 + jj + (m >> 1), hf = m & 1;
+              const float2 o = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&r[m]));
+              u[4 * j + 2 * hf] += o.x, u[4 * j + 2 * hf + 1] += o.y;
             }
           }
           __syncwarp();
@@ -366,26 +372,8 @@ __global__ void __launch_bounds__(kRingThreads, 1) conv2d_wgmma_kernel(const __g
             }
           }
           if constexpr (kEpi == 2) {
-            // y into the accumulator layout: 16-byte loads into the scratch, ldmatrix back (stmatrix's inverse).
-#pragma unroll
-            for (int hb = 0; hb < NT / 96; hb++) {
-              load_residual(scr, yfr, a.O, a.Wo, a.Ho, gy, x0 + warp * 16, hb, lane);
-              asm volatile("cp.async.wait_group 0;\n" ::: "memory");
-              __syncwarp();
-#pragma unroll
-              for (int jj = 0; jj < 12; jj += 2) {
-                uint32_t r[4];
-                ldmatrix_x4(r, lane_mat + jj * 16);
-#pragma unroll
-                for (int m = 0; m < 4; m++) {
-                  const int j = hb * 12 + jj + (m >> 1), hf = m & 1;
-                  const float2 o = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&r[m]));
-                  u[4 * j + 2 * hf] += o.x, u[4 * j + 2 * hf + 1] += o.y;
-                }
-              }
-              __syncwarp();
-            }
-            put(gy, u, yfr, a.O, false, [](int, int, float&, float&) {});
+            add_residual(gy, u);
+            put(gy, u, yfr, a.O, [](int, int, float&, float&) {});
           }
           float inv[2];
 #pragma unroll
@@ -403,20 +391,20 @@ __global__ void __launch_bounds__(kRingThreads, 1) conv2d_wgmma_kernel(const __g
             ss += __shfl_xor_sync(0xffffffffu, ss, 2);
             inv[hf] = sqrtf(float(NT)) * rsqrtf(fmaxf(ss, 1e-24f));
           }
-          put(gy, u, nfr, a.norm_ch, false, [&](int j, int hf, float& v0, float& v1) {
+          put(gy, u, nfr, a.norm_ch, [&](int j, int hf, float& v0, float& v1) {
             const float2 gm = *reinterpret_cast<const float2*>(a.gamma + 8 * j + 2 * t);
             v0 *= inv[hf] * gm.x, v1 *= inv[hf] * gm.y;
             v0 = __fdividef(v0, 1.f + __expf(-v0)), v1 = __fdividef(v1, 1.f + __expf(-v1));
           });
         }
       } else {
-        // Plain: y = conv + bias, or with accumulate y = bf16(bf16(conv + bias) + y) (one more rounding than adding
-        // in fp32: <= 1 bf16 ulp).
+        // Plain: y = conv + bias; kEpi 4 (accumulate): y += conv + bias, summed in fp32.
 #pragma unroll
         for (int rr = 0; rr < RW; rr++) {
           const int gy = h0 + cw * RW + rr;
           if (gy >= a.Ho) continue;
-          put(gy, acc[rr], yfr, a.O, a.accumulate != 0, [&](int j, int, float& v0, float& v1) {
+          if constexpr (kEpi == 4) add_residual(gy, acc[rr]);
+          put(gy, acc[rr], yfr, a.O, [&](int j, int, float& v0, float& v1) {
             if (bp) v0 += __ldg(bp + 8 * j + 2 * t), v1 += __ldg(bp + 8 * j + 2 * t + 1);
           });
         }
@@ -588,11 +576,17 @@ void run_conv(const Tensor* hist, const Tensor& x, const Tensor& w, const Tensor
     else
       launch_tile<3, 1>(tile, hist, x, w, bias, y, false, norm);
   } else if (KS == 3) {
-    launch_tile<3, 0>(tile, hist, x, w, bias, y, accumulate, nullptr);
+    if (accumulate)
+      launch_tile<3, 4>(tile, hist, x, w, bias, y, true, nullptr);
+    else
+      launch_tile<3, 0>(tile, hist, x, w, bias, y, false, nullptr);
   } else if (shuffle) {
     launch_tile<2, 3>(tile, hist, x, w, bias, y, false, nullptr);
   } else {
-    launch_tile<2, 0>(tile, hist, x, w, bias, y, accumulate, nullptr);
+    if (accumulate)
+      launch_tile<2, 4>(tile, hist, x, w, bias, y, true, nullptr);
+    else
+      launch_tile<2, 0>(tile, hist, x, w, bias, y, false, nullptr);
   }
 }
 }  // namespace
