@@ -34,10 +34,11 @@ struct Key {
   int64_t M, N, K, ldx, ldw, ldy;
   int out_f32, bias_kind, epilogue;  // bias_kind: 0 none, 1 bf16, 2 f32 (as passed by the caller)
   int align_x, align_w, align_y, align_b;
+  int accumulate;  // y += ...: no autotune (it would overwrite y), beta = 1
   bool operator<(const Key& o) const {
-    return std::tie(M, N, K, ldx, ldw, ldy, out_f32, bias_kind, epilogue, align_x, align_w, align_y, align_b) <
-           std::tie(o.M, o.N, o.K, o.ldx, o.ldw, o.ldy, o.out_f32, o.bias_kind, o.epilogue, o.align_x, o.align_w,
-                    o.align_y, o.align_b);
+    return std::tie(M, N, K, ldx, ldw, ldy, out_f32, bias_kind, epilogue, align_x, align_w, align_y, align_b,
+                    accumulate) < std::tie(o.M, o.N, o.K, o.ldx, o.ldw, o.ldy, o.out_f32, o.bias_kind, o.epilogue,
+                                           o.align_x, o.align_w, o.align_y, o.align_b, o.accumulate);
   }
 };
 
@@ -104,7 +105,7 @@ struct Operands {
 void autotune(const Key& k, const Operands& ops, const void* bias, const cublasLtMatmulHeuristicResult_t* res,
               int found, Plan& p) {
   const double flops = 2.0 * double(k.M) * double(k.N) * double(k.K);
-  if (found < 2 || flops < linear_config::kAutotuneMinFlops) return;
+  if (found < 2 || flops < linear_config::kAutotuneMinFlops || k.accumulate) return;
   cudaStreamCaptureStatus cap = cudaStreamCaptureStatusNone;
   TD_CUDA_CHECK(cudaStreamIsCapturing(stream(), &cap));
   if (cap != cudaStreamCaptureStatusNone) return;
@@ -225,7 +226,8 @@ std::map<Key, Plan>& plans() {
 
 }  // namespace
 
-void linear(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y, Epilogue ep) {
+void linear(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y, Epilogue ep, bool accumulate) {
+  TD_CHECK(!(accumulate && ep != Epilogue::None), "linear", "an accumulating linear takes no activation epilogue");
   expect_cuda(x, "linear input");
   expect_cuda(w, "linear weight");
   expect_cuda(y, "linear output");
@@ -253,7 +255,7 @@ void linear(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y, Epi
   Key key{rx.M, N, K, rx.ld, w.strides()[0], ry.ld, out_f32 ? 1 : 0, bias_kind, int(ep),
           alignment_of(x.data(), rx.ld, 2), alignment_of(w.data(), w.strides()[0], 2),
           alignment_of(y.data(), ry.ld, out_f32 ? 4 : 2),
-          bias ? alignment_of(bias->data(), 0, bias_kind == 2 ? 4 : 2) : 256};
+          bias ? alignment_of(bias->data(), 0, bias_kind == 2 ? 4 : 2) : 256, accumulate ? 1 : 0};
   // The lock also covers the call: the bias pointer is an attribute of the shared cached descriptor.
   std::lock_guard<std::mutex> lk(g_mu);
   // An f32 bias with a bf16 output: a bf16 copy, made before planning (the plan may use it, and the autotune needs
@@ -278,7 +280,7 @@ void linear(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y, Epi
     const void* bp = plan.bias_to_bf16 ? bias_bf16.data() : bias->data();
     TD_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(plan.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bp, sizeof(bp)));
   }
-  const float alpha = 1.f, beta = 0.f;
+  const float alpha = 1.f, beta = accumulate ? 1.f : 0.f;
   size_t ws_bytes = 0;
   void* ws = cublaslt_workspace(&ws_bytes);
   TD_CUBLAS_CHECK(cublasLtMatmul(cublaslt(), plan.desc, &alpha, w.data(), plan.a, x.data(), plan.b, &beta, y.data(),

@@ -64,6 +64,10 @@ TEST(VaeCuda, Conv3dMatchesCpu) {
       {{2, 9, 70, 32}, {192, 1, 2, 2, 32}, pad1(), false, "sub-pixel 2x2, 192 outputs (wgmma on sm_90a)"},
       {{1, 9, 70, 32}, {96, 1, 2, 2, 32}, pad1(), true, "sub-pixel 2x2 accumulate (wgmma on sm_90a)"},
       {{1, 5, 7, 24}, {40, 1, 1, 1, 24}, none, false, "pointwise"},
+      // 1x1 in space: cuBLASLt GEMMs (one per time tap), also accumulating.
+      {{3, 6, 10, 48}, {96, 1, 1, 1, 48}, none, true, "pointwise accumulate (GEMM)"},
+      {{5, 6, 10, 48}, {96, 3, 1, 1, 48}, none, false, "time conv 3x1x1 (GEMM per tap)"},
+      {{4, 6, 10, 48}, {40, 3, 1, 1, 48}, none, true, "time conv 3x1x1 accumulate (GEMM per tap)"},
   };
   uint64_t seed = 1;
   for (const Case& c : cases) {
