@@ -405,24 +405,27 @@ struct WanVae::Impl {
     return rotated(c, rot);
   }
 
+  // conv1 of r on ring slot s1 (weights w1, rotated for this frame), then norm2 into ring slot s2: in conv1's epilogue
+  // where the device can (conv1's output is then never stored), else the two steps through y1 (allocated on first
+  // use). Returns conv2's weights rotated for this frame.
+  Tensor conv1_norm2(const Res& r, Run& run, size_t s1, size_t s2, const Tensor& w1, Tensor& y1) const {
+    const int64_t H = run.slot[s1].size(1), W = run.slot[s1].size(2), O = r.c1.w.size(0);
+    Tensor& ring2 = ring_for(run, s2, H, W, O);
+    if (vae::conv_ring_norm(run.slot[s1], w1, &r.c1.b, r.g2, ring2, int(run.frames[s2] % 3), r.c1.p))
+      return rotated(r.c2, int(run.frames[s2]++ % 3));
+    if (!y1.defined()) y1 = empty({1, H, W, O});
+    vae::conv_ring(run.slot[s1], w1, nullptr, y1, r.c1.p, false);
+    return ring_in(r.c2, run, s2, y1, r.g2, &r.c1.b);
+  }
+
   // The residual block frame by frame through the two rings: norm1 -> conv1 -> norm2 -> conv2 (+= shortcut).
   Tensor res_ring(const Res& r, const Tensor& x, Run& run) const {
-    const int64_t n = x.size(0), H = x.size(1), W = x.size(2), O = r.c1.w.size(0);
     Tensor h = r.sc.defined() ? pointwise(r.sc, x) : x;
     const size_t s1 = run.next(), s2 = run.next();
-    Tensor y1;  // conv1's output, only where norm2 does not fuse into it
-    for (int64_t t = 0; t < n; t++) {
-      Tensor w1 = ring_in(r.c1, run, s1, x.slice(0, t, t + 1), r.g1, r.defer_in.defined() ? &r.defer_in : nullptr);
-      // norm2 in conv1's epilogue where the device can (y1 is then never stored), else the two steps.
-      Tensor& ring2 = ring_for(run, s2, H, W, O);
-      Tensor w2;
-      if (vae::conv_ring_norm(run.slot[s1], w1, &r.c1.b, r.g2, ring2, int(run.frames[s2] % 3), r.c1.p)) {
-        w2 = rotated(r.c2, int(run.frames[s2]++ % 3));
-      } else {
-        if (!y1.defined()) y1 = empty({1, H, W, O});
-        vae::conv_ring(run.slot[s1], w1, nullptr, y1, r.c1.p, false);
-        w2 = ring_in(r.c2, run, s2, y1, r.g2, &r.c1.b);
-      }
+    Tensor y1;
+    for (int64_t t = 0; t < x.size(0); t++) {
+      Tensor w1 = ring_in(r.c1, run, s1, x.slice(0, t, t + 1), r.g1, defer_in(r));
+      Tensor w2 = conv1_norm2(r, run, s1, s2, w1, y1);
       Tensor ht = h.slice(0, t, t + 1);
       vae::conv_ring(run.slot[s2], w2, r.defer_out ? nullptr : &r.c2.b, ht, r.c2.p, true);
     }
@@ -452,22 +455,14 @@ struct WanVae::Impl {
     for (size_t k = 0; k < K; k++) s1[k] = run.next(), s2[k] = run.next();
     const size_t sh = head ? run.next() : 0;
     Tensor y = head ? empty({n, H, W, head->c.w.size(0)}) : Tensor();
-    Tensor y1;  // a conv1 output, only where norm2 does not fuse into it
+    Tensor y1;
     for (int64_t t = 0; t < n; t++) {
       Tensor xt = x.slice(0, t, t + 1);
       Tensor w1;  // conv1 weights of block k for this frame once its norm1 is in ring s1[k]
       for (size_t k = 0; k < K; k++) {
         const Res& r = *chain[k];
         if (!w1.defined()) w1 = ring_in(r.c1, run, s1[k], xt, r.g1, defer_in(r));
-        Tensor& ring2 = ring_for(run, s2[k], H, W, C);
-        Tensor w2;
-        if (vae::conv_ring_norm(run.slot[s1[k]], w1, &r.c1.b, r.g2, ring2, int(run.frames[s2[k]] % 3), r.c1.p)) {
-          w2 = rotated(r.c2, int(run.frames[s2[k]]++ % 3));
-        } else {
-          if (!y1.defined()) y1 = empty({1, H, W, C});
-          vae::conv_ring(run.slot[s1[k]], w1, nullptr, y1, r.c1.p, false);
-          w2 = ring_in(r.c2, run, s2[k], y1, r.g2, &r.c1.b);
-        }
+        Tensor w2 = conv1_norm2(r, run, s1[k], s2[k], w1, y1);
         const Tensor* b2 = r.defer_out ? nullptr : &r.c2.b;
         w1 = Tensor();
         const bool last = k + 1 == K;
@@ -493,27 +488,36 @@ struct WanVae::Impl {
     return head ? y : x;
   }
 
-  // The decoder's blocks from index i0 on, then its head; runs of chainable blocks go through res_chain.
-  Tensor tail_and_head(Tensor z, Run& run, size_t i0) const {
-    const Tensor* pre = dec_head_pre.defined() ? &dec_head_pre : nullptr;
-    size_t i = i0;
-    while (i < ups.size()) {
+  // Blocks [i, end) of bl; runs of chainable residual blocks go through res_chain. With head (the decoder's, on a
+  // ring): a chain that ends the list runs the head too, and *head_done is set.
+  Tensor run_blocks(const std::vector<Block>& bl, size_t i, Tensor x, Run& run, const HeadIn* head,
+                    bool* head_done) const {
+    while (i < bl.size()) {
       std::vector<const Res*> chain;
       size_t j = i;
-      while (j < ups.size() && chainable(ups[j])) chain.push_back(&ups[j++].res);
+      while (j < bl.size() && chainable(bl[j])) chain.push_back(&bl[j++].res);
       if (chain.empty()) {
-        z = ups[i].is_res ? res(ups[i].res, z, run) : resample(ups[i].rs, z, run);
+        x = bl[i].is_res ? res(bl[i].res, x, run) : resample(bl[i].rs, x, run);
         i++;
         continue;
       }
-      if (j == ups.size() && dec_head.ring_w.defined()) {
-        const HeadIn h{dec_head_g, dec_head, pre};
-        return res_chain(chain, z, run, &h);
+      if (j == bl.size() && head) {
+        *head_done = true;
+        return res_chain(chain, x, run, head);
       }
-      z = res_chain(chain, z, run, nullptr);
+      x = res_chain(chain, x, run, nullptr);
       i = j;
     }
-    return head(dec_head_g, dec_head, z, run, pre);
+    return x;
+  }
+
+  // The decoder's blocks from index i0 on, then its head.
+  Tensor tail_and_head(Tensor z, Run& run, size_t i0) const {
+    const Tensor* pre = dec_head_pre.defined() ? &dec_head_pre : nullptr;
+    const HeadIn h{dec_head_g, dec_head, pre};
+    bool head_done = false;
+    z = run_blocks(ups, i0, z, run, dec_head.ring_w.defined() ? &h : nullptr, &head_done);
+    return head_done ? z : head(dec_head_g, dec_head, z, run, pre);
   }
 
   Tensor res(const Res& r, Tensor x, Run& run) const {
@@ -590,22 +594,6 @@ struct WanVae::Impl {
     return pointwise(r.time_conv, buf);
   }
 
-  // The encoder's blocks; runs of chainable residual blocks go through res_chain (see there).
-  Tensor blocks(const std::vector<Block>& bl, Tensor x, Run& run) const {
-    for (size_t i = 0; i < bl.size();) {
-      std::vector<const Res*> chain;
-      size_t j = i;
-      while (j < bl.size() && chainable(bl[j])) chain.push_back(&bl[j++].res);
-      if (chain.size() > 1) {
-        x = res_chain(chain, x, run, nullptr);
-        i = j;
-        continue;
-      }
-      x = bl[i].is_res ? res(bl[i].res, x, run) : resample(bl[i].rs, x, run);
-      i++;
-    }
-    return x;
-  }
 
   Tensor head(const Tensor& g, const Conv& c, Tensor x, Run& run, const Tensor* pre_bias = nullptr) const {
     const size_t s = run.next();
@@ -658,7 +646,7 @@ struct WanVae::Impl {
   Tensor encoder(const Tensor& x, Run& run) const {
     run.begin_chunk();
     Tensor y = causal(enc_conv1, x, run, run.next());
-    y = blocks(downs, y, run);
+    y = run_blocks(downs, 0, y, run, nullptr, nullptr);
     y = res(enc_mid0, y, run);
     y = attn(enc_attn, y);
     y = res(enc_mid2, y, run);
