@@ -90,10 +90,8 @@ __device__ __forceinline__ void load_residual(uint32_t scr, const __nv_bfloat16*
   for (int k = 0; k < 6; k++) {
     const int i = lane + 32 * k, px = i / 12, ch = i - px * 12, x = xw + px;
     const bool in = gy < Ho && x < Wo;
-    const __nv_bfloat16* src = yfr + (in ? (size_t(gy) * Wo + x) * O + hb * 96 + ch * 8 : 0);
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(scr + px * kScratchRow + ch * 16), "l"(src),
-                 "r"(in ? 16 : 0)
-                 : "memory");
+    cp_async16(scr + px * kScratchRow + ch * 16, yfr + (in ? (size_t(gy) * Wo + x) * O + hb * 96 + ch * 8 : 0),
+               in ? 16 : 0);
   }
   asm volatile("cp.async.commit_group;\n" ::: "memory");
 }
@@ -165,7 +163,7 @@ struct ConvArgs {
   const __nv_bfloat16* wpack;
   const float* bias;       // [O] or null
   __nv_bfloat16* y;        // [n, Ho, Wo, O], Ho = H + 3 - KS
-  int n, cf, kt, H, W, C, Ho, Wo, O, accumulate;
+  int n, cf, kt, H, W, C, Ho, Wo, O;
   // Fused VAE RMS norm (NT == O): writes silu(u / max(|u|, 1e-12) * sqrt(O) * gamma), u = conv + bias, into channels
   // [norm_off, norm_off + O) of norm_out [n, Ho, Wo, norm_ch] (the next conv's frame ring); y only as below.
   const float* gamma;
@@ -200,14 +198,8 @@ __global__ void __launch_bounds__(kRingThreads, 1) conv2d_wgmma_kernel(const __g
   const size_t frame = size_t(a.H) * a.W * a.C;
   const int tiles_x = (a.Wo + kRingTileW - 1) / kRingTileW, tiles_xy = tiles_x * ((a.Ho + R - 1) / R);
   const int tiles = tiles_xy * nblocks * a.n;
-  if (tid == 0) {
-#pragma unroll
-    for (int s = 0; s < S; s++) {
-      mbar_init(smem_addr(&full_bar[s]), 128 + 1);  // every producer thread's cp.async + the weights' expect_tx
-      mbar_init(smem_addr(&empty_bar[s]), 4 * kRingConsumers);  // every consumer warp
-    }
-    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
-  }
+  // Full: every producer thread's cp.async + the weights' expect_tx; empty: every consumer warp.
+  if (tid == 0) init_ring(full_bar, empty_bar, 128 + 1, 4 * kRingConsumers);
   __syncthreads();
 
   if (wg == 0) {
@@ -424,7 +416,7 @@ constexpr int conv_smem_bytes() {
 }
 
 template <int KS, int NT, int RW, int S, int kEpi>
-void launch_conv(const Tensor* hist, const Tensor& x, const Tensor& w, const Tensor* bias, Tensor* y, bool accumulate,
+void launch_conv(const Tensor* hist, const Tensor& x, const Tensor& w, const Tensor* bias, Tensor* y,
                  const ConvNormOut* norm) {
   auto kernel = conv2d_wgmma_kernel<KS, NT, RW, S, kEpi>;
   constexpr int smem = conv_smem_bytes<KS, NT, RW, S>();
@@ -438,7 +430,6 @@ void launch_conv(const Tensor* hist, const Tensor& x, const Tensor& w, const Ten
   a.n = int(x.size(0)), a.H = int(x.size(1)), a.W = int(x.size(2)), a.C = int(x.size(3));
   a.O = int(w.size(0)), a.kt = int(w.size(1)), a.Ho = a.H + 3 - KS, a.Wo = a.W + 3 - KS;
   if (hist && hist->defined()) a.hist = hist->ptr<__nv_bfloat16>(), a.cf = int(hist->size(0));
-  a.accumulate = accumulate ? 1 : 0;
   // Packed per call (a few microseconds next to the conv): the weights are views the model may own in any layout.
   Tensor wpack = Tensor::empty({w.numel()}, DType::BF16, Device::CUDA);
   const int64_t pieces = w.numel() / 8;
@@ -481,14 +472,14 @@ bool conv2d_wgmma_fits(int64_t CP, int64_t O, int64_t kh, int64_t kw) {
 namespace {
 template <int KS, int kEpi>
 void launch_tile(RingTile tile, const Tensor* hist, const Tensor& x, const Tensor& w, const Tensor* bias, Tensor* y,
-                 bool accumulate, const ConvNormOut* norm) {
+                 const ConvNormOut* norm) {
   switch (tile) {
     case RingTile::N96R8:
-      return launch_conv<KS, 96, 4, kRingStagesN96R8, kEpi>(hist, x, w, bias, y, accumulate, norm);
+      return launch_conv<KS, 96, 4, kRingStagesN96R8, kEpi>(hist, x, w, bias, y, norm);
     case RingTile::N96R4:
-      return launch_conv<KS, 96, 2, kRingStagesN96R4, kEpi>(hist, x, w, bias, y, accumulate, norm);
+      return launch_conv<KS, 96, 2, kRingStagesN96R4, kEpi>(hist, x, w, bias, y, norm);
     case RingTile::N192R4:
-      return launch_conv<KS, 192, 2, kRingStagesN192R4, kEpi>(hist, x, w, bias, y, accumulate, norm);
+      return launch_conv<KS, 192, 2, kRingStagesN192R4, kEpi>(hist, x, w, bias, y, norm);
   }
 }
 
@@ -565,28 +556,26 @@ void run_conv(const Tensor* hist, const Tensor& x, const Tensor& w, const Tensor
                   cat("expected n96r8, n96r4 or n192r4, got '", v, "'"));
   }
   if (tile == RingTile::N192R4 && O % 192 != 0) tile = RingTile::N96R8;  // a default meant for wider convs
-  if (norm) {  // all of a pixel's outputs in one tile
+  if (norm) {  // all of a pixel's outputs in one tile; 3x3 only (conv2d_wgmma_norm's contract)
     TD_CHECK(O == 96 || O == 192, "conv2d_wgmma_norm", "the fused norm takes 96 or 192 outputs, got ", O);
     tile = O == 96 ? (tile == RingTile::N192R4 ? kRingTile96 : tile) : RingTile::N192R4;
-  }
-  if (norm) {  // 3x3 only (conv2d_wgmma_norm's contract)
     TD_CHECK(KS == 3, "conv2d_wgmma_norm", "the fused norm takes 3x3 convs");
     if (y)
-      launch_tile<3, 2>(tile, hist, x, w, bias, y, true, norm);
+      launch_tile<3, 2>(tile, hist, x, w, bias, y, norm);
     else
-      launch_tile<3, 1>(tile, hist, x, w, bias, y, false, norm);
+      launch_tile<3, 1>(tile, hist, x, w, bias, y, norm);
   } else if (KS == 3) {
     if (accumulate)
-      launch_tile<3, 4>(tile, hist, x, w, bias, y, true, nullptr);
+      launch_tile<3, 4>(tile, hist, x, w, bias, y, nullptr);
     else
-      launch_tile<3, 0>(tile, hist, x, w, bias, y, false, nullptr);
+      launch_tile<3, 0>(tile, hist, x, w, bias, y, nullptr);
   } else if (shuffle) {
-    launch_tile<2, 3>(tile, hist, x, w, bias, y, false, nullptr);
+    launch_tile<2, 3>(tile, hist, x, w, bias, y, nullptr);
   } else {
     if (accumulate)
-      launch_tile<2, 4>(tile, hist, x, w, bias, y, true, nullptr);
+      launch_tile<2, 4>(tile, hist, x, w, bias, y, nullptr);
     else
-      launch_tile<2, 0>(tile, hist, x, w, bias, y, false, nullptr);
+      launch_tile<2, 0>(tile, hist, x, w, bias, y, nullptr);
   }
 }
 }  // namespace

@@ -24,6 +24,17 @@ __device__ __forceinline__ uint32_t smem_addr(const void* p) {
 __device__ __forceinline__ void mbar_init(uint32_t bar, int count) {
   TD_SM90_ASM("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(bar), "r"(count) : "memory");
 }
+// Thread 0's set-up of an S-stage ring: the full barriers expect full_count arrivals, the empty ones empty_count,
+// made visible to the cluster (TMA multicast peers arrive on them). The caller then synchronises the CTA or cluster.
+template <int S>
+__device__ __forceinline__ void init_ring(uint64_t (&full)[S], uint64_t (&empty)[S], int full_count, int empty_count) {
+#pragma unroll
+  for (int s = 0; s < S; s++) {
+    mbar_init(smem_addr(&full[s]), full_count);
+    mbar_init(smem_addr(&empty[s]), empty_count);
+  }
+  TD_SM90_ASM("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+}
 // Arrives once and adds `bytes` to the transaction count the current phase waits for (TMA / bulk copies).
 __device__ __forceinline__ void mbar_expect_tx(uint32_t bar, uint32_t bytes) {
   TD_SM90_ASM("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(bar), "r"(bytes) : "memory");

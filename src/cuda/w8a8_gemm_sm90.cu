@@ -79,9 +79,9 @@ __device__ __forceinline__ void fold(const int32_t (&acc)[64], float (&accf)[64]
 // "ws": TMA + mbarrier ring, one producer thread, two consumer warpgroups, persistent over tiles.
 
 #ifdef TD_W8A8_SM90
+using sm90::init_ring;
 using sm90::mbar_arrive;
 using sm90::mbar_expect_tx;
-using sm90::mbar_init;
 using sm90::mbar_wait;
 __device__ __forceinline__ void named_sync(int id) { asm volatile("bar.sync %0, 256;\n" ::"r"(id) : "memory"); }
 __device__ __forceinline__ void named_arrive(int id) { asm volatile("bar.arrive %0, 256;\n" ::"r"(id) : "memory"); }
@@ -172,14 +172,9 @@ __global__ void __launch_bounds__(kWsThreads, 1)
   const int cid = int(blockIdx.x) / kCM, nclusters = int(gridDim.x) / kCM;
   const int tiles = ((p.M + kCM * kBM - 1) / (kCM * kBM)) * (p.N / kBN);  // cluster tiles (kCM*128 x 128)
   const int KB = p.K / kBK;
-  if (tid == 0) {
-#pragma unroll
-    for (int s = 0; s < kWsStages; s++) {
-      mbar_init(smem_u32(&full_bar[s]), 1);   // the producer's expect_tx arrival (+ the TMA bytes)
-      mbar_init(smem_u32(&empty_bar[s]), 8 * kCM);  // one arrival per consumer warp of every CTA reading it
-    }
-    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
-  }
+  // Full: the producer's expect_tx arrival (+ the TMA bytes); empty: one arrival per consumer warp of every CTA
+  // reading the stage.
+  if (tid == 0) init_ring(full_bar, empty_bar, 1, 8 * kCM);
   // Peers multicast into this CTA's ring and arrive on its barriers: all must be initialized first.
   if (kCM > 1)
     cluster_sync_all();
@@ -381,14 +376,7 @@ __global__ void __launch_bounds__(kWsThreads, 1)
   const int cid = int(blockIdx.x) / kCM, nclusters = int(gridDim.x) / kCM;
   const int tiles = ((p.M + kCM * kBM - 1) / (kCM * kBM)) * (p.N / kWideBN);  // cluster tiles
   const int KB = p.K / kBK;
-  if (tid == 0) {
-#pragma unroll
-    for (int s = 0; s < kWideStages; s++) {
-      mbar_init(smem_u32(&full_bar[s]), 1);
-      mbar_init(smem_u32(&empty_bar[s]), 8 * kCM);  // one arrival per consumer warp of every CTA reading it
-    }
-    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
-  }
+  if (tid == 0) init_ring(full_bar, empty_bar, 1, 8 * kCM);  // as in ws
   if (kCM > 1)
     cluster_sync_all();
   else
@@ -499,14 +487,7 @@ __global__ void __launch_bounds__(kW3Threads, 1)
   const int tid = threadIdx.x, wg = tid >> 7;
   const int tiles = ((p.M + kW3BM - 1) / kW3BM) * (p.N / kBN);
   const int KB = p.K / kBK;
-  if (tid == 0) {
-#pragma unroll
-    for (int s = 0; s < kW3Stages; s++) {
-      mbar_init(smem_u32(&full_bar[s]), 1);
-      mbar_init(smem_u32(&empty_bar[s]), 12);  // one arrival per consumer warp
-    }
-    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
-  }
+  if (tid == 0) init_ring(full_bar, empty_bar, 1, 12);  // empty: one arrival per consumer warp
   __syncthreads();
 
   if (wg == 0) {
