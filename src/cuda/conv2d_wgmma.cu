@@ -126,12 +126,6 @@ __device__ __forceinline__ uint4 ld_shared_v4(uint32_t addr) {
   return v;
 }
 
-// One contiguous global -> shared copy by the bulk-copy engine, completing on `bar` as transaction bytes.
-__device__ __forceinline__ void bulk_copy_g2s(uint32_t dst, const void* src, uint32_t bytes, uint32_t bar) {
-  asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];\n" ::"r"(dst),
-               "l"(src), "r"(bytes), "r"(bar)
-               : "memory");
-}
 #endif
 
 // The weights in stage order: [O / NT][kt * C / kRingChunk][taps][kRingChunk / 8][NT][8] from w [O, kt, KS, KS, C]
@@ -217,7 +211,7 @@ __global__ void __launch_bounds__(kRingThreads, 1) conv2d_wgmma_kernel(const __g
         const uint32_t sa = base + stage * kStageBytes, fb = smem_addr(&full_bar[stage]);
         if (tid == 0) {
           mbar_expect_tx(fb, kWBytes);
-          bulk_copy_g2s(sa + kABytes, wsrc + size_t(c) * kWBytes, kWBytes, fb);
+          sm90::bulk_copy_g2s(sa + kABytes, wsrc + size_t(c) * kWBytes, kWBytes, fb);
         }
         // Thread pairs take the two 16-byte halves of one pixel's 32-byte channel slice (one global sector); the
         // conv's zero padding (1 pixel on every side) is cp.async's zero fill.

@@ -96,7 +96,10 @@ __device__ __forceinline__ void load_tile(const bf16* __restrict__ x, int L, int
 
 // ---- 3. kquant (256 threads per key block): pooled k - mean, int8 k - mean per block ----
 // The tile is read from global memory once (16-byte loads) and each thread stores 16 int8 values at a time.
-template <int BK, int D>
+// TILED (the pipelined wgmma kernel's layout, D = 128): each 128-byte row is stored with its 16-byte chunks
+// already in wgmma's 128-byte-swizzle order (chunk c at c ^ (row & 7)), so one linear bulk copy of a key block is the
+// shared-memory image the kernel multiplies from.
+template <int BK, int D, bool TILED = false>
 __global__ void __launch_bounds__(256) kquant_kernel(const bf16* __restrict__ k, int L, int H, int nk,
                                                      const float* __restrict__ ksum, float* __restrict__ pk,
                                                      int8_t* __restrict__ kq, float* __restrict__ kscale) {
@@ -144,13 +147,16 @@ __global__ void __launch_bounds__(256) kquant_kernel(const bf16* __restrict__ k,
         w[e / 4] |= (uint32_t(int(q)) & 0xffu) << (8 * (e % 4));
       }
     }
-    *reinterpret_cast<uint4*>(dst + int64_t(r) * D + c0) = make_uint4(w[0], w[1], w[2], w[3]);
+    const int col = TILED ? ((c0 / 16) ^ (r & 7)) * 16 : c0;
+    *reinterpret_cast<uint4*>(dst + int64_t(r) * D + col) = make_uint4(w[0], w[1], w[2], w[3]);
   }
 }
 
 // ---- 3b. vquant (256 threads): e4m3 V^T, tokens permuted per 16 (sla::v_perm) ----
 // One 16-byte load per 8 values in, one 16-byte store per 16 tokens of one channel out.
-template <int BK, int D>
+// TILED (the pipelined wgmma kernel's layout, BK = 128): [H, nk, D, BK], one key block's V^T contiguous, its 16-byte
+// chunks in wgmma's 128-byte-swizzle order (chunk c of channel row d at c ^ (d & 7)): one bulk copy per block.
+template <int BK, int D, bool TILED = false>
 __global__ void __launch_bounds__(256) vquant_kernel(const bf16* __restrict__ v, int L, int H, int nk,
                                                      const float* __restrict__ vmax, uint8_t* __restrict__ vt) {
   constexpr int P = D + 8;
@@ -175,7 +181,9 @@ __global__ void __launch_bounds__(256) vquant_kernel(const bf16* __restrict__ v,
       else
         w[e / 4] |= b2 << 16;
     }
-    *reinterpret_cast<uint4*>(vt + (int64_t(h) * D + d) * lpad + t0 + p0) = make_uint4(w[0], w[1], w[2], w[3]);
+    uint8_t* dst = TILED ? vt + ((int64_t(h) * nk + j) * D + d) * BK + (((p0 / 16) ^ (d & 7)) * 16)
+                         : vt + (int64_t(h) * D + d) * lpad + t0 + p0;
+    *reinterpret_cast<uint4*>(dst) = make_uint4(w[0], w[1], w[2], w[3]);
   }
 }
 
@@ -405,7 +413,10 @@ __global__ void __launch_bounds__(D / 16 * 32) linear_kv_kernel(const bf16* __re
 // ---- 7. fold: kvwt[h][n][d1] = sum_d2 W[n][d2] KV[h][d1][d2] (W null: KV[h][d1][n]) ----
 // Block = (16 rows d1, head), D threads (one output column n each): the KV rows sit in shared memory (broadcast
 // reads) and W^T arrives in chunks of 32 d2, so every global read is coalesced.
-template <int D>
+// TILED (the pipelined kernel's layout, D = 128): [H][d1 / 64][n][64], each 128-byte row's 16-byte chunks in
+// wgmma's 128-byte-swizzle order (chunk c at c ^ (n & 7)): one head's tile is one bulk copy, the K-major B operand
+// of the epilogue's wgmma.
+template <int D, bool TILED = false>
 __global__ void __launch_bounds__(D) fold_kernel(const float* __restrict__ kv, const float* __restrict__ w32,
                                                  const bf16* __restrict__ w16, bf16* __restrict__ kvwt) {
   constexpr int R = 16, KC = 32;
@@ -439,10 +450,26 @@ __global__ void __launch_bounds__(D) fold_kernel(const float* __restrict__ kv, c
       __syncthreads();
     }
   }
-  bf16* out = kvwt + (int64_t(h) * D + n) * D + d10;
+  if constexpr (TILED) {
+    static_assert(D == 128 && R == 16, "tiled fold: two 8-value chunks of one 64-wide half per thread");
+    uint8_t* half = reinterpret_cast<uint8_t*>(kvwt) + ((int64_t(h) * 2 + d10 / 64) * D + n) * 128;
 #pragma unroll
-  for (int i = 0; i < R; i += 2)
-    *reinterpret_cast<__nv_bfloat162*>(out + i) = __floats2bfloat162_rn(acc[i], acc[i + 1]);
+    for (int c = 0; c < 2; c++) {
+      uint32_t w[4];
+#pragma unroll
+      for (int i = 0; i < 4; i++) {
+        __nv_bfloat162 b2 = __floats2bfloat162_rn(acc[8 * c + 2 * i], acc[8 * c + 2 * i + 1]);
+        w[i] = *reinterpret_cast<uint32_t*>(&b2);
+      }
+      const int chunk = (d10 % 64) / 8 + c;
+      *reinterpret_cast<uint4*>(half + ((chunk ^ (n & 7)) << 4)) = make_uint4(w[0], w[1], w[2], w[3]);
+    }
+  } else {
+    bf16* out = kvwt + (int64_t(h) * D + n) * D + d10;
+#pragma unroll
+    for (int i = 0; i < R; i += 2)
+      *reinterpret_cast<__nv_bfloat162*>(out + i) = __floats2bfloat162_rn(acc[i], acc[i + 1]);
+  }
 }
 
 __global__ void bias_to_f32_kernel(const bf16* __restrict__ b16, const float* __restrict__ b32, int D,
@@ -609,6 +636,7 @@ void sla_attention(const Tensor& q, const Tensor& k, const Tensor& v, Tensor& o,
   a.k = k.ptr<bf16>();
   a.v = v.ptr<bf16>();
   a.o = o.ptr<bf16>();
+  a.tiled_kv = sla::sparse_wants_tiled_kv(a);
 
   const Tensor* w = p.sparse_only ? nullptr : check_param(p.proj_w, {g.D, g.D}, "proj_l.weight");
   const Tensor* b = p.sparse_only ? nullptr : check_param(p.proj_b, {g.D}, "proj_l.bias");
@@ -667,6 +695,7 @@ void sla_attention(const Tensor& q, const Tensor& k, const Tensor& v, Tensor& o,
     if (p.bk == 64 && g.D == 64) launch_k(kquant_kernel<64, 64>);
     else if (p.bk == 64 && g.D == 128) launch_k(kquant_kernel<64, 128>);
     else if (p.bk == 128 && g.D == 64) launch_k(kquant_kernel<128, 64>);
+    else if (p.bk == 128 && g.D == 128 && a.tiled_kv) launch_k(kquant_kernel<128, 128, true>);
     else if (p.bk == 128 && g.D == 128) launch_k(kquant_kernel<128, 128>);
     else fail("--block-k", cat("sagesla on CUDA supports key blocks of 64 or 128, got ", p.bk));
     timer.mark("kquant");
@@ -678,6 +707,7 @@ void sla_attention(const Tensor& q, const Tensor& k, const Tensor& v, Tensor& o,
     if (p.bk == 64 && g.D == 64) launch_v(vquant_kernel<64, 64>);
     else if (p.bk == 64 && g.D == 128) launch_v(vquant_kernel<64, 128>);
     else if (p.bk == 128 && g.D == 64) launch_v(vquant_kernel<128, 64>);
+    else if (p.bk == 128 && g.D == 128 && a.tiled_kv) launch_v(vquant_kernel<128, 128, true>);
     else if (p.bk == 128 && g.D == 128) launch_v(vquant_kernel<128, 128>);
     else fail("--block-k", cat("sagesla on CUDA supports key blocks of 64 or 128, got ", p.bk));
     timer.mark("vquant");
@@ -714,6 +744,8 @@ void sla_attention(const Tensor& q, const Tensor& k, const Tensor& v, Tensor& o,
       const bf16* w16 = w && w->dtype() == DType::BF16 ? w->ptr<bf16>() : nullptr;
       if (g.D == 64)
         fold_kernel<64><<<dim3(64 / 16, g.H), 64, 0, st>>>(kv.ptr<float>(), w32, w16, kvwt.ptr<bf16>());
+      else if (a.tiled_kv)
+        fold_kernel<128, true><<<dim3(128 / 16, g.H), 128, 0, st>>>(kv.ptr<float>(), w32, w16, kvwt.ptr<bf16>());
       else
         fold_kernel<128><<<dim3(128 / 16, g.H), 128, 0, st>>>(kv.ptr<float>(), w32, w16, kvwt.ptr<bf16>());
     }

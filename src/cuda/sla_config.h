@@ -40,6 +40,14 @@ constexpr int kLinearTile = 64;  // tokens per smem tile in the phi(k)^T v reduc
 // Top-k selection sorts (score, index) keys of one query block in shared memory: at most this many key blocks.
 constexpr int kMaxKeyBlocks = 8192;
 
+// The software-pipelined sparse kernel (sla_sparse_pipelined.cu): sagesla 64x128 blocks, head_dim 128, sm_90a.
+// Two slots each for K and V^T (16 KiB per slot) keep the CTA at 90 KiB of shared memory, so that two CTAs (8 warps)
+// share an SM; the refill schedule still gives every load one whole iteration to land.
+namespace pipelined {
+constexpr int kBlockQ = 64, kBlockK = 128, kHeadDim = 128;
+constexpr int kStages = 2;
+}  // namespace pipelined
+
 }  // namespace sla_cfg
 }  // namespace cuda
 }  // namespace td

@@ -19,6 +19,8 @@
 #include "cuda/sla_config.h"
 #include "cuda/sla_mma.cuh"
 #include "cuda/sla_sparse.cuh"
+#include "cuda/sla_sparse_common.cuh"
+#include "cuda/sla_sparse_pipelined.cuh"
 #include "cuda/sla_wgmma.cuh"
 
 namespace td {
@@ -43,7 +45,7 @@ struct Cfg {
   static constexpr int kQiOff = BQ * kQRow;
   static constexpr int kKOff = kQiOff + (QUANT ? BQ * kQiRow : 0);
   static constexpr int kVOff = kKOff + kStages * kKTile;
-  static constexpr int kEpiBytes = D * D * 2 + 2 * D * 4;  // KVW tile + z + bias, aliased over the K/V ring
+  static constexpr int kEpiBytes = epilogue_bytes<D>();  // KVW tile + z + bias, aliased over the K/V ring
   // WG: 1 KiB of e4m3 ones after the ring, the B operand of the n8 wgmma that sums P's rows (see the loop).
   static constexpr int kOnesOff = kVOff + kStages * kVTile;
   static constexpr int kRingEnd = kOnesOff + (WG ? 1024 : 0);
@@ -120,7 +122,7 @@ __global__ void __launch_bounds__(BQ / sla_cfg::kRowsPerWarp * 32)
   __shared__ int sel_s[sla_cfg::kSelCache];
   __shared__ float ksc_s[sla_cfg::kSelCache];
   const int qb = blockIdx.x, h = blockIdx.y;
-  const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4, t4 = lane % 4;
+  const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, t4 = lane % 4;
   const int q0 = qb * BQ;
   const int32_t* sel = a.table + (int64_t(h) * a.nq + qb) * a.kc;
 
@@ -157,47 +159,7 @@ __global__ void __launch_bounds__(BQ / sla_cfg::kRowsPerWarp * 32)
   }
   float qscale = 1.f;
   if constexpr (QUANT) {
-    // Per-tile int8 quantization of Q: scale = amax / 127 + 1e-7, round half away from zero.
-    float mx = 0.f;
-    const uint4* qraw = reinterpret_cast<const uint4*>(smem + C::kQOff);
-    for (int idx = tid; idx < BQ * D / 8; idx += C::kThreads) {
-      uint4 u = qraw[idx];
-      const __nv_bfloat162* p = reinterpret_cast<const __nv_bfloat162*>(&u);
-#pragma unroll
-      for (int e = 0; e < 4; e++) {
-        float2 f = __bfloat1622float2(p[e]);
-        mx = fmaxf(mx, fmaxf(fabsf(f.x), fabsf(f.y)));
-      }
-    }
-#pragma unroll
-    for (int s = 16; s > 0; s >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, s));
-    if (lane == 0) red[warp] = mx;
-    __syncthreads();
-    mx = red[0];
-#pragma unroll
-    for (int w = 1; w < C::kWarps; w++) mx = fmaxf(mx, red[w]);
-    qscale = mx / 127.f + 1e-7f;
-    constexpr int kCh16 = D / 16;
-    for (int idx = tid; idx < BQ * kCh16; idx += C::kThreads) {
-      const int r = idx / kCh16, c16 = idx % kCh16;
-      uint4 u[2] = {*reinterpret_cast<const uint4*>(smem + C::kQOff + Swz<C::kQRow>::offset(r, 2 * c16)),
-                    *reinterpret_cast<const uint4*>(smem + C::kQOff + Swz<C::kQRow>::offset(r, 2 * c16 + 1))};
-      const __nv_bfloat16* x = reinterpret_cast<const __nv_bfloat16*>(u);
-      uint32_t w[4];
-#pragma unroll
-      for (int e = 0; e < 4; e++) {
-        uint32_t packed = 0;
-#pragma unroll
-        for (int b = 0; b < 4; b++) {
-          float r8 = roundf(__bfloat162float(x[e * 4 + b]) / qscale);
-          r8 = fminf(127.f, fmaxf(-127.f, r8));
-          packed |= (uint32_t(int(r8)) & 0xffu) << (8 * b);
-        }
-        w[e] = packed;
-      }
-      *reinterpret_cast<uint4*>(smem + C::kQiOff + Swz<C::kQiRow>::offset(r, c16)) = make_uint4(w[0], w[1], w[2], w[3]);
-    }
-    __syncthreads();
+    qscale = quantize_q_tile<BQ, D, C::kThreads>(smem + C::kQOff, smem + C::kQiOff, red);
   }
 
   // Q fragments are re-read from shared memory per k-step (one ldmatrix per 16 units) rather than held for the
@@ -438,102 +400,7 @@ __global__ void __launch_bounds__(BQ / sla_cfg::kRowsPerWarp * 32)
     l_r[0] = quad_sum(l_r[0]);
     l_r[1] = quad_sum(l_r[1]);
   }
-  const bool linear = a.kvwt != nullptr;
-  uint8_t* epi = smem + C::kKOff;
-  float* zs = reinterpret_cast<float*>(epi + D * D * 2);
-  float* bs = zs + D;
-  if (linear) {
-    constexpr int kCh = D / 8;
-    for (int idx = tid; idx < D * kCh; idx += C::kThreads) {
-      const int r = idx / kCh, ch = idx % kCh;
-      cp_async16(epi + Swz<D * 2>::offset(r, ch), a.kvwt + (int64_t(h) * D + r) * D + ch * 8, 16);
-    }
-    cp_async_commit();
-    for (int d = tid; d < D; d += C::kThreads) {
-      zs[d] = a.z[int64_t(h) * D + d];
-      bs[d] = a.bias ? a.bias[d] : 0.f;
-    }
-    cp_async_wait<0>();
-    __syncthreads();
-  }
-
-  // Sparse branch normalisation (and V's per-channel scale).
-#pragma unroll
-  for (int n = 0; n < D / 8; n++)
-#pragma unroll
-    for (int e = 0; e < 4; e++) {
-      float f = 1.f / l_r[e / 2];
-      if constexpr (QUANT) {
-        const float vm = a.vmax[int64_t(h) * D + n * 8 + 2 * t4 + (e & 1)];
-        f *= vm > 0.f ? vm / sla_cfg::kFp8Max : 1.f;  // l_r sums 448 p: P's 1/448 is in 1/l
-      }
-      o[n][e] *= f;
-    }
-
-  if (linear) {
-    const uint8_t* qs = smem + C::kQOff;
-    const int rows[2] = {warp * 16 + g, warp * 16 + g + 8};
-    auto qv = [&](int r, int d) {
-      return __bfloat162float(
-          *reinterpret_cast<const __nv_bfloat16*>(qs + Swz<C::kQRow>::offset(rows[r], d / 8) + (d % 8) * 2));
-    };
-    // phi(q) = softmax over the head dim; this thread sees dims {16ks + 2t4, +1, +8, +9} of its two rows.
-    float mx[2] = {-INFINITY, -INFINITY}, sm[2] = {0.f, 0.f}, den[2] = {0.f, 0.f};
-#pragma unroll
-    for (int r = 0; r < 2; r++) {
-#pragma unroll
-      for (int ks = 0; ks < D / 16; ks++)
-#pragma unroll
-        for (int e = 0; e < 4; e++) mx[r] = fmaxf(mx[r], qv(r, ks * 16 + 2 * t4 + (e & 1) + (e / 2) * 8));
-      mx[r] = quad_max(mx[r]);
-#pragma unroll
-      for (int ks = 0; ks < D / 16; ks++)
-#pragma unroll
-        for (int e = 0; e < 4; e++) sm[r] += __expf(qv(r, ks * 16 + 2 * t4 + (e & 1) + (e / 2) * 8) - mx[r]);
-      sm[r] = 1.f / quad_sum(sm[r]);
-      // phi is rounded to bf16 (as TurboDiffusion's q' = phi(q).bf16) for both the numerator and den.
-#pragma unroll
-      for (int ks = 0; ks < D / 16; ks++)
-#pragma unroll
-        for (int e = 0; e < 4; e++) {
-          const int d = ks * 16 + 2 * t4 + (e & 1) + (e / 2) * 8;
-          den[r] += __bfloat162float(__float2bfloat16(__expf(qv(r, d) - mx[r]) * sm[r])) * zs[d];
-        }
-      den[r] = quad_sum(den[r]) + 1e-5f;
-    }
-#pragma unroll
-    for (int n = 0; n < D / 8; n++)
-#pragma unroll
-      for (int e = 0; e < 4; e++) o[n][e] *= den[e / 2];
-#pragma unroll
-    for (int ks = 0; ks < D / 16; ks++) {
-      const int d0 = ks * 16 + 2 * t4;
-      auto ph = [&](int r, int d) { return __expf(qv(r, d) - mx[r]) * sm[r]; };
-      uint32_t pa[4] = {pack_bf16(ph(0, d0), ph(0, d0 + 1)), pack_bf16(ph(1, d0), ph(1, d0 + 1)),
-                        pack_bf16(ph(0, d0 + 8), ph(0, d0 + 9)), pack_bf16(ph(1, d0 + 8), ph(1, d0 + 9))};
-#pragma unroll
-      for (int np = 0; np < D / 16; np++) {
-        uint32_t b[4];
-        ldmatrix_x4(b, epi + Swz<D * 2>::offset(np * 16 + (lane / 16) * 8 + lane % 8, ks * 2 + (lane / 8) % 2));
-        mma_bf16(o[2 * np], pa, b[0], b[1]);
-        mma_bf16(o[2 * np + 1], pa, b[2], b[3]);
-      }
-    }
-#pragma unroll
-    for (int n = 0; n < D / 8; n++)
-#pragma unroll
-      for (int e = 0; e < 4; e++) o[n][e] = o[n][e] / den[e / 2] + bs[n * 8 + 2 * t4 + (e & 1)];
-  }
-
-#pragma unroll
-  for (int r = 0; r < 2; r++) {
-    const int t = q0 + warp * 16 + g + 8 * r;
-    if (t >= a.L) continue;
-    __nv_bfloat16* orow = a.o + (int64_t(t) * a.H + h) * D;
-#pragma unroll
-    for (int n = 0; n < D / 8; n++)
-      *reinterpret_cast<__nv_bfloat162*>(orow + n * 8 + 2 * t4) = __floats2bfloat162_rn(o[n][2 * r], o[n][2 * r + 1]);
-  }
+  sparse_epilogue<D, QUANT, C::kThreads>(a, o, l_r, smem + C::kQOff, smem + C::kKOff, h, q0);
 }
 
 template <int BQ, int BK, int D, bool QUANT, bool WG = false>
@@ -569,6 +436,22 @@ bool use_wgmma(const SparseArgs& a) {
   return on && fits;
 }
 
+// The pipelined kernel is the sm_90 default where it fits (sagesla 64x128, Dh 128); TD_SLA_PIPELINED=0 (or
+// SlaParams::kernel = 2) selects the in-loop wgmma kernel above, kernel = 3 asks for it explicitly.
+bool use_pipelined(const SparseArgs& a) {
+  if (a.kernel == 3) {
+    TD_CHECK(pipelined_fits(a), "sla",
+             "the pipelined kernel needs sagesla, 64x128 blocks, head_dim 128 and an sm_90 GPU");
+    return true;
+  }
+  if (a.kernel != 0) return false;
+  static const bool on = [] {
+    const char* e = std::getenv("TD_SLA_PIPELINED");
+    return !(e && e[0] == '0');
+  }();
+  return on && use_wgmma(a) && pipelined_fits(a);
+}
+
 template <int BQ, int BK, bool QUANT>
 void launch_d(const SparseArgs& a, cudaStream_t stream) {
   if (a.D == 64)
@@ -579,12 +462,19 @@ void launch_d(const SparseArgs& a, cudaStream_t stream) {
 
 }  // namespace
 
+bool sparse_wants_tiled_kv(const SparseArgs& a) { return use_pipelined(a); }
+
 void launch_sparse(const SparseArgs& a, cudaStream_t stream) {
   TD_CHECK(a.D == 64 || a.D == 128, "attention", "sla kernels support head_dim 64 and 128, got ", a.D);
   TD_CHECK(a.kc >= 1 && a.L >= 1, "sla", "empty block table");
   const bool q128k64 = a.bq == 128 && a.bk == 64, q64k128 = a.bq == 64 && a.bk == 128;
   TD_CHECK(q128k64 || q64k128, "--block-q/--block-k",
            "the CUDA sla kernels are compiled for 128x64 and 64x128 blocks, got ", a.bq, "x", a.bk);
+  if (use_pipelined(a)) {
+    launch_sparse_pipelined(a, stream);
+    return;
+  }
+  TD_CHECK(!a.tiled_kv, "sla", "K and V are in the pipelined kernel's layout but another kernel was chosen");
   if (use_wgmma(a)) {
     if (q64k128)
       launch_t<64, 128, 128, true, true>(a, stream);

@@ -13,7 +13,11 @@ namespace sla {
 struct SparseArgs {
   int L = 0, H = 0, D = 0, bq = 0, bk = 0, nq = 0, nk = 0, kc = 0;
   bool quantized = false;
-  int kernel = 0;  // 0 auto, 1 mma.sync, 2 wgmma (sagesla 64x128 / 128x64, Dh128, sm_90 only)
+  // 0 auto, 1 mma.sync, 2 wgmma (sagesla 64x128 / 128x64, Dh128, sm_90 only), 3 pipelined wgmma (sagesla 64x128,
+  // Dh128, sm_90 only; needs tiled_kv)
+  int kernel = 0;
+  bool tiled_kv = false;  // kq, vt and kvwt in the pipelined kernel's layouts (sla_attention.cu: kquant / vquant /
+                          // fold TILED)
   float scale_log2 = 0.f;  // softmax scale * log2(e)
   const __nv_bfloat16* q = nullptr;  // [L, H, D]
   const __nv_bfloat16* k = nullptr;  // [L, H, D]       (SLA)
@@ -29,6 +33,9 @@ struct SparseArgs {
   const float* bias = nullptr;          // [D] or null
   __nv_bfloat16* o = nullptr;           // [L, H, D]
 };
+
+// Whether launch_sparse will run the pipelined kernel for these arguments (then kq / vt must be tiled).
+bool sparse_wants_tiled_kv(const SparseArgs& a);
 
 // Throws td::Error for a geometry that is not compiled.
 void launch_sparse(const SparseArgs& a, cudaStream_t stream);

@@ -39,6 +39,13 @@ __device__ __forceinline__ void init_ring(uint64_t (&full)[S], uint64_t (&empty)
 __device__ __forceinline__ void mbar_expect_tx(uint32_t bar, uint32_t bytes) {
   TD_SM90_ASM("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(bar), "r"(bytes) : "memory");
 }
+// One contiguous global -> shared copy by the bulk-copy engine (16-byte aligned, a multiple of 16 bytes), completing
+// on `bar` as transaction bytes.
+__device__ __forceinline__ void bulk_copy_g2s(uint32_t dst, const void* src, uint32_t bytes, uint32_t bar) {
+  TD_SM90_ASM("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];\n" ::"r"(dst),
+              "l"(src), "r"(bytes), "r"(bar)
+              : "memory");
+}
 __device__ __forceinline__ void mbar_arrive(uint32_t bar) {
   TD_SM90_ASM("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(bar) : "memory");
 }

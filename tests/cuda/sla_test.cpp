@@ -215,14 +215,14 @@ TEST(SlaCuda, TinyShapesSparseOnly) {
         }
 }
 
-// The Hopper wgmma kernel (sagesla, Dh 128, 64x128 and 128x64) against the mma.sync kernel and the emulation.
-// Both quantize identically, so they differ only by accumulation order.
+// The Hopper wgmma kernels (in-loop: sagesla, Dh 128, 64x128 and 128x64; pipelined: 64x128) against the mma.sync
+// kernel and the emulation. All quantize identically, so they differ only by accumulation order.
 TEST(SlaCuda, WgmmaMatchesMmaSync) {
   TD_SKIP_WITHOUT_CUDA();
   const bool sm90 = cuda::cc() == 90;
   if (!sm90) GTEST_SKIP() << "wgmma kernel needs sm_90";
   for (const Geo& geo : kGeos)
-    for (int64_t L : {130, 1000, 4096}) {
+    for (int64_t L : {130, 1000, 2048, 4096}) {  // 64x128 at top-k 0.15: 1, 1, 2 and 4 key blocks per row
       const int64_t H = 2, D = 128;
       Case c = make_case(L, H, D, 600 + L);
       Tensor w = test::randn({D, D}, 9, 0.05f), b = test::randn({D}, 10, 0.05f);
@@ -231,9 +231,10 @@ TEST(SlaCuda, WgmmaMatchesMmaSync) {
       Tensor dtable = table.to(Device::CUDA);
       Tensor emu = Tensor::empty({L, H, D}, DType::F32);
       cpu::sagesla_sparse_emulated(c.q, c.k, c.v, table, geo.bq, geo.bk, 1.f / std::sqrt(float(D)), emu);
+      const bool pipelined = geo.bq == 64 && geo.bk == 128;
       for (bool sparse_only : {true, false}) {
-        Tensor outs[2];
-        for (int kernel : {1, 2}) {
+        Tensor outs[3];
+        for (int kernel = 1; kernel <= (pipelined ? 3 : 2); kernel++) {
           cuda::SlaParams p;
           p.quantized = true;
           p.bq = geo.bq;
@@ -251,10 +252,20 @@ TEST(SlaCuda, WgmmaMatchesMmaSync) {
         std::printf("[sla-cuda] wgmma vs mma.sync %dx%d L=%lld %s: rel L2 %.5f", geo.bq, geo.bk, (long long)L,
                     sparse_only ? "sparse only" : "with linear", e);
         EXPECT_LT(e, 0.005);
+        if (pipelined) {
+          const double ep = test::rel_l2(outs[2], outs[0]);
+          std::printf(", pipelined vs mma.sync %.5f", ep);
+          EXPECT_LT(ep, 0.005);
+        }
         if (sparse_only) {
           const double e2 = test::rel_l2(outs[1], emu);
           std::printf(", wgmma vs emulation %.4f", e2);
           EXPECT_LT(e2, 0.02);
+          if (pipelined) {
+            const double e3 = test::rel_l2(outs[2], emu);
+            std::printf(", pipelined vs emulation %.4f", e3);
+            EXPECT_LT(e3, 0.02);
+          }
         }
         std::printf("\n");
       }
