@@ -6,6 +6,7 @@
 
 #include "core/allocator.h"
 #include "core/error.h"
+#include "core/threads.h"
 
 namespace td {
 
@@ -227,14 +228,21 @@ Tensor Tensor::to(DType dt) const {
   TD_CHECK(device() == Device::CPU, name_.empty() ? "tensor" : name_, "host dtype conversion of a device tensor");
   Tensor src = contiguous();
   Tensor t = empty(shape_, dt, Device::CPU);
-  size_t n = size_t(numel());
-  if (dt == DType::F32) {
-    convert_to_f32(src.data(), dtype_, t.ptr<float>(), n);
-  } else {
-    std::vector<float> tmp(n);
-    convert_to_f32(src.data(), dtype_, tmp.data(), n);
-    convert_from_f32(tmp.data(), t.data(), dt, n);
-  }
+  const size_t n = size_t(numel()), si = dtype_size(dtype_), so = dtype_size(dt);
+  // Chunks on the thread pool: a 480p latent or a text context is millions of values (single-threaded, the
+  // conversions took several ms per denoising step).
+  parallel_for(int64_t(n), [&](int64_t lo, int64_t hi) {
+    const char* in = static_cast<const char*>(src.data()) + size_t(lo) * si;
+    char* out = static_cast<char*>(t.data()) + size_t(lo) * so;
+    const size_t m = size_t(hi - lo);
+    if (dt == DType::F32) {
+      convert_to_f32(in, dtype_, reinterpret_cast<float*>(out), m);
+    } else {
+      std::vector<float> tmp(m);
+      convert_to_f32(in, dtype_, tmp.data(), m);
+      convert_from_f32(tmp.data(), out, dt, m);
+    }
+  }, int64_t(1) << 16);
   t.name_ = name_;
   return t;
 }

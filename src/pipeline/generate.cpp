@@ -126,6 +126,10 @@ void sampler_schedule(const GenerateOptions& o, std::vector<double>* times, std:
   }
 }
 
+static double seconds_now() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
 std::vector<Tensor> denoise(const GenerateOptions& o, const LatentShape& shape,
                             const std::function<Denoiser&(double t, int step)>& denoiser_for, const Tensor& context,
                             const Tensor* neg_context, const Tensor* y, Progress& progress) {
@@ -165,7 +169,9 @@ std::vector<Tensor> denoise(const GenerateOptions& o, const LatentShape& shape,
       std::future<Tensor> noise_next;
       if (o.sampler == SamplerKind::RCM && !o.ode && tn > 0)
         noise_next = std::async(std::launch::async, [&, b, i] { return randn(lshape, o.seed, noise_draw(b, 1 + i)); });
+      const double t_call = seconds_now();
       Tensor v = net.velocity(x, float(net_t[size_t(i)]), context, y).to_f32_host().contiguous();
+      const double t_net = seconds_now();
       TD_CHECK(v.numel() == int64_t(n), "denoiser", "returned ", shape_str(v.shape()), " for a latent of ",
                shape_str(lshape));
       if (cfg) {
@@ -183,6 +189,8 @@ std::vector<Tensor> denoise(const GenerateOptions& o, const LatentShape& shape,
         case SamplerKind::Euler: euler_step(xb.data(), vp, n, tc, tn); break;
         case SamplerKind::UniPC: unipc[size_t(b)].step(i, xb.data(), vp); break;
       }
+      log_debug("step ", i + 1, ": network call ", 1e3 * (t_net - t_call), " ms, sampler update ",
+                1e3 * (seconds_now() - t_net), " ms");
       progress.update(i * B + b + 1);
     }
   }

@@ -70,6 +70,7 @@ struct DitWorkspace {
   Tensor f;                // act [L, ffn] (bf16/f32 blocks; W8A8 blocks use af)
   Tensor head_out;         // f32 [L, out_dim*4]
   Tensor ctx_in;           // act [text_len, text_dim]
+  int64_t ctx_zero_from = -1;  // ctx_in's rows from here on are known to be zero (-1: nothing staged yet)
   Tensor ctx_mid, ctx;     // act [text_len, D]
   Tensor ck, cv;           // act [text_len, D]
   Tensor mod;              // f32 [layers, 6, D] on the device: block modulation + time projection
@@ -419,9 +420,28 @@ void DitRunner::time_embedding(float t) {
 
 // Zero-pads the context to text_len rows (no mask afterwards, as the official code) into ws_.ctx_in.
 void DitRunner::stage_context(const Tensor& context) {
+  const int64_t n = context.size(0);
+  if (context.is_cuda() && dev_ == Device::CUDA) {
+    // On the device: convert the rows in place; the zero tail is written only when the row count changes.
+    if (n > 0) {
+      Tensor rows = ws_.ctx_in.slice(0, 0, n);
+      Tensor src = context.contiguous();
+      if (src.dtype() == rows.dtype())
+        rows.copy_from(src);
+      else
+        ops::cast(src, rows);
+    }
+    if (ws_.ctx_zero_from != n && n < c_.text_len) {
+      Tensor tail = ws_.ctx_in.slice(0, n, c_.text_len);
+      tail.copy_from(Tensor::zeros(tail.shape(), tail.dtype()));
+    }
+    ws_.ctx_zero_from = n;
+    return;
+  }
   Tensor padded = Tensor::zeros({c_.text_len, c_.text_dim}, DType::F32);
-  if (context.size(0) > 0) padded.slice(0, 0, context.size(0)).copy_from(context);
+  if (n > 0) padded.slice(0, 0, n).copy_from(context.to_f32_host().contiguous());
   upload(padded, ws_.ctx_in);
+  ws_.ctx_zero_from = n;
 }
 
 // The text MLP on the staged context (and its shared W8A8 quantization).
@@ -590,6 +610,13 @@ Tensor DitRunner::run(const Tensor& x_in, float t, const Tensor& context_in, con
   const int64_t L = F * Hp * Wp, Cin = c_.in_dim;
   ensure_workspace(L);
   const bool cuda = dev_ == Device::CUDA;
+  // TD_LOG_LEVEL=debug: where a call's wall time goes (synchronises between the phases, so only for diagnosis).
+  const bool timed = log_level() <= LogLevel::Debug;
+  auto mark = [&] {
+    if (timed && cuda) device_synchronize();
+    return timed ? now_s() : 0.0;
+  };
+  const double t_start = mark();
 
   // ---- stage the per-call inputs into the workspace (outside any graph) ----
   // Patchify: token n = (f, h, w) row-major, vector (c, kh, kw) as the Conv3d weight. On the device when x (and y)
@@ -625,7 +652,8 @@ Tensor DitRunner::run(const Tensor& x_in, float t, const Tensor& context_in, con
     upload(p, ws_.patches);
   }
   time_embedding(t);
-  stage_context(context_in.to_f32_host().contiguous());
+  stage_context(context_in);
+  const double t_staged = mark();
 
   // ---- the device work: eager, or through a CUDA graph ----
   bool ran = false;
@@ -651,6 +679,7 @@ Tensor DitRunner::run(const Tensor& x_in, float t, const Tensor& context_in, con
   }
 #endif
   if (!ran) body(L, Fi, Hp, Wp);
+  const double t_body = mark();
 
   // ---- unpatchify ----
   Scope s(m_.profiler_, DitOpKind::Other);
@@ -659,7 +688,12 @@ Tensor DitRunner::run(const Tensor& x_in, float t, const Tensor& context_in, con
   if (cuda) {
     Tensor out = Tensor::empty({Co, F, H, W}, DType::F32, Device::CUDA);
     cuda::dit_unpatchify(ws_.head_out, out);
-    return on_device ? out : out.to(Device::CPU);
+    Tensor r = on_device ? out : out.to(Device::CPU);
+    if (timed)
+      log_debug("dit forward: inputs ", 1e3 * (t_staged - t_start), " ms (", dev_inputs ? "device" : "host",
+                " patchify, ", context_in.is_cuda() ? "device" : "host", " context), network ", 1e3 * (t_body - t_staged), " ms, output ",
+                1e3 * (mark() - t_body), " ms");
+    return r;
   }
 #endif
   Tensor ho = ws_.head_out.to(Device::CPU);
