@@ -296,33 +296,40 @@ __global__ void __launch_bounds__(kTopkThreads)
 
 // ---- 6. linear kv: per (token chunk, head), D/16 warps; warp w owns rows d1 in [16w, 16w+16) of KV ----
 // Tiles of T tokens of k and v stream through a two-stage cp.async ring (dynamic smem: 2 stages x {k, v} x T x P
-// bf16), so the next tile's HBM latency hides behind this tile's work; phi(k) is computed in place over the k tile,
-// one warp per row. With ksum non-null the same pass also yields sum_L k and (vmax non-null) amax_L |v| per
-// channel, which replaces the separate stats pass (1) when the linear branch runs.
+// bf16), so the next tile's HBM latency hides behind this tile's work. phi(k) is computed in place over the k tile
+// with one thread per 16-byte chunk of a token row (D / 8 threads per row, one 16-byte load of k and of v each), in
+// place of one warp per row with two 5-step shuffle reductions per row. One chunk per thread keeps the kernel at
+// <= 128 registers (two CTAs per SM); two chunks per thread needed 196.
+// Each thread keeps the same columns of every row it touches, so z = sum_L phi(k) (from the bf16-rounded phi that the
+// mma sees) and, with ksum non-null, sum_L k and (vmax non-null) amax_L |v| accumulate in registers; they replace the
+// separate stats pass (1) when the linear branch runs.
 template <int D>
 __global__ void __launch_bounds__(D / 16 * 32) linear_kv_kernel(const bf16* __restrict__ k, const bf16* __restrict__ v,
                                                               int L, int H, int chunk, float* __restrict__ kv,
                                                               float* __restrict__ z, float* __restrict__ ksum,
                                                               float* __restrict__ vmax) {
-  constexpr int T = sla_cfg::kLinearTile, NW = D / 16, P = D + 8;  // P: padded pitch (conflict-free ldmatrix)
+  constexpr int T = sla_cfg::kLinearTile, NW = D / 16, NT = NW * 32, P = D + 8;  // P: padded pitch (ldmatrix)
+  constexpr int kCh = D / 8;  // 16-byte chunks per row = threads per row
+  constexpr int kRowsPerPass = NT / kCh;
+  static_assert(T % kRowsPerPass == 0 && kCh <= 32 && 32 % kCh == 0, "row pass layout");
   extern __shared__ __align__(16) uint8_t lin_smem[];
+  __shared__ float red_s[3][D];  // end-of-CTA sums of the per-thread column partials (z, ksum, vmax)
   auto tile = [&](int stage, int which) { return reinterpret_cast<bf16(*)[P]>(lin_smem) + (stage * 2 + which) * T; };
   const int h = blockIdx.y, warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int tb = blockIdx.x * chunk, te = min(L, tb + chunk);
+  const int rsub = threadIdx.x / kCh, q = threadIdx.x % kCh;  // row within a pass, chunk within the row
   float acc[D / 8][4];
 #pragma unroll
   for (int n = 0; n < D / 8; n++) acc[n][0] = acc[n][1] = acc[n][2] = acc[n][3] = 0.f;
-  static_assert(NW * 32 >= D, "one thread per z column");
-  constexpr int E = D / 32;  // consecutive elements per lane in the row pass
-  float zc = 0.f;            // thread t < D accumulates z[t]
-  float ks[E], vm[E];        // this lane's columns, over the rows this warp handles
+  // This thread's columns: chunk q, 8 values.
+  float zc[8], ks[8], vm[8];
 #pragma unroll
-  for (int e = 0; e < E; e++) ks[e] = vm[e] = 0.f;
+  for (int e = 0; e < 8; e++) zc[e] = ks[e] = vm[e] = 0.f;
+  for (int i = threadIdx.x; i < 3 * D; i += NT) (&red_s[0][0])[i] = 0.f;
   auto issue = [&](int t0, int stage) {
-    constexpr int kCh = D / 8;  // 16-byte chunks per row
     bf16(*kt)[P] = tile(stage, 0);
     bf16(*vt)[P] = tile(stage, 1);
-    for (int idx = threadIdx.x; idx < T * kCh; idx += NW * 32) {
+    for (int idx = threadIdx.x; idx < T * kCh; idx += NT) {
       const int r = idx / kCh, ch = idx % kCh, t = t0 + r;
       const int64_t off = (int64_t(t < te ? t : te - 1) * H + h) * D + ch * 8;
       const int n = t < te ? 16 : 0;
@@ -341,36 +348,53 @@ __global__ void __launch_bounds__(D / 16 * 32) linear_kv_kernel(const bf16* __re
     __syncthreads();
     bf16(*phs)[P] = tile(stage, 0);
     bf16(*vs)[P] = tile(stage, 1);
-    for (int r = warp; r < T; r += NW) {
-      bf16* row = &phs[r][lane * E];
-      float x[E];
-      if (t0 + r < te) {
-        float m = -INFINITY;
 #pragma unroll
-        for (int e = 0; e < E; e++) {
-          x[e] = __bfloat162float(row[e]);
-          ks[e] += x[e];
-          vm[e] = fmaxf(vm[e], fabsf(__bfloat162float(vs[r][lane * E + e])));
-          m = fmaxf(m, x[e]);
+    for (int pass = 0; pass < T / kRowsPerPass; pass++) {
+      const int r = pass * kRowsPerPass + rsub;
+      const bool valid = t0 + r < te;  // rows past the chunk are zero-filled (k and v): phi must be zero there
+      float x[8];
+      {
+        const uint4 kw = *reinterpret_cast<const uint4*>(&phs[r][q * 8]);
+        const uint4 vw = *reinterpret_cast<const uint4*>(&vs[r][q * 8]);
+        const __nv_bfloat162* k2 = reinterpret_cast<const __nv_bfloat162*>(&kw);
+        const __nv_bfloat162* v2 = reinterpret_cast<const __nv_bfloat162*>(&vw);
+#pragma unroll
+        for (int e = 0; e < 4; e++) {
+          const float2 kf = __bfloat1622float2(k2[e]), vf = __bfloat1622float2(v2[e]);
+          x[2 * e] = kf.x;
+          x[2 * e + 1] = kf.y;
+          vm[2 * e] = fmaxf(vm[2 * e], fabsf(vf.x));
+          vm[2 * e + 1] = fmaxf(vm[2 * e + 1], fabsf(vf.y));
         }
-        m = warp_max(m);
-        float s = 0.f;
+      }
+      float m = -INFINITY;
 #pragma unroll
-        for (int e = 0; e < E; e++) s += (x[e] = __expf(x[e] - m));
-        s = 1.f / warp_sum(s);
-#pragma unroll
-        for (int e = 0; e < E; e++) x[e] *= s;
-      } else {
-#pragma unroll
-        for (int e = 0; e < E; e++) x[e] = 0.f;  // v is zero-filled there too
+      for (int e = 0; e < 8; e++) {
+        ks[e] += x[e];  // zero past the chunk
+        m = fmaxf(m, x[e]);
       }
 #pragma unroll
-      for (int e = 0; e < E; e++) row[e] = __float2bfloat16(x[e]);
+      for (int sft = 1; sft < kCh; sft <<= 1) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, sft));
+      constexpr float kLog2e = 1.4426950408889634f;
+      const float mb = m * kLog2e;
+      float sum = 0.f;
+#pragma unroll
+      for (int e = 0; e < 8; e++) sum += (x[e] = sla::ex2_ftz(fmaf(x[e], kLog2e, -mb)));
+#pragma unroll
+      for (int sft = 1; sft < kCh; sft <<= 1) sum += __shfl_xor_sync(0xffffffffu, sum, sft);
+      const float inv = valid ? 1.f / sum : 0.f;
+      uint32_t w[4];
+#pragma unroll
+      for (int e = 0; e < 4; e++) {
+        const __nv_bfloat162 b2 = __floats2bfloat162_rn(x[2 * e] * inv, x[2 * e + 1] * inv);
+        const float2 f = __bfloat1622float2(b2);
+        zc[2 * e] += f.x;
+        zc[2 * e + 1] += f.y;
+        w[e] = *reinterpret_cast<const uint32_t*>(&b2);
+      }
+      *reinterpret_cast<uint4*>(&phs[r][q * 8]) = make_uint4(w[0], w[1], w[2], w[3]);
     }
     __syncthreads();
-    // z from the bf16-rounded phi (what the mma sees).
-    if (int(threadIdx.x) < D)
-      for (int r = 0; r < T; r++) zc += __bfloat162float(phs[r][threadIdx.x]);
 #pragma unroll
     for (int kk = 0; kk < T / 16; kk++) {
       uint32_t a[4];
@@ -389,13 +413,20 @@ __global__ void __launch_bounds__(D / 16 * 32) linear_kv_kernel(const bf16* __re
     }
     __syncthreads();
   }
-  if (ksum) {
+  // Column partials: shared-memory atomics first (NT / kCh threads share each column), then one global atomic each.
 #pragma unroll
-    for (int e = 0; e < E; e++) {
-      atomicAdd(ksum + h * D + lane * E + e, ks[e]);
-      if (vmax)  // non-negative floats order like their bit patterns
-        atomicMax(reinterpret_cast<int*>(vmax) + h * D + lane * E + e, __float_as_int(vm[e]));
-    }
+  for (int e = 0; e < 8; e++) {
+    const int col = q * 8 + e;
+    atomicAdd(&red_s[0][col], zc[e]);
+    if (ksum) atomicAdd(&red_s[1][col], ks[e]);
+    if (vmax)  // non-negative floats order like their bit patterns
+      atomicMax(reinterpret_cast<int*>(&red_s[2][col]), __float_as_int(vm[e]));
+  }
+  __syncthreads();
+  for (int d = threadIdx.x; d < D; d += NT) {
+    atomicAdd(z + h * D + d, red_s[0][d]);
+    if (ksum) atomicAdd(ksum + h * D + d, red_s[1][d]);
+    if (vmax) atomicMax(reinterpret_cast<int*>(vmax) + h * D + d, __float_as_int(red_s[2][d]));
   }
   const int g = lane / 4, t4 = lane % 4;
   float* out = kv + int64_t(h) * D * D;
@@ -407,7 +438,6 @@ __global__ void __launch_bounds__(D / 16 * 32) linear_kv_kernel(const bf16* __re
     atomicAdd(out + (r + 8) * D + c, acc[n][2]);
     atomicAdd(out + (r + 8) * D + c + 1, acc[n][3]);
   }
-  if (int(threadIdx.x) < D) atomicAdd(z + h * D + threadIdx.x, zc);
 }
 
 // ---- 7. fold: kvwt[h][n][d1] = sum_d2 W[n][d2] KV[h][d1][d2] (W null: KV[h][d1][n]) ----

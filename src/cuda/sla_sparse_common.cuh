@@ -40,6 +40,10 @@ __device__ __forceinline__ float quantize_q_tile(const uint8_t* qs, uint8_t* qi,
 #pragma unroll
   for (int w = 1; w < kWarps; w++) mx = fmaxf(mx, red[w]);
   const float qscale = mx / 127.f + 1e-7f;
+  // x * (1 / scale) rather than x / scale: an IEEE division (a ~10-instruction sequence) per value sat in this loop,
+  // which took ~7% of the pipelined kernel's stall samples. The two differ by at most an ulp before rounding, i.e.
+  // only for values within an ulp of a rounding boundary.
+  const float inv_scale = 1.f / qscale;
   constexpr int kCh16 = D / 16;
   for (int idx = tid; idx < BQ * kCh16; idx += kThreads) {
     const int r = idx / kCh16, c16 = idx % kCh16;
@@ -52,7 +56,7 @@ __device__ __forceinline__ float quantize_q_tile(const uint8_t* qs, uint8_t* qi,
       uint32_t packed = 0;
 #pragma unroll
       for (int b = 0; b < 4; b++) {
-        float r8 = roundf(__bfloat162float(x[e * 4 + b]) / qscale);
+        float r8 = roundf(__bfloat162float(x[e * 4 + b]) * inv_scale);
         r8 = fminf(127.f, fmaxf(-127.f, r8));
         packed |= (uint32_t(int(r8)) & 0xffu) << (8 * b);
       }
