@@ -47,11 +47,11 @@ static void normals_of_block(uint64_t seed, uint64_t draw, uint64_t block, float
   }
 }
 
-void normal_fill(uint64_t seed, uint64_t draw, uint64_t first, float* out, size_t n) {
+void normal_fill(uint64_t seed, uint64_t draw, uint64_t first, float* out, size_t n, bool parallel) {
   if (n == 0) return;
   uint64_t b0 = first / 4, b1 = (first + n + 3) / 4;
   // Blocks are independent, so splitting across threads cannot change the numbers.
-  parallel_for(int64_t(b1 - b0), [&](int64_t lo, int64_t hi) {
+  auto fill = [&](int64_t lo, int64_t hi) {
     float z[4];
     for (int64_t bi = lo; bi < hi; bi++) {
       uint64_t b = b0 + uint64_t(bi);
@@ -61,12 +61,16 @@ void normal_fill(uint64_t seed, uint64_t draw, uint64_t first, float* out, size_
         if (j >= first && j < first + n) out[j - first] = z[e];
       }
     }
-  }, 4096);
+  };
+  if (parallel)
+    parallel_for(int64_t(b1 - b0), fill, 4096);
+  else
+    fill(0, int64_t(b1 - b0));
 }
 
-Tensor randn(const Shape& shape, uint64_t seed, uint64_t draw) {
+Tensor randn(const Shape& shape, uint64_t seed, uint64_t draw, bool parallel) {
   Tensor t = Tensor::empty(shape, DType::F32);
-  normal_fill(seed, draw, 0, t.ptr<float>(), size_t(t.numel()));
+  normal_fill(seed, draw, 0, t.ptr<float>(), size_t(t.numel()), parallel);
   return t;
 }
 

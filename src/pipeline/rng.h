@@ -27,10 +27,12 @@ namespace pipeline {
 std::array<uint32_t, 4> philox4x32_10(std::array<uint32_t, 4> counter, std::array<uint32_t, 2> key);
 
 // Fills out[0..n) with standard normal numbers for (seed, draw), elements [first, first + n) of that draw.
-void normal_fill(uint64_t seed, uint64_t draw, uint64_t first, float* out, size_t n);
+// `parallel`: split across the thread pool. A draw made on a background thread passes false: the pool runs one
+// region at a time, so it would hold up the pool work of the thread that drives the network.
+void normal_fill(uint64_t seed, uint64_t draw, uint64_t first, float* out, size_t n, bool parallel = true);
 
 // A host f32 tensor of standard normals of the given shape (element j = element j of the draw, row-major).
-Tensor randn(const Shape& shape, uint64_t seed, uint64_t draw);
+Tensor randn(const Shape& shape, uint64_t seed, uint64_t draw, bool parallel = true);
 
 // Draw index for a given sample of the batch and a given use (0 = initial noise, 1 + k = re-noise after step k).
 inline uint64_t noise_draw(int sample, int use) { return uint64_t(sample) * 1024u + uint64_t(use); }
