@@ -2,6 +2,7 @@
 
 #include <jpeglib.h>
 #include <png.h>
+#include <zlib.h>
 
 #include <algorithm>
 #include <cmath>
@@ -120,22 +121,51 @@ Tensor read_image(const std::string& path) {
   return t;
 }
 
+namespace {
+void png_fail(png_structp p, png_const_charp msg) {
+  *static_cast<std::string*>(png_get_error_ptr(p)) = msg;
+  std::longjmp(png_jmpbuf(p), 1);
+}
+
+// RGB8 rows to a PNG stream with fast settings: zlib level 1 with the run-length strategy over the SUB filter. Frame
+// sequences are an intermediate format; libpng's FAST flag (level 1, default strategy) took ~25 ms for a 480p frame
+// on this machine against ~11 ms here, at a slightly smaller file (845 vs 883 KiB for a synthetic frame), and the
+// PNG writers run while the VAE decodes, so the last frames' encode is the tail of the pipeline.
+// No C++ objects live between setjmp and longjmp (libpng reports errors through png_fail).
+bool encode_png(std::FILE* out, const uint8_t* rgb, int w, int h, std::string* err) {
+  png_structp p = png_create_write_struct(PNG_LIBPNG_VER_STRING, err, png_fail, nullptr);
+  if (!p) {
+    *err = "out of memory";
+    return false;
+  }
+  png_infop info = png_create_info_struct(p);
+  if (!info || setjmp(png_jmpbuf(p))) {
+    if (err->empty()) *err = "out of memory";
+    png_destroy_write_struct(&p, info ? &info : nullptr);
+    return false;
+  }
+  png_init_io(p, out);
+  png_set_IHDR(p, info, png_uint_32(w), png_uint_32(h), 8, PNG_COLOR_TYPE_RGB, PNG_INTERLACE_NONE,
+               PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+  png_set_compression_level(p, 1);
+  png_set_compression_strategy(p, Z_RLE);
+  png_set_filter(p, PNG_FILTER_TYPE_BASE, PNG_FILTER_SUB);
+  png_write_info(p, info);
+  for (int y = 0; y < h; y++) png_write_row(p, rgb + size_t(y) * size_t(w) * 3);
+  png_write_end(p, info);
+  png_destroy_write_struct(&p, &info);
+  return true;
+}
+}  // namespace
+
 void write_png(const std::string& path, const Tensor& rgb) {
   TD_CHECK(rgb.dim() == 3 && rgb.size(2) == 3 && rgb.dtype() == DType::U8, path, "write_png expects u8 [H, W, 3], got ",
            rgb.describe());
   Tensor c = rgb.to(Device::CPU).contiguous();
-  png_image img;
-  std::memset(&img, 0, sizeof img);
-  img.version = PNG_IMAGE_VERSION;
-  img.width = png_uint_32(c.size(1));
-  img.height = png_uint_32(c.size(0));
-  img.format = PNG_FORMAT_RGB;
-  // Fast zlib settings: frame sequences are an intermediate format, and default compression made writing 81 480p
-  // frames take longer than decoding them.
-  img.flags |= PNG_IMAGE_FLAG_FAST;
   AtomicFile f(path);
-  TD_CHECK(png_image_write_to_stdio(&img, f.file(), 0, c.data(), 0, nullptr), path, "PNG write failed: ",
-           img.message);
+  std::string err;
+  TD_CHECK(encode_png(f.file(), static_cast<const uint8_t*>(c.data()), int(c.size(1)), int(c.size(0)), &err), path, "PNG write failed: ",
+           err);
   f.commit();
 }
 

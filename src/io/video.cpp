@@ -191,8 +191,9 @@ std::unique_ptr<VideoWriter> VideoWriter::open(const std::string& path, int fps)
                                                              [sink] { sink->finish(); }, 1));
   }
   const std::string dir = make_frame_dir(path);
-  // PNG compression dominates (~55 ms a 480p frame on the H100 host even at the fast setting): all cores but the
-  // two the VAE's host side uses, so the files keep up with the decode (4 writers left 0.46 s of writing after it).
+  // PNG compression dominates (~55 ms a 480p frame on the H100 host with libpng's FAST flag; see encode_png in
+  // image.cpp for the faster settings now used): all cores but the two the VAE's host side uses, so the files keep
+  // up with the decode (4 writers left 0.46 s of writing after it).
   const int workers = std::max(1, std::min(16, num_threads() - 2));
   return std::unique_ptr<VideoWriter>(new AsyncVideoWriter(
       [dir](const Tensor& f, int64_t t) { write_png(png_frame_path(dir, t), f); }, [] {}, workers));
