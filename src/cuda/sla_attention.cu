@@ -640,12 +640,49 @@ Tensor sla_block_map(const Tensor& q, const Tensor& k, int bq, int bk, float top
   return select_blocks(pq, pk, g);
 }
 
+namespace {
+// o (bf16) or, when out_q is set, the int8 output with its scales (sla_attention_int8).
+void sla_attention_impl(const Tensor& q, const Tensor& k, const Tensor& v, Tensor* o, Tensor* out_q,
+                        Tensor* out_scale, const SlaParams& p);
+}  // namespace
+
 void sla_attention(const Tensor& q, const Tensor& k, const Tensor& v, Tensor& o, const SlaParams& p) {
-  Geometry g = check_inputs(q, k, v, p.bq, p.bk, p.topk);
   expect_cuda(o, "attention output");
   expect_shape(o, q.shape(), "attention output");
   TD_CHECK(o.dtype() == DType::BF16 && o.is_contiguous(), "attention output", "expected contiguous bf16, got ",
            o.describe());
+  sla_attention_impl(q, k, v, &o, nullptr, nullptr, p);
+}
+
+bool sla_int8_output_supported(const Tensor& q, const SlaParams& p) {
+  if (!(q.dim() == 3 && q.size(2) == 128 && p.kernel == 0)) return false;
+  sla::SparseArgs a;
+  a.quantized = p.quantized && cc() >= 89;
+  a.bq = p.bq;
+  a.bk = p.bk;
+  a.D = int(q.size(2));
+  a.kernel = p.kernel;
+  return sla::sparse_wants_tiled_kv(a);  // the pipelined kernel is the one with the quantizing epilogue
+}
+
+void sla_attention_int8(const Tensor& q, const Tensor& k, const Tensor& v, Tensor& out_q, Tensor& out_scale,
+                        const SlaParams& p) {
+  TD_CHECK(sla_int8_output_supported(q, p), "attention output",
+           "int8 output needs sagesla with the pipelined sm_90 kernel (64x128 blocks, head_dim 128)");
+  const int64_t L = q.size(0), H = q.size(1);
+  expect_cuda(out_q, "attention int8 output");
+  expect_cuda(out_scale, "attention int8 scales");
+  TD_CHECK(out_q.dtype() == DType::I8 && out_q.is_contiguous() && out_q.numel() == L * H * 128, "attention int8 output",
+           "expected contiguous int8 with ", L * H * 128, " values, got ", out_q.describe());
+  TD_CHECK(out_scale.dtype() == DType::F32 && out_scale.is_contiguous() && out_scale.numel() == L * H,
+           "attention int8 scales", "expected contiguous f32 with ", L * H, " values, got ", out_scale.describe());
+  sla_attention_impl(q, k, v, nullptr, &out_q, &out_scale, p);
+}
+
+namespace {
+void sla_attention_impl(const Tensor& q, const Tensor& k, const Tensor& v, Tensor* o, Tensor* out_q,
+                        Tensor* out_scale, const SlaParams& p) {
+  Geometry g = check_inputs(q, k, v, p.bq, p.bk, p.topk);
   const bool quant = p.quantized && cc() >= 89;  // e4m3 mma needs sm_89; below, SageSLA runs the bf16 kernel
   cudaStream_t st = stream();
   const int64_t lpad = int64_t(g.nk) * p.bk;
@@ -665,7 +702,12 @@ void sla_attention(const Tensor& q, const Tensor& k, const Tensor& v, Tensor& o,
   a.q = q.ptr<bf16>();
   a.k = k.ptr<bf16>();
   a.v = v.ptr<bf16>();
-  a.o = o.ptr<bf16>();
+  if (o) {
+    a.o = o->ptr<bf16>();
+  } else {
+    a.oq = out_q->ptr<int8_t>();
+    a.oscale = out_scale->ptr<float>();
+  }
   a.tiled_kv = sla::sparse_wants_tiled_kv(a);
 
   const Tensor* w = p.sparse_only ? nullptr : check_param(p.proj_w, {g.D, g.D}, "proj_l.weight");
@@ -797,6 +839,7 @@ void sla_attention(const Tensor& q, const Tensor& k, const Tensor& v, Tensor& o,
   sla::launch_sparse(a, st);
   timer.mark("sparse");
 }
+}  // namespace
 
 }  // namespace cuda
 }  // namespace td

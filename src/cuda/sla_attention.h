@@ -33,6 +33,16 @@ void sla_default_blocks(bool quantized, int* bq, int* bk);
 // q, k, v, o: bf16 [L, H, Dh] contiguous on the device, Dh 64 or 128. Runs on td::cuda::stream().
 void sla_attention(const Tensor& q, const Tensor& k, const Tensor& v, Tensor& o, const SlaParams& p);
 
+// Whether sla_attention_int8 applies: sagesla on sm_90 with the pipelined kernel (64x128 blocks, head_dim 128) and
+// the automatic kernel choice.
+bool sla_int8_output_supported(const Tensor& q, const SlaParams& p);
+
+// The same attention with its output handed over as the W8A8 activation of the next linear (ops::Int8Act layout):
+// out_q int8 [L, H * 128], out_scale f32 [L, H] (one 128-channel group per token and head). td::Error where
+// sla_int8_output_supported is false.
+void sla_attention_int8(const Tensor& q, const Tensor& k, const Tensor& v, Tensor& out_q, Tensor& out_scale,
+                        const SlaParams& p);
+
 // The block map alone: I32 [H, nq, kc] on the device, each row ascending.
 Tensor sla_block_map(const Tensor& q, const Tensor& k, int bq, int bk, float topk);
 

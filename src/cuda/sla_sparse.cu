@@ -475,6 +475,7 @@ void launch_sparse(const SparseArgs& a, cudaStream_t stream) {
     return;
   }
   TD_CHECK(!a.tiled_kv, "sla", "K and V are in the pipelined kernel's layout but another kernel was chosen");
+  TD_CHECK(!a.oq, "sla", "int8 output needs the pipelined kernel");
   if (use_wgmma(a)) {
     if (q64k128)
       launch_t<64, 128, 128, true, true>(a, stream);

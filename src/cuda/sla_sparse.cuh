@@ -32,6 +32,10 @@ struct SparseArgs {
   const float* z = nullptr;             // [H, D]
   const float* bias = nullptr;          // [D] or null
   __nv_bfloat16* o = nullptr;           // [L, H, D]
+  // Instead of o (pipelined kernel only): the W8A8 activation quantization of the output, one 128-channel group
+  // per (token, head) (D = 128): int8 [L, H, D] and f32 scales [L, H].
+  int8_t* oq = nullptr;
+  float* oscale = nullptr;
 };
 
 // Whether launch_sparse will run the pipelined kernel for these arguments (then kq / vt must be tiled).

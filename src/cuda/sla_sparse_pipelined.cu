@@ -360,14 +360,51 @@ __global__ void __launch_bounds__(kThreads, 2) sparse_pipelined_kernel(const Spa
 #pragma unroll
       for (int e = 0; e < 4; e++) o[n][e] = fmaf(o[n][e], inv_den[e / 2], bias_s[n * 8 + 2 * t4 + (e & 1)]);
   }
+  // ---- output: through shared memory (the P buffers, free once every warp's last P·V has retired), so each row
+  // leaves as 16-byte stores. bf16 rows, or (a.oq) the W8A8 activation quantization of the row: one 128-channel
+  // group per (token, head) since D = 128, quantized from the fp32 values as quantize_act_int8 does (scale
+  // amax / 128, round to nearest even, saturate), which spares the o-projection a separate pass over the output.
+  static_assert(2 * kPTile >= BQ * D * 2, "the output tile is staged in the P buffers");
+  __syncthreads();
+  uint8_t* stage = smem + kPOff;
+  const bool quant = a.oq != nullptr;
+  constexpr int kRowBytesBf16 = D * 2, kRowBytesI8 = D;
 #pragma unroll
   for (int r = 0; r < 2; r++) {
-    const int tok = q0 + warp * 16 + g + 8 * r;
-    if (tok >= a.L) continue;
-    __nv_bfloat16* orow = a.o + (int64_t(tok) * a.H + h) * D;
+    const int row = warp * 16 + g + 8 * r;
+    // 16-byte chunk c of a staged row sits at c ^ (row & 7): the 8 rows of one store phase hit different banks.
+    if (quant) {
+      float amax = 0.f;
 #pragma unroll
-    for (int n = 0; n < D / 8; n++)
-      *reinterpret_cast<__nv_bfloat162*>(orow + n * 8 + 2 * t4) = __floats2bfloat162_rn(o[n][2 * r], o[n][2 * r + 1]);
+      for (int n = 0; n < D / 8; n++) amax = fmaxf(amax, fmaxf(fabsf(o[n][2 * r]), fabsf(o[n][2 * r + 1])));
+      amax = fmaxf(quad_max(amax), 1e-8f);
+      const float inv = __fdiv_rn(128.f, amax);
+      uint8_t* srow = stage + row * kRowBytesI8;
+#pragma unroll
+      for (int n = 0; n < D / 8; n++) {
+        const int q0v = min(max(__float2int_rn(o[n][2 * r] * inv), -128), 127);
+        const int q1v = min(max(__float2int_rn(o[n][2 * r + 1] * inv), -128), 127);
+        *reinterpret_cast<uint16_t*>(srow + (((n / 2) ^ (row & 7)) << 4) + (n % 2) * 8 + 2 * t4) =
+            uint16_t((q0v & 0xff) | ((q1v & 0xff) << 8));
+      }
+      const int tok = q0 + row;
+      if (t4 == 0 && tok < a.L) a.oscale[int64_t(tok) * a.H + h] = __fdiv_rn(amax, 128.f);
+    } else {
+      uint8_t* srow = stage + row * kRowBytesBf16;
+#pragma unroll
+      for (int n = 0; n < D / 8; n++)
+        *reinterpret_cast<__nv_bfloat162*>(srow + ((n ^ (row & 7)) << 4) + 4 * t4) =
+            __floats2bfloat162_rn(o[n][2 * r], o[n][2 * r + 1]);
+    }
+  }
+  __syncthreads();
+  const int row_bytes = quant ? kRowBytesI8 : kRowBytesBf16, chunks = row_bytes / 16;
+  uint8_t* out = quant ? reinterpret_cast<uint8_t*>(a.oq) : reinterpret_cast<uint8_t*>(a.o);
+  for (int idx = tid; idx < BQ * chunks; idx += kThreads) {
+    const int row = idx / chunks, c = idx % chunks, tok = q0 + row;
+    if (tok >= a.L) continue;
+    const uint4 val = *reinterpret_cast<const uint4*>(stage + row * row_bytes + ((c ^ (row & 7)) << 4));
+    *reinterpret_cast<uint4*>(out + (int64_t(tok) * a.H + h) * row_bytes + c * 16) = val;
   }
 }
 

@@ -15,6 +15,7 @@
 #include "cuda/sla_attention.h"
 #include "ops/ops.h"
 #include "ops/sla.h"
+#include "ops/w8a8.h"
 #include "test_util.h"
 
 namespace td {
@@ -270,6 +271,65 @@ TEST(SlaCuda, WgmmaMatchesMmaSync) {
         std::printf("\n");
       }
     }
+}
+
+// The int8 output of the pipelined kernel (the o-projection's W8A8 activation) against the kernel's bf16 output.
+// Two calls are not bit-identical (the linear branch's KV and the K mean are fp32 atomic sums, and a different last
+// bit of the mean can move an int8 K code, i.e. a score), so the test measures that run-to-run distance on the bf16
+// output first and allows the int8 output that distance plus its quantization error (a 1/128 step per group). A
+// layout or scale bug in the quantizing epilogue would be off by O(1).
+TEST(SlaCuda, Int8OutputMatchesQuantizedBf16) {
+  TD_SKIP_WITHOUT_CUDA();
+  for (int64_t L : {1000, 4096}) {
+    const int64_t H = 3, D = 128;
+    Case c = make_case(L, H, D, 900 + L);
+    Tensor w = test::randn({D, D}, 11, 0.05f), b = test::randn({D}, 12, 0.05f);
+    Tensor dw = w.to(Device::CUDA), db = b.to(Device::CUDA);
+    Tensor dtable = cpu::sla_block_map(c.q, c.k, 64, 128, 0.15f).to(Device::CUDA);
+    cuda::SlaParams p;
+    p.quantized = true;
+    p.bq = 64;
+    p.bk = 128;
+    p.table = &dtable;
+    p.proj_w = &dw;
+    p.proj_b = &db;
+    if (!cuda::sla_int8_output_supported(c.dq, p)) GTEST_SKIP() << "int8 output needs the pipelined sm_90 kernel";
+    Tensor o1 = Tensor::empty({L, H, D}, DType::BF16, Device::CUDA), o2 = o1.clone();
+    cuda::sla_attention(c.dq, c.dk, c.dv, o1, p);
+    cuda::sla_attention(c.dq, c.dk, c.dv, o2, p);
+    ops::Int8Act got;
+    got.q = Tensor::empty({L, H * D}, DType::I8, Device::CUDA);
+    got.scale = Tensor::empty({L, H}, DType::F32, Device::CUDA);
+    cuda::sla_attention_int8(c.dq, c.dk, c.dv, got.q, got.scale, p);
+    Tensor gq = got.q.to(Device::CPU), gs = got.scale.to(Device::CPU);
+    Tensor deq = Tensor::empty({L, H, D}, DType::F32);
+    for (int64_t i = 0; i < deq.numel(); i++)
+      deq.ptr<float>()[i] = float(gq.ptr<int8_t>()[i]) * gs.ptr<float>()[i / D];
+    const Tensor r1 = o1.to_f32_host(), r2 = o2.to_f32_host();
+    const double run_to_run = test::rel_l2(r2, r1), e = test::rel_l2(deq, r1);
+    std::printf("[sla-cuda] int8 output L=%lld: rel L2 of the dequantized output vs bf16 %.5f (two bf16 calls differ "
+                "by %.5f)\n",
+                (long long)L, e, run_to_run);
+    EXPECT_LT(e, run_to_run + 0.01);
+    // Every group's largest code is +-127 or +-128 (the scale is amax / 128), unless the group is all zero.
+    for (int64_t g = 0; g < L * H; g++) {
+      int mx = 0;
+      for (int64_t d = 0; d < D; d++) mx = std::max(mx, std::abs(int(gq.ptr<int8_t>()[g * D + d])));
+      ASSERT_GE(mx, 127) << "group " << g;
+    }
+    // The ops entry (computed block map) allocates the activation and fills every scale.
+    AttentionOptions opts;
+    opts.mode = AttentionMode::SageSLA;
+    opts.proj_l_weight = &dw;
+    opts.proj_l_bias = &db;
+    ASSERT_TRUE(ops::sla_int8_output_supported(c.dq, opts));
+    ops::Int8Act via_ops;
+    ops::sla_attention_int8(c.dq, c.dk, c.dv, via_ops, opts);
+    ASSERT_EQ(via_ops.q.shape(), Shape({L, H * D}));
+    ASSERT_EQ(via_ops.scale.shape(), Shape({L, H}));
+    Tensor vs = via_ops.scale.to(Device::CPU);
+    for (int64_t i = 0; i < vs.numel(); i++) ASSERT_TRUE(std::isfinite(vs.ptr<float>()[i]) && vs.ptr<float>()[i] > 0);
+  }
 }
 
 // The whole op (block map from the GPU, linear branch with a random proj_l) against the CPU reference of the same

@@ -15,6 +15,7 @@
 #include "io/key_names.h"
 #include "io/tensor_map.h"
 #include "model/dit/dit_weights.h"
+#include "ops/sla.h"
 #include "ops/w8a8.h"
 #if TD_WITH_CUDA
 #include "cuda/dit_runtime.h"
@@ -319,6 +320,20 @@ class DitRunner {
     Tensor o3 = ws_.o.view({L, H, Dh});
     ops::attention(ws_.q.view({L, H, Dh}), ws_.k.view({L, H, Dh}), ws_.v.view({L, H, Dh}), o3, ao);
   }
+  // The same into ws_.a as the o-projection's int8 activation, where the attention kernel can quantize its own
+  // output (SageSLA on sm_90, head_dim 128): that spares a quantization pass over o. False: nothing was run.
+  bool self_attention_int8(const DitBlockWeights& b, int64_t L) {
+    const int64_t H = c_.num_heads, Dh = c_.head_dim();
+    AttentionOptions ao = m_.opts_.attention;
+    if (dev_ != Device::CUDA || ao.mode != AttentionMode::SageSLA) return false;
+    const Tensor q3 = ws_.q.view({L, H, Dh});
+    if (!ops::sla_int8_output_supported(q3, ao)) return false;
+    Scope s(m_.profiler_, DitOpKind::Attention, "self-attention");
+    ao.proj_l_weight = b.proj_l_w.defined() ? &b.proj_l_w : nullptr;
+    ao.proj_l_bias = b.proj_l_b.defined() ? &b.proj_l_b : nullptr;
+    ops::sla_attention_int8(q3, ws_.k.view({L, H, Dh}), ws_.v.view({L, H, Dh}), ws_.a, ao);
+    return true;
+  }
   // Cross-attention of ws_.q over the text_len context keys ws_.ck/cv into ws_.o: dense, no mask.
   void cross_attention(int64_t L) {
     Scope s(m_.profiler_, DitOpKind::Attention, "cross-attention");
@@ -523,8 +538,13 @@ void DitRunner::block_w8a8(int i, const DitBlockWeights& b, int64_t L, int F, in
   linear_q(b.sv, ws_.a, ws_.v, Epilogue::None, "self q/k/v GEMMs");
   norm_rope(ws_.q, b.s_norm_q, F, Hp, Wp);
   norm_rope(ws_.k, b.s_norm_k, F, Hp, Wp);
-  self_attention(b, L);
-  linear_residual(b.so, ws_.o, &m2, x, "self o: quant+GEMM+gated residual");
+  if (self_attention_int8(b, L)) {
+    Scope s(m_.profiler_, DitOpKind::Linear, "self o: GEMM+gated residual (int8 from attention)");
+    ops::linear_w8a8_residual(ws_.a, b.so.w_int8, b.so.w_scale, &b.so.b, &m2, x);
+  } else {
+    self_attention(b, L);
+    linear_residual(b.so, ws_.o, &m2, x, "self o: quant+GEMM+gated residual");
+  }
 
   {
     Scope s(m_.profiler_, DitOpKind::Other, "norm3 -> int8");
