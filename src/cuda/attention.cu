@@ -30,6 +30,10 @@ struct AttnParams {
   const bf16* k;
   const bf16* v;
   bf16* o;
+  // Instead of o (head_dim 128): the W8A8 activation of the output, one 128-channel group per (token, head): int8
+  // [lq, heads, 128] contiguous and f32 scales [lq, heads].
+  int8_t* oq;
+  float* oscale;
   int64_t q_tok, k_tok, v_tok, o_tok;      // token strides, elements
   int64_t q_head, k_head, v_head, o_head;  // head strides, elements
   int lq, lk;
@@ -311,6 +315,30 @@ __global__ void __launch_bounds__(WARPS * 32, MINB) flash_attention_fwd(const At
       l += __shfl_xor_sync(0xffffffffu, l, 2);
       const float inv = 1.f / l;
       const int row = q0 + wrow + mt * 16 + g + 8 * r;
+      if (D == 128 && p.oq) {
+        // quantize_act_int8's rounding from the fp32 values (scale amax / 128, nearest even, saturate); all four
+        // threads of the quad take part in the max, so no row is skipped before it.
+        float amax = 0.f;
+#pragma unroll
+        for (int dt = 0; dt < DT; dt++)
+          amax = fmaxf(amax, fmaxf(fabsf(acc[mt][dt][2 * r]), fabsf(acc[mt][dt][2 * r + 1])) * inv);
+        amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, 1));
+        amax = fmaxf(fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, 2)), 1e-8f);
+        const float qinv = __fdiv_rn(128.f, amax) * inv;
+        // The codes go to the (now free) Q tile as [BM][128 B] rows, 16-byte chunk c at c ^ (row & 7), and leave as
+        // 16-byte stores below (2-byte stores straight to memory cost more than the pass this saves).
+        const int lrow = wrow + mt * 16 + g + 8 * r;
+        unsigned char* srow = reinterpret_cast<unsigned char*>(sQ) + lrow * D;
+#pragma unroll
+        for (int dt = 0; dt < DT; dt++) {
+          const int c0 = min(max(__float2int_rn(acc[mt][dt][2 * r] * qinv), -128), 127);
+          const int c1 = min(max(__float2int_rn(acc[mt][dt][2 * r + 1] * qinv), -128), 127);
+          *reinterpret_cast<uint16_t*>(srow + (((dt / 2) ^ (lrow & 7)) << 4) + (dt % 2) * 8 + 2 * t4) =
+              uint16_t((c0 & 0xff) | ((c1 & 0xff) << 8));
+        }
+        if (t4 == 0 && row < p.lq) p.oscale[int64_t(row) * (p.o_tok / D) + h] = __fdiv_rn(amax, 128.f);
+        continue;
+      }
       if (row < p.lq) {
         bf16* og = p.o + int64_t(row) * p.o_tok + int64_t(h) * p.o_head + 2 * t4;
 #pragma unroll
@@ -318,6 +346,16 @@ __global__ void __launch_bounds__(WARPS * 32, MINB) flash_attention_fwd(const At
           *reinterpret_cast<uint32_t*>(og + dt * 8) =
               pack_bf16x2(acc[mt][dt][2 * r] * inv, acc[mt][dt][2 * r + 1] * inv);
       }
+    }
+  }
+  if (D == 128 && p.oq) {
+    __syncthreads();
+    const unsigned char* st = reinterpret_cast<const unsigned char*>(sQ);
+    for (int idx = tid; idx < BM * (D / 16); idx += THREADS) {
+      const int lrow = idx / (D / 16), c = idx % (D / 16), row = q0 + lrow;
+      if (row >= p.lq) continue;
+      const uint4 val = *reinterpret_cast<const uint4*>(st + lrow * D + ((c ^ (lrow & 7)) << 4));
+      *reinterpret_cast<uint4*>(p.oq + (int64_t(row) * (p.o_tok / D) + h) * D + c * 16) = val;  // o_tok = heads * D
     }
   }
 }
@@ -361,7 +399,8 @@ void check_qkv(const Tensor& t, const char* what, int64_t H, int64_t D) {
   TD_CHECK(t.size(0) < (int64_t(1) << 30), what, t.describe(), ": sequence too long");
 }
 
-AttnParams make_params(const Tensor& q, const Tensor& k, const Tensor& v, Tensor& o, const AttentionOptions& opts) {
+// o null: the caller sets oq / oscale (contiguous [lq, heads, D] layout assumed in the strides).
+AttnParams make_params(const Tensor& q, const Tensor& k, const Tensor& v, Tensor* o, const AttentionOptions& opts) {
   TD_CHECK(q.defined() && q.dim() == 3, "attention q", (q.defined() ? q.describe() : "none"),
            " must be [L, heads, head_dim]");
   const int64_t H = q.size(1), D = q.size(2);
@@ -370,18 +409,24 @@ AttnParams make_params(const Tensor& q, const Tensor& k, const Tensor& v, Tensor
   check_qkv(q, "attention q", H, D);
   check_qkv(k, "attention k", H, D);
   check_qkv(v, "attention v", H, D);
-  check_qkv(o, "attention output", H, D);
+  if (o) {
+    check_qkv(*o, "attention output", H, D);
+    TD_CHECK(o->size(0) == q.size(0), "attention output", o->describe(), " must have as many tokens as q ",
+             q.describe());
+  }
   TD_CHECK(k.size(0) == v.size(0), "attention v", v.describe(), " must have as many tokens as k ", k.describe());
-  TD_CHECK(o.size(0) == q.size(0), "attention output", o.describe(), " must have as many tokens as q ",
-           q.describe());
   TD_CHECK(k.size(0) >= 1, "attention k", "needs at least one key");
   AttnParams p;
   p.q = q.ptr<bf16>();
   p.k = k.ptr<bf16>();
   p.v = v.ptr<bf16>();
-  p.o = o.ptr<bf16>();
-  p.q_tok = q.strides()[0], p.k_tok = k.strides()[0], p.v_tok = v.strides()[0], p.o_tok = o.strides()[0];
-  p.q_head = q.strides()[1], p.k_head = k.strides()[1], p.v_head = v.strides()[1], p.o_head = o.strides()[1];
+  p.o = o ? o->ptr<bf16>() : nullptr;
+  p.oq = nullptr;
+  p.oscale = nullptr;
+  p.q_tok = q.strides()[0], p.k_tok = k.strides()[0], p.v_tok = v.strides()[0];
+  p.q_head = q.strides()[1], p.k_head = k.strides()[1], p.v_head = v.strides()[1];
+  p.o_tok = o ? o->strides()[0] : H * D;
+  p.o_head = o ? o->strides()[1] : D;
   p.lq = int(q.size(0));
   p.lk = int(k.size(0));
   const float scale = opts.scale > 0.f ? opts.scale : float(1.0 / std::sqrt(double(D)));
@@ -392,9 +437,8 @@ AttnParams make_params(const Tensor& q, const Tensor& k, const Tensor& v, Tensor
 
 }  // namespace
 
-void attention(const Tensor& q, const Tensor& k, const Tensor& v, Tensor& o, const AttentionOptions& opts) {
-  const AttnParams p = make_params(q, k, v, o, opts);
-  if (p.lq == 0) return;
+namespace {
+void launch_default(const AttnParams& p, const Tensor& q) {
   const int H = int(q.size(1));
   if (q.size(2) == 128) {
     using T = AttentionTile<128>;
@@ -403,6 +447,30 @@ void attention(const Tensor& q, const Tensor& k, const Tensor& v, Tensor& o, con
     using T = AttentionTile<64>;
     launch<64, T::kBlockM, T::kBlockN, T::kWarps, T::kSplitWait, T::kMinBlocks>(p, H);
   }
+}
+}  // namespace
+
+void attention(const Tensor& q, const Tensor& k, const Tensor& v, Tensor& o, const AttentionOptions& opts) {
+  const AttnParams p = make_params(q, k, v, &o, opts);
+  if (p.lq == 0) return;
+  launch_default(p, q);
+}
+
+void attention_int8(const Tensor& q, const Tensor& k, const Tensor& v, Tensor& out_q, Tensor& out_scale,
+                    const AttentionOptions& opts) {
+  AttnParams p = make_params(q, k, v, nullptr, opts);
+  const int64_t L = q.size(0), H = q.size(1);
+  TD_CHECK(q.size(2) == 128, "attention q", q.describe(), ": an int8 output needs head_dim 128");
+  expect_cuda(out_q, "attention int8 output");
+  expect_cuda(out_scale, "attention int8 scales");
+  TD_CHECK(out_q.dtype() == DType::I8 && out_q.is_contiguous() && out_q.numel() == L * H * 128, "attention int8 output",
+           "expected contiguous int8 with ", L * H * 128, " values, got ", out_q.describe());
+  TD_CHECK(out_scale.dtype() == DType::F32 && out_scale.is_contiguous() && out_scale.numel() == L * H,
+           "attention int8 scales", "expected contiguous f32 with ", L * H, " values, got ", out_scale.describe());
+  p.oq = out_q.ptr<int8_t>();
+  p.oscale = out_scale.ptr<float>();
+  if (p.lq == 0) return;
+  launch_default(p, q);
 }
 
 void set_attention_rescale_slack_log2(float slack) { g_rescale_slack_log2 = slack; }
@@ -416,7 +484,7 @@ int attention_variant_head_dim(int i) { return i >= 0 && i < kNumVariants ? kVar
 void attention_variant(int i, const Tensor& q, const Tensor& k, const Tensor& v, Tensor& o,
                        const AttentionOptions& opts) {
   TD_CHECK(i >= 0 && i < kNumVariants, "attention variant", "index ", i, " out of range");
-  const AttnParams p = make_params(q, k, v, o, opts);
+  const AttnParams p = make_params(q, k, v, &o, opts);
   TD_CHECK(q.size(2) == kVariants[i].head_dim, "attention variant", kVariants[i].name, " is for head_dim ",
            kVariants[i].head_dim, ", got ", q.describe());
   if (p.lq == 0) return;

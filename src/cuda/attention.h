@@ -10,6 +10,10 @@ namespace cuda {
 // o[Lq,H,Dh] = softmax(q k^T * scale) v per head. q [Lq,H,Dh], k/v [Lk,H,Dh], all bf16, Dh 64 or 128. The token
 // dimension may be strided (views into a fused projection); Dh must be contiguous. Only opts.scale is read.
 void attention(const Tensor& q, const Tensor& k, const Tensor& v, Tensor& o, const AttentionOptions& opts = {});
+// The same with the output handed over as the W8A8 activation of the next linear (ops::Int8Act layout, head_dim 128):
+// out_q int8 [L, H * 128], out_scale f32 [L, H], quantized from fp32 as quantize_act_int8.
+void attention_int8(const Tensor& q, const Tensor& k, const Tensor& v, Tensor& out_q, Tensor& out_scale,
+                    const AttentionOptions& opts = {});
 
 // The compiled tile variants (attention_config.h), for benchmarks and tests: same contract as attention(), with a
 // fixed tile shape. Names look like "d128_128x64_w4"; a variant only accepts its own head_dim.

@@ -174,9 +174,9 @@ __global__ void __launch_bounds__(kThreads, 2) sparse_pipelined_kernel(const Spa
   // whose register order matches V's per-16-token permutation (sla_mma.cuh v_perm).
   // The masking of keys past L exists only in the kPartial instance (the last key block): as a run-time condition
   // inside one body, the compiler if-converted it into ~5 predicated instructions per score for every block.
-  auto softmax_t = [&](int b, float(&alpha)[2], int kbase, auto partial_tag) {
+  auto softmax_t = [&](int b, float(&alpha)[2], int kbase, float kscale, auto partial_tag) {
     constexpr bool kPartial = decltype(partial_tag)::value;
-    const float f = fscale * ksc_at(b);
+    const float f = fscale * kscale;
     int mi[2] = {INT_MIN, INT_MIN};
     if constexpr (kPartial) {
 #pragma unroll
@@ -224,12 +224,13 @@ __global__ void __launch_bounds__(kThreads, 2) sparse_pipelined_kernel(const Spa
     }
     fence_proxy_async_smem();  // read by wgmma after the next barrier
   };
-  auto softmax = [&](int b, float(&alpha)[2]) {
-    const int kbase = sel_at(b) * BK;
+  // kbase and kscale are read by the caller before it waits on the tensor cores (shared-memory loads cannot move
+  // across the wgmma asm, and after the wait their latency sat at the head of the softmax's dependency chain).
+  auto softmax = [&](int b, float(&alpha)[2], int kbase, float kscale) {
     if (kbase + BK > a.L)
-      softmax_t(b, alpha, kbase, std::true_type{});
+      softmax_t(b, alpha, kbase, kscale, std::true_type{});
     else
-      softmax_t(b, alpha, kbase, std::false_type{});
+      softmax_t(b, alpha, kbase, kscale, std::false_type{});
   };
   auto accumulate = [&](const float(&alpha)[2]) {
     l_r[0] = fmaf(l_r[0], alpha[0], ls[0]);
@@ -247,12 +248,14 @@ __global__ void __launch_bounds__(kThreads, 2) sparse_pipelined_kernel(const Spa
   issue_qk(0);
   wgmma_wait0();
   fence_operands(acc);
-  softmax(0, alpha);
+  softmax(0, alpha, sel_at(0) * BK, ksc_at(0));
   __syncthreads();  // P(0) is complete, every warp is done with K slot 0
   if (tid == 0 && kc > 2) load_k(2);
   if (tid == 0 && kc == 1 && linear) load_kvw();
 
   for (int c = 0; c + 1 < kc; c++) {
+    const int kbase_next = sel_at(c + 1) * BK;
+    const float ksc_next = ksc_at(c + 1);
     wait_k(c + 1);
     wait_v(c);
     wgmma_fence();
@@ -261,7 +264,7 @@ __global__ void __launch_bounds__(kThreads, 2) sparse_pipelined_kernel(const Spa
     wgmma_wait<1>();  // groups retire in order: the scores of c + 1 are ready, P·V(c) may still run
     fence_operands(acc);
     float an[2];
-    softmax(c + 1, an);  // writes P(c + 1) to the other buffer while P·V(c) reads P(c)
+    softmax(c + 1, an, kbase_next, ksc_next);  // writes P(c + 1) to the other buffer while P·V(c) reads P(c)
     wgmma_wait0();
     fence_operands(t);
     fence_operands(ls);

@@ -5,6 +5,7 @@
 #include "ops/dispatch.h"
 #include "cpu/attention.h"
 #include "ops/sla.h"
+#include "ops/w8a8.h"
 #ifdef TD_WITH_CUDA
 #include "cuda/attention.h"
 #endif
@@ -38,6 +39,35 @@ void attention(const Tensor& q, const Tensor& k, const Tensor& v, Tensor& o, con
     TD_CUDA_OR_FAIL(cuda::attention(q, k, v, o, opts), "attention output");
   else
     cpu::attention(q, k, v, o, opts);
+}
+
+bool attention_int8_supported(const Tensor& q, const AttentionOptions& opts) {
+  if (opts.mode != AttentionMode::Dense) return sla_int8_output_supported(q, opts);
+#ifdef TD_WITH_CUDA
+  return q.is_cuda() && q.dim() == 3 && q.size(2) == 128;
+#else
+  return false;
+#endif
+}
+
+void attention_int8(const Tensor& q, const Tensor& k, const Tensor& v, Int8Act& out, const AttentionOptions& opts) {
+  if (opts.mode != AttentionMode::Dense) {
+    sla_attention_int8(q, k, v, out, opts);
+    return;
+  }
+  TD_CHECK(attention_int8_supported(q, opts), "attention output",
+           "an int8 attention output needs CUDA and head_dim 128, got q ", q.describe());
+#ifdef TD_WITH_CUDA
+  const int64_t L = q.size(0), H = q.size(1);
+  if (!(out.q.defined() && out.q.is_cuda() && out.q.shape() == Shape{L, H * 128}))
+    out.q = Tensor::empty({L, H * 128}, DType::I8, Device::CUDA);
+  if (!(out.scale.defined() && out.scale.is_cuda() && out.scale.shape() == Shape{L, H}))
+    out.scale = Tensor::empty({L, H}, DType::F32, Device::CUDA);
+  cuda::attention_int8(q, k, v, out.q, out.scale, opts);
+#else
+  (void)k;
+  (void)v;
+#endif
 }
 
 }  // namespace ops

@@ -65,6 +65,14 @@ void rope3d(Tensor& x, int frames, int height, int width, float theta = 10000.f)
 // CPU f32; CUDA bf16 in/out with fp32 softmax. Self-attention honours opts.mode (sla/sagesla come with SageSLA).
 void attention(const Tensor& q, const Tensor& k, const Tensor& v, Tensor& o, const AttentionOptions& opts = {});
 
+// The attention output handed straight to a W8A8 linear (ops/w8a8.h Int8Act: int8 [Lq, H * 128], one 128-channel
+// group per token and head, quantized from fp32 as quantize_act_int8), sparing a quantization pass over o. Only
+// where attention_int8_supported says so (CUDA, head_dim 128; SageSLA needs its pipelined sm_90 kernel); td::Error
+// elsewhere.
+struct Int8Act;
+bool attention_int8_supported(const Tensor& q, const AttentionOptions& opts);
+void attention_int8(const Tensor& q, const Tensor& k, const Tensor& v, Int8Act& out, const AttentionOptions& opts);
+
 // x[M,D] += y[M,D] * gate[D]. x f32 (the residual stream); y f32 (CPU) or bf16 (CUDA); gate f32.
 void gated_residual(Tensor& x, const Tensor& y, const Tensor& gate);
 

@@ -28,6 +28,8 @@
 #include "cuda/layernorm.h"
 #include "cuda/linear.h"
 #include "cuda/linear_config.h"
+#include "ops/ops.h"
+#include "ops/w8a8.h"
 #include "cuda/residual.h"
 #include "cuda/rmsnorm.h"
 #include "cuda/rope3d.h"
@@ -474,6 +476,41 @@ TEST(CudaOps, AttentionAllVariants) {
 TEST(CudaOps, AttentionLonger) {
   TD_SKIP_WITHOUT_CUDA();
   check_attention({1000, 1100, 2, 128, 1.f}, -1, 300);
+}
+
+// The int8 output (the o-projection's W8A8 activation) against quantize_act_int8 of the bf16 output of the same
+// deterministic kernel: codes within one (bf16 rounding can cross a rounding boundary), scales within bf16's
+// precision, and the partial last query tile's rows written too.
+TEST(CudaOps, AttentionInt8OutputMatchesQuantizedBf16) {
+  TD_SKIP_WITHOUT_CUDA();
+  for (const AttnCase& c : {AttnCase{131, 512, 3, 128, 1.f}, AttnCase{300, 77, 2, 128, 2.f}}) {
+    Tensor qd = to_dev(randn({c.Lq, c.H, c.Dh}, 400 + c.Lq, c.q_scale), DType::BF16);
+    Tensor kd = to_dev(randn({c.Lk, c.H, c.Dh}, 401 + c.Lq), DType::BF16);
+    Tensor vd = to_dev(randn({c.Lk, c.H, c.Dh}, 402 + c.Lq), DType::BF16);
+    Tensor o = Tensor::empty({c.Lq, c.H, c.Dh}, DType::BF16, Device::CUDA);
+    cuda::attention(qd, kd, vd, o, AttentionOptions{});
+    ops::Int8Act ref;
+    ops::quantize_act_int8(o.view({c.Lq, c.H * c.Dh}), ref);
+    ASSERT_TRUE(ops::attention_int8_supported(qd, AttentionOptions{}));
+    ops::Int8Act got;
+    ops::attention_int8(qd, kd, vd, got, AttentionOptions{});
+    ASSERT_EQ(got.q.shape(), ref.q.shape());
+    ASSERT_EQ(got.scale.shape(), ref.scale.shape());
+    Tensor gq = got.q.to(Device::CPU), rq = ref.q.to(Device::CPU), gs = got.scale.to(Device::CPU),
+           rs = ref.scale.to(Device::CPU);
+    int64_t worse = 0, same = 0;
+    for (int64_t i = 0; i < gq.numel(); i++) {
+      const int d = std::abs(int(gq.ptr<int8_t>()[i]) - int(rq.ptr<int8_t>()[i]));
+      worse += d > 1;
+      same += d == 0;
+    }
+    double worst_scale = 0;
+    for (int64_t i = 0; i < gs.numel(); i++)
+      worst_scale = std::max(worst_scale, std::fabs(double(gs.ptr<float>()[i]) / rs.ptr<float>()[i] - 1.0));
+    EXPECT_EQ(worse, 0);
+    EXPECT_GT(double(same) / double(gq.numel()), 0.9);
+    EXPECT_LT(worst_scale, 1.0 / 128);
+  }
 }
 
 TEST(CudaOps, AttentionCustomScale) {

@@ -325,13 +325,21 @@ class DitRunner {
   bool self_attention_int8(const DitBlockWeights& b, int64_t L) {
     const int64_t H = c_.num_heads, Dh = c_.head_dim();
     AttentionOptions ao = m_.opts_.attention;
-    if (dev_ != Device::CUDA || ao.mode != AttentionMode::SageSLA) return false;
     const Tensor q3 = ws_.q.view({L, H, Dh});
-    if (!ops::sla_int8_output_supported(q3, ao)) return false;
+    if (dev_ != Device::CUDA || !ops::attention_int8_supported(q3, ao)) return false;
     Scope s(m_.profiler_, DitOpKind::Attention, "self-attention");
     ao.proj_l_weight = b.proj_l_w.defined() ? &b.proj_l_w : nullptr;
     ao.proj_l_bias = b.proj_l_b.defined() ? &b.proj_l_b : nullptr;
-    ops::sla_attention_int8(q3, ws_.k.view({L, H, Dh}), ws_.v.view({L, H, Dh}), ws_.a, ao);
+    ops::attention_int8(q3, ws_.k.view({L, H, Dh}), ws_.v.view({L, H, Dh}), ws_.a, ao);
+    return true;
+  }
+  // Cross-attention into ws_.a as the cross o-projection's int8 activation (CUDA, head_dim 128). False: not run.
+  bool cross_attention_int8(int64_t L) {
+    const int64_t H = c_.num_heads, Dh = c_.head_dim(), Lc = c_.text_len;
+    const Tensor q3 = ws_.q.view({L, H, Dh});
+    if (dev_ != Device::CUDA || !ops::attention_int8_supported(q3, AttentionOptions{})) return false;
+    Scope s(m_.profiler_, DitOpKind::Attention, "cross-attention");
+    ops::attention_int8(q3, ws_.ck.view({Lc, H, Dh}), ws_.cv.view({Lc, H, Dh}), ws_.a, AttentionOptions{});
     return true;
   }
   // Cross-attention of ws_.q over the text_len context keys ws_.ck/cv into ws_.o: dense, no mask.
@@ -558,8 +566,13 @@ void DitRunner::block_w8a8(int i, const DitBlockWeights& b, int64_t L, int F, in
     ops::rmsnorm(ws_.q, b.c_norm_q, eps);
     ops::rmsnorm(ws_.ck, b.c_norm_k, eps);
   }
-  cross_attention(L);
-  linear_residual(b.co, ws_.o, nullptr, x, "cross o: quant+GEMM+residual");
+  if (cross_attention_int8(L)) {
+    Scope s(m_.profiler_, DitOpKind::Linear, "cross o: GEMM+residual (int8 from attention)");
+    ops::linear_w8a8_residual(ws_.a, b.co.w_int8, b.co.w_scale, &b.co.b, nullptr, x);
+  } else {
+    cross_attention(L);
+    linear_residual(b.co, ws_.o, nullptr, x, "cross o: quant+GEMM+residual");
+  }
 
   {
     Scope s(m_.profiler_, DitOpKind::Other, "norm2+modulate -> int8");
