@@ -461,12 +461,7 @@ void attention_int8(const Tensor& q, const Tensor& k, const Tensor& v, Tensor& o
   AttnParams p = make_params(q, k, v, nullptr, opts);
   const int64_t L = q.size(0), H = q.size(1);
   TD_CHECK(q.size(2) == 128, "attention q", q.describe(), ": an int8 output needs head_dim 128");
-  expect_cuda(out_q, "attention int8 output");
-  expect_cuda(out_scale, "attention int8 scales");
-  TD_CHECK(out_q.dtype() == DType::I8 && out_q.is_contiguous() && out_q.numel() == L * H * 128, "attention int8 output",
-           "expected contiguous int8 with ", L * H * 128, " values, got ", out_q.describe());
-  TD_CHECK(out_scale.dtype() == DType::F32 && out_scale.is_contiguous() && out_scale.numel() == L * H,
-           "attention int8 scales", "expected contiguous f32 with ", L * H, " values, got ", out_scale.describe());
+  expect_int8_attention_output(out_q, out_scale, L, H);
   p.oq = out_q.ptr<int8_t>();
   p.oscale = out_scale.ptr<float>();
   if (p.lq == 0) return;

@@ -50,5 +50,16 @@ inline void expect_cuda(const Tensor& t, const char* what) {
   TD_CHECK(t.defined() && t.is_cuda(), what, "expected a CUDA tensor, got ", t.defined() ? t.describe() : "none");
 }
 
+// An attention output in the ops::Int8Act form (attention_int8, sla_attention_int8): int8 codes [L, H * 128] and f32
+// scales [L, H], contiguous on the device.
+inline void expect_int8_attention_output(const Tensor& out_q, const Tensor& out_scale, int64_t L, int64_t H) {
+  expect_cuda(out_q, "attention int8 output");
+  expect_cuda(out_scale, "attention int8 scales");
+  TD_CHECK(out_q.dtype() == DType::I8 && out_q.is_contiguous() && out_q.numel() == L * H * 128, "attention int8 output",
+           "expected contiguous int8 with ", L * H * 128, " values, got ", out_q.describe());
+  TD_CHECK(out_scale.dtype() == DType::F32 && out_scale.is_contiguous() && out_scale.numel() == L * H,
+           "attention int8 scales", "expected contiguous f32 with ", L * H, " values, got ", out_scale.describe());
+}
+
 }  // namespace cuda
 }  // namespace td

@@ -670,12 +670,7 @@ void sla_attention_int8(const Tensor& q, const Tensor& k, const Tensor& v, Tenso
   TD_CHECK(sla_int8_output_supported(q, p), "attention output",
            "int8 output needs sagesla with the pipelined sm_90 kernel (64x128 blocks, head_dim 128)");
   const int64_t L = q.size(0), H = q.size(1);
-  expect_cuda(out_q, "attention int8 output");
-  expect_cuda(out_scale, "attention int8 scales");
-  TD_CHECK(out_q.dtype() == DType::I8 && out_q.is_contiguous() && out_q.numel() == L * H * 128, "attention int8 output",
-           "expected contiguous int8 with ", L * H * 128, " values, got ", out_q.describe());
-  TD_CHECK(out_scale.dtype() == DType::F32 && out_scale.is_contiguous() && out_scale.numel() == L * H,
-           "attention int8 scales", "expected contiguous f32 with ", L * H, " values, got ", out_scale.describe());
+  expect_int8_attention_output(out_q, out_scale, L, H);
   sla_attention_impl(q, k, v, nullptr, &out_q, &out_scale, p);
 }
 

@@ -244,15 +244,7 @@ __global__ void __launch_bounds__(BQ / sla_cfg::kRowsPerWarp * 32)
         mi[1] = __vimax3_s32(mi[1], si[n][2], si[n][3]);
       }
       float bias[2];
-#pragma unroll
-      for (int r = 0; r < 2; r++) {
-        mi[r] = max(mi[r], __shfl_xor_sync(0xffffffffu, mi[r], 1));
-        mi[r] = max(mi[r], __shfl_xor_sync(0xffffffffu, mi[r], 2));
-        const float mn = fmaxf(m_r[r], float(mi[r]) * f);  // every row has a valid key in every block
-        alpha[r] = ex2_ftz(m_r[r] - mn);                    // first block: ex2(-inf) = 0
-        m_r[r] = mn;
-        bias[r] = fmaf(12582912.f, f, mn) - sla_cfg::kLog2Fp8Max;
-      }
+      int_softmax_update(mi, f, m_r, alpha, bias);
 #pragma unroll
       for (int n = 0; n < C::kSTiles; n++)
 #pragma unroll
@@ -347,12 +339,7 @@ __global__ void __launch_bounds__(BQ / sla_cfg::kRowsPerWarp * 32)
         wgmma_wait0();
         fence_operands(t);
         fence_operands(ls);
-        l_r[0] = fmaf(l_r[0], alpha[0], ls[0]);
-        l_r[1] = fmaf(l_r[1], alpha[1], ls[2]);
-#pragma unroll
-        for (int n = 0; n < D / 8; n++)
-#pragma unroll
-          for (int e = 0; e < 4; e++) o[n][e] = fmaf(o[n][e], alpha[e / 2], t[4 * n + e]);
+        accumulate_block<D>(o, l_r, t, ls, alpha);
       } else {
       // Row sums of the e4m3 P by the tensor core, as in the wgmma path (B = all ones: every column = the sum).
       constexpr uint32_t kOnes = 0x38383838u;

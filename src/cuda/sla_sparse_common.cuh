@@ -68,6 +68,38 @@ __device__ __forceinline__ float quantize_q_tile(const uint8_t* qs, uint8_t* qi,
   return qscale;
 }
 
+// The online-softmax step shared by the SageSLA kernels, from this thread's int32 row maxima mi (rows g and g + 8
+// of its m16 fragment, before the quad reduction): the rows' new maxima m_r (base 2, scaled by f > 0, so the max
+// commutes with the scale), o's rescale alpha, and the FFMA bias that turns a score s into
+// ex2((1.5*2^23 + s) f - bias) = 448 * 2^(s f - m): the int32 leaves through the bits of 1.5*2^23 + s (exact for
+// |s| < 2^22) and 448 is folded into the exponent for e4m3.
+__device__ __forceinline__ void int_softmax_update(int (&mi)[2], float f, float (&m_r)[2], float (&alpha)[2],
+                                                   float (&bias)[2]) {
+#pragma unroll
+  for (int r = 0; r < 2; r++) {
+    mi[r] = max(mi[r], __shfl_xor_sync(0xffffffffu, mi[r], 1));
+    mi[r] = max(mi[r], __shfl_xor_sync(0xffffffffu, mi[r], 2));
+    const float mn = fmaxf(m_r[r], float(mi[r]) * f);  // every row has a valid key in every block
+    alpha[r] = ex2_ftz(m_r[r] - mn);                    // first block: ex2(-inf) = 0
+    m_r[r] = mn;
+    bias[r] = fmaf(12582912.f, f, mn) - sla_cfg::kLog2Fp8Max;
+  }
+}
+
+// The two-level accumulation (SageAttention2) of the wgmma kernels: a key block's fresh fp32 P·V chain t and its
+// tensor-core row sums ls (every column of the n8 ones tile holds the sum) join the running o and l after their
+// rescale by alpha.
+template <int D>
+__device__ __forceinline__ void accumulate_block(float (&o)[D / 8][4], float (&l_r)[2], const float (&t)[D / 2],
+                                                 const float (&ls)[4], const float (&alpha)[2]) {
+  l_r[0] = fmaf(l_r[0], alpha[0], ls[0]);
+  l_r[1] = fmaf(l_r[1], alpha[1], ls[2]);
+#pragma unroll
+  for (int n = 0; n < D / 8; n++)
+#pragma unroll
+    for (int e = 0; e < 4; e++) o[n][e] = fmaf(o[n][e], alpha[e / 2], t[4 * n + e]);
+}
+
 // Shared memory the epilogue needs at `epi` when the linear branch is on: the KVW tile, z and the bias.
 template <int D>
 constexpr int epilogue_bytes() {

@@ -192,15 +192,7 @@ __global__ void __launch_bounds__(kThreads, 2) sparse_pipelined_kernel(const Spa
       }
     }
     float bias[2];
-#pragma unroll
-    for (int r = 0; r < 2; r++) {
-      mi[r] = max(mi[r], __shfl_xor_sync(0xffffffffu, mi[r], 1));
-      mi[r] = max(mi[r], __shfl_xor_sync(0xffffffffu, mi[r], 2));
-      const float mn = fmaxf(m_r[r], float(mi[r]) * f);  // every row has a valid key in every block
-      alpha[r] = ex2_ftz(m_r[r] - mn);                    // first block: ex2(-inf) = 0
-      m_r[r] = mn;
-      bias[r] = fmaf(12582912.f, f, mn) - sla_cfg::kLog2Fp8Max;
-    }
+    int_softmax_update(mi, f, m_r, alpha, bias);
     float p[BK / 2];
 #pragma unroll
     for (int n = 0; n < BK / 8; n++)
@@ -232,14 +224,7 @@ __global__ void __launch_bounds__(kThreads, 2) sparse_pipelined_kernel(const Spa
     else
       softmax_t(b, alpha, kbase, kscale, std::false_type{});
   };
-  auto accumulate = [&](const float(&alpha)[2]) {
-    l_r[0] = fmaf(l_r[0], alpha[0], ls[0]);
-    l_r[1] = fmaf(l_r[1], alpha[1], ls[2]);
-#pragma unroll
-    for (int n = 0; n < D / 8; n++)
-#pragma unroll
-      for (int e = 0; e < 4; e++) o[n][e] = fmaf(o[n][e], alpha[e / 2], t[4 * n + e]);
-  };
+  auto accumulate = [&](const float(&alpha)[2]) { accumulate_block<D>(o, l_r, t, ls, alpha); };
 
   // Prologue: scores and P of block 0; then K slot 0 takes block 2.
   float alpha[2];

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <type_traits>
 
 namespace td {
 namespace cuda {
@@ -11,6 +12,15 @@ namespace sla {
 
 // Each wrapper takes scale-d (accumulate) as an immediate through a template argument (the `_t` forms); the plain
 // forms pick one with an `if` that folds away for constant arguments, so no predicate register feeds the wgmma.
+
+// Calls f(std::integral_constant<int, 0 or 1>) for a run-time accumulate flag (folds away when it is a constant).
+template <typename F>
+__device__ __forceinline__ void with_scale_d(int accumulate, F&& f) {
+  if (accumulate)
+    f(std::integral_constant<int, 1>{});
+  else
+    f(std::integral_constant<int, 0>{});
+}
 
 // Shared-memory matrix descriptor: start address, stride between 8-row core groups (SBO) = 1024 bytes,
 // swizzle mode 1 = 128B. The leading byte offset is ignored for swizzled K-major layouts (set to 1 by convention).
@@ -89,10 +99,7 @@ __device__ __forceinline__ void wgmma_m64n128k32_s8_t(int (&d)[64], const uint32
 #endif
 }
 __device__ __forceinline__ void wgmma_m64n128k32_s8(int (&d)[64], const uint32_t (&a)[4], uint64_t desc, int accumulate) {
-  if (accumulate)
-    wgmma_m64n128k32_s8_t<1>(d, a, desc);
-  else
-    wgmma_m64n128k32_s8_t<0>(d, a, desc);
+  with_scale_d(accumulate, [&](auto sd) { wgmma_m64n128k32_s8_t<decltype(sd)::value>(d, a, desc); });
 }
 
 // d (32 per thread) = A(64x32 s8, registers) * B(32x64 s8, descriptor) (+ d when accumulate != 0).
@@ -108,10 +115,7 @@ __device__ __forceinline__ void wgmma_m64n64k32_s8_t(int (&d)[32], const uint32_
 #endif
 }
 __device__ __forceinline__ void wgmma_m64n64k32_s8(int (&d)[32], const uint32_t (&a)[4], uint64_t desc, int accumulate) {
-  if (accumulate)
-    wgmma_m64n64k32_s8_t<1>(d, a, desc);
-  else
-    wgmma_m64n64k32_s8_t<0>(d, a, desc);
+  with_scale_d(accumulate, [&](auto sd) { wgmma_m64n64k32_s8_t<decltype(sd)::value>(d, a, desc); });
 }
 
 // d (64 per thread) = A(64x32, registers) * B(32x128, descriptor) (+ d when accumulate != 0).
@@ -127,10 +131,7 @@ __device__ __forceinline__ void wgmma_m64n128k32_e4m3_t(float (&d)[64], const ui
 #endif
 }
 __device__ __forceinline__ void wgmma_m64n128k32_e4m3(float (&d)[64], const uint32_t (&a)[4], uint64_t desc, int accumulate) {
-  if (accumulate)
-    wgmma_m64n128k32_e4m3_t<1>(d, a, desc);
-  else
-    wgmma_m64n128k32_e4m3_t<0>(d, a, desc);
+  with_scale_d(accumulate, [&](auto sd) { wgmma_m64n128k32_e4m3_t<decltype(sd)::value>(d, a, desc); });
 }
 
 // d (4 per thread) = A(64x32 e4m3, registers) * B(32x8 e4m3, descriptor) (+ d when accumulate != 0).
@@ -146,10 +147,7 @@ __device__ __forceinline__ void wgmma_m64n8k32_e4m3_t(float (&d)[4], const uint3
 #endif
 }
 __device__ __forceinline__ void wgmma_m64n8k32_e4m3(float (&d)[4], const uint32_t (&a)[4], uint64_t desc, int accumulate) {
-  if (accumulate)
-    wgmma_m64n8k32_e4m3_t<1>(d, a, desc);
-  else
-    wgmma_m64n8k32_e4m3_t<0>(d, a, desc);
+  with_scale_d(accumulate, [&](auto sd) { wgmma_m64n8k32_e4m3_t<decltype(sd)::value>(d, a, desc); });
 }
 
 // d (64 per thread) = A(64x32 s8, descriptor) * B(32x128 s8, descriptor) (+ d when accumulate != 0).
@@ -165,10 +163,7 @@ __device__ __forceinline__ void wgmma_m64n128k32_s8_ss_t(int (&d)[64], uint64_t 
 #endif
 }
 __device__ __forceinline__ void wgmma_m64n128k32_s8_ss(int (&d)[64], uint64_t desc_a, uint64_t desc_b, int accumulate) {
-  if (accumulate)
-    wgmma_m64n128k32_s8_ss_t<1>(d, desc_a, desc_b);
-  else
-    wgmma_m64n128k32_s8_ss_t<0>(d, desc_a, desc_b);
+  with_scale_d(accumulate, [&](auto sd) { wgmma_m64n128k32_s8_ss_t<decltype(sd)::value>(d, desc_a, desc_b); });
 }
 
 // d (64 per thread) = A(64x32 e4m3, descriptor) * B(32x128 e4m3, descriptor) (+ d when accumulate != 0).
@@ -184,10 +179,7 @@ __device__ __forceinline__ void wgmma_m64n128k32_e4m3_ss_t(float (&d)[64], uint6
 #endif
 }
 __device__ __forceinline__ void wgmma_m64n128k32_e4m3_ss(float (&d)[64], uint64_t desc_a, uint64_t desc_b, int accumulate) {
-  if (accumulate)
-    wgmma_m64n128k32_e4m3_ss_t<1>(d, desc_a, desc_b);
-  else
-    wgmma_m64n128k32_e4m3_ss_t<0>(d, desc_a, desc_b);
+  with_scale_d(accumulate, [&](auto sd) { wgmma_m64n128k32_e4m3_ss_t<decltype(sd)::value>(d, desc_a, desc_b); });
 }
 
 // d (4 per thread) = A(64x32 e4m3, descriptor) * B(32x8 e4m3, descriptor) (+ d when accumulate != 0).
@@ -203,10 +195,7 @@ __device__ __forceinline__ void wgmma_m64n8k32_e4m3_ss_t(float (&d)[4], uint64_t
 #endif
 }
 __device__ __forceinline__ void wgmma_m64n8k32_e4m3_ss(float (&d)[4], uint64_t desc_a, uint64_t desc_b, int accumulate) {
-  if (accumulate)
-    wgmma_m64n8k32_e4m3_ss_t<1>(d, desc_a, desc_b);
-  else
-    wgmma_m64n8k32_e4m3_ss_t<0>(d, desc_a, desc_b);
+  with_scale_d(accumulate, [&](auto sd) { wgmma_m64n8k32_e4m3_ss_t<decltype(sd)::value>(d, desc_a, desc_b); });
 }
 
 // d (32 per thread) = A(64x32 s8, descriptor) * B(32x64 s8, descriptor) (+ d when accumulate != 0).
@@ -222,10 +211,7 @@ __device__ __forceinline__ void wgmma_m64n64k32_s8_ss_t(int (&d)[32], uint64_t d
 #endif
 }
 __device__ __forceinline__ void wgmma_m64n64k32_s8_ss(int (&d)[32], uint64_t desc_a, uint64_t desc_b, int accumulate) {
-  if (accumulate)
-    wgmma_m64n64k32_s8_ss_t<1>(d, desc_a, desc_b);
-  else
-    wgmma_m64n64k32_s8_ss_t<0>(d, desc_a, desc_b);
+  with_scale_d(accumulate, [&](auto sd) { wgmma_m64n64k32_s8_ss_t<decltype(sd)::value>(d, desc_a, desc_b); });
 }
 
 // d (64 per thread) += A(64x16 bf16, registers: the m16n8k16 A fragment of each warp's 16 rows) * B(16x128 bf16,

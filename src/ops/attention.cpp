@@ -59,10 +59,7 @@ void attention_int8(const Tensor& q, const Tensor& k, const Tensor& v, Int8Act& 
            "an int8 attention output needs CUDA and head_dim 128, got q ", q.describe());
 #ifdef TD_WITH_CUDA
   const int64_t L = q.size(0), H = q.size(1);
-  if (!(out.q.defined() && out.q.is_cuda() && out.q.shape() == Shape{L, H * 128}))
-    out.q = Tensor::empty({L, H * 128}, DType::I8, Device::CUDA);
-  if (!(out.scale.defined() && out.scale.is_cuda() && out.scale.shape() == Shape{L, H}))
-    out.scale = Tensor::empty({L, H}, DType::F32, Device::CUDA);
+  ensure_int8_act(out, L, H * 128, Device::CUDA);
   cuda::attention_int8(q, k, v, out.q, out.scale, opts);
 #else
   (void)k;

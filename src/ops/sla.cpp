@@ -49,10 +49,7 @@ void sla_attention_int8(const Tensor& q, const Tensor& k, const Tensor& v, Int8A
            "an int8 attention output needs sagesla on an sm_90 GPU with head_dim 128");
 #ifdef TD_WITH_CUDA
   const int64_t L = q.size(0), H = q.size(1);
-  if (!(out.q.defined() && out.q.is_cuda() && out.q.shape() == Shape{L, H * 128}))
-    out.q = Tensor::empty({L, H * 128}, DType::I8, Device::CUDA);
-  if (!(out.scale.defined() && out.scale.is_cuda() && out.scale.shape() == Shape{L, H}))
-    out.scale = Tensor::empty({L, H}, DType::F32, Device::CUDA);
+  ensure_int8_act(out, L, H * 128, Device::CUDA);
   cuda::sla_attention_int8(q, k, v, out.q, out.scale, cuda_params(opts));
 #else
   (void)k;

@@ -32,6 +32,15 @@ bool on_cuda(const Tensor& t) { return t.defined() && t.is_cuda(); }
 #define TD_W8A8_CUDA(call) no_cuda("w8a8")
 #endif
 
+void ensure_int8_act(Int8Act& out, int64_t rows, int64_t cols, Device dev) {
+  TD_CHECK(cols % 128 == 0, "w8a8 activation", "columns must be a multiple of 128, got ", cols);
+  if (!(out.q.defined() && out.q.device() == dev && out.q.dtype() == DType::I8 && out.q.shape() == Shape{rows, cols}))
+    out.q = Tensor::empty({rows, cols}, DType::I8, dev);
+  if (!(out.scale.defined() && out.scale.device() == dev && out.scale.dtype() == DType::F32 &&
+        out.scale.shape() == Shape{rows, cols / 128}))
+    out.scale = Tensor::empty({rows, cols / 128}, DType::F32, dev);
+}
+
 void quantize_act_int8(const Tensor& x, Int8Act& out) {
   TD_CHECK(x.defined(), "w8a8 activation", "missing tensor");
   if (x.is_cuda()) {

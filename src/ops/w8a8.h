@@ -64,6 +64,8 @@ void quantize_weight_int8(const Tensor& w, Tensor& w_int8, Tensor& w_scale);
 // Dynamic activation quantization, 1x128 groups: x [M, K] (CPU f32; CUDA bf16 or f32) -> out.q/out.scale on x's
 // device. K must be a multiple of 128. out's tensors are reused when their shape/device already fit.
 void quantize_act_int8(const Tensor& x, Int8Act& out);
+// (Re)allocates out on `dev` as int8 [rows, cols] with f32 scales [rows, cols / 128] unless it already is so shaped.
+void ensure_int8_act(Int8Act& out, int64_t rows, int64_t cols, Device dev);
 
 // Fused norm -> quantize (one pass; the normalised activation never goes to memory):
 // LayerNorm (no affine) then *(1+scale)+shift (norm1 / norm2 + adaLN modulation). x [M,D] f32 (CUDA: f32 or bf16);
