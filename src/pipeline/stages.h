@@ -33,6 +33,9 @@ class Denoiser {
   // Called once before the first velocity() with the fixed shapes of the run, so an implementation can allocate
   // its buffers and capture a CUDA Graph. Default: nothing.
   virtual void prepare(const LatentShape& shape, bool has_y) {}
+  // A hint that a coming velocity() call will be at network time t: an implementation may prepare for it in the
+  // background (the sampler calls it for step i + 1 right before step i). Default: nothing.
+  virtual void prefetch_timestep(float t) {}
   // A one-line description for the report ("Wan2.1 1.3B, w8a8, sagesla, cuda graph").
   virtual std::string describe() const { return ""; }
 };

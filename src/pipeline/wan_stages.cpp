@@ -1,5 +1,7 @@
 #include "pipeline/wan_stages.h"
 
+#include <future>
+
 #include "core/allocator.h"
 #include "core/error.h"
 #include "core/log.h"
@@ -76,6 +78,22 @@ class WanDenoiser : public Denoiser {
       dit_ = WanDiT::from_tensors(m, c, opt);
     }
   }
+  ~WanDenoiser() override {
+    if (prefetch_.valid()) prefetch_.wait();
+  }
+  // The next step's time modulation (host GEMVs, ~2.5 ms at 1.3B) is computed on another thread while this step's
+  // network runs on the GPU. On the CPU backend the forward itself needs the cores, so nothing is done there.
+  void prefetch_timestep(float t) override {
+    if (dit_->options().device != Device::CUDA) return;
+    if (prefetch_.valid()) prefetch_.wait();
+    prefetch_ = std::async(std::launch::async, [this, t] {
+      try {
+        dit_->precompute_timestep(t);
+      } catch (const std::exception& e) {
+        log_debug("time modulation prefetch failed (computed in the forward instead): ", e.what());
+      }
+    });
+  }
   Tensor velocity(const Tensor& x, float t, const Tensor& context, const Tensor* y) override {
     if (dit_->options().device != Device::CUDA) return dit_->forward(x, t, context, y);
     // On CUDA the latent goes up as f32 and is patchified there, and the context and y (the same every step) are
@@ -105,6 +123,7 @@ class WanDenoiser : public Denoiser {
 
   std::unique_ptr<WanDiT> dit_;
   Tensor ctx_src_, ctx_dev_, y_src_, y_dev_;
+  std::future<void> prefetch_;
 };
 
 class WanVaeStage : public Vae {

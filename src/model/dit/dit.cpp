@@ -406,37 +406,69 @@ void DitRunner::ensure_workspace(int64_t L) {
 }
 
 // e = time_embedding(sinusoid(t)) and e0 = time_projection(e), in f32 on the host (official: fp32 autocast), then
-// the per-block modulation vectors (modulation + e0) and the head's (head.modulation + e), uploaded once.
-void DitRunner::time_embedding(float t) {
-  if (ws_.have_t && ws_.t == t) return;
-  Scope s(m_.profiler_, DitOpKind::Other);
-  const int64_t D = c_.dim, half = c_.freq_dim / 2;
-  Tensor sin_emb = Tensor::empty({1, c_.freq_dim}, DType::F32);
+// the per-block modulation vectors (modulation + e0) and the head's (head.modulation + e). Reads only weights.
+WanDiT::TimeModulation WanDiT::time_modulation(float t) const {
+  const DitConfig& c = config_;
+  const DitWeights& w = *w_;
+  const int64_t D = c.dim, half = c.freq_dim / 2;
+  Tensor sin_emb = Tensor::empty({1, c.freq_dim}, DType::F32);
   for (int64_t j = 0; j < half; j++) {
     const double a = double(t) * std::pow(10000.0, -double(j) / double(half));  // position in float64
     sin_emb.ptr<float>()[j] = float(std::cos(a));
     sin_emb.ptr<float>()[half + j] = float(std::sin(a));
   }
   Tensor e1 = Tensor::empty({1, D}, DType::F32), e = Tensor::empty({1, D}, DType::F32);
-  ops::linear(sin_emb, w_.time0_w, &w_.time0_b, e1);
+  ops::linear(sin_emb, w.time0_w, &w.time0_b, e1);
   ops::silu(e1);
-  ops::linear(e1, w_.time2_w, &w_.time2_b, e);
+  ops::linear(e1, w.time2_w, &w.time2_b, e);
   Tensor se = e.clone();
   ops::silu(se);
   Tensor e0 = Tensor::empty({1, 6 * D}, DType::F32);
-  ops::linear(se, w_.tproj_w, &w_.tproj_b, e0);
-  Tensor mod = Tensor::empty({c_.num_layers, 6, D}, DType::F32);
-  for (int64_t i = 0; i < c_.num_layers; i++) {
-    const float* mp = w_.blocks[size_t(i)].modulation.ptr<float>();
-    float* dst = mod.ptr<float>() + i * 6 * D;
+  ops::linear(se, w.tproj_w, &w.tproj_b, e0);
+  TimeModulation m;
+  m.t = t;
+  m.mod = Tensor::empty({c.num_layers, 6, D}, DType::F32);
+  for (int64_t i = 0; i < c.num_layers; i++) {
+    const float* mp = w.blocks[size_t(i)].modulation.ptr<float>();
+    float* dst = m.mod.ptr<float>() + i * 6 * D;
     for (int64_t j = 0; j < 6 * D; j++) dst[j] = mp[j] + e0.ptr<float>()[j];
   }
-  Tensor hm = Tensor::empty({2, D}, DType::F32);
+  m.head_mod = Tensor::empty({2, D}, DType::F32);
   for (int64_t r = 0; r < 2; r++)
     for (int64_t j = 0; j < D; j++)
-      hm.ptr<float>()[r * D + j] = w_.head_modulation.ptr<float>()[r * D + j] + e.ptr<float>()[j];
-  ws_.mod.copy_from(mod);
-  ws_.head_mod.copy_from(hm);
+      m.head_mod.ptr<float>()[r * D + j] = w.head_modulation.ptr<float>()[r * D + j] + e.ptr<float>()[j];
+  return m;
+}
+
+namespace {
+constexpr size_t kTimeCache = 4;
+}
+
+void WanDiT::precompute_timestep(float t) {
+  {
+    std::lock_guard<std::mutex> lk(time_mu_);
+    for (const TimeModulation& m : time_cache_)
+      if (m.t == t) return;
+  }
+  TimeModulation m = time_modulation(t);
+  std::lock_guard<std::mutex> lk(time_mu_);
+  time_cache_.push_back(std::move(m));
+  if (time_cache_.size() > kTimeCache) time_cache_.erase(time_cache_.begin());
+}
+
+// The modulation for t into the workspace: from the precomputed cache when a sampler asked for it ahead, else now.
+void DitRunner::time_embedding(float t) {
+  if (ws_.have_t && ws_.t == t) return;
+  Scope s(m_.profiler_, DitOpKind::Other);
+  WanDiT::TimeModulation m;
+  {
+    std::lock_guard<std::mutex> lk(m_.time_mu_);
+    for (const WanDiT::TimeModulation& c : m_.time_cache_)
+      if (c.t == t) m = c;
+  }
+  if (!m.mod.defined()) m = m_.time_modulation(t);
+  ws_.mod.copy_from(m.mod);
+  ws_.head_mod.copy_from(m.head_mod);
   ws_.have_t = true;
   ws_.t = t;
 }
