@@ -77,6 +77,8 @@ class WanDenoiser : public Denoiser {
       DitConfig c = DitConfig::resolve(w.dit_config, path, &m);
       dit_ = WanDiT::from_tensors(m, c, opt);
     }
+    // velocity() hands the DiT its own device copy of the context, which nothing writes into.
+    if (w.device == Device::CUDA) dit_->set_context_reuse(true);
   }
   ~WanDenoiser() override {
     if (prefetch_.valid()) prefetch_.wait();

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <string>
 
 #include "core/allocator.h"
@@ -106,6 +107,33 @@ TEST(CudaDit, W8A8MatchesCpuW8A8AndFloat) {
   Tensor gq = fwd(*gpu_q, k, 700.f);
   expect_close(gq, fwd(*cpu_q, k, 700.f), 5e-3, "w8a8 cuda vs cpu");
   expect_close(gq, fwd(*cpu_f, k, 700.f), 3e-2, "w8a8 cuda vs float cpu");
+}
+
+// Context reuse: a second forward with the same device context reuses the text MLP and every block's cross k/v;
+// the outputs must equal those of a model that recomputes them (bit for bit: the same kernels on the same values),
+// and a different context must be picked up. Both linear modes (the W8A8 block reads the quantized context).
+TEST(CudaDit, ContextReuseMatchesRecompute) {
+  TD_SKIP_WITHOUT_CUDA();
+  DitConfig c = tiny("t2v");
+  for (LinearMode lm : {LinearMode::Float, LinearMode::W8A8}) {
+    auto reuse = WanDiT::random(c, on(Device::CUDA, lm), 31);
+    auto fresh = WanDiT::random(c, on(Device::CUDA, lm), 31);
+    reuse->set_context_reuse(true);
+    Case k1 = make_case(c, 2, 16, 16, 64, 500), k2 = make_case(c, 2, 16, 16, 40, 510);
+    const Tensor ctx1 = k1.ctx.to(Device::CUDA), ctx2 = k2.ctx.to(Device::CUDA);
+    const Tensor x1 = k1.x.to(Device::CUDA), x2 = k2.x.to(Device::CUDA);
+    struct Call {
+      const Tensor* x;
+      float t;
+      const Tensor* ctx;
+    } calls[] = {{&x1, 900.f, &ctx1}, {&x2, 600.f, &ctx1}, {&x1, 300.f, &ctx1}, {&x2, 200.f, &ctx2}, {&x1, 100.f, &ctx1}};
+    for (const Call& cl : calls) {
+      const Tensor a = reuse->forward(*cl.x, cl.t, *cl.ctx), b = fresh->forward(*cl.x, cl.t, *cl.ctx);
+      ASSERT_EQ(a.shape(), b.shape());
+      EXPECT_EQ(std::memcmp(a.data(), b.data(), size_t(a.numel()) * sizeof(float)), 0)
+          << (lm == LinearMode::W8A8 ? "w8a8" : "float") << " t=" << cl.t;
+    }
+  }
 }
 
 TEST(CudaDit, WeightsStayOnDevice) {

@@ -73,7 +73,14 @@ struct DitWorkspace {
   Tensor ctx_in;           // act [text_len, text_dim]
   int64_t ctx_zero_from = -1;  // ctx_in's rows from here on are known to be zero (-1: nothing staged yet)
   Tensor ctx_mid, ctx;     // act [text_len, D]
-  Tensor ck, cv;           // act [text_len, D]
+  Tensor ck, cv;           // act [text_len, D] (with context reuse: views of ck_all / cv_all for the current block)
+  Tensor ck_all, cv_all;   // act [layers, text_len, D]: every block's k/v of the context, when it is reused
+  bool cache_ctx = false;  // this forward keeps the context's k/v per block
+  bool reuse_ctx = false;  // ... and they, ctx and a_ctx, are still those of ctx_key: skip the context work
+  bool ctx_valid = false;  // ck_all / cv_all hold the k/v of ctx_key
+  const void* ctx_key = nullptr;
+  Shape ctx_key_shape;
+  DType ctx_key_dtype = DType::F32;
   Tensor mod;              // f32 [layers, 6, D] on the device: block modulation + time projection
   Tensor head_mod;         // f32 [2, D] on the device
   ops::Int8Act a, a_ctx;   // quantized activations (W8A8 blocks): tokens and text context
@@ -342,6 +349,14 @@ class DitRunner {
     ops::attention_int8(q3, ws_.ck.view({Lc, H, Dh}), ws_.cv.view({Lc, H, Dh}), ws_.a, AttentionOptions{});
     return true;
   }
+  // Points ws_.ck / ws_.cv at block i's context k/v and says whether they must be computed (false: reused).
+  bool context_kv(int i) {
+    if (ws_.cache_ctx) {
+      ws_.ck = ws_.ck_all.select(0, i);
+      ws_.cv = ws_.cv_all.select(0, i);
+    }
+    return !ws_.reuse_ctx;
+  }
   // Cross-attention of ws_.q over the text_len context keys ws_.ck/cv into ws_.o: dense, no mask.
   void cross_attention(int64_t L) {
     Scope s(m_.profiler_, DitOpKind::Attention, "cross-attention");
@@ -535,12 +550,15 @@ void DitRunner::block(int i, const DitBlockWeights& b, int64_t L, int F, int Hp,
 
   // Cross-attention over the text_len context rows: no RoPE, no mask, no gate.
   linear(b.cq, ws_.h, ws_.q, Epilogue::None, "cross q GEMM");
-  linear(b.ck, ws_.ctx, ws_.ck, Epilogue::None, "cross k/v GEMMs (context)");
-  linear(b.cv, ws_.ctx, ws_.cv, Epilogue::None, "cross k/v GEMMs (context)");
+  const bool ctx_kv = context_kv(i);
+  if (ctx_kv) {
+    linear(b.ck, ws_.ctx, ws_.ck, Epilogue::None, "cross k/v GEMMs (context)");
+    linear(b.cv, ws_.ctx, ws_.cv, Epilogue::None, "cross k/v GEMMs (context)");
+  }
   {
     Scope s(m_.profiler_, DitOpKind::Other, "cross q/k rmsnorm");
     ops::rmsnorm(ws_.q, b.c_norm_q, eps);
-    ops::rmsnorm(ws_.ck, b.c_norm_k, eps);
+    if (ctx_kv) ops::rmsnorm(ws_.ck, b.c_norm_k, eps);
   }
   cross_attention(L);
   linear(b.co, ws_.o, ws_.y, Epilogue::None, "cross o GEMM");
@@ -591,12 +609,15 @@ void DitRunner::block_w8a8(int i, const DitBlockWeights& b, int64_t L, int F, in
     ops::layernorm_quant(x, &b.norm3_w, &b.norm3_b, eps, ws_.a);
   }
   linear_q(b.cq, ws_.a, ws_.q, Epilogue::None, "cross q GEMM");
-  linear_q(b.ck, ws_.a_ctx, ws_.ck, Epilogue::None, "cross k/v GEMMs (context)");
-  linear_q(b.cv, ws_.a_ctx, ws_.cv, Epilogue::None, "cross k/v GEMMs (context)");
+  const bool ctx_kv = context_kv(i);
+  if (ctx_kv) {
+    linear_q(b.ck, ws_.a_ctx, ws_.ck, Epilogue::None, "cross k/v GEMMs (context)");
+    linear_q(b.cv, ws_.a_ctx, ws_.cv, Epilogue::None, "cross k/v GEMMs (context)");
+  }
   {
     Scope s(m_.profiler_, DitOpKind::Other, "cross q/k rmsnorm");
     ops::rmsnorm(ws_.q, b.c_norm_q, eps);
-    ops::rmsnorm(ws_.ck, b.c_norm_k, eps);
+    if (ctx_kv) ops::rmsnorm(ws_.ck, b.c_norm_k, eps);
   }
   if (cross_attention_int8(L)) {
     Scope s(m_.profiler_, DitOpKind::Linear, "cross o: GEMM+residual (int8 from attention)");
@@ -623,7 +644,7 @@ void DitRunner::block_w8a8(int i, const DitBlockWeights& b, int64_t L, int F, in
 
 void DitRunner::body(int64_t L, int F, int Hp, int Wp) {
   linear(w_.patch, ws_.patches, ws_.x);
-  text_embedding();
+  if (!ws_.reuse_ctx) text_embedding();
 #if TD_WITH_CUDA
   cuda::DitOffloader* off = w_.offload.get();
   if (off) off->begin();
@@ -717,7 +738,15 @@ Tensor DitRunner::run(const Tensor& x_in, float t, const Tensor& context_in, con
     upload(p, ws_.patches);
   }
   time_embedding(t);
-  stage_context(context_in);
+  ws_.cache_ctx = m_.context_reuse_ && cuda && context_in.is_cuda() && !w_.offload && !m_.opts_.cuda_graph;
+  ws_.reuse_ctx = ws_.cache_ctx && ws_.ctx_valid && ws_.ctx_key == context_in.data() &&
+                  ws_.ctx_key_shape == context_in.shape() && ws_.ctx_key_dtype == context_in.dtype();
+  if (ws_.cache_ctx && !ws_.ck_all.defined()) {
+    ws_.ck_all = alloc({c_.num_layers, c_.text_len, c_.dim}, act());
+    ws_.cv_all = alloc({c_.num_layers, c_.text_len, c_.dim}, act());
+  }
+  if (!ws_.reuse_ctx) stage_context(context_in);
+  ws_.ctx_valid = false;  // until the body below has filled ck_all / cv_all for this context
   const double t_staged = mark();
 
   // ---- the device work: eager, or through a CUDA graph ----
@@ -744,6 +773,12 @@ Tensor DitRunner::run(const Tensor& x_in, float t, const Tensor& context_in, con
   }
 #endif
   if (!ran) body(L, Fi, Hp, Wp);
+  if (ws_.cache_ctx) {
+    ws_.ctx_valid = true;
+    ws_.ctx_key = context_in.data();
+    ws_.ctx_key_shape = context_in.shape();
+    ws_.ctx_key_dtype = context_in.dtype();
+  }
   const double t_body = mark();
 
   // ---- unpatchify ----

@@ -111,6 +111,11 @@ class WanDiT {
   // 1.3B), so that forward() only uploads it. Safe to call from another thread while a forward runs; a sampler
   // calls it for step i + 1 during step i. Keeps the last few timesteps.
   void precompute_timestep(float t);
+  // Context reuse: when on (CUDA, no --offload, no CUDA graph), a forward given the same context tensor as the
+  // previous one (same storage, shape and dtype) reuses the text MLP output and every block's cross-attention k/v
+  // instead of recomputing them (~1.8 ms per 1.3B forward, for 94 MB of per-block k/v). The caller promises not to
+  // modify a context tensor in place between calls; WanDenoiser passes its own device copy.
+  void set_context_reuse(bool on) { context_reuse_ = on; }
 
  private:
   struct TimeModulation {
@@ -124,6 +129,7 @@ class WanDiT {
   std::unique_ptr<DitWeights> w_;
   std::unique_ptr<DitWorkspace> ws_;
   DitProfiler* profiler_ = nullptr;
+  bool context_reuse_ = false;
   std::mutex time_mu_;
   std::vector<TimeModulation> time_cache_;  // newest last, at most kTimeCache
   friend struct DitBinder;
