@@ -38,11 +38,6 @@ __device__ __forceinline__ float warp_max(float x) {
   for (int s = 16; s > 0; s >>= 1) x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, s));
   return x;
 }
-__device__ __forceinline__ float warp_sum(float x) {
-#pragma unroll
-  for (int s = 16; s > 0; s >>= 1) x += __shfl_xor_sync(0xffffffffu, x, s);
-  return x;
-}
 
 // ---- 1. stats ----
 template <bool VMAX>
