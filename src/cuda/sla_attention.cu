@@ -718,7 +718,8 @@ void sla_attention_impl(const Tensor& q, const Tensor& k, const Tensor& v, Tenso
     dev_zero(z);
     const int per_head = std::max(1, sla_cfg::kLinearWaves * sm_count() / g.H);
     int chunk = (g.L + per_head - 1) / per_head;
-    chunk = std::max(sla_cfg::kLinearTile, (chunk + sla_cfg::kLinearTile - 1) / sla_cfg::kLinearTile * sla_cfg::kLinearTile);
+    constexpr int kT = sla_cfg::kLinearTile;
+    chunk = std::max(kT, (chunk + kT - 1) / kT * kT);
     const dim3 grid(ceil_div(g.L, chunk), g.H);
     float* vm = quant ? vmax.ptr<float>() : nullptr;
     auto launch_lin = [&](auto kern, int d) {

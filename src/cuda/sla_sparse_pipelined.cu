@@ -103,14 +103,14 @@ __global__ void __launch_bounds__(kThreads, 2) sparse_pipelined_kernel(const Spa
   auto load_k = [&](int b) {
     const uint32_t bar = sm90::smem_addr(&kfull[b & 1]);
     sm90::mbar_expect_tx(bar, kKTile);
-    sm90::bulk_copy_g2s(smem_u32(smem + kKOff + (b & 1) * kKTile), a.kq + (int64_t(h) * lpad + int64_t(sel_at(b)) * BK) * D,
-                  kKTile, bar);
+    const int8_t* src = a.kq + (int64_t(h) * lpad + int64_t(sel_at(b)) * BK) * D;
+    sm90::bulk_copy_g2s(smem_u32(smem + kKOff + (b & 1) * kKTile), src, kKTile, bar);
   };
   auto load_v = [&](int b) {
     const uint32_t bar = sm90::smem_addr(&vfull[b & 1]);
     sm90::mbar_expect_tx(bar, kVTile);
-    sm90::bulk_copy_g2s(smem_u32(smem + kVOff + (b & 1) * kVTile), a.vt + (int64_t(h) * a.nk + sel_at(b)) * kVTile, kVTile,
-                  bar);
+    const uint8_t* src = a.vt + (int64_t(h) * a.nk + sel_at(b)) * kVTile;
+    sm90::bulk_copy_g2s(smem_u32(smem + kVOff + (b & 1) * kVTile), src, kVTile, bar);
   };
   // The folded KV tile of the linear branch goes where K was, after the last Q·K^T (see the loop).
   auto load_kvw = [&] {

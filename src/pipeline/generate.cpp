@@ -172,7 +172,8 @@ std::vector<Tensor> denoise(const GenerateOptions& o, const LatentShape& shape,
       const double tc = times[size_t(i)], tn = times[size_t(i) + 1];
       std::future<Tensor> noise_next;
       if (o.sampler == SamplerKind::RCM && !o.ode && tn > 0)
-        noise_next = std::async(std::launch::async, [&, b, i] { return randn(lshape, o.seed, noise_draw(b, 1 + i), false); });
+        noise_next = std::async(std::launch::async,
+                                [&, b, i] { return randn(lshape, o.seed, noise_draw(b, 1 + i), false); });
       if (b == 0 && i + 1 < steps) net.prefetch_timestep(float(net_t[size_t(i) + 1]));
       const double t_call = seconds_now();
       Tensor v = net.velocity(x, float(net_t[size_t(i)]), context, y).to_f32_host().contiguous();

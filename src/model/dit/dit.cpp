@@ -791,8 +791,8 @@ Tensor DitRunner::run(const Tensor& x_in, float t, const Tensor& context_in, con
     Tensor r = on_device ? out : out.to(Device::CPU);
     if (timed)
       log_debug("dit forward: inputs ", 1e3 * (t_staged - t_start), " ms (", dev_inputs ? "device" : "host",
-                " patchify, ", context_in.is_cuda() ? "device" : "host", " context), network ", 1e3 * (t_body - t_staged), " ms, output ",
-                1e3 * (mark() - t_body), " ms");
+                " patchify, ", context_in.is_cuda() ? "device" : "host", " context), network ",
+                1e3 * (t_body - t_staged), " ms, output ", 1e3 * (mark() - t_body), " ms");
     return r;
   }
 #endif
