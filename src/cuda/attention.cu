@@ -15,6 +15,7 @@
 
 #include <cmath>
 
+#include "cuda/act_int8.cuh"
 #include "cuda/attention_config.h"
 #include "cuda/op_util.cuh"
 
@@ -324,19 +325,17 @@ __global__ void __launch_bounds__(WARPS * 32, MINB) flash_attention_fwd(const At
           amax = fmaxf(amax, fmaxf(fabsf(acc[mt][dt][2 * r]), fabsf(acc[mt][dt][2 * r + 1])) * inv);
         amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, 1));
         amax = fmaxf(fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, 2)), 1e-8f);
-        const float qinv = __fdiv_rn(128.f, amax) * inv;
+        const float qinv = act_int8_inv(amax) * inv;
         // The codes go to the (now free) Q tile as [BM][128 B] rows, 16-byte chunk c at c ^ (row & 7), and leave as
         // 16-byte stores below (2-byte stores straight to memory cost more than the pass this saves).
         const int lrow = wrow + mt * 16 + g + 8 * r;
         unsigned char* srow = reinterpret_cast<unsigned char*>(sQ) + lrow * D;
 #pragma unroll
         for (int dt = 0; dt < DT; dt++) {
-          const int c0 = min(max(__float2int_rn(acc[mt][dt][2 * r] * qinv), -128), 127);
-          const int c1 = min(max(__float2int_rn(acc[mt][dt][2 * r + 1] * qinv), -128), 127);
           *reinterpret_cast<uint16_t*>(srow + (((dt / 2) ^ (lrow & 7)) << 4) + (dt % 2) * 8 + 2 * t4) =
-              uint16_t((c0 & 0xff) | ((c1 & 0xff) << 8));
+              act_int8_pack2(acc[mt][dt][2 * r], acc[mt][dt][2 * r + 1], qinv);
         }
-        if (t4 == 0 && row < p.lq) p.oscale[int64_t(row) * (p.o_tok / D) + h] = __fdiv_rn(amax, 128.f);
+        if (t4 == 0 && row < p.lq) p.oscale[int64_t(row) * (p.o_tok / D) + h] = act_int8_scale(amax);
         continue;
       }
       if (row < p.lq) {

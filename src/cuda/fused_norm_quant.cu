@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "cuda/act_int8.cuh"
 #include "cuda/cuda_common.cuh"
 #include "cuda/fused_norm_quant.h"
 #include "cuda/w8a8_gemm_config.h"
@@ -48,9 +49,6 @@ __device__ __forceinline__ float block_sum(float v, float* red) {
   return s;
 }
 
-__device__ __forceinline__ int quant1(float v, float inv) {
-  return min(max(__float2int_rn(v * inv), -128), 127);  // cvt.rni.sat.s8: nearest-even, saturate, NaN -> 0
-}
 
 // mode 0: (x - mean) * rstd * (1 + p0) + p1   (p0 = scale, p1 = shift; adaLN modulation)
 // mode 1: (x - mean) * rstd * p0 + p1         (affine LayerNorm; null p0/p1 -> 1/0)
@@ -73,11 +71,9 @@ __device__ __forceinline__ void norm_quant_group(const float4& v, float mean, fl
   float amax = fmaxf(fmaxf(fmaxf(fabsf(y.x), fabsf(y.y)), fmaxf(fabsf(y.z), fabsf(y.w))), 1e-8f);
 #pragma unroll
   for (int o = 16; o; o >>= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
-  const float inv = __fdiv_rn(128.f, amax);
-  const uint32_t packed = uint32_t(quant1(y.x, inv) & 0xff) | (uint32_t(quant1(y.y, inv) & 0xff) << 8) |
-                          (uint32_t(quant1(y.z, inv) & 0xff) << 16) | (uint32_t(quant1(y.w, inv) & 0xff) << 24);
+  const uint32_t packed = act_int8_pack4(y.x, y.y, y.z, y.w, act_int8_inv(amax));
   reinterpret_cast<uint32_t*>(qrow)[c] = packed;
-  if (lane == 0) *gs = __fdiv_rn(amax, 128.f);
+  if (lane == 0) *gs = act_int8_scale(amax);
 }
 
 template <typename T, int kMode>

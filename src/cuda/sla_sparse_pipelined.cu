@@ -15,6 +15,7 @@
 #include <cstdlib>
 #include <type_traits>
 
+#include "cuda/act_int8.cuh"
 #include "cuda/cuda_common.cuh"
 #include "cuda/sla_config.h"
 #include "cuda/sla_mma.cuh"
@@ -366,17 +367,15 @@ __global__ void __launch_bounds__(kThreads, 2) sparse_pipelined_kernel(const Spa
 #pragma unroll
       for (int n = 0; n < D / 8; n++) amax = fmaxf(amax, fmaxf(fabsf(o[n][2 * r]), fabsf(o[n][2 * r + 1])));
       amax = fmaxf(quad_max(amax), 1e-8f);
-      const float inv = __fdiv_rn(128.f, amax);
+      const float inv = act_int8_inv(amax);
       uint8_t* srow = stage + row * kRowBytesI8;
 #pragma unroll
       for (int n = 0; n < D / 8; n++) {
-        const int q0v = min(max(__float2int_rn(o[n][2 * r] * inv), -128), 127);
-        const int q1v = min(max(__float2int_rn(o[n][2 * r + 1] * inv), -128), 127);
         *reinterpret_cast<uint16_t*>(srow + (((n / 2) ^ (row & 7)) << 4) + (n % 2) * 8 + 2 * t4) =
-            uint16_t((q0v & 0xff) | ((q1v & 0xff) << 8));
+            act_int8_pack2(o[n][2 * r], o[n][2 * r + 1], inv);
       }
       const int tok = q0 + row;
-      if (t4 == 0 && tok < a.L) a.oscale[int64_t(tok) * a.H + h] = __fdiv_rn(amax, 128.f);
+      if (t4 == 0 && tok < a.L) a.oscale[int64_t(tok) * a.H + h] = act_int8_scale(amax);
     } else {
       uint8_t* srow = stage + row * kRowBytesBf16;
 #pragma unroll

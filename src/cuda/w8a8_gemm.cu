@@ -9,6 +9,7 @@
 #include <string>
 
 #include "cpu/w8a8_ref.h"
+#include "cuda/act_int8.cuh"
 #include "cuda/cuda_common.cuh"
 #include "cuda/w8a8_gemm.h"
 #include "cuda/w8a8_gemm.cuh"
@@ -174,12 +175,6 @@ __device__ __forceinline__ float4 load4<__nv_bfloat16>(const __nv_bfloat16* p) {
   return make_float4(__low2float(lo), __high2float(lo), __low2float(hi), __high2float(hi));
 }
 
-__device__ __forceinline__ int quant1(float v, float inv) {
-  // cvt.rni.sat.s8.f32 semantics: nearest-even, saturate, NaN -> 0.
-  const int r = __float2int_rn(v * inv);
-  return min(max(r, -128), 127);
-}
-
 template <typename T>
 __global__ void quantize_act_kernel(const T* __restrict__ x, int8_t* __restrict__ q, float* __restrict__ s,
                                     int64_t groups) {
@@ -191,11 +186,8 @@ __global__ void quantize_act_kernel(const T* __restrict__ x, int8_t* __restrict_
   amax = fmaxf(amax, 1e-8f);
 #pragma unroll
   for (int o = 16; o; o >>= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
-  const float inv = __fdiv_rn(128.f, amax);
-  const uint32_t packed = uint32_t(quant1(v.x, inv) & 0xff) | (uint32_t(quant1(v.y, inv) & 0xff) << 8) |
-                          (uint32_t(quant1(v.z, inv) & 0xff) << 16) | (uint32_t(quant1(v.w, inv) & 0xff) << 24);
-  reinterpret_cast<uint32_t*>(q + gi * 128)[lane] = packed;
-  if (lane == 0) s[gi] = __fdiv_rn(amax, 128.f);
+  reinterpret_cast<uint32_t*>(q + gi * 128)[lane] = act_int8_pack4(v.x, v.y, v.z, v.w, act_int8_inv(amax));
+  if (lane == 0) s[gi] = act_int8_scale(amax);
 }
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 
 #include <cstdint>
 
+#include "cuda/act_int8.cuh"
 #include "cuda/cuda_common.cuh"
 #include "cuda/w8a8_gemm.h"
 #include "cuda/w8a8_gemm_config.h"
@@ -130,12 +131,7 @@ __device__ __forceinline__ void quant_rows(const GemmArgs& p, const float (&accf
     r.amax0 = fmaxf(r.amax0, __shfl_xor_sync(0xffffffffu, r.amax0, o));
     r.amax1 = fmaxf(r.amax1, __shfl_xor_sync(0xffffffffu, r.amax1, o));
   }
-  r.inv0 = __fdiv_rn(128.f, r.amax0), r.inv1 = __fdiv_rn(128.f, r.amax1);
-}
-// Two values rounded to int8 (nearest, saturating), packed little-endian.
-__device__ __forceinline__ uint16_t pack_q2(float x, float y, float inv) {
-  const int qx = min(max(__float2int_rn(x * inv), -128), 127), qy = min(max(__float2int_rn(y * inv), -128), 127);
-  return uint16_t((qx & 0xff) | ((qy & 0xff) << 8));
+  r.inv0 = act_int8_inv(r.amax0), r.inv1 = act_int8_inv(r.amax1);
 }
 
 // Applies bias / GELU / gate to one pair of adjacent output columns (n even) of row m and stores it.
@@ -178,12 +174,12 @@ __device__ __forceinline__ void store_int8_rows(const GemmArgs& p, const float (
     const int n = n0 + j * 8 + 2 * t;
     uint16_t* q0 = reinterpret_cast<uint16_t*>(q + size_t(row0) * p.N + n);
     uint16_t* q1 = reinterpret_cast<uint16_t*>(q + size_t(row1) * p.N + n);
-    if (row0 < p.M) *q0 = pack_q2(r.v[4 * j], r.v[4 * j + 1], r.inv0);
-    if (row1 < p.M) *q1 = pack_q2(r.v[4 * j + 2], r.v[4 * j + 3], r.inv1);
+    if (row0 < p.M) *q0 = act_int8_pack2(r.v[4 * j], r.v[4 * j + 1], r.inv0);
+    if (row1 < p.M) *q1 = act_int8_pack2(r.v[4 * j + 2], r.v[4 * j + 3], r.inv1);
   }
   if (t == 0) {
-    if (row0 < p.M) p.qscale[size_t(row0) * (p.N / 128) + n0 / 128] = __fdiv_rn(r.amax0, 128.f);
-    if (row1 < p.M) p.qscale[size_t(row1) * (p.N / 128) + n0 / 128] = __fdiv_rn(r.amax1, 128.f);
+    if (row0 < p.M) p.qscale[size_t(row0) * (p.N / 128) + n0 / 128] = act_int8_scale(r.amax0);
+    if (row1 < p.M) p.qscale[size_t(row1) * (p.N / 128) + n0 / 128] = act_int8_scale(r.amax1);
   }
 }
 
@@ -268,13 +264,13 @@ __device__ __forceinline__ void store_half_staged(const GemmArgs& p, const float
       const int byte = (j & 1) * 8 + 2 * t;  // within the 16-byte chunk j / 2
       const uint32_t a0 = buf + lr0 * 128 + (((j >> 1) ^ (lr0 & 7)) << 4) + byte;
       const uint32_t a1 = buf + lr1 * 128 + (((j >> 1) ^ (lr1 & 7)) << 4) + byte;
-      asm volatile("st.shared.b16 [%0], %1;\n" ::"r"(a0), "h"(pack_q2(r.v[4 * j], r.v[4 * j + 1], r.inv0)) : "memory");
-      asm volatile("st.shared.b16 [%0], %1;\n" ::"r"(a1), "h"(pack_q2(r.v[4 * j + 2], r.v[4 * j + 3], r.inv1))
+      asm volatile("st.shared.b16 [%0], %1;\n" ::"r"(a0), "h"(act_int8_pack2(r.v[4 * j], r.v[4 * j + 1], r.inv0)) : "memory");
+      asm volatile("st.shared.b16 [%0], %1;\n" ::"r"(a1), "h"(act_int8_pack2(r.v[4 * j + 2], r.v[4 * j + 3], r.inv1))
                    : "memory");
     }
     if (t == 0) {
-      if (row0 < p.M) p.qscale[size_t(row0) * (p.N / 128) + n0 / 128] = __fdiv_rn(r.amax0, 128.f);
-      if (row1 < p.M) p.qscale[size_t(row1) * (p.N / 128) + n0 / 128] = __fdiv_rn(r.amax1, 128.f);
+      if (row0 < p.M) p.qscale[size_t(row0) * (p.N / 128) + n0 / 128] = act_int8_scale(r.amax0);
+      if (row1 < p.M) p.qscale[size_t(row1) * (p.N / 128) + n0 / 128] = act_int8_scale(r.amax1);
     }
   }
   asm volatile("bar.sync %0, 128;\n" ::"r"(bar) : "memory");  // the half is complete in buf
