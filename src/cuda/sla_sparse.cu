@@ -126,16 +126,8 @@ __global__ void __launch_bounds__(BQ / sla_cfg::kRowsPerWarp * 32)
   const int q0 = qb * BQ;
   const int32_t* sel = a.table + (int64_t(h) * a.nq + qb) * a.kc;
 
-  // Q tile (bf16, kept for the epilogue's phi(q)); rows past L are zero.
-  {
-    constexpr int kCh = D / 8;
-    for (int idx = tid; idx < BQ * kCh; idx += C::kThreads) {
-      const int r = idx / kCh, ch = idx % kCh, t = q0 + r;
-      const int64_t row = (int64_t(t < a.L ? t : a.L - 1) * a.H + h) * D + ch * 8;
-      cp_async16(smem + C::kQOff + Swz<C::kQRow>::offset(r, ch), a.q + row, t < a.L ? 16 : 0);
-    }
-    cp_async_commit();
-  }
+  // Q tile (bf16, kept for the epilogue's phi(q)).
+  load_q_tile_async<BQ, D, C::kThreads>(a, smem + C::kQOff, q0, h);
   // Blocks 0..S-2 in flight before the loop; one commit group per block (empty past kc) keeps the wait count fixed.
 #pragma unroll
   for (int c = 0; c < S - 1; c++) {

@@ -14,6 +14,19 @@ namespace td {
 namespace cuda {
 namespace sla {
 
+// Starts the cp.async copy of the CTA's bf16 Q tile (BQ rows of head h from token q0; rows of 2D bytes, Swz<2D>)
+// into qs as one commit group; rows past L are zero-filled.
+template <int BQ, int D, int kThreads>
+__device__ __forceinline__ void load_q_tile_async(const SparseArgs& a, uint8_t* qs, int q0, int h) {
+  constexpr int kCh = D / 8;
+  for (int idx = threadIdx.x; idx < BQ * kCh; idx += kThreads) {
+    const int r = idx / kCh, ch = idx % kCh, t = q0 + r;
+    const int64_t row = (int64_t(t < a.L ? t : a.L - 1) * a.H + h) * D + ch * 8;
+    cp_async16(qs + Swz<D * 2>::offset(r, ch), a.q + row, t < a.L ? 16 : 0);
+  }
+  cp_async_commit();
+}
+
 // Per-tile int8 quantization of Q (TurboDiffusion's per-block scale): scale = amax / 127 + 1e-7, round half away
 // from zero. qs: the bf16 tile (rows of 2D bytes, Swz<2D>), qi: the int8 tile (rows of D bytes, Swz<D>). `red` holds
 // one float per warp. Every thread of the CTA calls it; it ends with a barrier, so qi is ready for ldmatrix.

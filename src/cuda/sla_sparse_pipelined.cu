@@ -63,16 +63,7 @@ __global__ void __launch_bounds__(kThreads, 2) sparse_pipelined_kernel(const Spa
   const int q0 = qb * BQ, kc = a.kc;
   const int32_t* sel = a.table + (int64_t(h) * a.nq + qb) * kc;
 
-  // Q tile (bf16); rows past L are zero.
-  {
-    constexpr int kCh = D / 8;
-    for (int idx = tid; idx < BQ * kCh; idx += kThreads) {
-      const int r = idx / kCh, ch = idx % kCh, t = q0 + r;
-      const int64_t row = (int64_t(t < a.L ? t : a.L - 1) * a.H + h) * D + ch * 8;
-      cp_async16(smem + kQOff + Swz<D * 2>::offset(r, ch), a.q + row, t < a.L ? 16 : 0);
-    }
-    cp_async_commit();
-  }
+  load_q_tile_async<BQ, D, kThreads>(a, smem + kQOff, q0, h);  // bf16 Q tile (kept for the epilogue's phi(q))
   if (tid == 0) {
 #pragma unroll
     for (int s = 0; s < pc::kStages; s++) {
