@@ -1,5 +1,6 @@
 #include "core/log.h"
 
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -23,6 +24,10 @@ LogLevel log_level() { return g_level; }
 void log_message(LogLevel l, const std::string& msg) {
   static const char* tags[] = {"debug", "info", "warning", "error"};
   std::fprintf(stderr, "%s: %s\n", tags[int(l)], msg.c_str());
+}
+
+double monotonic_seconds() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
 }  // namespace td

@@ -9,6 +9,8 @@ enum class LogLevel { Debug = 0, Info = 1, Warn = 2, Error = 3 };
 void set_log_level(LogLevel l);
 LogLevel log_level();
 void log_message(LogLevel l, const std::string& msg);
+// Seconds on a monotonic clock (steady_clock), for the timings the debug and profile output print.
+double monotonic_seconds();
 
 template <typename... Args>
 void log_info(const Args&... a) { if (log_level() <= LogLevel::Info) log_message(LogLevel::Info, cat(a...)); }

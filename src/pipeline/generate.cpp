@@ -126,10 +126,6 @@ void sampler_schedule(const GenerateOptions& o, std::vector<double>* times, std:
   }
 }
 
-static double seconds_now() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
-
 std::vector<Tensor> denoise(const GenerateOptions& o, const LatentShape& shape,
                             const std::function<Denoiser&(double t, int step)>& denoiser_for, const Tensor& context,
                             const Tensor* neg_context, const Tensor* y, Progress& progress) {
@@ -141,7 +137,7 @@ std::vector<Tensor> denoise(const GenerateOptions& o, const LatentShape& shape,
   const bool cfg = uses_cfg(o);
   TD_ASSERT(!cfg || neg_context != nullptr);
 
-  const double t_begin = seconds_now();
+  const double t_begin = monotonic_seconds();
   // Initial noise. rCM starts from noise * t0 (the x0 term dropped); the flow samplers from pure noise (sigma_0 ~ 1).
   std::vector<std::vector<double>> xs(static_cast<size_t>(B), std::vector<double>(n));
   const double scale0 = o.sampler == SamplerKind::RCM ? times[0] : 1.0;
@@ -155,10 +151,10 @@ std::vector<Tensor> denoise(const GenerateOptions& o, const LatentShape& shape,
     for (int b = 0; b < B; b++) unipc.emplace_back(times, n);
 
   Tensor x = Tensor::empty(lshape, DType::F32);
-  log_debug("denoise: initial noise ", 1e3 * (seconds_now() - t_begin), " ms");
+  log_debug("denoise: initial noise ", 1e3 * (monotonic_seconds() - t_begin), " ms");
   progress.stage("diffusion", steps * B, "step");
   for (int i = 0; i < steps; i++) {
-    const double t_step = seconds_now();
+    const double t_step = monotonic_seconds();
     Denoiser& net = denoiser_for(times[size_t(i)], i);
     for (int b = 0; b < B; b++) {
       std::vector<double>& xb = xs[size_t(b)];
@@ -175,9 +171,9 @@ std::vector<Tensor> denoise(const GenerateOptions& o, const LatentShape& shape,
         noise_next = std::async(std::launch::async,
                                 [&, b, i] { return randn(lshape, o.seed, noise_draw(b, 1 + i), false); });
       if (b == 0 && i + 1 < steps) net.prefetch_timestep(float(net_t[size_t(i) + 1]));
-      const double t_call = seconds_now();
+      const double t_call = monotonic_seconds();
       Tensor v = net.velocity(x, float(net_t[size_t(i)]), context, y).to_f32_host().contiguous();
-      const double t_net = seconds_now();
+      const double t_net = monotonic_seconds();
       TD_CHECK(v.numel() == int64_t(n), "denoiser", "returned ", shape_str(v.shape()), " for a latent of ",
                shape_str(lshape));
       if (cfg) {
@@ -196,13 +192,13 @@ std::vector<Tensor> denoise(const GenerateOptions& o, const LatentShape& shape,
         case SamplerKind::UniPC: unipc[size_t(b)].step(i, xb.data(), vp); break;
       }
       log_debug("step ", i + 1, ": network call ", 1e3 * (t_net - t_call), " ms, sampler update ",
-                1e3 * (seconds_now() - t_net), " ms");
+                1e3 * (monotonic_seconds() - t_net), " ms");
       progress.update(i * B + b + 1);
     }
-    log_debug("step ", i + 1, ": total ", 1e3 * (seconds_now() - t_step), " ms");
+    log_debug("step ", i + 1, ": total ", 1e3 * (monotonic_seconds() - t_step), " ms");
   }
   progress.finish();
-  const double t_out = seconds_now();
+  const double t_out = monotonic_seconds();
 
   std::vector<Tensor> out;
   for (int b = 0; b < B; b++) {
@@ -212,7 +208,7 @@ std::vector<Tensor> denoise(const GenerateOptions& o, const LatentShape& shape,
     TD_CHECK(std::isfinite(p[0]) && std::isfinite(p[n - 1]), "denoiser", "produced non-finite latents");
     out.push_back(t);
   }
-  log_debug("denoise: outputs ", 1e3 * (seconds_now() - t_out), " ms");
+  log_debug("denoise: outputs ", 1e3 * (monotonic_seconds() - t_out), " ms");
   return out;
 }
 

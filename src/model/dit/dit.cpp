@@ -3,7 +3,6 @@
 #include "model/dit/dit.h"
 
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <memory>
@@ -48,18 +47,14 @@ const char* dit_op_kind_name(DitOpKind k) {
   return "?";
 }
 
-static double now_s() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
-
 void SyncProfiler::begin(DitOpKind) {
   if (cuda_available()) device_synchronize();
-  t0_ = now_s();
+  t0_ = monotonic_seconds();
 }
 
 void SyncProfiler::end(DitOpKind kind) {
   if (cuda_available()) device_synchronize();
-  seconds[int(kind)] += now_s() - t0_;
+  seconds[int(kind)] += monotonic_seconds() - t0_;
 }
 
 // Activation buffers, sized for one token count and reused across blocks and calls.
@@ -318,25 +313,28 @@ class DitRunner {
   }
 
   // Self-attention of ws_.q/k/v into ws_.o with the run's mode (proj_l feeds the SLA linear branch when present).
-  void self_attention(const DitBlockWeights& b, int64_t L) {
-    Scope s(m_.profiler_, DitOpKind::Attention, "self-attention");
-    const int64_t H = c_.num_heads, Dh = c_.head_dim();
+  // The run's attention mode with block b's proj_l (the SLA linear branch) when it has one.
+  AttentionOptions self_attention_options(const DitBlockWeights& b) const {
     AttentionOptions ao = m_.opts_.attention;
     ao.proj_l_weight = b.proj_l_w.defined() ? &b.proj_l_w : nullptr;
     ao.proj_l_bias = b.proj_l_b.defined() ? &b.proj_l_b : nullptr;
+    return ao;
+  }
+  void self_attention(const DitBlockWeights& b, int64_t L) {
+    Scope s(m_.profiler_, DitOpKind::Attention, "self-attention");
+    const int64_t H = c_.num_heads, Dh = c_.head_dim();
     Tensor o3 = ws_.o.view({L, H, Dh});
-    ops::attention(ws_.q.view({L, H, Dh}), ws_.k.view({L, H, Dh}), ws_.v.view({L, H, Dh}), o3, ao);
+    ops::attention(ws_.q.view({L, H, Dh}), ws_.k.view({L, H, Dh}), ws_.v.view({L, H, Dh}), o3,
+                   self_attention_options(b));
   }
   // The same into ws_.a as the o-projection's int8 activation, where the attention kernel can quantize its own
   // output (SageSLA on sm_90, head_dim 128): that spares a quantization pass over o. False: nothing was run.
   bool self_attention_int8(const DitBlockWeights& b, int64_t L) {
     const int64_t H = c_.num_heads, Dh = c_.head_dim();
-    AttentionOptions ao = m_.opts_.attention;
+    const AttentionOptions ao = self_attention_options(b);
     const Tensor q3 = ws_.q.view({L, H, Dh});
     if (dev_ != Device::CUDA || !ops::attention_int8_supported(q3, ao)) return false;
     Scope s(m_.profiler_, DitOpKind::Attention, "self-attention");
-    ao.proj_l_weight = b.proj_l_w.defined() ? &b.proj_l_w : nullptr;
-    ao.proj_l_bias = b.proj_l_b.defined() ? &b.proj_l_b : nullptr;
     ops::attention_int8(q3, ws_.k.view({L, H, Dh}), ws_.v.view({L, H, Dh}), ws_.a, ao);
     return true;
   }
@@ -700,7 +698,7 @@ Tensor DitRunner::run(const Tensor& x_in, float t, const Tensor& context_in, con
   const bool timed = log_level() <= LogLevel::Debug;
   auto mark = [&] {
     if (timed && cuda) device_synchronize();
-    return timed ? now_s() : 0.0;
+    return timed ? monotonic_seconds() : 0.0;
   };
   const double t_start = mark();
 

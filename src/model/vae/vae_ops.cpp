@@ -1,7 +1,6 @@
 #include "model/vae/vae_ops.h"
 
 #include <algorithm>
-#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <map>
@@ -10,6 +9,7 @@
 
 #include "core/allocator.h"
 #include "core/error.h"
+#include "core/log.h"
 #include "cpu/vae_attention.h"
 #include "cpu/vae_resample.h"
 #include "cpu/vae_rms_norm.h"
@@ -43,9 +43,6 @@ struct Bucket {
 };
 std::mutex g_prof_mu;
 std::map<std::string, Bucket> g_prof;
-double now_ms() {
-  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
 }  // namespace
 
 bool profiling() {
@@ -60,13 +57,13 @@ ProfileScope::ProfileScope(const char* bucket) {
   if (!profiling()) return;
   name_ = bucket;
   device_synchronize();
-  t0_ = now_ms();
+  t0_ = 1e3 * monotonic_seconds();
 }
 ProfileScope::ProfileScope(std::string bucket) {
   if (!profiling()) return;
   name_ = std::move(bucket);
   device_synchronize();
-  t0_ = now_ms();
+  t0_ = 1e3 * monotonic_seconds();
 }
 ProfileScope::~ProfileScope() {
   if (t0_ < 0) return;
@@ -74,7 +71,7 @@ ProfileScope::~ProfileScope() {
     device_synchronize();
   } catch (...) {  // a destructor must not throw; the error resurfaces at the next sync
   }
-  const double dt = now_ms() - t0_;
+  const double dt = 1e3 * monotonic_seconds() - t0_;
   std::lock_guard<std::mutex> lk(g_prof_mu);
   Bucket& b = g_prof[name_];
   b.ms += dt;
