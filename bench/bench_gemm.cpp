@@ -1,6 +1,6 @@
 // `turbodiff bench gemm`: W8A8 against cuBLASLt bf16 (ops::linear) at Wan's linear shapes, measured in the same run.
 //
-//   turbodiff bench gemm [--iters N] [--warmup N] [--no-14b] [--kernel auto|mma|ws|wsmc|ws256|ws256mc|ws3|by-shape|all] [--flush-l2]
+//   turbodiff bench gemm [--iters N] [--warmup N] [--no-14b] [--kernel ...|all] [--flush-l2] [--bias]
 //
 // Per shape: cuBLASLt bf16 (bf16 in/out, fp32 accumulate), the W8A8 GEMM alone (int8 activation already quantized:
 // the DiT's q/k/v/ffn.0 inputs come quantized out of the fused norm kernels), the activation quantizer alone
@@ -28,7 +28,7 @@ using namespace td;
 
 struct Args {
   int iters = 20, warmup = 5;
-  bool no_14b = false, flush = false;
+  bool no_14b = false, flush = false, bias = false;
   std::string kernel = "auto";
 };
 
@@ -43,20 +43,23 @@ void shape(const Args& a, int64_t M, int64_t K, int64_t N, const std::vector<std
   Tensor wq = random_device({N, K}, DType::I8, 3), ws = random_device({N / 128, K / 128}, DType::F32, 4, 1e-4f);
   ops::Int8Act act;
   ops::quantize_act_int8(x, act);
+  // --bias: every GEMM adds a bf16 bias as the DiT's linears do (cuBLASLt in its epilogue).
+  Tensor bias_t = a.bias ? random_device({N}, DType::BF16, 5, 0.1f) : Tensor();
+  const Tensor* bias = a.bias ? &bias_t : nullptr;
 
-  auto t_ref = bench::time_it([&] { ops::linear(x, w, nullptr, y); }, a.warmup, a.iters, true, a.flush);
+  auto t_ref = bench::time_it([&] { ops::linear(x, w, bias, y); }, a.warmup, a.iters, true, a.flush);
   auto t_q = bench::time_it([&] { ops::quantize_act_int8(x, act); }, a.warmup, a.iters, true, a.flush);
   std::printf("M=%-6lld K=%-6lld N=%-6lld  cuBLASLt bf16 %8.3f ms %7.1f TFLOP/s | act quant %6.3f ms (separate kernel)\n",
               (long long)M, (long long)K, (long long)N, t_ref.median_ms, flops / (t_ref.median_ms * 1e9), t_q.median_ms);
   for (const std::string& kn : kernels) {
     cuda::set_w8a8_kernel(kn.c_str());
-    auto t_g = bench::time_it([&] { ops::linear_w8a8(act, wq, ws, nullptr, y); }, a.warmup, a.iters, true, a.flush);
+    auto t_g = bench::time_it([&] { ops::linear_w8a8(act, wq, ws, bias, y); }, a.warmup, a.iters, true, a.flush);
     auto t_all = bench::time_it([&] {
       ops::quantize_act_int8(x, act);
-      ops::linear_w8a8(act, wq, ws, nullptr, y);
+      ops::linear_w8a8(act, wq, ws, bias, y);
     }, a.warmup, a.iters, true, a.flush);
     ops::Int8Act h8;
-    auto t_q8 = bench::time_it([&] { ops::linear_w8a8_quant(act, wq, ws, nullptr, h8, Epilogue::GeluTanh); },
+    auto t_q8 = bench::time_it([&] { ops::linear_w8a8_quant(act, wq, ws, bias, h8, Epilogue::GeluTanh); },
                                a.warmup, a.iters, true, a.flush);
     std::printf("    w8a8 %-6s GEMM alone %8.3f ms %7.1f TOPS  speedup %5.2fx | quant+GEMM (unfused, 2 launches) %8.3f ms  "
                 "speedup %5.2fx\n",
@@ -102,6 +105,7 @@ cli::Runner setup(CLI::App& app) {
   app.add_option("--warmup", a->warmup, "untimed runs first (default 5)");
   app.add_flag("--no-14b", a->no_14b, "skip the 14B 720p shapes");
   app.add_flag("--flush-l2", a->flush, "flush L2 before each timed run");
+  app.add_flag("--bias", a->bias, "add a bf16 bias in every GEMM (as the DiT's linears do)");
   app.add_option("--kernel", a->kernel, "W8A8 GEMM kernel: auto, mma, ws, wsmc, ws256, ws256mc, ws3, by-shape or all (default auto)")
       ->check(CLI::IsMember({"auto", "mma", "ws", "wsmc", "ws256", "ws256mc", "ws3", "by-shape", "all"}));
   return [a] { return run(*a); };
