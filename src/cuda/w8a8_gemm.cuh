@@ -290,6 +290,59 @@ __device__ __forceinline__ void store_half_staged(const GemmArgs& p, const float
   }
 }
 
+// Staged residual epilogue of one 64 x 128 warpgroup half (x += gate * y in f32, as store_tile's Residual branch):
+// y goes through `buf` 64 columns at a time (64 rows x 256 bytes fill the 16 KiB buffer; 16-byte chunks XOR-swizzled
+// by row), then each thread updates whole 16-byte pieces of x rows, all its loads of x first, then the FMAs and
+// stores. Straight from the fragments, every thread read and wrote 8-byte pieces scattered over 16 rows. `bar` is
+// the warpgroup's named barrier (128 threads).
+__device__ __forceinline__ void store_half_residual_staged(const GemmArgs& p, const float (&accf)[64], int m0, int n0,
+                                                           int warp, int g, int t, int tid_wg, uint32_t buf, int bar) {
+  const int lr0 = warp * 16 + g, lr1 = lr0 + 8;
+  float* out = static_cast<float*>(p.out);
+#pragma unroll
+  for (int pass = 0; pass < 2; pass++) {
+    asm volatile("bar.sync %0, 128;\n" ::"r"(bar) : "memory");  // the previous reads of buf are done
+#pragma unroll
+    for (int jj = 0; jj < 8; jj++) {
+      const int j = pass * 8 + jj;
+      float v0 = accf[4 * j], v1 = accf[4 * j + 1], w0 = accf[4 * j + 2], w1 = accf[4 * j + 3];
+      if (p.gelu) v0 = gelu_tanh(v0), v1 = gelu_tanh(v1), w0 = gelu_tanh(w0), w1 = gelu_tanh(w1);
+      const int ch = 2 * jj + (t >> 1);  // columns 8jj + 2t, +1 of the pass: chunk ch, bytes (t & 1) * 8
+      const uint32_t a0 = buf + lr0 * 256 + ((ch ^ (lr0 & 15)) << 4) + (t & 1) * 8;
+      const uint32_t a1 = buf + lr1 * 256 + ((ch ^ (lr1 & 15)) << 4) + (t & 1) * 8;
+      asm volatile("st.shared.v2.f32 [%0], {%1, %2};\n" ::"r"(a0), "f"(v0), "f"(v1) : "memory");
+      asm volatile("st.shared.v2.f32 [%0], {%1, %2};\n" ::"r"(a1), "f"(w0), "f"(w1) : "memory");
+    }
+    asm volatile("bar.sync %0, 128;\n" ::"r"(bar) : "memory");  // the pass's 64 columns are complete in buf
+    const int nc = n0 + pass * 64;
+#pragma unroll
+    for (int half = 0; half < 2; half++) {  // 4 loads in flight at a time: 8 made the consumers spill
+    float4 x[4];
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+      const int id = tid_wg + (half * 4 + i) * 128, r = id >> 4, c = id & 15, m = m0 + r;
+      x[i] = m < p.M ? *reinterpret_cast<const float4*>(out + size_t(m) * p.N + nc + c * 4)
+                     : make_float4(0.f, 0.f, 0.f, 0.f);
+    }
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+      const int id = tid_wg + (half * 4 + i) * 128, r = id >> 4, c = id & 15, m = m0 + r;
+      float4 y;
+      asm volatile("ld.shared.v4.f32 {%0, %1, %2, %3}, [%4];\n"
+                   : "=f"(y.x), "=f"(y.y), "=f"(y.z), "=f"(y.w)
+                   : "r"(buf + r * 256 + ((c ^ (r & 15)) << 4)));
+      const float4 gt = p.gate ? __ldg(reinterpret_cast<const float4*>(p.gate + nc + c * 4))
+                               : make_float4(1.f, 1.f, 1.f, 1.f);
+      if (m < p.M) {
+        *reinterpret_cast<float4*>(out + size_t(m) * p.N + nc + c * 4) =
+            make_float4(fmaf(gt.x, y.x, x[i].x), fmaf(gt.y, y.y, x[i].y), fmaf(gt.z, y.z, x[i].z),
+                        fmaf(gt.w, y.w, x[i].w));
+      }
+    }
+    }
+  }
+}
+
 // Grouped raster: kGroupM M tiles share one N tile before moving on, so W's panel stays hot in L2.
 __device__ __forceinline__ void tile_coords(const GemmArgs& p, int bm, int bn, int* m0, int* n0,
                                             int pid = int(blockIdx.x)) {

@@ -461,11 +461,14 @@ __global__ void __launch_bounds__(kWsThreads, 1)
         }
         if (++stage == kWideStages) stage = 0, phase ^= 1;
       }
+      const uint32_t buf = base + kWideStages * kWideStageBytes + cw * kWideEpilogueBytes;
+      const int mw = m0 + cw * 64, tid_wg = tid & 127;
       if constexpr (kMode == OutMode::BF16 || kMode == OutMode::Int8) {
-        const uint32_t buf = base + kWideStages * kWideStageBytes + cw * kWideEpilogueBytes;
-        const int mw = m0 + cw * 64, tid_wg = tid & 127;
         store_half_staged<kMode>(without_bias(p), accf[0], mw, n0, row0, row1, warp, g, t, tid_wg, buf, 3 + cw);
         store_half_staged<kMode>(without_bias(p), accf[1], mw, n0 + kBN, row0, row1, warp, g, t, tid_wg, buf, 3 + cw);
+      } else if constexpr (kMode == OutMode::Residual) {
+        store_half_residual_staged(without_bias(p), accf[0], mw, n0, warp, g, t, tid_wg, buf, 3 + cw);
+        store_half_residual_staged(without_bias(p), accf[1], mw, n0 + kBN, warp, g, t, tid_wg, buf, 3 + cw);
       } else {
         store_tile<kMode>(without_bias(p), accf[0], acc, row0, row1, n0, t);
         store_tile<kMode>(without_bias(p), accf[1], acc, row0, row1, n0 + kBN, t);
@@ -559,10 +562,12 @@ __global__ void __launch_bounds__(kW3Threads, 1)
         if (++stage == kW3Stages) stage = 0, phase ^= 1;
         fold(acc, accf, s0, s1);
       }
+      const uint32_t buf = base + kW3Stages * kW3StageBytes + cw * kWideEpilogueBytes;
       if constexpr (kMode == OutMode::BF16 || kMode == OutMode::Int8) {
-        const uint32_t buf = base + kW3Stages * kW3StageBytes + cw * kWideEpilogueBytes;
         store_half_staged<kMode>(without_bias(p), accf, m0 + cw * 64, n0, row0, row1, warp, g, t, tid & 127, buf,
                                  4 + cw);
+      } else if constexpr (kMode == OutMode::Residual) {
+        store_half_residual_staged(without_bias(p), accf, m0 + cw * 64, n0, warp, g, t, tid & 127, buf, 4 + cw);
       } else {
         store_tile<kMode>(without_bias(p), accf, acc, row0, row1, n0, t);
       }
