@@ -271,7 +271,9 @@ __global__ void __launch_bounds__(32 * kWarpRowWarps) rmsnorm_rope_warp_kernel(T
 #pragma unroll
     for (int o = 16; o; o >>= 1) sq += __shfl_xor_sync(0xffffffffu, sq, o);
     const float rs = rsqrtf(sq / float(D) + eps);
-    const int pos3[3] = {int(row / hw), int((row / width) % height), int(row % width)};
+    // 32-bit index math (rows < 2^31, checked on the host): 64-bit divisions are subroutine calls.
+    const int r32 = int(row);
+    const int pos3[3] = {r32 / hw, (r32 / width) % height, r32 % width};
     float cs[2], sn[2];
 #pragma unroll
     for (int j = 0; j < 2; j++) sincosf(float(double(pos3[ax[j]]) * invf[j]), &sn[j], &cs[j]);
