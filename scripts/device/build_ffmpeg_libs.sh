@@ -18,7 +18,7 @@ rm -rf "ffmpeg-$ver" && tar xf "ffmpeg_$ver.orig.tar.xz" && cd "ffmpeg-$ver"
   --enable-muxer=mp4,mov --enable-demuxer=mov --enable-parser=h264,mpeg4video --enable-protocol=file \
   --enable-swscale --disable-avdevice --disable-avfilter --disable-postproc --disable-network --disable-autodetect \
   --enable-pthreads > "$work/configure.log"
-make -j"$(nproc)" > "$work/make.log" && make install > "$work/install.log"
+make -j"$(nproc)" > "$work/make.log" 2>&1 && make install > "$work/install.log" 2>&1
 mkdir -p "$root/.devcarry/lib"
 for f in libavcodec.so.59 libavformat.so.59 libavutil.so.57 libswscale.so.6 libswresample.so.4; do
   cp -L "$work/inst/lib/$f" "$root/.devcarry/lib/"
