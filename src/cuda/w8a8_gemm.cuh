@@ -292,7 +292,7 @@ __device__ __forceinline__ void store_half_staged(const GemmArgs& p, const float
 
 // Staged residual epilogue of one 64 x 128 warpgroup half (x += gate * y in f32, as store_tile's Residual branch):
 // y goes through `buf` 64 columns at a time (64 rows x 256 bytes fill the 16 KiB buffer; 16-byte chunks XOR-swizzled
-// by row), then each thread updates whole 16-byte pieces of x rows, all its loads of x first, then the FMAs and
+// by row), then each thread updates whole 16-byte pieces of x rows, four loads of x in flight before the FMAs and
 // stores. Straight from the fragments, every thread read and wrote 8-byte pieces scattered over 16 rows. `bar` is
 // the warpgroup's named barrier (128 threads).
 __device__ __forceinline__ void store_half_residual_staged(const GemmArgs& p, const float (&accf)[64], int m0, int n0,
@@ -317,28 +317,28 @@ __device__ __forceinline__ void store_half_residual_staged(const GemmArgs& p, co
     const int nc = n0 + pass * 64;
 #pragma unroll
     for (int half = 0; half < 2; half++) {  // 4 loads in flight at a time: 8 made the consumers spill
-    float4 x[4];
+      float4 x[4];
 #pragma unroll
-    for (int i = 0; i < 4; i++) {
-      const int id = tid_wg + (half * 4 + i) * 128, r = id >> 4, c = id & 15, m = m0 + r;
-      x[i] = m < p.M ? *reinterpret_cast<const float4*>(out + size_t(m) * p.N + nc + c * 4)
-                     : make_float4(0.f, 0.f, 0.f, 0.f);
-    }
-#pragma unroll
-    for (int i = 0; i < 4; i++) {
-      const int id = tid_wg + (half * 4 + i) * 128, r = id >> 4, c = id & 15, m = m0 + r;
-      float4 y;
-      asm volatile("ld.shared.v4.f32 {%0, %1, %2, %3}, [%4];\n"
-                   : "=f"(y.x), "=f"(y.y), "=f"(y.z), "=f"(y.w)
-                   : "r"(buf + r * 256 + ((c ^ (r & 15)) << 4)));
-      const float4 gt = p.gate ? __ldg(reinterpret_cast<const float4*>(p.gate + nc + c * 4))
-                               : make_float4(1.f, 1.f, 1.f, 1.f);
-      if (m < p.M) {
-        *reinterpret_cast<float4*>(out + size_t(m) * p.N + nc + c * 4) =
-            make_float4(fmaf(gt.x, y.x, x[i].x), fmaf(gt.y, y.y, x[i].y), fmaf(gt.z, y.z, x[i].z),
-                        fmaf(gt.w, y.w, x[i].w));
+      for (int i = 0; i < 4; i++) {
+        const int id = tid_wg + (half * 4 + i) * 128, r = id >> 4, c = id & 15, m = m0 + r;
+        x[i] = m < p.M ? *reinterpret_cast<const float4*>(out + size_t(m) * p.N + nc + c * 4)
+                       : make_float4(0.f, 0.f, 0.f, 0.f);
       }
-    }
+#pragma unroll
+      for (int i = 0; i < 4; i++) {
+        const int id = tid_wg + (half * 4 + i) * 128, r = id >> 4, c = id & 15, m = m0 + r;
+        float4 y;
+        asm volatile("ld.shared.v4.f32 {%0, %1, %2, %3}, [%4];\n"
+                     : "=f"(y.x), "=f"(y.y), "=f"(y.z), "=f"(y.w)
+                     : "r"(buf + r * 256 + ((c ^ (r & 15)) << 4)));
+        const float4 gt = p.gate ? __ldg(reinterpret_cast<const float4*>(p.gate + nc + c * 4))
+                                 : make_float4(1.f, 1.f, 1.f, 1.f);
+        if (m < p.M) {
+          *reinterpret_cast<float4*>(out + size_t(m) * p.N + nc + c * 4) =
+              make_float4(fmaf(gt.x, y.x, x[i].x), fmaf(gt.y, y.y, x[i].y), fmaf(gt.z, y.z, x[i].z),
+                          fmaf(gt.w, y.w, x[i].w));
+        }
+      }
     }
   }
 }
