@@ -170,13 +170,12 @@ class Mp4Sink : public FrameSink {
     a_.cc->gop_size = 2 * fps;
     a_.cc->color_range = AVCOL_RANGE_MPEG;
     a_.cc->colorspace = AVCOL_SPC_SMPTE170M;
-    if (std::string(codec->name) == "libx264") {
+    const bool x264 = std::string(codec->name) == "libx264";
+    if (x264) {
+      // Any string sets; libx264 checks the preset and tune when the encoder opens (below).
       av_opt_set(a_.cc->priv_data, "crf", "18", 0);
       av_opt_set(a_.cc->priv_data, "preset", x264_preset(), 0);
-      if (const char* tune = x264_tune()) {
-        TD_CHECK(av_opt_set(a_.cc->priv_data, "tune", tune, 0) >= 0, "TD_X264_TUNE", "libx264 rejects tune '", tune,
-                 "'");
-      }
+      if (const char* tune = x264_tune()) av_opt_set(a_.cc->priv_data, "tune", tune, 0);
     } else {
       // Encoders without CRF: a fixed high quality (qscale 2 for MPEG-4; a generous bit rate for others).
       a_.cc->flags |= AV_CODEC_FLAG_QSCALE;
@@ -185,7 +184,10 @@ class Mp4Sink : public FrameSink {
     }
     if (a_.oc->oformat->flags & AVFMT_GLOBALHEADER) a_.cc->flags |= AV_CODEC_FLAG_GLOBAL_HEADER;
     r = avcodec_open2(a_.cc, codec, nullptr);
-    TD_CHECK(r >= 0, path, "cannot open encoder ", codec->name, ": ", averr(r));
+    TD_CHECK(r >= 0, path, "cannot open encoder ", codec->name, ": ", averr(r),
+             x264 ? cat(" (libx264 preset '", x264_preset(), "', tune '", x264_tune() ? x264_tune() : "none",
+                        "': TD_X264_PRESET / TD_X264_TUNE)")
+                  : std::string());
     st_ = avformat_new_stream(a_.oc, nullptr);
     TD_CHECK(st_, path, "cannot add a video stream");
     st_->time_base = a_.cc->time_base;
