@@ -13,6 +13,7 @@
 #include "core/allocator.h"
 #include "core/error.h"
 #include "ops/ops.h"
+#include "ops/w8a8.h"
 #ifdef TD_WITH_CUDA
 #include "cuda/attention.h"
 #include "cuda/attention_config.h"
@@ -92,6 +93,13 @@ void bench_norms(const Args& a, int64_t L, int64_t D, int64_t H, int f, int hh, 
   Tensor q3 = q.view({L, H, D / H});
   t = bench::time_it([&] { ops::rope3d(q3, f, hh, ww); }, a.warmup, a.iters, true, a.flush);
   row("rope3d (in place)", cat(L, "x", H, "x", D / H, " bf16"), t, 0, double(L * D) * 4);
+  // The fused kernels the W8A8 forward runs instead (norm1/norm2 -> int8, q/k RMSNorm + RoPE in one pass).
+  ops::Int8Act q8;
+  t = bench::time_it([&] { ops::layernorm_modulate_quant(xf, shift, scale, 1e-6f, q8); }, a.warmup, a.iters, true,
+                     a.flush);
+  row("layernorm_modulate_quant", cat(L, "x", D, " f32->int8"), t, 0, double(L * D) * 5 + double(L * D / 128) * 4);
+  t = bench::time_it([&] { ops::rmsnorm_rope3d(q, wq, 1e-6f, int(H), f, hh, ww); }, a.warmup, a.iters, true, a.flush);
+  row("rmsnorm_rope3d (in place)", cat(L, "x", D, " bf16"), t, 0, double(L * D) * 4);
   Tensor gate = random_device({D}, DType::F32, 12);
   t = bench::time_it([&] { ops::gated_residual(xf, yb, gate); }, a.warmup, a.iters, true, a.flush);
   row("gated_residual", cat(L, "x", D, " f32+=bf16*g"), t, 0, double(L * D) * 10);
@@ -136,6 +144,10 @@ int run(const Args& a) {
   if (all || a.only == "norm") {
     std::printf("norms and elementwise (1.3B 480p shapes):\n");
     bench_norms(a, 32760, 1536, 12, 21, 30, 52);
+    if (!a.no_14b) {
+      std::printf("norms and elementwise (14B 720p shapes):\n");
+      bench_norms(a, 75600, 5120, 40, 21, 45, 80);
+    }
   }
   return 0;
 }

@@ -12,7 +12,9 @@ namespace cuda {
 
 // The multiplier applied to each value of a group, and the scale stored for it.
 __device__ __forceinline__ float act_int8_inv(float amax) { return __fdiv_rn(128.f, amax); }
-__device__ __forceinline__ float act_int8_scale(float amax) { return __fdiv_rn(amax, 128.f); }
+// amax / 128 as a multiply: exact (a power of two, and amax >= 1e-8 keeps the result normal), without the division's
+// special-case check and slow-path call.
+__device__ __forceinline__ float act_int8_scale(float amax) { return amax * 0.0078125f; }
 
 __device__ __forceinline__ int act_int8_code(float v, float inv) { return min(max(__float2int_rn(v * inv), -128), 127); }
 

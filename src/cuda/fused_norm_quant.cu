@@ -3,6 +3,7 @@
 // quantization group: the group amax is a warp shuffle reduction, and the normalised row never leaves registers.
 #include <algorithm>
 #include <cmath>
+#include <type_traits>
 
 #include "cuda/act_int8.cuh"
 #include "cuda/cuda_common.cuh"
@@ -165,7 +166,9 @@ __global__ void __launch_bounds__(kRowThreads) rmsnorm_rope_kernel(T* __restrict
       }
     }
     const float rs = rsqrtf(block_sum(sq, red) / float(D) + eps);
-    const int pos3[3] = {int(row / hw), int((row / width) % height), int(row % width)};
+    // 32-bit index math (rows < 2^31, checked on the host): 64-bit divisions are subroutine calls.
+    const int r32 = int(row);
+    const int pos3[3] = {r32 / hw, (r32 / width) % height, r32 % width};
     // This thread's chunks c = tid + 128 i all sit at the same place in their heads (4c mod 128 = 4 (tid mod 32)), so
     // its two RoPE pairs, and their sin/cos, are the same for every chunk of the row: one sincos per pair per row
     // instead of one per head (40 per row at 14B).
@@ -186,63 +189,66 @@ __global__ void __launch_bounds__(kRowThreads) rmsnorm_rope_kernel(T* __restrict
   }
 }
 
-// Rows of up to kWarpRowMaxGroups * 128 channels (the 1.3B model's 1536): one warp per row, grid-stride. Lane l owns
-// chunks l + 32 i, so chunk slot i across the warp is 128-channel group i: group amaxes and row sums are warp
-// shuffles, with no __syncthreads and no per-row CTA launch (the CTA-per-row kernels above ran at ~1.3 TB/s).
-constexpr int kWarpRowMaxGroups = 16;
+// Rows of kGroups * 128 channels, kGroups one of kWarpRowGroups (the 1.3B model's 1536 = 12 groups): one warp per
+// row, grid-stride. Lane l owns chunks l + 32 i, so chunk slot i across the warp is 128-channel group i: group amaxes
+// and row sums are warp shuffles, with no __syncthreads and no per-row CTA launch (the CTA-per-row kernels above ran at
+// ~1.3 TB/s). The width is a template parameter: with a run-time group count every group's shuffles sat under an
+// `if (i < groups)` the compiler could not prove warp-uniform, so each got convergence code around it (WARPSYNC,
+// BSSY/BSYNC), and 16 register slots were kept for 12 used (ncu at 1.3B: 102 registers, 25% occupancy, 1.8 TB/s).
 constexpr int kWarpRowWarps = 8;
 
-template <typename T, int kMode>
+// threadIdx.x / 32, in a form the compiler knows to be the same for the whole warp (a broadcast from lane 0). With the
+// plain division, the row loop counted as divergent and every shuffle in it got convergence code (WARPSYNC and a
+// fallback path).
+__device__ __forceinline__ int warp_in_block() { return __shfl_sync(0xffffffffu, int(threadIdx.x) >> 5, 0); }
+
+template <typename T, int kMode, int kGroups>
 __global__ void __launch_bounds__(32 * kWarpRowWarps) norm_quant_warp_kernel(const T* __restrict__ x, const void* p0,
                                                                              int p0_bf16, const void* p1, int p1_bf16,
-                                                                             float eps, int D, int64_t rows,
+                                                                             float eps, int64_t rows,
                                                                              int8_t* __restrict__ q,
                                                                              float* __restrict__ s) {
-  const int lane = threadIdx.x & 31, groups = D / 128;
-  const int64_t warp0 = int64_t(blockIdx.x) * kWarpRowWarps + threadIdx.x / 32;
+  constexpr int D = kGroups * 128;
+  const int lane = threadIdx.x & 31;
+  const int64_t warp0 = int64_t(blockIdx.x) * kWarpRowWarps + warp_in_block();
   const int64_t nwarps = int64_t(gridDim.x) * kWarpRowWarps;
   for (int64_t row = warp0; row < rows; row += nwarps) {
     const T* xr = x + row * D;
-    float4 v[kWarpRowMaxGroups];
+    float4 v[kGroups];
     float sum = 0.f;
 #pragma unroll
-    for (int i = 0; i < kWarpRowMaxGroups; i++) {
-      if (i < groups) {
-        v[i] = ld4(xr + (lane + 32 * i) * 4);
-        sum += (v[i].x + v[i].y) + (v[i].z + v[i].w);
-      }
+    for (int i = 0; i < kGroups; i++) {
+      v[i] = ld4(xr + (lane + 32 * i) * 4);
+      sum += (v[i].x + v[i].y) + (v[i].z + v[i].w);
     }
 #pragma unroll
     for (int o = 16; o; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
     const float mean = sum / float(D);
     float sq = 0.f;  // two-pass variance from registers: no cancellation
 #pragma unroll
-    for (int i = 0; i < kWarpRowMaxGroups; i++) {
-      if (i < groups) {
-        const float a = v[i].x - mean, b = v[i].y - mean, cc = v[i].z - mean, d = v[i].w - mean;
-        sq += (a * a + b * b) + (cc * cc + d * d);
-      }
+    for (int i = 0; i < kGroups; i++) {
+      const float a = v[i].x - mean, b = v[i].y - mean, cc = v[i].z - mean, d = v[i].w - mean;
+      sq += (a * a + b * b) + (cc * cc + d * d);
     }
 #pragma unroll
     for (int o = 16; o; o >>= 1) sq += __shfl_xor_sync(0xffffffffu, sq, o);
     const float rstd = rsqrtf(sq / float(D) + eps);
 #pragma unroll
-    for (int i = 0; i < kWarpRowMaxGroups; i++) {
-      if (i < groups)
-        norm_quant_group<kMode>(v[i], mean, rstd, p0, p0_bf16, p1, p1_bf16, lane + 32 * i, q + row * D,
-                                s + row * groups + i, lane);
-    }
+    for (int i = 0; i < kGroups; i++)
+      norm_quant_group<kMode>(v[i], mean, rstd, p0, p0_bf16, p1, p1_bf16, lane + 32 * i, q + row * D,
+                              s + row * kGroups + i, lane);
   }
 }
 
 // RMSNorm over the row + 3-D RoPE, one warp per row (same layout): lane l's channels 4(l + 32 i) .. +3 are RoPE pairs
 // 2l and 2l + 1 of head i, so each lane's two inverse frequencies and axes are fixed for the whole kernel.
-template <typename T>
+template <typename T, int kGroups>
 __global__ void __launch_bounds__(32 * kWarpRowWarps) rmsnorm_rope_warp_kernel(T* __restrict__ x, const void* w,
-                                                                               int w_bf16, float eps, int D,
-                                                                               int64_t rows, int height, int width,
+                                                                               int w_bf16, float eps, int64_t rows,
+                                                                               int height, int width,
                                                                                float log2_theta) {
-  const int lane = threadIdx.x & 31, groups = D / 128;
+  constexpr int D = kGroups * 128;
+  const int lane = threadIdx.x & 31;
   double invf[2];
   int ax[2];
 #pragma unroll
@@ -255,18 +261,16 @@ __global__ void __launch_bounds__(32 * kWarpRowWarps) rmsnorm_rope_warp_kernel(T
     invf[j] = exp2(-2.0 * idx / dim * double(log2_theta));  // in double, as Wan computes the frequencies
   }
   const int hw = height * width;
-  const int64_t warp0 = int64_t(blockIdx.x) * kWarpRowWarps + threadIdx.x / 32;
+  const int64_t warp0 = int64_t(blockIdx.x) * kWarpRowWarps + warp_in_block();
   const int64_t nwarps = int64_t(gridDim.x) * kWarpRowWarps;
   for (int64_t row = warp0; row < rows; row += nwarps) {
     T* xr = x + row * D;
-    float4 v[kWarpRowMaxGroups];
+    float4 v[kGroups];
     float sq = 0.f;
 #pragma unroll
-    for (int i = 0; i < kWarpRowMaxGroups; i++) {
-      if (i < groups) {
-        v[i] = ld4(xr + (lane + 32 * i) * 4);
-        sq += (v[i].x * v[i].x + v[i].y * v[i].y) + (v[i].z * v[i].z + v[i].w * v[i].w);
-      }
+    for (int i = 0; i < kGroups; i++) {
+      v[i] = ld4(xr + (lane + 32 * i) * 4);
+      sq += (v[i].x * v[i].x + v[i].y * v[i].y) + (v[i].z * v[i].z + v[i].w * v[i].w);
     }
 #pragma unroll
     for (int o = 16; o; o >>= 1) sq += __shfl_xor_sync(0xffffffffu, sq, o);
@@ -278,12 +282,24 @@ __global__ void __launch_bounds__(32 * kWarpRowWarps) rmsnorm_rope_warp_kernel(T
 #pragma unroll
     for (int j = 0; j < 2; j++) sincosf(float(double(pos3[ax[j]]) * invf[j]), &sn[j], &cs[j]);
 #pragma unroll
-    for (int i = 0; i < kWarpRowMaxGroups; i++) {
-      if (i < groups) {
-        const int c = lane + 32 * i;
-        st4(xr + c * 4, norm_rope4(v[i], rs, ld4_param(w, w_bf16, c * 4, 1.f), cs, sn));
-      }
+    for (int i = 0; i < kGroups; i++) {
+      const int c = lane + 32 * i;
+      st4(xr + c * 4, norm_rope4(v[i], rs, ld4_param(w, w_bf16, c * 4, 1.f), cs, sn));
     }
+  }
+}
+
+// Runs f(std::integral_constant<int, G>()) when `groups` is one of the widths the warp-row kernels are compiled for
+// (4, 8, 12 and 16 groups of 128 channels; Wan 1.3B has 12) and returns whether it did; other widths take the
+// CTA-per-row kernels.
+template <class F>
+bool with_warp_row_groups(int64_t groups, F&& f) {
+  switch (groups) {
+    case 4: f(std::integral_constant<int, 4>()); return true;
+    case 8: f(std::integral_constant<int, 8>()); return true;
+    case 12: f(std::integral_constant<int, 12>()); return true;
+    case 16: f(std::integral_constant<int, 16>()); return true;
+    default: return false;
   }
 }
 
@@ -328,17 +344,18 @@ void launch_norm_quant(const Tensor& x, const void* p0, int b0, const void* p1, 
   ensure_dev(out.q, {M, D}, DType::I8);
   ensure_dev(out.scale, {M, D / 128}, DType::F32);
   if (M == 0) return;
-  if (D / 128 <= kWarpRowMaxGroups) {
+  const bool warp_rows = with_warp_row_groups(D / 128, [&](auto groups) {
+    constexpr int G = decltype(groups)::value;
     const unsigned grid = warp_row_grid(M);
     if (x.dtype() == DType::BF16)
-      norm_quant_warp_kernel<__nv_bfloat16, kMode><<<grid, 32 * kWarpRowWarps, 0, stream()>>>(
-          x.ptr<__nv_bfloat16>(), p0, b0, p1, b1, eps, int(D), M, out.q.ptr<int8_t>(), out.scale.ptr<float>());
+      norm_quant_warp_kernel<__nv_bfloat16, kMode, G><<<grid, 32 * kWarpRowWarps, 0, stream()>>>(
+          x.ptr<__nv_bfloat16>(), p0, b0, p1, b1, eps, M, out.q.ptr<int8_t>(), out.scale.ptr<float>());
     else
-      norm_quant_warp_kernel<float, kMode><<<grid, 32 * kWarpRowWarps, 0, stream()>>>(
-          x.ptr<float>(), p0, b0, p1, b1, eps, int(D), M, out.q.ptr<int8_t>(), out.scale.ptr<float>());
+      norm_quant_warp_kernel<float, kMode, G><<<grid, 32 * kWarpRowWarps, 0, stream()>>>(
+          x.ptr<float>(), p0, b0, p1, b1, eps, M, out.q.ptr<int8_t>(), out.scale.ptr<float>());
     TD_CUDA_LAUNCH_CHECK();
-    return;
-  }
+  });
+  if (warp_rows) return;
   if (x.dtype() == DType::BF16)
     norm_quant_kernel<__nv_bfloat16, kMode><<<unsigned(M), kRowThreads, 0, stream()>>>(
         x.ptr<__nv_bfloat16>(), p0, b0, p1, b1, eps, int(D), out.q.ptr<int8_t>(), out.scale.ptr<float>());
@@ -378,17 +395,18 @@ void rmsnorm_rope3d(Tensor& x, const Tensor& weight, float eps, int heads, int f
   const void* w = param(&weight, D, "rmsnorm weight", &wb);
   if (L == 0) return;
   const float l2t = std::log2(theta);
-  if (D / 128 <= kWarpRowMaxGroups) {
+  const bool warp_rows = with_warp_row_groups(D / 128, [&](auto groups) {
+    constexpr int G = decltype(groups)::value;
     const unsigned grid = warp_row_grid(L);
     if (x.dtype() == DType::BF16)
-      rmsnorm_rope_warp_kernel<__nv_bfloat16><<<grid, 32 * kWarpRowWarps, 0, stream()>>>(
-          x.ptr<__nv_bfloat16>(), w, wb, eps, int(D), L, height, width, l2t);
+      rmsnorm_rope_warp_kernel<__nv_bfloat16, G><<<grid, 32 * kWarpRowWarps, 0, stream()>>>(
+          x.ptr<__nv_bfloat16>(), w, wb, eps, L, height, width, l2t);
     else
-      rmsnorm_rope_warp_kernel<float><<<grid, 32 * kWarpRowWarps, 0, stream()>>>(x.ptr<float>(), w, wb, eps, int(D), L,
-                                                                                 height, width, l2t);
+      rmsnorm_rope_warp_kernel<float, G><<<grid, 32 * kWarpRowWarps, 0, stream()>>>(x.ptr<float>(), w, wb, eps, L,
+                                                                                    height, width, l2t);
     TD_CUDA_LAUNCH_CHECK();
-    return;
-  }
+  });
+  if (warp_rows) return;
   // Wider rows: enough CTAs to fill the GPU (16 per SM at 128 threads), each walking rows.
   const unsigned grid = unsigned(std::min<int64_t>(L, int64_t(sm_count()) * 16));
   if (x.dtype() == DType::BF16)
