@@ -70,6 +70,10 @@ constexpr int kW3MaxN = 4096;
 // ... and above kW3MaxK, ws256mc for N >= kMcMinN (the 14B shapes: 2-5% faster than ws256 in one call, perf.md),
 // ws256 below (32760x8960x1536: ws256mc 1% slower).
 constexpr int kMcMinN = 4096;
+// The sm_90a kernels' per-K-block fold (w8a8_gemm_sm90.cu, fold_step): 0 = exact int32 -> fp32 (magic add, FADD,
+// FFMA: 3 instructions per accumulator); R > 0 = the magic is removed once every R K blocks (2 instructions per
+// accumulator, ~1e-4 relative rounding error).
+constexpr int kFoldUnbiasEvery = 4;
 // What TD_W8A8_KERNEL=auto runs on sm_90 (change after `turbodiff bench gemm --kernel all`).
 constexpr const char* kAutoSm90Kernel = "by-shape";
 

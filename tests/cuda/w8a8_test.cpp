@@ -3,11 +3,13 @@
 // and bad shapes rejected with td::Error.
 #include <cstdlib>
 #include <cstring>
+#include <string>
 #include <vector>
 
 #include "core/error.h"
 #include "cpu/w8a8_ref.h"
 #include "cuda/w8a8_gemm.h"
+#include "cuda/w8a8_gemm_config.h"
 #include "ops/w8a8.h"
 #include "test_util.h"
 
@@ -27,6 +29,14 @@ std::vector<const char*> kernels() {
   for (const char* v : cuda::w8a8_kernel_names())
     if (cuda::w8a8_kernel_runs(v)) k.push_back(v);
   return k;
+}
+
+// NMSE bound of a kernel's fp32 output against the CPU's exact dequantization. The mma.sync kernel folds each K block
+// exactly (1e-10 leaves room for fp32 summation order); the sm_90a kernels remove the fold's magic number only every
+// w8a8cfg::kFoldUnbiasEvery K blocks, which rounds at ~1e-4 relative (measured NMSE 4e-9 to 8e-9 here), hence 5e-8:
+// still far below the bf16 output rounding (~1e-6) and any real fold error (a wrong scale or block is >= 1e-3).
+double fold_nmse_bound(const char* kn) {
+  return std::string(kn) == "mma" || cuda::w8a8cfg::kFoldUnbiasEvery == 0 ? 1e-10 : 5e-8;
 }
 
 struct KernelScope {
@@ -102,7 +112,7 @@ TEST(W8A8Cuda, LinearEpiloguesMatchCpu) {
         Tensor yf = Tensor::empty({M, N}, DType::F32, Device::CUDA);
         Tensor bias_d = dev(bias);
         ops::linear_w8a8(ad, wqd, wsd, &bias_d, yf, ep);
-        EXPECT_LT(nmse(yf, ref), 1e-10) << kn << " f32 out, M=" << M;
+        EXPECT_LT(nmse(yf, ref), fold_nmse_bound(kn)) << kn << " f32 out, M=" << M;
         Tensor yb = Tensor::empty({M, N}, DType::BF16, Device::CUDA);
         Tensor bias_b = dev(bias.to(DType::BF16));
         ops::linear_w8a8(ad, wqd, wsd, &bias_b, yb, ep);
@@ -113,7 +123,7 @@ TEST(W8A8Cuda, LinearEpiloguesMatchCpu) {
       ops::linear_w8a8_residual(a, wq, ws, &bias, &gate, ref_r);
       Tensor rd = dev(r0), gd = dev(gate), bd = dev(bias);
       ops::linear_w8a8_residual(ad, wqd, wsd, &bd, &gd, rd);
-      EXPECT_LT(nmse(rd, ref_r), 1e-10) << kn << " residual, M=" << M;
+      EXPECT_LT(nmse(rd, ref_r), fold_nmse_bound(kn)) << kn << " residual, M=" << M;
       // And end to end from a bf16 activation (quantized on the GPU) against the unquantized truth.
       Tensor xb = dev(x.to(DType::BF16));
       Tensor y = Tensor::empty({M, N}, DType::BF16, Device::CUDA);
@@ -263,7 +273,7 @@ TEST(W8A8Cuda, WanShapeSpotCheck) {
   for (const char* kn : kernels()) {
     KernelScope ks(kn);
     ops::linear_w8a8(ad, wqd, wsd, &bd, y, Epilogue::GeluTanh);
-    EXPECT_LT(nmse(host(y).slice(0, r0, M).contiguous(), ref), 1e-10) << kn;
+    EXPECT_LT(nmse(host(y).slice(0, r0, M).contiguous(), ref), fold_nmse_bound(kn)) << kn;
   }
 }
 
@@ -295,7 +305,7 @@ TEST(W8A8Cuda, PersistentMultiTileMatchesCpu) {
     EXPECT_EQ(bad, 0) << kn;
     Tensor y = Tensor::empty({M, N}, DType::F32, Device::CUDA);
     ops::linear_w8a8(ad, wqd, wsd, nullptr, y, Epilogue::None);
-    EXPECT_LT(nmse(host(y), ref), 1e-10) << kn;
+    EXPECT_LT(nmse(host(y), ref), fold_nmse_bound(kn)) << kn;
   }
 }
 
