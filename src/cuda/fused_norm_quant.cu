@@ -77,21 +77,26 @@ __device__ __forceinline__ void norm_quant_group(const float4& v, float mean, fl
   if (lane == 0) *gs = act_int8_scale(amax);
 }
 
-template <typename T, int kMode>
+// kChunks > 0: exactly kChunks chunks per thread (D = kChunks * 512, see with_cta_row_chunks), so no chunk slot is
+// conditional: fewer registers, and no convergence code around the group shuffles. kChunks = 0: any D up to
+// kRowMaxChunks * 512, decided at run time.
+template <typename T, int kMode, int kChunks = 0>
 __global__ void __launch_bounds__(kRowThreads) norm_quant_kernel(const T* __restrict__ x, const void* p0, int p0_bf16,
-                                                                 const void* p1, int p1_bf16, float eps, int D,
+                                                                 const void* p1, int p1_bf16, float eps, int D_rt,
                                                                  int8_t* __restrict__ q, float* __restrict__ s) {
+  constexpr int kSlots = kChunks > 0 ? kChunks : kRowMaxChunks;
+  const int D = kChunks > 0 ? kChunks * 4 * kRowThreads : D_rt;
   __shared__ float red[kRowThreads / 32];
   const int64_t row = blockIdx.x;
   const int tid = threadIdx.x, lane = tid & 31;
   const int chunks = D / 4;
   const T* xr = x + row * D;
-  float4 v[kRowMaxChunks];
+  float4 v[kSlots];
   float sum = 0.f;
 #pragma unroll
-  for (int i = 0; i < kRowMaxChunks; i++) {
+  for (int i = 0; i < kSlots; i++) {
     const int c = tid + i * kRowThreads;
-    if (c < chunks) {
+    if (kChunks > 0 || c < chunks) {
       v[i] = ld4(xr + c * 4);
       sum += (v[i].x + v[i].y) + (v[i].z + v[i].w);
     }
@@ -99,9 +104,9 @@ __global__ void __launch_bounds__(kRowThreads) norm_quant_kernel(const T* __rest
   const float mean = block_sum(sum, red) / float(D);
   float sq = 0.f;  // two-pass variance from registers: no cancellation
 #pragma unroll
-  for (int i = 0; i < kRowMaxChunks; i++) {
+  for (int i = 0; i < kSlots; i++) {
     const int c = tid + i * kRowThreads;
-    if (c < chunks) {
+    if (kChunks > 0 || c < chunks) {
       const float a = v[i].x - mean, b = v[i].y - mean, cc = v[i].z - mean, d = v[i].w - mean;
       sq += (a * a + b * b) + (cc * cc + d * d);
     }
@@ -109,11 +114,11 @@ __global__ void __launch_bounds__(kRowThreads) norm_quant_kernel(const T* __rest
   const float rstd = rsqrtf(block_sum(sq, red) / float(D) + eps);
 
 #pragma unroll
-  for (int i = 0; i < kRowMaxChunks; i++) {
+  for (int i = 0; i < kSlots; i++) {
     const int c = tid + i * kRowThreads;
     // A warp's 32 chunks at slot i are one 128-channel group; all lanes of a warp agree on `c < chunks` because
     // D is a multiple of 128.
-    if (c < chunks)
+    if (kChunks > 0 || c < chunks)
       norm_quant_group<kMode>(v[i], mean, rstd, p0, p0_bf16, p1, p1_bf16, c, q + row * D, s + row * (D / 128) + c / 32,
                               lane);
   }
@@ -133,10 +138,13 @@ __device__ __forceinline__ float4 norm_rope4(const float4& v, float rs, const fl
 }
 
 // In place RMSNorm over the whole row (fp32 stats, weight applied in fp32) then interleaved 3-D RoPE per 128-dim head.
-template <typename T>
+// kChunks as in norm_quant_kernel; kRope = false: the RMSNorm alone (rmsnorm_rows_in_registers).
+template <typename T, int kChunks = 0, bool kRope = true>
 __global__ void __launch_bounds__(kRowThreads) rmsnorm_rope_kernel(T* __restrict__ x, const void* w, int w_bf16,
-                                                                   float eps, int D, int64_t rows, int height,
+                                                                   float eps, int D_rt, int64_t rows, int height,
                                                                    int width, float log2_theta) {
+  constexpr int kSlots = kChunks > 0 ? kChunks : kRowMaxChunks;
+  const int D = kChunks > 0 ? kChunks * 4 * kRowThreads : D_rt;
   __shared__ float red[kRowThreads / 32];
   // Per pair index within a head (0..63): its axis and inverse frequency theta^(-2 idx / dim), in double as Wan
   // computes them, once per CTA; the CTA then walks rows (grid stride), so the double exp2 no longer runs per element.
@@ -155,17 +163,29 @@ __global__ void __launch_bounds__(kRowThreads) rmsnorm_rope_kernel(T* __restrict
   const int hw = height * width;
   for (int64_t row = blockIdx.x; row < rows; row += gridDim.x) {
     T* xr = x + row * D;
-    float4 v[kRowMaxChunks];
+    float4 v[kSlots];
     float sq = 0.f;
 #pragma unroll
-    for (int i = 0; i < kRowMaxChunks; i++) {
+    for (int i = 0; i < kSlots; i++) {
       const int c = tid + i * kRowThreads;
-      if (c < chunks) {
+      if (kChunks > 0 || c < chunks) {
         v[i] = ld4(xr + c * 4);
         sq += (v[i].x * v[i].x + v[i].y * v[i].y) + (v[i].z * v[i].z + v[i].w * v[i].w);
       }
     }
     const float rs = rsqrtf(block_sum(sq, red) / float(D) + eps);
+    if constexpr (!kRope) {
+#pragma unroll
+      for (int i = 0; i < kSlots; i++) {
+        const int c = tid + i * kRowThreads;
+        if (kChunks > 0 || c < chunks) {
+          const float4 wv = ld4_param(w, w_bf16, c * 4, 1.f);
+          st4(xr + c * 4,
+              make_float4(v[i].x * rs * wv.x, v[i].y * rs * wv.y, v[i].z * rs * wv.z, v[i].w * rs * wv.w));
+        }
+      }
+      continue;
+    }
     // 32-bit index math (rows < 2^31, checked on the host): 64-bit divisions are subroutine calls.
     const int r32 = int(row);
     const int pos3[3] = {r32 / hw, (r32 / width) % height, r32 % width};
@@ -180,9 +200,9 @@ __global__ void __launch_bounds__(kRowThreads) rmsnorm_rope_kernel(T* __restrict
       sincosf(float(double(pos3[axis[p]]) * inv_freq[p]), &sn[j], &cs[j]);
     }
 #pragma unroll
-    for (int i = 0; i < kRowMaxChunks; i++) {
+    for (int i = 0; i < kSlots; i++) {
       const int c = tid + i * kRowThreads;
-      if (c < chunks) {
+      if (kChunks > 0 || c < chunks) {
         st4(xr + c * 4, norm_rope4(v[i], rs, ld4_param(w, w_bf16, c * 4, 1.f), cs, sn));
       }
     }
@@ -242,7 +262,8 @@ __global__ void __launch_bounds__(32 * kWarpRowWarps) norm_quant_warp_kernel(con
 
 // RMSNorm over the row + 3-D RoPE, one warp per row (same layout): lane l's channels 4(l + 32 i) .. +3 are RoPE pairs
 // 2l and 2l + 1 of head i, so each lane's two inverse frequencies and axes are fixed for the whole kernel.
-template <typename T, int kGroups>
+// kRope = false: the RMSNorm alone (Wan's cross-attention q/k norm), through rmsnorm_rows_in_registers.
+template <typename T, int kGroups, bool kRope = true>
 __global__ void __launch_bounds__(32 * kWarpRowWarps) rmsnorm_rope_warp_kernel(T* __restrict__ x, const void* w,
                                                                                int w_bf16, float eps, int64_t rows,
                                                                                int height, int width,
@@ -275,6 +296,15 @@ __global__ void __launch_bounds__(32 * kWarpRowWarps) rmsnorm_rope_warp_kernel(T
 #pragma unroll
     for (int o = 16; o; o >>= 1) sq += __shfl_xor_sync(0xffffffffu, sq, o);
     const float rs = rsqrtf(sq / float(D) + eps);
+    if constexpr (!kRope) {
+#pragma unroll
+      for (int i = 0; i < kGroups; i++) {
+        const int c = lane + 32 * i;
+        const float4 wv = ld4_param(w, w_bf16, c * 4, 1.f);
+        st4(xr + c * 4, make_float4(v[i].x * rs * wv.x, v[i].y * rs * wv.y, v[i].z * rs * wv.z, v[i].w * rs * wv.w));
+      }
+      continue;
+    }
     // 32-bit index math (rows < 2^31, checked on the host): 64-bit divisions are subroutine calls.
     const int r32 = int(row);
     const int pos3[3] = {r32 / hw, (r32 / width) % height, r32 % width};
@@ -286,6 +316,19 @@ __global__ void __launch_bounds__(32 * kWarpRowWarps) rmsnorm_rope_warp_kernel(T
       const int c = lane + 32 * i;
       st4(xr + c * 4, norm_rope4(v[i], rs, ld4_param(w, w_bf16, c * 4, 1.f), cs, sn));
     }
+  }
+}
+
+// The CTA-per-row kernels' compiled widths: chunks = D / 512 per thread of 6, 8 or 10 (D = 3072, 4096, 5120; Wan 14B
+// has 5120). Calls f(std::integral_constant<int, C>()) for those, f(std::integral_constant<int, 0>()) (run-time width)
+// for the rest.
+template <class F>
+void with_cta_row_chunks(int64_t D, F&& f) {
+  switch (D % 512 == 0 ? D / 512 : 0) {
+    case 6: f(std::integral_constant<int, 6>()); break;
+    case 8: f(std::integral_constant<int, 8>()); break;
+    case 10: f(std::integral_constant<int, 10>()); break;
+    default: f(std::integral_constant<int, 0>()); break;
   }
 }
 
@@ -356,13 +399,16 @@ void launch_norm_quant(const Tensor& x, const void* p0, int b0, const void* p1, 
     TD_CUDA_LAUNCH_CHECK();
   });
   if (warp_rows) return;
-  if (x.dtype() == DType::BF16)
-    norm_quant_kernel<__nv_bfloat16, kMode><<<unsigned(M), kRowThreads, 0, stream()>>>(
-        x.ptr<__nv_bfloat16>(), p0, b0, p1, b1, eps, int(D), out.q.ptr<int8_t>(), out.scale.ptr<float>());
-  else
-    norm_quant_kernel<float, kMode><<<unsigned(M), kRowThreads, 0, stream()>>>(
-        x.ptr<float>(), p0, b0, p1, b1, eps, int(D), out.q.ptr<int8_t>(), out.scale.ptr<float>());
-  TD_CUDA_LAUNCH_CHECK();
+  with_cta_row_chunks(D, [&](auto chunks) {
+    constexpr int C = decltype(chunks)::value;
+    if (x.dtype() == DType::BF16)
+      norm_quant_kernel<__nv_bfloat16, kMode, C><<<unsigned(M), kRowThreads, 0, stream()>>>(
+          x.ptr<__nv_bfloat16>(), p0, b0, p1, b1, eps, int(D), out.q.ptr<int8_t>(), out.scale.ptr<float>());
+    else
+      norm_quant_kernel<float, kMode, C><<<unsigned(M), kRowThreads, 0, stream()>>>(
+          x.ptr<float>(), p0, b0, p1, b1, eps, int(D), out.q.ptr<int8_t>(), out.scale.ptr<float>());
+    TD_CUDA_LAUNCH_CHECK();
+  });
 }
 
 }  // namespace
@@ -381,6 +427,47 @@ void layernorm_quant(const Tensor& x, const Tensor* weight, const Tensor* bias, 
   const void* w = param(weight, D, "norm weight", &b0);
   const void* b = param(bias, D, "norm bias", &b1);
   launch_norm_quant<1>(x, w, b0, b, b1, eps, out);
+}
+
+bool rmsnorm_rows_in_registers(Tensor& x, const Tensor& weight, float eps) {
+  if (!x.is_cuda() || (x.dtype() != DType::BF16 && x.dtype() != DType::F32) || x.dim() != 2 || !x.is_contiguous() ||
+      x.size(1) % 128 != 0 || x.size(0) >= (int64_t(1) << 31) || reinterpret_cast<uintptr_t>(x.data()) % 16 != 0 ||
+      !weight.is_cuda() || !weight.is_contiguous() || weight.numel() != x.size(1) ||
+      (weight.dtype() != DType::F32 && weight.dtype() != DType::BF16) ||
+      reinterpret_cast<uintptr_t>(weight.data()) % 16 != 0)
+    return false;
+  const int64_t L = x.size(0), D = x.size(1);
+  const int wb = weight.dtype() == DType::BF16;
+  if (L == 0) return true;
+  const bool warp_rows = with_warp_row_groups(D / 128, [&](auto groups) {
+    constexpr int G = decltype(groups)::value;
+    const unsigned grid = warp_row_grid(L);
+    if (x.dtype() == DType::BF16)
+      rmsnorm_rope_warp_kernel<__nv_bfloat16, G, false><<<grid, 32 * kWarpRowWarps, 0, stream()>>>(
+          x.ptr<__nv_bfloat16>(), weight.data(), wb, eps, L, 1, 1, 0.f);
+    else
+      rmsnorm_rope_warp_kernel<float, G, false><<<grid, 32 * kWarpRowWarps, 0, stream()>>>(
+          x.ptr<float>(), weight.data(), wb, eps, L, 1, 1, 0.f);
+    TD_CUDA_LAUNCH_CHECK();
+  });
+  if (warp_rows) return true;
+  // Wider rows with a compiled width (one CTA per row, grid-stride, as rmsnorm_rope3d runs them).
+  bool done = false;
+  with_cta_row_chunks(D, [&](auto chunks) {
+    constexpr int C = decltype(chunks)::value;
+    if constexpr (C > 0) {
+      const unsigned grid = unsigned(std::min<int64_t>(L, int64_t(sm_count()) * 16));
+      if (x.dtype() == DType::BF16)
+        rmsnorm_rope_kernel<__nv_bfloat16, C, false><<<grid, kRowThreads, 0, stream()>>>(
+            x.ptr<__nv_bfloat16>(), weight.data(), wb, eps, int(D), L, 1, 1, 0.f);
+      else
+        rmsnorm_rope_kernel<float, C, false><<<grid, kRowThreads, 0, stream()>>>(x.ptr<float>(), weight.data(), wb,
+                                                                                 eps, int(D), L, 1, 1, 0.f);
+      TD_CUDA_LAUNCH_CHECK();
+      done = true;
+    }
+  });
+  return done;
 }
 
 void rmsnorm_rope3d(Tensor& x, const Tensor& weight, float eps, int heads, int frames, int height, int width,
@@ -409,13 +496,16 @@ void rmsnorm_rope3d(Tensor& x, const Tensor& weight, float eps, int heads, int f
   if (warp_rows) return;
   // Wider rows: enough CTAs to fill the GPU (16 per SM at 128 threads), each walking rows.
   const unsigned grid = unsigned(std::min<int64_t>(L, int64_t(sm_count()) * 16));
-  if (x.dtype() == DType::BF16)
-    rmsnorm_rope_kernel<__nv_bfloat16><<<grid, kRowThreads, 0, stream()>>>(x.ptr<__nv_bfloat16>(), w, wb, eps, int(D),
-                                                                           L, height, width, l2t);
-  else
-    rmsnorm_rope_kernel<float><<<grid, kRowThreads, 0, stream()>>>(x.ptr<float>(), w, wb, eps, int(D), L, height,
-                                                                   width, l2t);
-  TD_CUDA_LAUNCH_CHECK();
+  with_cta_row_chunks(D, [&](auto chunks) {
+    constexpr int C = decltype(chunks)::value;
+    if (x.dtype() == DType::BF16)
+      rmsnorm_rope_kernel<__nv_bfloat16, C><<<grid, kRowThreads, 0, stream()>>>(x.ptr<__nv_bfloat16>(), w, wb, eps,
+                                                                                int(D), L, height, width, l2t);
+    else
+      rmsnorm_rope_kernel<float, C><<<grid, kRowThreads, 0, stream()>>>(x.ptr<float>(), w, wb, eps, int(D), L, height,
+                                                                        width, l2t);
+    TD_CUDA_LAUNCH_CHECK();
+  });
 }
 
 }  // namespace cuda

@@ -1,6 +1,7 @@
 // RMSNorm over the whole row, in place: one warp per row, fp32 sum of squares (Wan's WanRMSNorm on q and k).
 #include "cuda/rmsnorm.h"
 
+#include "cuda/fused_norm_quant.h"
 #include "cuda/op_util.cuh"
 
 namespace td {
@@ -69,6 +70,7 @@ void rmsnorm(Tensor& x, const Tensor& weight, float eps) {
   TD_CHECK(rx.D > 0 && rx.D < (int64_t(1) << 30), "rmsnorm input", x.describe(), ": bad row length");
   expect_param(weight, rx.D, "rmsnorm weight");
   if (rx.M == 0) return;
+  if (rmsnorm_rows_in_registers(x, weight, eps)) return;
   if (x.dtype() == DType::BF16)
     launch_typed<__nv_bfloat16>(x, rx, weight, eps);
   else

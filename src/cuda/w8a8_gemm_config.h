@@ -58,7 +58,7 @@ constexpr int kW3StageBytes = (kW3BM + kBN) * kBK;  // 40 KiB
 constexpr int kW3Threads = 512;
 constexpr int kW3SmemBytes = kW3Stages * kW3StageBytes + 3 * kWideEpilogueBytes + 1024;
 constexpr int kW3ProducerRegs = 24, kW3ConsumerRegs = 160;  // 128 * 24 + 384 * 160 <= 64 Ki registers
-// "by-shape": ws3 up to kW3MaxK (and below kW3MaxN), else ws256 / ws256mc. H100, GEMM alone (perf.md, same call):
+// "by-shape": ws3 up to kW3MaxK (and below kW3MaxN), else ws256. H100, GEMM alone (perf.md, same call):
 // K = 1536 ws3 0.209 / 1.111 ms vs ws256 0.211 / 1.149 ms; K = 5120-13824 ws3 5-13% slower (its 192 x 128 tile moves
 // more bytes per MAC); DiT 1.3B forward 241.6 ms with ws3 everywhere vs 248.1 with ws256.
 // Also for the int8-output epilogue (ffn.0 feeding ffn.2): ws256mc looked 4% faster there alone (1.334 vs 1.388 ms)
@@ -67,9 +67,9 @@ constexpr int kW3MaxK = 2048;
 // ... and below kW3MaxN columns: the wide ffn.0 GEMM (K = 1536, N = 8960) goes to ws256, whose 128 x 256 tile moves
 // fewer bytes per MAC (H100, no bias: GEMM alone 1.115 vs 1.133 ms, GELU->int8 1.327 vs 1.405 ms; perf.md session 7).
 constexpr int kW3MaxN = 4096;
-// ... and above kW3MaxK, ws256mc for N >= kMcMinN (the 14B shapes: 2-5% faster than ws256 in one call, perf.md),
-// ws256 below (32760x8960x1536: ws256mc 1% slower).
-constexpr int kMcMinN = 4096;
+// ... and above kW3MaxK, ws256. (Until session 8, ws256mc for N >= 4096, the 14B shapes, where it was 2-5% faster.
+// Once the fold lost its FADD (kFoldUnbiasEvery), ws256 became the faster one there: 4.51 / 13.31 / 12.21 ms vs
+// ws256mc 4.71 / 13.66 / 12.71 ms, GEMM alone with bias, one call, perf.md session 8.)
 // The sm_90a kernels' per-K-block fold (w8a8_gemm_sm90.cu, fold_step): 0 = exact int32 -> fp32 (magic add, FADD,
 // FFMA: 3 instructions per accumulator); R > 0 = the magic is removed once every R K blocks (2 instructions per
 // accumulator, ~1e-4 relative rounding error).

@@ -652,8 +652,7 @@ bool w8a8_wgmma_available() {
 
 void launch_w8a8_wgmma(int mode, const GemmArgs& p, W8A8Kernel k) {
   if (k == W8A8Kernel::ByShape)
-    k = p.K <= kW3MaxK ? (p.N >= kW3MaxN ? W8A8Kernel::Ws256 : W8A8Kernel::Ws3)
-                       : p.N >= kMcMinN ? W8A8Kernel::Ws256Mc : W8A8Kernel::Ws256;
+    k = p.K <= kW3MaxK && p.N < kW3MaxN ? W8A8Kernel::Ws3 : W8A8Kernel::Ws256;
   // (Raw int32 output always runs on ws: the ws3 / ws256 mode launchers pass it on.) ws256 needs N % 256 == 0.
   if (k == W8A8Kernel::Ws3) {
     launch_ws3_mode(mode, p);

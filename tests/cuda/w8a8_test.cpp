@@ -199,7 +199,9 @@ TEST(W8A8Cuda, RejectsBadShapes) {
 
 TEST(W8A8Cuda, FusedNormQuantMatchesCpu) {
   TD_SKIP_WITHOUT_CUDA();
-  for (int64_t D : {1536, 5120}) {
+  // 1536: one warp per row (12 groups); 5120: one CTA per row, width compiled in (10 chunks per thread); 640: one CTA
+  // per row, width decided at run time.
+  for (int64_t D : {1536, 5120, 640}) {
     const int64_t M = 33;
     Tensor x = randn({M, D}, 50, 3.f, 0.7f), shift = randn({D}, 51, 0.3f), scale = randn({D}, 52, 0.3f);
     Tensor wgt = randn({D}, 53, 0.2f, 1.f), bias = randn({D}, 54, 0.1f);
@@ -238,7 +240,8 @@ TEST(W8A8Cuda, FusedNormQuantMatchesCpu) {
 TEST(W8A8Cuda, RmsNormRope3dMatchesCpu) {
   TD_SKIP_WITHOUT_CUDA();
   const int F = 3, H = 5, W = 7;
-  for (int heads : {12, 40}) {  // 1.3B (one warp per row) and 14B (one CTA per row) widths
+  // 1.3B (one warp per row), 14B (one CTA per row, width compiled in) and 5 heads (one CTA per row, run-time width)
+  for (int heads : {12, 40, 5}) {
     const int64_t L = F * H * W, D = heads * 128;
     Tensor x = randn({L, D}, 70, 2.f), w = randn({D}, 71, 0.2f, 1.f);
     Tensor ref = x.clone();
