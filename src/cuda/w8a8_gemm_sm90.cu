@@ -228,7 +228,7 @@ __global__ void __launch_bounds__(kWsThreads, 1)
       produce_tiles<kWsStages, kBM, kBN, kCM>(tmA, tmB, p, base, full_bar, empty_bar, cid, nclusters, tiles, KB, rank);
   } else {
 
-  const int cw = wg - 1, warp = (tid >> 5) & 3, lane = tid & 31;
+  const int cw = __shfl_sync(0xffffffffu, wg - 1, 0), warp = (tid >> 5) & 3, lane = tid & 31;
   const int g = lane >> 2, t = lane & 3;
   int stage = 0;
   uint32_t phase = 0;
@@ -432,7 +432,7 @@ __global__ void __launch_bounds__(kWsThreads, 1)
                                                    rank);
   } else {
     setmaxnreg_inc<kWideConsumerRegs>();
-    const int cw = wg - 1, warp = (tid >> 5) & 3, lane = tid & 31;
+    const int cw = __shfl_sync(0xffffffffu, wg - 1, 0), warp = (tid >> 5) & 3, lane = tid & 31;
     const int g = lane >> 2, t = lane & 3;
     int stage = 0;
     uint32_t phase = 0;
@@ -546,7 +546,7 @@ __global__ void __launch_bounds__(kW3Threads, 1)
                                              int(gridDim.x), tiles, KB, 0u);
   } else {
     setmaxnreg_inc<kW3ConsumerRegs>();
-    const int cw = wg - 1, warp = (tid >> 5) & 3, lane = tid & 31;
+    const int cw = __shfl_sync(0xffffffffu, wg - 1, 0), warp = (tid >> 5) & 3, lane = tid & 31;
     const int g = lane >> 2, t = lane & 3;
     int stage = 0;
     uint32_t phase = 0;
