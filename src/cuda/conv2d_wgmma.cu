@@ -229,7 +229,7 @@ __global__ void __launch_bounds__(kRingThreads, 1) conv2d_wgmma_kernel(const __g
     }
   } else {
     setmaxnreg_inc<kRingConsumerRegs>();
-    const int cw = wg - 1, warp = (tid >> 5) & 3, lane = tid & 31;
+    const int cw = __shfl_sync(0xffffffffu, wg - 1, 0), warp = (tid >> 5) & 3, lane = tid & 31;
     const int t = lane & 3;
     int stage = 0, prev = 0;
     uint32_t phase = 0;
