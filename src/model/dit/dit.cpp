@@ -457,12 +457,15 @@ namespace {
 constexpr size_t kTimeCache = 4;
 }
 
+WanDiT::TimeModulation WanDiT::cached_time_modulation(float t) {
+  std::lock_guard<std::mutex> lk(time_mu_);
+  for (const TimeModulation& m : time_cache_)
+    if (m.t == t) return m;
+  return {};
+}
+
 void WanDiT::precompute_timestep(float t) {
-  {
-    std::lock_guard<std::mutex> lk(time_mu_);
-    for (const TimeModulation& m : time_cache_)
-      if (m.t == t) return;
-  }
+  if (cached_time_modulation(t).mod.defined()) return;
   TimeModulation m = time_modulation(t);
   std::lock_guard<std::mutex> lk(time_mu_);
   time_cache_.push_back(std::move(m));
@@ -473,12 +476,7 @@ void WanDiT::precompute_timestep(float t) {
 void DitRunner::time_embedding(float t) {
   if (ws_.have_t && ws_.t == t) return;
   Scope s(m_.profiler_, DitOpKind::Other);
-  WanDiT::TimeModulation m;
-  {
-    std::lock_guard<std::mutex> lk(m_.time_mu_);
-    for (const WanDiT::TimeModulation& c : m_.time_cache_)
-      if (c.t == t) m = c;
-  }
+  WanDiT::TimeModulation m = m_.cached_time_modulation(t);
   if (!m.mod.defined()) m = m_.time_modulation(t);
   ws_.mod.copy_from(m.mod);
   ws_.head_mod.copy_from(m.head_mod);

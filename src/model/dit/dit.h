@@ -12,8 +12,8 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
-#include <vector>
 #include <string>
+#include <vector>
 
 #include "core/tensor.h"
 #include "model/dit/dit_config.h"
@@ -123,6 +123,8 @@ class WanDiT {
     Tensor mod, head_mod;  // host f32 [layers, 6, D], [2, D]
   };
   TimeModulation time_modulation(float t) const;
+  // The precomputed modulation for t (a copy sharing its tensors), or one with undefined tensors.
+  TimeModulation cached_time_modulation(float t);
   WanDiT(const DitConfig& c, const DitOptions& o);
   DitConfig config_;
   DitOptions opts_;
