@@ -776,6 +776,13 @@ Tensor DitRunner::run(const Tensor& x_in, float t, const Tensor& context_in, con
     ws_.ctx_key_dtype = context_in.dtype();
   }
   const double t_body = mark();
+  // Prints the phases once the output exists (CUDA and CPU paths alike).
+  auto log_phases = [&] {
+    if (timed)
+      log_debug("dit forward: inputs ", 1e3 * (t_staged - t_start), " ms (", dev_inputs ? "device" : "host",
+                " patchify, ", context_in.is_cuda() ? "device" : "host", " context), network ",
+                1e3 * (t_body - t_staged), " ms, output ", 1e3 * (mark() - t_body), " ms");
+  };
 
   // ---- unpatchify ----
   Scope s(m_.profiler_, DitOpKind::Other);
@@ -785,10 +792,7 @@ Tensor DitRunner::run(const Tensor& x_in, float t, const Tensor& context_in, con
     Tensor out = Tensor::empty({Co, F, H, W}, DType::F32, Device::CUDA);
     cuda::dit_unpatchify(ws_.head_out, out);
     Tensor r = on_device ? out : out.to(Device::CPU);
-    if (timed)
-      log_debug("dit forward: inputs ", 1e3 * (t_staged - t_start), " ms (", dev_inputs ? "device" : "host",
-                " patchify, ", context_in.is_cuda() ? "device" : "host", " context), network ",
-                1e3 * (t_body - t_staged), " ms, output ", 1e3 * (mark() - t_body), " ms");
+    log_phases();
     return r;
   }
 #endif
@@ -806,6 +810,7 @@ Tensor DitRunner::run(const Tensor& x_in, float t, const Tensor& context_in, con
             op[((c * F + f) * H + 2 * hh + kh) * W + 2 * ww + kw] = src[(kh * 2 + kw) * Co + c];
     }
   });
+  log_phases();
   return out;
 }
 
