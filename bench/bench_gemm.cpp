@@ -1,6 +1,7 @@
 // `turbodiff bench gemm`: W8A8 against cuBLASLt bf16 (ops::linear) at Wan's linear shapes, measured in the same run.
 //
-//   turbodiff bench gemm [--iters N] [--warmup N] [--no-14b] [--kernel ...|all] [--flush-l2] [--bias] [--shape MxKxN]...
+//   turbodiff bench gemm [--iters N] [--warmup N] [--no-14b] [--kernel ...|all] [--flush-l2] [--bias]
+//                        [--shape MxKxN]...
 //
 // Per shape: cuBLASLt bf16 (bf16 in/out, fp32 accumulate), the W8A8 GEMM alone (int8 activation already quantized:
 // the DiT's q/k/v/ffn.0 inputs come quantized out of the fused norm kernels), the activation quantizer alone
@@ -92,8 +93,8 @@ int run(const Args& a) {
     for (const std::string& sh : a.shapes) {
       long long m = 0, k = 0, n = 0;
       char tail = 0;
-      TD_CHECK(std::sscanf(sh.c_str(), "%lldx%lldx%lld%c", &m, &k, &n, &tail) == 3 && m > 0 && k > 0 && n > 0, "--shape",
-               "expected MxKxN with positive integers, got '" + sh + "'");
+      TD_CHECK(std::sscanf(sh.c_str(), "%lldx%lldx%lld%c", &m, &k, &n, &tail) == 3 && m > 0 && k > 0 && n > 0,
+               "--shape", "expected MxKxN with positive integers, got '" + sh + "'");
       shape(a, m, k, n, kernels);
     }
     return 0;
@@ -117,7 +118,8 @@ cli::Runner setup(CLI::App& app) {
   app.add_flag("--no-14b", a->no_14b, "skip the 14B 720p shapes");
   app.add_flag("--flush-l2", a->flush, "flush L2 before each timed run");
   app.add_flag("--bias", a->bias, "add a bf16 bias in every GEMM (as the DiT's linears do)");
-  app.add_option("--shape", a->shapes, "run only this M x K x N shape instead of Wan's six (e.g. 32760x1536x1536; repeatable)");
+  app.add_option("--shape", a->shapes,
+                 "run only this M x K x N shape instead of Wan's six (e.g. 32760x1536x1536; repeatable)");
   app.add_option("--kernel", a->kernel, "W8A8 GEMM kernel: auto, mma, ws, wsmc, ws256, ws256mc, ws3, by-shape or all (default auto)")
       ->check(CLI::IsMember({"auto", "mma", "ws", "wsmc", "ws256", "ws256mc", "ws3", "by-shape", "all"}));
   return [a] { return run(*a); };

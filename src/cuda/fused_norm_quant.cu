@@ -212,9 +212,10 @@ __global__ void __launch_bounds__(kRowThreads) rmsnorm_rope_kernel(T* __restrict
 // Rows of kGroups * 128 channels, kGroups one of the widths with_warp_row_groups compiles (the 1.3B model's 1536 =
 // 12 groups): one warp per row, grid-stride. Lane l owns chunks l + 32 i, so chunk slot i across the warp is
 // 128-channel group i: group amaxes and row sums are warp shuffles, with no __syncthreads and no per-row CTA launch
-// (the CTA-per-row kernels above ran at ~1.3 TB/s). The width is a template parameter: with a run-time group count every group's shuffles sat under an
-// `if (i < groups)` the compiler could not prove warp-uniform, so each got convergence code around it (WARPSYNC,
-// BSSY/BSYNC), and 16 register slots were kept for 12 used (ncu at 1.3B: 102 registers, 25% occupancy, 1.8 TB/s).
+// (the CTA-per-row kernels above ran at ~1.3 TB/s). The width is a template parameter: with a run-time group count
+// every group's shuffles sat under an `if (i < groups)` the compiler could not prove warp-uniform, so each got
+// convergence code around it (WARPSYNC, BSSY/BSYNC), and 16 register slots were kept for 12 used (ncu at 1.3B: 102
+// registers, 25% occupancy, 1.8 TB/s).
 constexpr int kWarpRowWarps = 8;
 
 // threadIdx.x / 32, in a form the compiler knows to be the same for the whole warp (a broadcast from lane 0). With the

@@ -264,7 +264,8 @@ __device__ __forceinline__ void store_half_staged(const GemmArgs& p, const float
       const int byte = (j & 1) * 8 + 2 * t;  // within the 16-byte chunk j / 2
       const uint32_t a0 = buf + lr0 * 128 + (((j >> 1) ^ (lr0 & 7)) << 4) + byte;
       const uint32_t a1 = buf + lr1 * 128 + (((j >> 1) ^ (lr1 & 7)) << 4) + byte;
-      asm volatile("st.shared.b16 [%0], %1;\n" ::"r"(a0), "h"(act_int8_pack2(r.v[4 * j], r.v[4 * j + 1], r.inv0)) : "memory");
+      asm volatile("st.shared.b16 [%0], %1;\n" ::"r"(a0), "h"(act_int8_pack2(r.v[4 * j], r.v[4 * j + 1], r.inv0))
+                   : "memory");
       asm volatile("st.shared.b16 [%0], %1;\n" ::"r"(a1), "h"(act_int8_pack2(r.v[4 * j + 2], r.v[4 * j + 3], r.inv1))
                    : "memory");
     }
@@ -361,8 +362,8 @@ bool w8a8_wgmma_available();
 // ws: TMA producer warp + two consumer warpgroups, persistent; wsmc: ws on 2-CTA clusters sharing the W tile by
 // multicast; ws256: 128 x 256 tiles (N not a multiple of 256 and raw int32 output run on ws); ws256mc: ws256 on
 // 2-CTA clusters; ws3: 192 x 128 tiles, three consumer warpgroups in turn; by-shape: ws3 up to kW3MaxK and below
-// kW3MaxN, else ws256. (The cp.async multistage "wgmma" and the double-accumulator
-// "wgmma2" variants lost to these on every Wan shape and were removed; perf.md has their numbers.)
+// kW3MaxN, else ws256. (The cp.async multistage "wgmma" and the double-accumulator "wgmma2" variants lost to these
+// on every Wan shape and were removed; perf.md has their numbers.)
 void launch_w8a8_wgmma(int mode, const w8a8::GemmArgs& p, W8A8Kernel k);
 
 }  // namespace cuda

@@ -164,8 +164,8 @@ void write_png(const std::string& path, const Tensor& rgb) {
   Tensor c = rgb.to(Device::CPU).contiguous();
   AtomicFile f(path);
   std::string err;
-  TD_CHECK(encode_png(f.file(), static_cast<const uint8_t*>(c.data()), int(c.size(1)), int(c.size(0)), &err), path, "PNG write failed: ",
-           err);
+  TD_CHECK(encode_png(f.file(), static_cast<const uint8_t*>(c.data()), int(c.size(1)), int(c.size(0)), &err), path,
+           "PNG write failed: ", err);
   f.commit();
 }
 
