@@ -655,14 +655,14 @@ void sla_attention(const Tensor& q, const Tensor& k, const Tensor& v, Tensor& o,
 }
 
 bool sla_int8_output_supported(const Tensor& q, const SlaParams& p) {
-  if (!(q.dim() == 3 && q.size(2) == 128 && p.kernel == 0)) return false;
+  if (!(q.dim() == 3 && q.size(2) == 128 && (p.kernel == 0 || p.kernel >= 3))) return false;
   sla::SparseArgs a;
   a.quantized = p.quantized && cc() >= 89;
   a.bq = p.bq;
   a.bk = p.bk;
   a.D = int(q.size(2));
   a.kernel = p.kernel;
-  return sla::sparse_wants_tiled_kv(a);  // the pipelined kernel is the one with the quantizing epilogue
+  return sla::sparse_wants_tiled_kv(a);  // the bulk-copy kernels are the ones with the quantizing epilogue
 }
 
 void sla_attention_int8(const Tensor& q, const Tensor& k, const Tensor& v, Tensor& out_q, Tensor& out_scale,

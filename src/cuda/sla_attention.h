@@ -18,10 +18,11 @@ struct SlaParams {
   // and the sparse branch alone (no linear branch).
   const Tensor* table = nullptr;
   bool sparse_only = false;
-  // Sparse kernel: 0 auto (sm_90: the pipelined wgmma kernel for sagesla 64x128 Dh128, else the in-loop wgmma kernel
-  // where it applies; TD_SLA_PIPELINED=0 / TD_SLA_WGMMA=0 step down), 1 mma.sync, 2 in-loop wgmma (sagesla 64x128 or
-  // 128x64, Dh 128, sm_90 only), 3 pipelined wgmma (sagesla 64x128, Dh 128, sm_90 only); td::Error where it does not
-  // apply.
+  // Sparse kernel: 0 auto (sm_90: a bulk-copy wgmma kernel for sagesla 64x128 Dh128, the compact one unless
+  // TD_SLA_SPARSE=pipelined; else the in-loop wgmma kernel where it applies; TD_SLA_PIPELINED=0 / TD_SLA_WGMMA=0
+  // step down), 1 mma.sync,
+  // 2 in-loop wgmma (sagesla 64x128 or 128x64, Dh 128, sm_90 only), 3 pipelined wgmma, 4 compact wgmma (both sagesla
+  // 64x128, Dh 128, sm_90 only); td::Error where it does not apply.
   int kernel = 0;
   // Benchmarking: time each stage with CUDA events (synchronises the stream) and print the split to stdout.
   bool profile = false;

@@ -48,6 +48,13 @@ constexpr int kBlockQ = 64, kBlockK = 128, kHeadDim = 128;
 constexpr int kStages = 2;
 }  // namespace pipelined
 
+// The compact sparse kernel (sla_sparse_compact.cu): the same blocks without the in-CTA overlap, small enough for
+// three CTAs (12 warps) per SM: P stays in registers, acc and the P·V chain share registers, one K and one V^T slot.
+namespace compact {
+constexpr int kBlockQ = 64, kBlockK = 128, kHeadDim = 128;
+constexpr int kCtasPerSm = 3;
+}  // namespace compact
+
 }  // namespace sla_cfg
 }  // namespace cuda
 }  // namespace td

@@ -14,12 +14,14 @@
 #include <climits>
 #include <cmath>
 #include <cstdlib>
+#include <string>
 
 #include "cuda/cuda_common.cuh"
 #include "cuda/sla_config.h"
 #include "cuda/sla_mma.cuh"
 #include "cuda/sla_sparse.cuh"
 #include "cuda/sla_sparse_common.cuh"
+#include "cuda/sla_sparse_compact.cuh"
 #include "cuda/sla_sparse_pipelined.cuh"
 #include "cuda/sla_wgmma.cuh"
 
@@ -415,20 +417,32 @@ bool use_wgmma(const SparseArgs& a) {
   return on && fits;
 }
 
-// The pipelined kernel is the sm_90 default where it fits (sagesla 64x128, Dh 128); TD_SLA_PIPELINED=0 (or
-// SlaParams::kernel = 2) selects the in-loop wgmma kernel above, kernel = 3 asks for it explicitly.
-bool use_pipelined(const SparseArgs& a) {
+// The bulk-copy sm_90 kernels, where they fit (sagesla 64x128, Dh 128): the compact kernel (three CTAs per SM, the
+// default: H100, L = 32760 x 12, top-k 0.1, sparse kernel 0.87 vs 1.09 ms; 75600 x 40: 14.6 vs 17.0 ms) or the
+// pipelined one (intra-warpgroup overlap, two CTAs per SM; TD_SLA_SPARSE=pipelined). TD_SLA_PIPELINED=0 (or
+// SlaParams::kernel = 2) selects the in-loop wgmma kernel above; kernel = 3 / 4 asks for the pipelined / compact
+// kernel explicitly.
+enum class Sm90Kernel { none, pipelined, compact };
+Sm90Kernel bulk_kernel(const SparseArgs& a) {
   if (a.kernel == 3) {
     TD_CHECK(pipelined_fits(a), "sla",
              "the pipelined kernel needs sagesla, 64x128 blocks, head_dim 128 and an sm_90 GPU");
-    return true;
+    return Sm90Kernel::pipelined;
   }
-  if (a.kernel != 0) return false;
-  static const bool on = [] {
-    const char* e = std::getenv("TD_SLA_PIPELINED");
-    return !(e && e[0] == '0');
+  if (a.kernel == 4) {
+    TD_CHECK(compact_fits(a), "sla", "the compact kernel needs sagesla, 64x128 blocks, head_dim 128 and an sm_90 GPU");
+    return Sm90Kernel::compact;
+  }
+  if (a.kernel != 0) return Sm90Kernel::none;
+  static const Sm90Kernel choice = [] {
+    const char* off = std::getenv("TD_SLA_PIPELINED");
+    if (off && off[0] == '0') return Sm90Kernel::none;
+    const char* e = std::getenv("TD_SLA_SPARSE");
+    return e && std::string(e) == "pipelined" ? Sm90Kernel::pipelined : Sm90Kernel::compact;
   }();
-  return on && use_wgmma(a) && pipelined_fits(a);
+  if (choice == Sm90Kernel::none || !use_wgmma(a)) return Sm90Kernel::none;
+  if (choice == Sm90Kernel::compact) return compact_fits(a) ? Sm90Kernel::compact : Sm90Kernel::none;
+  return pipelined_fits(a) ? Sm90Kernel::pipelined : Sm90Kernel::none;
 }
 
 template <int BQ, int BK, bool QUANT>
@@ -441,7 +455,7 @@ void launch_d(const SparseArgs& a, cudaStream_t stream) {
 
 }  // namespace
 
-bool sparse_wants_tiled_kv(const SparseArgs& a) { return use_pipelined(a); }
+bool sparse_wants_tiled_kv(const SparseArgs& a) { return bulk_kernel(a) != Sm90Kernel::none; }
 
 void launch_sparse(const SparseArgs& a, cudaStream_t stream) {
   TD_CHECK(a.D == 64 || a.D == 128, "attention", "sla kernels support head_dim 64 and 128, got ", a.D);
@@ -449,12 +463,18 @@ void launch_sparse(const SparseArgs& a, cudaStream_t stream) {
   const bool q128k64 = a.bq == 128 && a.bk == 64, q64k128 = a.bq == 64 && a.bk == 128;
   TD_CHECK(q128k64 || q64k128, "--block-q/--block-k",
            "the CUDA sla kernels are compiled for 128x64 and 64x128 blocks, got ", a.bq, "x", a.bk);
-  if (use_pipelined(a)) {
-    launch_sparse_pipelined(a, stream);
-    return;
+  switch (bulk_kernel(a)) {
+    case Sm90Kernel::pipelined:
+      launch_sparse_pipelined(a, stream);
+      return;
+    case Sm90Kernel::compact:
+      launch_sparse_compact(a, stream);
+      return;
+    case Sm90Kernel::none:
+      break;
   }
   TD_CHECK(!a.tiled_kv, "sla", "K and V are in the pipelined kernel's layout but another kernel was chosen");
-  TD_CHECK(!a.oq, "sla", "int8 output needs the pipelined kernel");
+  TD_CHECK(!a.oq, "sla", "int8 output needs the pipelined or the compact kernel");
   if (use_wgmma(a)) {
     if (q64k128)
       launch_t<64, 128, 128, true, true>(a, stream);

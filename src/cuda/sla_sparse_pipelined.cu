@@ -15,7 +15,6 @@
 #include <cstdlib>
 #include <type_traits>
 
-#include "cuda/act_int8.cuh"
 #include "cuda/cuda_common.cuh"
 #include "cuda/sla_config.h"
 #include "cuda/sla_mma.cuh"
@@ -23,6 +22,7 @@
 #include "cuda/sla_sparse_common.cuh"
 #include "cuda/sla_sparse_pipelined.cuh"
 #include "cuda/sla_wgmma.cuh"
+#include "cuda/sla_wgmma_epilogue.cuh"
 #include "cuda/sm90_sync.cuh"
 
 namespace td {
@@ -264,126 +264,12 @@ __global__ void __launch_bounds__(kThreads, 2) sparse_pipelined_kernel(const Spa
   fence_operands(ls);
   accumulate(alpha);
 
-  // ---- epilogue: o = O_s / l * vscale (+ (phi(q) · KVW) / den + b) ----
-  float inv_l[2] = {1.f / l_r[0], 1.f / l_r[1]};
-#pragma unroll
-  for (int n = 0; n < D / 8; n++)
-#pragma unroll
-    for (int e = 0; e < 4; e++) o[n][e] *= inv_l[e / 2] * vsc_s[n * 8 + 2 * t4 + (e & 1)];
-  if (linear) {
-    // phi(q) = softmax of each row over the head dim, built in registers from the bf16 Q tile: this thread holds
-    // dims 16ks + 2t4 + {0, 1, 8, 9} of rows g and g + 8 of its warp's 16, i.e. exactly the A fragments of the
-    // m64n128k16 wgmma below. phi is rounded to bf16 (TurboDiffusion's q' = phi(q).bf16) for both the product and
-    // den = 1e-5 + phi(q)·z.
-    constexpr float kLog2e = 1.4426950408889634f;
-    uint32_t pa[D / 16][4];
-    float den[2];
-#pragma unroll
-    for (int r = 0; r < 2; r++) {
-      const uint8_t* qrow = smem + kQOff + (warp * 16 + g + 8 * r) * (D * 2) + 4 * t4;
-      float x[D / 16][4];
-#pragma unroll
-      for (int ks = 0; ks < D / 16; ks++)
-#pragma unroll
-        for (int hf = 0; hf < 2; hf++) {  // Swz<2D>: chunk c of row r at c ^ (r & 7); here r & 7 = g
-          const uint32_t w = *reinterpret_cast<const uint32_t*>(qrow + (((2 * ks + hf) ^ g) << 4));
-          const float2 f = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&w));
-          x[ks][2 * hf] = f.x;
-          x[ks][2 * hf + 1] = f.y;
-        }
-      float mx = -INFINITY;
-#pragma unroll
-      for (int ks = 0; ks < D / 16; ks++)
-#pragma unroll
-        for (int e = 0; e < 4; e++) mx = fmaxf(mx, x[ks][e]);
-      mx = quad_max(mx) * kLog2e;
-      float sum = 0.f;
-#pragma unroll
-      for (int ks = 0; ks < D / 16; ks++)
-#pragma unroll
-        for (int e = 0; e < 4; e++) {
-          x[ks][e] = ex2_ftz(fmaf(x[ks][e], kLog2e, -mx));
-          sum += x[ks][e];
-        }
-      const float inv = 1.f / quad_sum(sum);
-      float dn = 0.f;
-#pragma unroll
-      for (int ks = 0; ks < D / 16; ks++)
-#pragma unroll
-        for (int hf = 0; hf < 2; hf++) {
-          const __nv_bfloat162 b2 = __floats2bfloat162_rn(x[ks][2 * hf] * inv, x[ks][2 * hf + 1] * inv);
-          const float2 f = __bfloat1622float2(b2);
-          const int d = 16 * ks + 8 * hf + 2 * t4;
-          dn = fmaf(f.x, z_s[d], fmaf(f.y, z_s[d + 1], dn));
-          pa[ks][r + 2 * hf] = *reinterpret_cast<const uint32_t*>(&b2);
-        }
-      den[r] = quad_sum(dn) + 1e-5f;
-    }
-#pragma unroll
-    for (int n = 0; n < D / 8; n++)
-#pragma unroll
-      for (int e = 0; e < 4; e++) o[n][e] *= den[e / 2];
-    // o·den += phi(q) KVW on the tensor cores: KVW^T sits in the K ring as two 64-wide K-major halves.
-    sm90::mbar_wait(sm90::smem_addr(&kvw_full), 0);
-    float(&of)[D / 2] = reinterpret_cast<float(&)[D / 2]>(o);
-    const uint64_t dw = wgmma_desc_sw128(smem_u32(smem + kKOff));
-    wgmma_fence();
-#pragma unroll
-    for (int ks = 0; ks < D / 16; ks++)
-      wgmma_m64n128k16_bf16_rs(of, pa[ks], dw + uint64_t((ks / 4) * (D * 128 >> 4) + (ks % 4) * 2));
-    wgmma_commit();
-    wgmma_wait0();
-    fence_operands(of);
-    const float inv_den[2] = {1.f / den[0], 1.f / den[1]};
-#pragma unroll
-    for (int n = 0; n < D / 8; n++)
-#pragma unroll
-      for (int e = 0; e < 4; e++) o[n][e] = fmaf(o[n][e], inv_den[e / 2], bias_s[n * 8 + 2 * t4 + (e & 1)]);
-  }
-  // ---- output: through shared memory (the P buffers, free once every warp's last P·V has retired), so each row
-  // leaves as 16-byte stores. bf16 rows, or (a.oq) the W8A8 activation quantization of the row: one 128-channel
-  // group per (token, head) since D = 128, quantized from the fp32 values as quantize_act_int8 does (scale
-  // amax / 128, round to nearest even, saturate), which spares the o-projection a separate pass over the output.
+  // ---- epilogue: KVW^T sits in the K ring (both halves on kvw_full); the output is staged in the P buffers, free
+  // once every warp's last P·V has retired.
   static_assert(2 * kPTile >= BQ * D * 2, "the output tile is staged in the P buffers");
-  __syncthreads();
-  uint8_t* stage = smem + kPOff;
-  const bool quant = a.oq != nullptr;
-  constexpr int kRowBytesBf16 = D * 2, kRowBytesI8 = D;
-#pragma unroll
-  for (int r = 0; r < 2; r++) {
-    const int row = warp * 16 + g + 8 * r;
-    // 16-byte chunk c of a staged row sits at c ^ (row & 7): the 8 rows of one store phase hit different banks.
-    if (quant) {
-      float amax = 0.f;
-#pragma unroll
-      for (int n = 0; n < D / 8; n++) amax = fmaxf(amax, fmaxf(fabsf(o[n][2 * r]), fabsf(o[n][2 * r + 1])));
-      amax = fmaxf(quad_max(amax), 1e-8f);
-      const float inv = act_int8_inv(amax);
-      uint8_t* srow = stage + row * kRowBytesI8;
-#pragma unroll
-      for (int n = 0; n < D / 8; n++) {
-        *reinterpret_cast<uint16_t*>(srow + (((n / 2) ^ (row & 7)) << 4) + (n % 2) * 8 + 2 * t4) =
-            act_int8_pack2(o[n][2 * r], o[n][2 * r + 1], inv);
-      }
-      const int tok = q0 + row;
-      if (t4 == 0 && tok < a.L) a.oscale[int64_t(tok) * a.H + h] = act_int8_scale(amax);
-    } else {
-      uint8_t* srow = stage + row * kRowBytesBf16;
-#pragma unroll
-      for (int n = 0; n < D / 8; n++)
-        *reinterpret_cast<__nv_bfloat162*>(srow + ((n ^ (row & 7)) << 4) + 4 * t4) =
-            __floats2bfloat162_rn(o[n][2 * r], o[n][2 * r + 1]);
-    }
-  }
-  __syncthreads();
-  const int row_bytes = quant ? kRowBytesI8 : kRowBytesBf16, chunks = row_bytes / 16;
-  uint8_t* out = quant ? reinterpret_cast<uint8_t*>(a.oq) : reinterpret_cast<uint8_t*>(a.o);
-  for (int idx = tid; idx < BQ * chunks; idx += kThreads) {
-    const int row = idx / chunks, c = idx % chunks, tok = q0 + row;
-    if (tok >= a.L) continue;
-    const uint4 val = *reinterpret_cast<const uint4*>(stage + row * row_bytes + ((c ^ (row & 7)) << 4));
-    *reinterpret_cast<uint4*>(out + (int64_t(tok) * a.H + h) * row_bytes + c * 16) = val;
-  }
+  wgmma_sparse_epilogue<BQ, D, kThreads>(
+      a, o, l_r, smem + kQOff, smem_u32(smem + kKOff),
+      [&](int) { sm90::mbar_wait(sm90::smem_addr(&kvw_full), 0); }, smem + kPOff, vsc_s, z_s, bias_s, q0, h);
 }
 
 }  // namespace

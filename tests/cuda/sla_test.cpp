@@ -216,8 +216,8 @@ TEST(SlaCuda, TinyShapesSparseOnly) {
         }
 }
 
-// The Hopper wgmma kernels (in-loop: sagesla, Dh 128, 64x128 and 128x64; pipelined: 64x128) against the mma.sync
-// kernel and the emulation. All quantize identically, so they differ only by accumulation order.
+// The Hopper wgmma kernels (in-loop: sagesla, Dh 128, 64x128 and 128x64; pipelined and compact: 64x128) against the
+// mma.sync kernel and the emulation. All quantize identically, so they differ only by accumulation order.
 TEST(SlaCuda, WgmmaMatchesMmaSync) {
   TD_SKIP_WITHOUT_CUDA();
   const bool sm90 = cuda::cc() == 90;
@@ -234,8 +234,8 @@ TEST(SlaCuda, WgmmaMatchesMmaSync) {
       cpu::sagesla_sparse_emulated(c.q, c.k, c.v, table, geo.bq, geo.bk, 1.f / std::sqrt(float(D)), emu);
       const bool pipelined = geo.bq == 64 && geo.bk == 128;
       for (bool sparse_only : {true, false}) {
-        Tensor outs[3];
-        for (int kernel = 1; kernel <= (pipelined ? 3 : 2); kernel++) {
+        Tensor outs[4];
+        for (int kernel = 1; kernel <= (pipelined ? 4 : 2); kernel++) {
           cuda::SlaParams p;
           p.quantized = true;
           p.bq = geo.bq;
@@ -254,18 +254,20 @@ TEST(SlaCuda, WgmmaMatchesMmaSync) {
                     sparse_only ? "sparse only" : "with linear", e);
         EXPECT_LT(e, 0.005);
         if (pipelined) {
-          const double ep = test::rel_l2(outs[2], outs[0]);
-          std::printf(", pipelined vs mma.sync %.5f", ep);
+          const double ep = test::rel_l2(outs[2], outs[0]), ec = test::rel_l2(outs[3], outs[0]);
+          std::printf(", pipelined / compact vs mma.sync %.5f / %.5f", ep, ec);
           EXPECT_LT(ep, 0.005);
+          EXPECT_LT(ec, 0.005);
         }
         if (sparse_only) {
           const double e2 = test::rel_l2(outs[1], emu);
           std::printf(", wgmma vs emulation %.4f", e2);
           EXPECT_LT(e2, 0.02);
           if (pipelined) {
-            const double e3 = test::rel_l2(outs[2], emu);
-            std::printf(", pipelined vs emulation %.4f", e3);
+            const double e3 = test::rel_l2(outs[2], emu), e4 = test::rel_l2(outs[3], emu);
+            std::printf(", pipelined / compact vs emulation %.4f / %.4f", e3, e4);
             EXPECT_LT(e3, 0.02);
+            EXPECT_LT(e4, 0.02);
           }
         }
         std::printf("\n");
@@ -293,29 +295,32 @@ TEST(SlaCuda, Int8OutputMatchesQuantizedBf16) {
     p.table = &dtable;
     p.proj_w = &dw;
     p.proj_b = &db;
-    if (!cuda::sla_int8_output_supported(c.dq, p)) GTEST_SKIP() << "int8 output needs the pipelined sm_90 kernel";
-    Tensor o1 = Tensor::empty({L, H, D}, DType::BF16, Device::CUDA), o2 = o1.clone();
-    cuda::sla_attention(c.dq, c.dk, c.dv, o1, p);
-    cuda::sla_attention(c.dq, c.dk, c.dv, o2, p);
-    ops::Int8Act got;
-    got.q = Tensor::empty({L, H * D}, DType::I8, Device::CUDA);
-    got.scale = Tensor::empty({L, H}, DType::F32, Device::CUDA);
-    cuda::sla_attention_int8(c.dq, c.dk, c.dv, got.q, got.scale, p);
-    Tensor gq = got.q.to(Device::CPU), gs = got.scale.to(Device::CPU);
-    Tensor deq = Tensor::empty({L, H, D}, DType::F32);
-    for (int64_t i = 0; i < deq.numel(); i++)
-      deq.ptr<float>()[i] = float(gq.ptr<int8_t>()[i]) * gs.ptr<float>()[i / D];
-    const Tensor r1 = o1.to_f32_host(), r2 = o2.to_f32_host();
-    const double run_to_run = test::rel_l2(r2, r1), e = test::rel_l2(deq, r1);
-    std::printf("[sla-cuda] int8 output L=%lld: rel L2 of the dequantized output vs bf16 %.5f (two bf16 calls differ "
-                "by %.5f)\n",
-                (long long)L, e, run_to_run);
-    EXPECT_LT(e, run_to_run + 0.01);
-    // Every group's largest code is +-127 or +-128 (the scale is amax / 128), unless the group is all zero.
-    for (int64_t g = 0; g < L * H; g++) {
-      int mx = 0;
-      for (int64_t d = 0; d < D; d++) mx = std::max(mx, std::abs(int(gq.ptr<int8_t>()[g * D + d])));
-      ASSERT_GE(mx, 127) << "group " << g;
+    if (!cuda::sla_int8_output_supported(c.dq, p)) GTEST_SKIP() << "int8 output needs a bulk-copy sm_90 kernel";
+    for (int kernel : {3, 4}) {  // pipelined, compact
+      p.kernel = kernel;
+      Tensor o1 = Tensor::empty({L, H, D}, DType::BF16, Device::CUDA), o2 = o1.clone();
+      cuda::sla_attention(c.dq, c.dk, c.dv, o1, p);
+      cuda::sla_attention(c.dq, c.dk, c.dv, o2, p);
+      ops::Int8Act got;
+      got.q = Tensor::empty({L, H * D}, DType::I8, Device::CUDA);
+      got.scale = Tensor::empty({L, H}, DType::F32, Device::CUDA);
+      cuda::sla_attention_int8(c.dq, c.dk, c.dv, got.q, got.scale, p);
+      Tensor gq = got.q.to(Device::CPU), gs = got.scale.to(Device::CPU);
+      Tensor deq = Tensor::empty({L, H, D}, DType::F32);
+      for (int64_t i = 0; i < deq.numel(); i++)
+        deq.ptr<float>()[i] = float(gq.ptr<int8_t>()[i]) * gs.ptr<float>()[i / D];
+      const Tensor r1 = o1.to_f32_host(), r2 = o2.to_f32_host();
+      const double run_to_run = test::rel_l2(r2, r1), e = test::rel_l2(deq, r1);
+      std::printf("[sla-cuda] int8 output, kernel %d, L=%lld: rel L2 of the dequantized output vs bf16 %.5f (two bf16 "
+                  "calls differ by %.5f)\n",
+                  kernel, (long long)L, e, run_to_run);
+      EXPECT_LT(e, run_to_run + 0.01);
+      // Every group's largest code is +-127 or +-128 (the scale is amax / 128), unless the group is all zero.
+      for (int64_t g = 0; g < L * H; g++) {
+        int mx = 0;
+        for (int64_t d = 0; d < D; d++) mx = std::max(mx, std::abs(int(gq.ptr<int8_t>()[g * D + d])));
+        ASSERT_GE(mx, 127) << "kernel " << kernel << ", group " << g;
+      }
     }
     // The ops entry (computed block map) allocates the activation and fills every scale.
     AttentionOptions opts;
