@@ -133,6 +133,9 @@ __global__ void __launch_bounds__(256) kquant_kernel(const bf16* __restrict__ k,
   for (int w = 1; w < NT / 32; w++) mx = fmaxf(mx, red[w]);
   const float sc = mx / 127.f + 1e-7f;
   if (tid == 0) kscale[int64_t(h) * nk + j] = sc;
+  // x * (1 / sc) rather than x / sc (an IEEE division is a ~10-instruction sequence, 64 per thread here): the two
+  // differ by at most an ulp before rounding, i.e. only for values within an ulp of a rounding boundary.
+  const float inv_sc = 1.f / sc;
   // Quantize: one thread = 16 consecutive channels of one token (a 16-byte store).
   int8_t* dst = kq + (int64_t(h) * nk * BK + t0) * D;
   constexpr int kCh = D / 16;
@@ -142,7 +145,8 @@ __global__ void __launch_bounds__(256) kquant_kernel(const bf16* __restrict__ k,
     if (r < n) {
 #pragma unroll
       for (int e = 0; e < 16; e++) {
-        const float q = fminf(127.f, fmaxf(-127.f, roundf((__bfloat162float(tile[r][c0 + e]) - mean_s[c0 + e]) / sc)));
+        const float q =
+            fminf(127.f, fmaxf(-127.f, roundf((__bfloat162float(tile[r][c0 + e]) - mean_s[c0 + e]) * inv_sc)));
         w[e / 4] |= (uint32_t(int(q)) & 0xffu) << (8 * (e % 4));
       }
     }
@@ -168,12 +172,14 @@ __global__ void __launch_bounds__(256) vquant_kernel(const bf16* __restrict__ v,
   for (int idx = threadIdx.x; idx < D * (BK / 16); idx += blockDim.x) {
     const int d = idx % D, p0 = (idx / D) * 16;
     const float vm = vmax[h * D + d];
-    const float sc = vm > 0.f ? vm / sla_cfg::kFp8Max : 1.f;
+    // A multiply by 1 / scale, not a division per value (see kquant): e4m3 keeps 3 mantissa bits, so the ulp of
+    // difference before rounding almost never shows.
+    const float inv_sc = vm > 0.f ? sla_cfg::kFp8Max / vm : 1.f;
     uint32_t w[4];
 #pragma unroll
     for (int e = 0; e < 16; e += 2) {
-      const float x0 = __bfloat162float(tile[p0 + sla::v_perm(e)][d]) / sc;
-      const float x1 = __bfloat162float(tile[p0 + sla::v_perm(e + 1)][d]) / sc;
+      const float x0 = __bfloat162float(tile[p0 + sla::v_perm(e)][d]) * inv_sc;
+      const float x1 = __bfloat162float(tile[p0 + sla::v_perm(e + 1)][d]) * inv_sc;
       const uint32_t b2 = __nv_cvt_float2_to_fp8x2(make_float2(x0, x1), __NV_SATFINITE, __NV_E4M3);
       if (e % 4 == 0)
         w[e / 4] = b2;
@@ -186,35 +192,67 @@ __global__ void __launch_bounds__(256) vquant_kernel(const bf16* __restrict__ v,
   }
 }
 
-// ---- 4. score: S[h][i][j] = sum_d Pq[h][i][d] Pk[h][j][d]; 64x64 tiles, 256 threads, 4x4 per thread ----
-__global__ void score_kernel(const float* __restrict__ pq, const float* __restrict__ pk, int nq, int nk, int D,
-                             float* __restrict__ S) {
-  __shared__ float as[16][64 + 1], bs[16][64 + 1];
-  const int h = blockIdx.z, i0 = blockIdx.y * 64, j0 = blockIdx.x * 64;
+// ---- 4. score: S[h][i][j] = sum_d Pq[h][i][d] Pk[h][j][d]; 64x64 tiles, 256 threads, 4x4 scores each ----
+// D <= 128 is small, so a CTA loads its whole 64 x D slices of Pq and Pk once (16-byte loads, all in flight
+// together; 68 KiB of shared memory, three CTAs per SM) and runs D steps of float4 reads + 16 FMA with no further
+// barrier. The previous kernel (16-wide d slices, a load -> barrier -> compute round each) waited out one global
+// latency per slice and read shared memory with scalar loads: 537 us at 75,600 x 40 under Nsight Compute.
+// Each score is one fmaf chain over d = 0..D-1 in order, as before, so the scores are bit-identical (the top-k tie
+// rule depends on exact values).
+constexpr int kScoreTile = 64, kScorePitch = kScoreTile + 4;  // +4 floats: 16-byte aligned rows
+template <int D>
+__global__ void __launch_bounds__(256) score_kernel(const float* __restrict__ pq, const float* __restrict__ pk, int nq,
+                                                    int nk, float* __restrict__ S) {
+  extern __shared__ __align__(16) float score_smem[];
+  float(*as)[kScorePitch] = reinterpret_cast<float(*)[kScorePitch]>(score_smem);  // [D][pitch]: as[d][i]
+  float(*bs)[kScorePitch] = as + D;
+  const int h = blockIdx.z, i0 = blockIdx.y * kScoreTile, j0 = blockIdx.x * kScoreTile;
   const int tx = threadIdx.x % 16, ty = threadIdx.x / 16;
   const float* A = pq + int64_t(h) * nq * D;
   const float* B = pk + int64_t(h) * nk * D;
-  float acc[4][4] = {};
-  for (int d0 = 0; d0 < D; d0 += 16) {
-    for (int idx = threadIdx.x; idx < 64 * 16; idx += 256) {
-      const int r = idx / 16, c = idx % 16;
-      as[c][r] = i0 + r < nq ? A[int64_t(i0 + r) * D + d0 + c] : 0.f;
-      bs[c][r] = j0 + r < nk ? B[int64_t(j0 + r) * D + d0 + c] : 0.f;
-    }
-    __syncthreads();
+  // A warp reads 8 rows x 4 consecutive 16-byte chunks (whole 32-byte sectors, where one chunk of 32 rows per warp
+  // used half of each), and its transposing stores then share banks 2-way.
+  constexpr int kItems = kScoreTile * (D / 4);
+  static_assert(kScoreTile * 4 == 256, "one pass of 256 threads covers 4 chunks of every row");
 #pragma unroll
-    for (int c = 0; c < 16; c++)
-#pragma unroll
-      for (int a = 0; a < 4; a++)
-#pragma unroll
-        for (int b = 0; b < 4; b++) acc[a][b] = fmaf(as[c][ty * 4 + a], bs[c][tx * 4 + b], acc[a][b]);
-    __syncthreads();
+  for (int it = 0; it < kItems / 256; it++) {
+    const int idx = int(threadIdx.x) + it * 256, r = (idx / 4) % kScoreTile, c4 = idx % 4 + 4 * it;
+    const float4 a = i0 + r < nq ? *reinterpret_cast<const float4*>(A + int64_t(i0 + r) * D + 4 * c4)
+                                 : make_float4(0.f, 0.f, 0.f, 0.f);
+    const float4 b = j0 + r < nk ? *reinterpret_cast<const float4*>(B + int64_t(j0 + r) * D + 4 * c4)
+                                 : make_float4(0.f, 0.f, 0.f, 0.f);
+    as[4 * c4][r] = a.x;
+    as[4 * c4 + 1][r] = a.y;
+    as[4 * c4 + 2][r] = a.z;
+    as[4 * c4 + 3][r] = a.w;
+    bs[4 * c4][r] = b.x;
+    bs[4 * c4 + 1][r] = b.y;
+    bs[4 * c4 + 2][r] = b.z;
+    bs[4 * c4 + 3][r] = b.w;
   }
-  for (int a = 0; a < 4; a++)
-    for (int b = 0; b < 4; b++) {
-      const int i = i0 + ty * 4 + a, j = j0 + tx * 4 + b;
-      if (i < nq && j < nk) S[(int64_t(h) * nq + i) * nk + j] = acc[a][b];
+  __syncthreads();
+  float acc[4][4] = {};
+#pragma unroll 8
+  for (int d = 0; d < D; d++) {
+    const float4 a = *reinterpret_cast<const float4*>(&as[d][ty * 4]);
+    const float4 b = *reinterpret_cast<const float4*>(&bs[d][tx * 4]);
+    const float av[4] = {a.x, a.y, a.z, a.w}, bv[4] = {b.x, b.y, b.z, b.w};
+#pragma unroll
+    for (int u = 0; u < 4; u++)
+#pragma unroll
+      for (int w = 0; w < 4; w++) acc[u][w] = fmaf(av[u], bv[w], acc[u][w]);
+  }
+#pragma unroll
+  for (int u = 0; u < 4; u++) {
+    const int i = i0 + ty * 4 + u;
+    if (i >= nq) continue;
+    float* srow = S + (int64_t(h) * nq + i) * nk;
+#pragma unroll
+    for (int w = 0; w < 4; w++) {
+      const int j = j0 + tx * 4 + w;
+      if (j < nk) srow[j] = acc[u][w];
     }
+  }
 }
 
 // ---- 5. topk: radix select of the kc-th largest score, then one ordered pass that keeps the blocks above it ----
@@ -293,7 +331,75 @@ __global__ void __launch_bounds__(kTopkThreads)
   }
 }
 
-// ---- 6. linear kv: per (token chunk, head), D/16 warps; warp w owns rows d1 in [16w, 16w+16) of KV ----
+// The same selection with one warp per (head, query block) row and eight rows per CTA: every barrier is a
+// __syncwarp, where the CTA-per-row kernel above ran 17 block-wide barriers for a few hundred scores (75,600 x 40:
+// 47,280 CTAs, 341 us under Nsight Compute). Used while eight rows of score bits fit in shared memory.
+constexpr int kTopkRowsPerCta = 8, kTopkWarpMaxKeys = 2048;
+
+__global__ void __launch_bounds__(kTopkRowsPerCta * 32)
+    topk_warp_kernel(const float* __restrict__ S, int nq, int nk, int kc, int32_t* __restrict__ table) {
+  extern __shared__ uint32_t topk_smem[];  // per warp: 256 histogram bins, then nk ordered score bits
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int i = blockIdx.x * kTopkRowsPerCta + warp, h = blockIdx.y;
+  if (i >= nq) return;
+  unsigned* hist = topk_smem + warp * (256 + nk);
+  uint32_t* bits = hist + 256;
+  const float* row = S + (int64_t(h) * nq + i) * nk;
+  for (int j = lane; j < nk; j += 32) bits[j] = ordered_bits(row[j]);
+  uint32_t prefix = 0, mask = 0;
+  int need = kc;  // blocks still to take among those whose bits match prefix on mask
+  for (int shift = 24; shift >= 0; shift -= 8) {
+#pragma unroll
+    for (int b = 0; b < 8; b++) hist[lane * 8 + b] = 0;
+    __syncwarp();
+    for (int j = lane; j < nk; j += 32) {
+      const uint32_t u = bits[j];
+      if ((u & mask) == prefix) atomicAdd(&hist[(u >> shift) & 255u], 1u);
+    }
+    __syncwarp();
+    // As in topk_kernel: lane l owns digits 255-8l down to 248-8l; the lane where the running count from the top
+    // reaches need walks its 8 digits, and its result is broadcast.
+    int cnt[8], tot = 0;
+#pragma unroll
+    for (int b = 0; b < 8; b++) tot += cnt[b] = int(hist[255 - 8 * lane - b]);
+    int inc = tot;
+#pragma unroll
+    for (int o = 1; o < 32; o <<= 1) {
+      const int y = __shfl_up_sync(0xffffffffu, inc, o);
+      if (lane >= o) inc += y;
+    }
+    const int exc = inc - tot;
+    const bool found = exc < need && need <= inc;
+    int digit = 0, rest = 0;
+    if (found) {
+      int above = exc, b = 0;
+      while (above + cnt[b] < need) above += cnt[b++];
+      digit = 255 - 8 * lane - b;
+      rest = need - above;
+    }
+    const int src = __ffs(__ballot_sync(0xffffffffu, found)) - 1;
+    prefix |= uint32_t(__shfl_sync(0xffffffffu, digit, src)) << shift;
+    need = __shfl_sync(0xffffffffu, rest, src);
+    mask |= 255u << shift;
+    __syncwarp();  // hist is cleared by the next pass
+  }
+  int32_t* out = table + (int64_t(h) * nq + i) * kc;
+  int base = 0, eq_seen = 0;
+  const unsigned below = (1u << lane) - 1u;
+  for (int j0 = 0; j0 < nk; j0 += 32) {
+    const int j = j0 + lane;
+    const uint32_t u = j < nk ? bits[j] : 0u;
+    const bool eq = j < nk && u == prefix;
+    const unsigned meq = __ballot_sync(0xffffffffu, eq);
+    const bool keep = (j < nk && u > prefix) || (eq && eq_seen + __popc(meq & below) < need);
+    const unsigned m = __ballot_sync(0xffffffffu, keep);
+    if (keep) out[base + __popc(m & below)] = j;
+    base += __popc(m);
+    eq_seen += __popc(meq);
+  }
+}
+
+// ---- 6. linear kv: per (token chunk, head), D/16 warps in a 2 x D/32 grid over the D x D KV tile ----
 // Tiles of T tokens of k and v stream through a two-stage cp.async ring (dynamic smem: 2 stages x {k, v} x T x P
 // bf16), so the next tile's HBM latency hides behind this tile's work (a third stage, still two CTAs per SM, was
 // slower on the H100: 0.18-0.20 against 0.15-0.16 ms). phi(k) is computed in place over the k tile with one thread
@@ -304,10 +410,9 @@ __global__ void __launch_bounds__(kTopkThreads)
 // mma sees) and, with ksum non-null, sum_L k and (vmax non-null) amax_L |v| accumulate in registers; they replace the
 // separate stats pass (1) when the linear branch runs.
 template <int D>
-__global__ void __launch_bounds__(D / 16 * 32) linear_kv_kernel(const bf16* __restrict__ k, const bf16* __restrict__ v,
-                                                              int L, int H, int chunk, float* __restrict__ kv,
-                                                              float* __restrict__ z, float* __restrict__ ksum,
-                                                              float* __restrict__ vmax) {
+__global__ void __launch_bounds__(D / 16 * 32, 2)
+    linear_kv_kernel(const bf16* __restrict__ k, const bf16* __restrict__ v, int L, int H, int chunk,
+                     float* __restrict__ kv, float* __restrict__ z, float* __restrict__ ksum, float* __restrict__ vmax) {
   constexpr int T = sla_cfg::kLinearTile, NW = D / 16, NT = NW * 32, P = D + 8;  // P: padded pitch (ldmatrix)
   constexpr int kCh = D / 8;  // 16-byte chunks per row = threads per row
   constexpr int kRowsPerPass = NT / kCh;
@@ -318,9 +423,17 @@ __global__ void __launch_bounds__(D / 16 * 32) linear_kv_kernel(const bf16* __re
   const int h = blockIdx.y, warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int tb = blockIdx.x * chunk, te = min(L, tb + chunk);
   const int rsub = threadIdx.x / kCh, q = threadIdx.x % kCh;  // row within a pass, chunk within the row
-  float acc[D / 8][4];
+  // KV tile of this warp: rows d1 in [wm * D / 2, +D / 2) and columns d2 in [wn * D / WN, +D / WN), a 2 x WN grid of
+  // warps. A grid of 1 x NW (each warp 16 rows x all D columns) read the whole V tile from shared memory in every
+  // warp; here each warp reads half of phi and 1 / WN of V, a third less shared-memory traffic at D = 128.
+  constexpr int WN = NW / 2, MT = D / 2 / 16, NT8 = D / WN / 8;
+  static_assert(NT8 % 2 == 0, "B fragments come in pairs of n8 tiles");
+  const int wm = warp / WN, wn = warp % WN;
+  float acc[MT][NT8][4];
 #pragma unroll
-  for (int n = 0; n < D / 8; n++) acc[n][0] = acc[n][1] = acc[n][2] = acc[n][3] = 0.f;
+  for (int m = 0; m < MT; m++)
+#pragma unroll
+    for (int n = 0; n < NT8; n++) acc[m][n][0] = acc[m][n][1] = acc[m][n][2] = acc[m][n][3] = 0.f;
   // This thread's columns: chunk q, 8 values.
   float zc[8], ks[8], vm[8];
 #pragma unroll
@@ -397,18 +510,20 @@ __global__ void __launch_bounds__(D / 16 * 32) linear_kv_kernel(const bf16* __re
     __syncthreads();
 #pragma unroll
     for (int kk = 0; kk < T / 16; kk++) {
-      uint32_t a[4];
-      {  // A = phi^T (rows d1, cols tokens): transposed load of phs[tokens][d1]
-        const int mi = lane / 8;
-        sla::ldmatrix_x4_trans(a, &phs[kk * 16 + (mi / 2) * 8 + lane % 8][warp * 16 + (mi % 2) * 8]);
-      }
+      const int mi = lane / 8;
+      uint32_t b[NT8 / 2][4];  // V (tokens x d2): this warp's NT8 n8 tiles
 #pragma unroll
-      for (int np = 0; np < D / 16; np++) {
-        uint32_t b[4];
-        const int mi = lane / 8;
-        sla::ldmatrix_x4_trans(b, &vs[kk * 16 + (mi % 2) * 8 + lane % 8][np * 16 + (mi / 2) * 8]);
-        sla::mma_bf16(acc[2 * np], a, b[0], b[1]);
-        sla::mma_bf16(acc[2 * np + 1], a, b[2], b[3]);
+      for (int np = 0; np < NT8 / 2; np++)
+        sla::ldmatrix_x4_trans(b[np], &vs[kk * 16 + (mi % 2) * 8 + lane % 8][wn * (D / WN) + np * 16 + (mi / 2) * 8]);
+#pragma unroll
+      for (int m = 0; m < MT; m++) {
+        uint32_t a[4];  // A = phi^T (rows d1, cols tokens): transposed load of phs[tokens][d1]
+        sla::ldmatrix_x4_trans(a, &phs[kk * 16 + (mi / 2) * 8 + lane % 8][wm * (D / 2) + m * 16 + (mi % 2) * 8]);
+#pragma unroll
+        for (int np = 0; np < NT8 / 2; np++) {
+          sla::mma_bf16(acc[m][2 * np], a, b[np][0], b[np][1]);
+          sla::mma_bf16(acc[m][2 * np + 1], a, b[np][2], b[np][3]);
+        }
       }
     }
     __syncthreads();
@@ -431,13 +546,15 @@ __global__ void __launch_bounds__(D / 16 * 32) linear_kv_kernel(const bf16* __re
   const int g = lane / 4, t4 = lane % 4;
   float* out = kv + int64_t(h) * D * D;
 #pragma unroll
-  for (int n = 0; n < D / 8; n++) {
-    const int c = n * 8 + 2 * t4, r = warp * 16 + g;
-    atomicAdd(out + r * D + c, acc[n][0]);
-    atomicAdd(out + r * D + c + 1, acc[n][1]);
-    atomicAdd(out + (r + 8) * D + c, acc[n][2]);
-    atomicAdd(out + (r + 8) * D + c + 1, acc[n][3]);
-  }
+  for (int m = 0; m < MT; m++)
+#pragma unroll
+    for (int n = 0; n < NT8; n++) {
+      const int c = wn * (D / WN) + n * 8 + 2 * t4, r = wm * (D / 2) + m * 16 + g;
+      atomicAdd(out + r * D + c, acc[m][n][0]);
+      atomicAdd(out + r * D + c + 1, acc[m][n][1]);
+      atomicAdd(out + (r + 8) * D + c, acc[m][n][2]);
+      atomicAdd(out + (r + 8) * D + c + 1, acc[m][n][3]);
+    }
 }
 
 // ---- 7. fold: kvwt[h][n][d1] = sum_d2 W[n][d2] KV[h][d1][d2] (W null: KV[h][d1][n]) ----
@@ -544,16 +661,34 @@ void dev_zero(Tensor& t) { TD_CUDA_CHECK(cudaMemsetAsync(t.data(), 0, t.nbytes()
 Tensor select_blocks(const Tensor& pq, const Tensor& pk, const Geometry& g) {
   cudaStream_t st = stream();
   Tensor S = dev_empty({g.H, g.nq, g.nk}, DType::F32);
-  score_kernel<<<dim3(ceil_div(g.nk, 64), ceil_div(g.nq, 64), g.H), 256, 0, st>>>(pq.ptr<float>(), pk.ptr<float>(),
-                                                                                 g.nq, g.nk, g.D, S.ptr<float>());
+  {
+    const dim3 grid(ceil_div(g.nk, kScoreTile), ceil_div(g.nq, kScoreTile), g.H);
+    auto launch_score = [&](auto kern, int d) {
+      const size_t smem = size_t(2) * d * kScorePitch * sizeof(float);
+      TD_CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+      kern<<<grid, 256, smem, st>>>(pq.ptr<float>(), pk.ptr<float>(), g.nq, g.nk, S.ptr<float>());
+    };
+    if (g.D == 64)
+      launch_score(score_kernel<64>, 64);
+    else
+      launch_score(score_kernel<128>, 128);
+  }
   TD_CUDA_LAUNCH_CHECK();
-  const size_t smem = size_t(g.nk) * 4;
-  TD_CHECK(smem <= device_props().sharedMemPerBlockOptin, "attention", "top-k selection needs ", smem,
-           " bytes of shared memory");
-  if (smem > 48 * 1024)
-    TD_CUDA_CHECK(cudaFuncSetAttribute(topk_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
   Tensor table = dev_empty({g.H, g.nq, g.kc}, DType::I32);
-  topk_kernel<<<dim3(g.nq, g.H), kTopkThreads, smem, st>>>(S.ptr<float>(), g.nq, g.nk, g.kc, table.ptr<int32_t>());
+  if (g.nk <= kTopkWarpMaxKeys) {
+    const size_t smem = size_t(kTopkRowsPerCta) * (256 + g.nk) * 4;
+    TD_CUDA_CHECK(cudaFuncSetAttribute(topk_warp_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+    topk_warp_kernel<<<dim3(ceil_div(g.nq, kTopkRowsPerCta), g.H), kTopkRowsPerCta * 32, smem, st>>>(
+        S.ptr<float>(), g.nq, g.nk, g.kc, table.ptr<int32_t>());
+  } else {
+    const size_t smem = size_t(g.nk) * 4;
+    TD_CHECK(smem <= device_props().sharedMemPerBlockOptin, "attention", "top-k selection needs ", smem,
+             " bytes of shared memory");
+    if (smem > 48 * 1024)
+      TD_CUDA_CHECK(cudaFuncSetAttribute(topk_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+    topk_kernel<<<dim3(g.nq, g.H), kTopkThreads, smem, st>>>(S.ptr<float>(), g.nq, g.nk, g.kc,
+                                                            table.ptr<int32_t>());
+  }
   TD_CUDA_LAUNCH_CHECK();
   return table;
 }

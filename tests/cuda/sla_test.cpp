@@ -104,29 +104,33 @@ TEST(SlaCuda, BlockMapMatchesCpu) {
 // Identical blocks pool and score identically on both sides, so the tables must match exactly.
 TEST(SlaCuda, BlockMapTiesMatchCpuExactly) {
   TD_SKIP_WITHOUT_CUDA();
-  const int64_t L = 128 * 300, H = 2, D = 64;
-  Tensor q = test::randn({L, H, D}, 71), base = test::randn({3 * 128, H, D}, 72);
-  Tensor k = Tensor::empty({L, H, D}, DType::F32);
-  for (int64_t t = 0; t < L; t++) {
-    const int64_t src = ((t / 128) % 3) * 128 + t % 128;
-    std::copy(base.ptr<float>() + src * H * D, base.ptr<float>() + (src + 1) * H * D, k.ptr<float>() + t * H * D);
-  }
-  Tensor qb = q.to(DType::BF16).to(DType::F32), kb = k.to(DType::BF16).to(DType::F32);
-  Tensor dq = q.to(DType::BF16).to(Device::CUDA), dk = k.to(DType::BF16).to(Device::CUDA);
-  for (const Geo& geo : kGeos)
-    for (float topk : {0.1f, 0.15f, 1.f}) {
-      Tensor ref = cpu::sla_block_map(qb, kb, geo.bq, geo.bk, topk);
-      Tensor got = cuda::sla_block_map(dq, dk, geo.bq, geo.bk, topk).to(Device::CPU);
-      ASSERT_EQ(got.shape(), ref.shape());
-      int64_t rows_diff = 0;
-      const int64_t rows = ref.size(0) * ref.size(1), kc = ref.size(2);
-      for (int64_t r = 0; r < rows; r++)
-        if (!std::equal(ref.ptr<int32_t>() + r * kc, ref.ptr<int32_t>() + (r + 1) * kc, got.ptr<int32_t>() + r * kc))
-          rows_diff++;
-      std::printf("[sla-cuda] tied block map %dx%d topk %.2f kc %lld: %lld of %lld rows differ\n", geo.bq, geo.bk,
-                  topk, (long long)kc, (long long)rows_diff, (long long)rows);
-      EXPECT_EQ(rows_diff, 0);
+  // 300 key blocks of 128 tokens (the warp-per-row top-k), and 2100 blocks of 64 tokens (past its 2048-block limit:
+  // the CTA-per-row top-k).
+  for (const int64_t L : {int64_t(128) * 300, int64_t(64) * 2100}) {
+    const int64_t H = L > 128 * 300 ? 1 : 2, D = 64;
+    Tensor q = test::randn({L, H, D}, 71), base = test::randn({3 * 128, H, D}, 72);
+    Tensor k = Tensor::empty({L, H, D}, DType::F32);
+    for (int64_t t = 0; t < L; t++) {
+      const int64_t src = ((t / 128) % 3) * 128 + t % 128;
+      std::copy(base.ptr<float>() + src * H * D, base.ptr<float>() + (src + 1) * H * D, k.ptr<float>() + t * H * D);
     }
+    Tensor qb = q.to(DType::BF16).to(DType::F32), kb = k.to(DType::BF16).to(DType::F32);
+    Tensor dq = q.to(DType::BF16).to(Device::CUDA), dk = k.to(DType::BF16).to(Device::CUDA);
+    for (const Geo& geo : kGeos)
+      for (float topk : {0.1f, 0.15f, 1.f}) {
+        Tensor ref = cpu::sla_block_map(qb, kb, geo.bq, geo.bk, topk);
+        Tensor got = cuda::sla_block_map(dq, dk, geo.bq, geo.bk, topk).to(Device::CPU);
+        ASSERT_EQ(got.shape(), ref.shape());
+        int64_t rows_diff = 0;
+        const int64_t rows = ref.size(0) * ref.size(1), kc = ref.size(2);
+        for (int64_t r = 0; r < rows; r++)
+          if (!std::equal(ref.ptr<int32_t>() + r * kc, ref.ptr<int32_t>() + (r + 1) * kc, got.ptr<int32_t>() + r * kc))
+            rows_diff++;
+        std::printf("[sla-cuda] tied block map L=%lld %dx%d topk %.2f kc %lld: %lld of %lld rows differ\n",
+                    (long long)L, geo.bq, geo.bk, topk, (long long)kc, (long long)rows_diff, (long long)rows);
+        EXPECT_EQ(rows_diff, 0);
+      }
+  }
 }
 
 // The sparse branch alone on a fixed (CPU) map: SLA ~ fp32 up to bf16 rounding; SageSLA within 2x of the
