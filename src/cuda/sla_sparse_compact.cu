@@ -48,6 +48,9 @@ static_assert(kQiOff % 1024 == 0 && kKOff % 1024 == 0 && kVOff % 1024 == 0 && kO
 constexpr int kKvwHalf = D * 64 * 2;  // one 64-wide half of the folded KVW^T tile (bf16)
 static_assert(kKvwHalf == kKTile && kKvwHalf == kVTile, "a KVW^T half fills one slot");
 
+// kCached: the whole table row fits the shared-memory cache (kc <= kSelCache, every real top-k), so the loop reads
+// indices and K scales without the global-memory fallback's predicated address arithmetic.
+template <bool kCached>
 __global__ void __launch_bounds__(kThreads, cpt::kCtasPerSm) sparse_compact_kernel(const SparseArgs a) {
   extern __shared__ __align__(128) uint8_t smem_raw[];
   uint8_t* smem = smem_raw + ((1024u - (smem_u32(smem_raw) & 1023u)) & 1023u);
@@ -83,8 +86,10 @@ __global__ void __launch_bounds__(kThreads, cpt::kCtasPerSm) sparse_compact_kern
     bias_s[d] = linear && a.bias ? a.bias[d] : 0.f;
   }
   __syncthreads();
-  auto sel_at = [&](int i) { return i < sla_cfg::kSelCache ? sel_s[i] : sel[i]; };
-  auto ksc_at = [&](int i) { return i < sla_cfg::kSelCache ? ksc_s[i] : a.kscale[int64_t(h) * a.nk + sel[i]]; };
+  auto sel_at = [&](int i) { return kCached || i < sla_cfg::kSelCache ? sel_s[i] : sel[i]; };
+  auto ksc_at = [&](int i) {
+    return kCached || i < sla_cfg::kSelCache ? ksc_s[i] : a.kscale[int64_t(h) * a.nk + sel[i]];
+  };
 
   // Block b is the slot's b-th fill, hence parity b & 1. Only thread 0 issues copies; it refills a slot right after
   // its own wait on the wgmma that read it, which retires that wgmma for the whole warpgroup.
@@ -235,17 +240,23 @@ void launch_sparse_compact(const SparseArgs& a, cudaStream_t stream) {
   TD_CHECK(compact_fits(a), "sla", "the compact kernel needs sagesla, 64x128 blocks, head_dim 128 and sm_90");
   TD_CHECK(a.tiled_kv, "sla", "the compact kernel needs K and V in the tiled layout");
   const int smem = kSmem + 1024;  // room to align the base to 1024 bytes
-  cudaFuncAttributes fa;
-  TD_CUDA_CHECK(cudaFuncGetAttributes(&fa, sparse_compact_kernel));
-  TD_CHECK(size_t(smem) + fa.sharedSizeBytes <= device_props().sharedMemPerBlockOptin, "sla",
-           "the compact sparse kernel needs ", smem, " + ", fa.sharedSizeBytes,
-           " bytes of shared memory; this GPU allows ", device_props().sharedMemPerBlockOptin);
-  TD_CUDA_CHECK(cudaFuncSetAttribute(sparse_compact_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
-  // Three CTAs need the largest shared-memory carve-out of the unified L1.
-  TD_CUDA_CHECK(cudaFuncSetAttribute(sparse_compact_kernel, cudaFuncAttributePreferredSharedMemoryCarveout,
-                                     int(cudaSharedmemCarveoutMaxShared)));
-  sparse_compact_kernel<<<dim3(a.nq, a.H), kThreads, smem, stream>>>(a);
-  TD_CUDA_LAUNCH_CHECK();
+  auto launch = [&](auto kern) {
+    cudaFuncAttributes fa;
+    TD_CUDA_CHECK(cudaFuncGetAttributes(&fa, kern));
+    TD_CHECK(size_t(smem) + fa.sharedSizeBytes <= device_props().sharedMemPerBlockOptin, "sla",
+             "the compact sparse kernel needs ", smem, " + ", fa.sharedSizeBytes,
+             " bytes of shared memory; this GPU allows ", device_props().sharedMemPerBlockOptin);
+    TD_CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+    // Three CTAs need the largest shared-memory carve-out of the unified L1.
+    TD_CUDA_CHECK(
+        cudaFuncSetAttribute(kern, cudaFuncAttributePreferredSharedMemoryCarveout, int(cudaSharedmemCarveoutMaxShared)));
+    kern<<<dim3(a.nq, a.H), kThreads, smem, stream>>>(a);
+    TD_CUDA_LAUNCH_CHECK();
+  };
+  if (a.kc <= sla_cfg::kSelCache)
+    launch(sparse_compact_kernel<true>);
+  else
+    launch(sparse_compact_kernel<false>);
 }
 
 }  // namespace sla
