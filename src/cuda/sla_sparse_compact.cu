@@ -129,8 +129,11 @@ __global__ void __launch_bounds__(kThreads, cpt::kCtasPerSm) sparse_compact_kern
 #pragma unroll
   for (int n = 0; n < D / 8; n++) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.f;
   float m_r[2] = {-INFINITY, -INFINITY}, l_r[2] = {0.f, 0.f};
-  const uint64_t dq = wgmma_desc_sw128(smem_u32(smem + kQiOff)), dk = wgmma_desc_sw128(smem_u32(smem + kKOff)),
-                 dv = wgmma_desc_sw128(smem_u32(smem + kVOff)), d1 = wgmma_desc_sw128(smem_u32(smem + kOnesOff));
+  // One base descriptor plus constant offsets (the 14-bit address field counts 16-byte units and shared addresses
+  // stay below 2^18, so adding off >> 4 never carries out of it): built per tile, ptxas re-derived all four from
+  // the shared base in every iteration (16 more instructions per key block in the SASS).
+  const uint64_t db = wgmma_desc_sw128(smem_u32(smem));
+  const uint64_t dq = db + (kQiOff >> 4), dk = db + (kKOff >> 4), dv = db + (kVOff >> 4), d1 = db + (kOnesOff >> 4);
 
   // Softmax of one block straight from the int32 scores, in base 2, with P scaled by 448 for e4m3 (see
   // sla_sparse.cu for the derivation): updates the row maxima, returns o's rescale factor in alpha and P as the
