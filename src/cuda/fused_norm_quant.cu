@@ -151,14 +151,16 @@ __global__ void __launch_bounds__(kRowThreads) rmsnorm_rope_kernel(T* __restrict
   __shared__ double inv_freq[64];
   __shared__ int axis[64];
   const int tid = threadIdx.x;
-  if (tid < 64) {
-    int idx, dim;
-    if (tid < 22) axis[tid] = 0, idx = tid, dim = 44;
-    else if (tid < 43) axis[tid] = 1, idx = tid - 22, dim = 42;
-    else axis[tid] = 2, idx = tid - 43, dim = 42;
-    inv_freq[tid] = exp2(-2.0 * idx / dim * double(log2_theta));
+  if constexpr (kRope) {
+    if (tid < 64) {
+      int idx, dim;
+      if (tid < 22) axis[tid] = 0, idx = tid, dim = 44;
+      else if (tid < 43) axis[tid] = 1, idx = tid - 22, dim = 42;
+      else axis[tid] = 2, idx = tid - 43, dim = 42;
+      inv_freq[tid] = exp2(-2.0 * idx / dim * double(log2_theta));
+    }
+    __syncthreads();
   }
-  __syncthreads();
   const int chunks = D / 4;
   const int hw = height * width;
   for (int64_t row = blockIdx.x; row < rows; row += gridDim.x) {
@@ -430,6 +432,43 @@ void layernorm_quant(const Tensor& x, const Tensor* weight, const Tensor* bias, 
   launch_norm_quant<1>(x, w, b0, b, b1, eps, out);
 }
 
+// The launches behind rmsnorm_rows_in_registers (kRope = false) and rmsnorm_rope3d (kRope = true): one warp per row
+// where with_warp_row_groups has the width, else one CTA per row walking rows with the width compiled in; kRope = true
+// also has the run-time-width CTA instance (C = 0). Returns false where kRope = false finds no compiled width.
+template <bool kRope>
+bool launch_rms_rows(Tensor& x, const void* w, int wb, float eps, int64_t L, int64_t D, int height, int width,
+                     float l2t) {
+  const bool warp_rows = with_warp_row_groups(D / 128, [&](auto groups) {
+    constexpr int G = decltype(groups)::value;
+    const unsigned grid = warp_row_grid(L);
+    if (x.dtype() == DType::BF16)
+      rmsnorm_rope_warp_kernel<__nv_bfloat16, G, kRope><<<grid, 32 * kWarpRowWarps, 0, stream()>>>(
+          x.ptr<__nv_bfloat16>(), w, wb, eps, L, height, width, l2t);
+    else
+      rmsnorm_rope_warp_kernel<float, G, kRope><<<grid, 32 * kWarpRowWarps, 0, stream()>>>(x.ptr<float>(), w, wb, eps,
+                                                                                          L, height, width, l2t);
+    TD_CUDA_LAUNCH_CHECK();
+  });
+  if (warp_rows) return true;
+  // Enough CTAs to fill the GPU (16 per SM at 128 threads), each walking rows.
+  const unsigned grid = unsigned(std::min<int64_t>(L, int64_t(sm_count()) * 16));
+  bool done = false;
+  with_cta_row_chunks(D, [&](auto chunks) {
+    constexpr int C = decltype(chunks)::value;
+    if constexpr (kRope || C > 0) {
+      if (x.dtype() == DType::BF16)
+        rmsnorm_rope_kernel<__nv_bfloat16, C, kRope><<<grid, kRowThreads, 0, stream()>>>(
+            x.ptr<__nv_bfloat16>(), w, wb, eps, int(D), L, height, width, l2t);
+      else
+        rmsnorm_rope_kernel<float, C, kRope><<<grid, kRowThreads, 0, stream()>>>(x.ptr<float>(), w, wb, eps, int(D),
+                                                                                 L, height, width, l2t);
+      TD_CUDA_LAUNCH_CHECK();
+      done = true;
+    }
+  });
+  return done;
+}
+
 bool rmsnorm_rows_in_registers(Tensor& x, const Tensor& weight, float eps) {
   if (!x.is_cuda() || (x.dtype() != DType::BF16 && x.dtype() != DType::F32) || x.dim() != 2 || !x.is_contiguous() ||
       x.size(1) % 128 != 0 || x.size(0) >= (int64_t(1) << 31) || reinterpret_cast<uintptr_t>(x.data()) % 16 != 0 ||
@@ -438,37 +477,8 @@ bool rmsnorm_rows_in_registers(Tensor& x, const Tensor& weight, float eps) {
       reinterpret_cast<uintptr_t>(weight.data()) % 16 != 0)
     return false;
   const int64_t L = x.size(0), D = x.size(1);
-  const int wb = weight.dtype() == DType::BF16;
   if (L == 0) return true;
-  const bool warp_rows = with_warp_row_groups(D / 128, [&](auto groups) {
-    constexpr int G = decltype(groups)::value;
-    const unsigned grid = warp_row_grid(L);
-    if (x.dtype() == DType::BF16)
-      rmsnorm_rope_warp_kernel<__nv_bfloat16, G, false><<<grid, 32 * kWarpRowWarps, 0, stream()>>>(
-          x.ptr<__nv_bfloat16>(), weight.data(), wb, eps, L, 1, 1, 0.f);
-    else
-      rmsnorm_rope_warp_kernel<float, G, false><<<grid, 32 * kWarpRowWarps, 0, stream()>>>(
-          x.ptr<float>(), weight.data(), wb, eps, L, 1, 1, 0.f);
-    TD_CUDA_LAUNCH_CHECK();
-  });
-  if (warp_rows) return true;
-  // Wider rows with a compiled width (one CTA per row, grid-stride, as rmsnorm_rope3d runs them).
-  bool done = false;
-  with_cta_row_chunks(D, [&](auto chunks) {
-    constexpr int C = decltype(chunks)::value;
-    if constexpr (C > 0) {
-      const unsigned grid = unsigned(std::min<int64_t>(L, int64_t(sm_count()) * 16));
-      if (x.dtype() == DType::BF16)
-        rmsnorm_rope_kernel<__nv_bfloat16, C, false><<<grid, kRowThreads, 0, stream()>>>(
-            x.ptr<__nv_bfloat16>(), weight.data(), wb, eps, int(D), L, 1, 1, 0.f);
-      else
-        rmsnorm_rope_kernel<float, C, false><<<grid, kRowThreads, 0, stream()>>>(x.ptr<float>(), weight.data(), wb,
-                                                                                 eps, int(D), L, 1, 1, 0.f);
-      TD_CUDA_LAUNCH_CHECK();
-      done = true;
-    }
-  });
-  return done;
+  return launch_rms_rows<false>(x, weight.data(), weight.dtype() == DType::BF16, eps, L, D, 1, 1, 0.f);
 }
 
 void rmsnorm_rope3d(Tensor& x, const Tensor& weight, float eps, int heads, int frames, int height, int width,
@@ -482,31 +492,7 @@ void rmsnorm_rope3d(Tensor& x, const Tensor& weight, float eps, int heads, int f
   int wb;
   const void* w = param(&weight, D, "rmsnorm weight", &wb);
   if (L == 0) return;
-  const float l2t = std::log2(theta);
-  const bool warp_rows = with_warp_row_groups(D / 128, [&](auto groups) {
-    constexpr int G = decltype(groups)::value;
-    const unsigned grid = warp_row_grid(L);
-    if (x.dtype() == DType::BF16)
-      rmsnorm_rope_warp_kernel<__nv_bfloat16, G><<<grid, 32 * kWarpRowWarps, 0, stream()>>>(
-          x.ptr<__nv_bfloat16>(), w, wb, eps, L, height, width, l2t);
-    else
-      rmsnorm_rope_warp_kernel<float, G><<<grid, 32 * kWarpRowWarps, 0, stream()>>>(x.ptr<float>(), w, wb, eps, L,
-                                                                                    height, width, l2t);
-    TD_CUDA_LAUNCH_CHECK();
-  });
-  if (warp_rows) return;
-  // Wider rows: enough CTAs to fill the GPU (16 per SM at 128 threads), each walking rows.
-  const unsigned grid = unsigned(std::min<int64_t>(L, int64_t(sm_count()) * 16));
-  with_cta_row_chunks(D, [&](auto chunks) {
-    constexpr int C = decltype(chunks)::value;
-    if (x.dtype() == DType::BF16)
-      rmsnorm_rope_kernel<__nv_bfloat16, C><<<grid, kRowThreads, 0, stream()>>>(x.ptr<__nv_bfloat16>(), w, wb, eps,
-                                                                                int(D), L, height, width, l2t);
-    else
-      rmsnorm_rope_kernel<float, C><<<grid, kRowThreads, 0, stream()>>>(x.ptr<float>(), w, wb, eps, int(D), L, height,
-                                                                        width, l2t);
-    TD_CUDA_LAUNCH_CHECK();
-  });
+  launch_rms_rows<true>(x, w, wb, eps, L, D, height, width, std::log2(theta));
 }
 
 }  // namespace cuda
