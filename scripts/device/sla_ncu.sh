@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Nsight Compute on the SageSLA sparse kernels (`bench attention --modes sagesla --topk 0.1 --no-14b`): throughput,
 # memory and stall reasons for one launch of each. KERNEL selects the kernel (regex), env passes through (e.g.
-# TD_SLA_PIPELINED=0). Full report in $OUT/sla_ncu.txt, the lines that matter on stdout.
+# TD_SLA_SPARSE=pipelined). Full report in $OUT/sla_ncu.txt, the lines that matter on stdout.
 set -uo pipefail
 source "$(dirname "$0")/env.sh"
 NCU=$(ls /usr/local/cuda*/bin/ncu 2>/dev/null | head -1)
