@@ -313,6 +313,48 @@ __device__ __forceinline__ uint32_t ordered_bits(float f) {
   return (u & 0x80000000u) ? ~u : (u | 0x80000000u);
 }
 
+// Warp-wide step of the radix select: lane l sums bins 255-8l down to 248-8l of hist (the candidates' counts per
+// value of the current digit); the lane where the running count from the top digit reaches need walks its 8 bins.
+// Returns true in that lane only, with the digit of the need-th largest candidate and how many candidates with that
+// digit are still to take.
+__device__ __forceinline__ bool radix_pick(const unsigned* hist, int lane, int need, int& digit, int& rest) {
+  int cnt[8], tot = 0;
+#pragma unroll
+  for (int b = 0; b < 8; b++) tot += cnt[b] = int(hist[255 - 8 * lane - b]);
+  int inc = tot;
+#pragma unroll
+  for (int o = 1; o < 32; o <<= 1) {
+    const int y = __shfl_up_sync(0xffffffffu, inc, o);
+    if (lane >= o) inc += y;
+  }
+  const int exc = inc - tot;
+  if (!(exc < need && need <= inc)) return false;
+  int above = exc, b = 0;
+  while (above + cnt[b] < need) above += cnt[b++];
+  digit = 255 - 8 * lane - b;
+  rest = need - above;
+  return true;
+}
+
+// Warp-wide: the ascending indices of the blocks kept from a row of nk ordered score bits, those above the
+// threshold T and, of those equal to it, the first `need` (the CPU reference's tie rule), written to out.
+__device__ __forceinline__ void write_kept_blocks(const uint32_t* bits, int nk, uint32_t T, int need, int lane,
+                                                  int32_t* out) {
+  int base = 0, eq_seen = 0;
+  const unsigned below = (1u << lane) - 1u;
+  for (int j0 = 0; j0 < nk; j0 += 32) {
+    const int j = j0 + lane;
+    const uint32_t u = j < nk ? bits[j] : 0u;
+    const bool eq = j < nk && u == T;
+    const unsigned meq = __ballot_sync(0xffffffffu, eq);
+    const bool keep = (j < nk && u > T) || (eq && eq_seen + __popc(meq & below) < need);
+    const unsigned m = __ballot_sync(0xffffffffu, keep);
+    if (keep) out[base + __popc(m & below)] = j;
+    base += __popc(m);
+    eq_seen += __popc(meq);
+  }
+}
+
 constexpr int kTopkThreads = 256;
 
 __global__ void __launch_bounds__(kTopkThreads)
@@ -335,23 +377,10 @@ __global__ void __launch_bounds__(kTopkThreads)
     }
     __syncthreads();
     if (tid < 32) {
-      // Lane l owns digits 255-8l down to 248-8l; an inclusive scan of the lane totals from the top digit finds
-      // the lane where the running count reaches need, and that lane walks its 8 digits.
-      int cnt[8], tot = 0;
-#pragma unroll
-      for (int b = 0; b < 8; b++) tot += cnt[b] = int(hist[255 - 8 * lane - b]);
-      int inc = tot;
-#pragma unroll
-      for (int o = 1; o < 32; o <<= 1) {
-        const int y = __shfl_up_sync(0xffffffffu, inc, o);
-        if (lane >= o) inc += y;
-      }
-      const int exc = inc - tot;
-      if (exc < need && need <= inc) {
-        int above = exc, b = 0;
-        while (above + cnt[b] < need) above += cnt[b++];
-        s_prefix = prefix | (uint32_t(255 - 8 * lane - b) << shift);
-        s_need = need - above;
+      int digit, rest;
+      if (radix_pick(hist, lane, need, digit, rest)) {
+        s_prefix = prefix | (uint32_t(digit) << shift);
+        s_need = rest;
       }
     }
     __syncthreads();
@@ -361,23 +390,7 @@ __global__ void __launch_bounds__(kTopkThreads)
     __syncthreads();  // hist and s_* are rewritten by the next pass
   }
   // prefix = T; keep bits > T, and the first `need` blocks with bits == T.
-  if (tid < 32) {
-    int32_t* out = table + (int64_t(h) * nq + i) * kc;
-    int base = 0, eq_seen = 0;
-    const unsigned below = (1u << lane) - 1u;
-    for (int j0 = 0; j0 < nk; j0 += 32) {
-      const int j = j0 + lane;
-      const uint32_t u = j < nk ? bits[j] : 0u;
-      const bool eq = j < nk && u == prefix;
-      const unsigned meq = __ballot_sync(0xffffffffu, eq);
-      const bool keep = (j < nk && u > prefix) || (eq && eq_seen + __popc(meq & below) < need);
-      const unsigned m = __ballot_sync(0xffffffffu, keep);
-      if (keep) out[base + __popc(m & below)] = j;
-      base += __popc(m);
-      eq_seen += __popc(meq);
-    }
-  }
-}
+  if (tid < 32) write_kept_blocks(bits, nk, prefix, need, lane, table + (int64_t(h) * nq + i) * kc);}
 
 // The same selection with one warp per (head, query block) row and eight rows per CTA: every barrier is a
 // __syncwarp, where the CTA-per-row kernel above ran 17 block-wide barriers for a few hundred scores (75,600 x 40:
@@ -405,46 +418,15 @@ __global__ void __launch_bounds__(kTopkRowsPerCta * 32)
       if ((u & mask) == prefix) atomicAdd(&hist[(u >> shift) & 255u], 1u);
     }
     __syncwarp();
-    // As in topk_kernel: lane l owns digits 255-8l down to 248-8l; the lane where the running count from the top
-    // reaches need walks its 8 digits, and its result is broadcast.
-    int cnt[8], tot = 0;
-#pragma unroll
-    for (int b = 0; b < 8; b++) tot += cnt[b] = int(hist[255 - 8 * lane - b]);
-    int inc = tot;
-#pragma unroll
-    for (int o = 1; o < 32; o <<= 1) {
-      const int y = __shfl_up_sync(0xffffffffu, inc, o);
-      if (lane >= o) inc += y;
-    }
-    const int exc = inc - tot;
-    const bool found = exc < need && need <= inc;
     int digit = 0, rest = 0;
-    if (found) {
-      int above = exc, b = 0;
-      while (above + cnt[b] < need) above += cnt[b++];
-      digit = 255 - 8 * lane - b;
-      rest = need - above;
-    }
+    const bool found = radix_pick(hist, lane, need, digit, rest);
     const int src = __ffs(__ballot_sync(0xffffffffu, found)) - 1;
     prefix |= uint32_t(__shfl_sync(0xffffffffu, digit, src)) << shift;
     need = __shfl_sync(0xffffffffu, rest, src);
     mask |= 255u << shift;
     __syncwarp();  // hist is cleared by the next pass
   }
-  int32_t* out = table + (int64_t(h) * nq + i) * kc;
-  int base = 0, eq_seen = 0;
-  const unsigned below = (1u << lane) - 1u;
-  for (int j0 = 0; j0 < nk; j0 += 32) {
-    const int j = j0 + lane;
-    const uint32_t u = j < nk ? bits[j] : 0u;
-    const bool eq = j < nk && u == prefix;
-    const unsigned meq = __ballot_sync(0xffffffffu, eq);
-    const bool keep = (j < nk && u > prefix) || (eq && eq_seen + __popc(meq & below) < need);
-    const unsigned m = __ballot_sync(0xffffffffu, keep);
-    if (keep) out[base + __popc(m & below)] = j;
-    base += __popc(m);
-    eq_seen += __popc(meq);
-  }
+  write_kept_blocks(bits, nk, prefix, need, lane, table + (int64_t(h) * nq + i) * kc);
 }
 
 // ---- 6. linear kv: per (token chunk, head), D/16 warps in a 2 x D/32 grid over the D x D KV tile ----
@@ -460,7 +442,8 @@ __global__ void __launch_bounds__(kTopkRowsPerCta * 32)
 template <int D>
 __global__ void __launch_bounds__(D / 16 * 32, 2)
     linear_kv_kernel(const bf16* __restrict__ k, const bf16* __restrict__ v, int L, int H, int chunk,
-                     float* __restrict__ kv, float* __restrict__ z, float* __restrict__ ksum, float* __restrict__ vmax) {
+                     float* __restrict__ kv, float* __restrict__ z, float* __restrict__ ksum,
+                     float* __restrict__ vmax) {
   constexpr int T = sla_cfg::kLinearTile, NW = D / 16, NT = NW * 32, P = D + 8;  // P: padded pitch (ldmatrix)
   constexpr int kCh = D / 8;  // 16-byte chunks per row = threads per row
   constexpr int kRowsPerPass = NT / kCh;

@@ -21,8 +21,7 @@
 #include "cuda/sla_mma.cuh"
 #include "cuda/sla_sparse.cuh"
 #include "cuda/sla_sparse_common.cuh"
-#include "cuda/sla_sparse_compact.cuh"
-#include "cuda/sla_sparse_pipelined.cuh"
+#include "cuda/sla_sparse_sm90.cuh"
 #include "cuda/sla_wgmma.cuh"
 
 namespace td {

@@ -12,16 +12,16 @@
 // K, V^T and the folded KVW^T tile come in the pipelined kernel's layouts (kquant / vquant / fold TILED), and the
 // numerics are the same (exact int32 scores, e4m3 P·V with a fresh fp32 chain per block, tensor-core row sums), so
 // both kernels are checked against the same emulation.
-#include <climits>
 #include <cmath>
 #include <type_traits>
 
 #include "cuda/cuda_common.cuh"
+#include "cuda/sla_bulk_common.cuh"
 #include "cuda/sla_config.h"
 #include "cuda/sla_mma.cuh"
 #include "cuda/sla_sparse.cuh"
 #include "cuda/sla_sparse_common.cuh"
-#include "cuda/sla_sparse_compact.cuh"
+#include "cuda/sla_sparse_sm90.cuh"
 #include "cuda/sla_wgmma.cuh"
 #include "cuda/sla_wgmma_epilogue.cuh"
 #include "cuda/sm90_sync.cuh"
@@ -72,19 +72,8 @@ __global__ void __launch_bounds__(kThreads, cpt::kCtasPerSm) sparse_compact_kern
     sm90::mbar_init(sm90::smem_addr(&kvw_full[1]), 1);
     asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
   }
-  const int ncache = min(kc, sla_cfg::kSelCache);
-  for (int i = tid; i < ncache; i += kThreads) {
-    const int j = sel[i];
-    sel_s[i] = j;
-    ksc_s[i] = a.kscale[int64_t(h) * a.nk + j];
-  }
+  stage_row_and_head<D, kThreads>(a, h, sel, sel_s, ksc_s, vsc_s, z_s, bias_s);
   const bool linear = a.kvwt != nullptr;
-  for (int d = tid; d < D; d += kThreads) {
-    const float vm = a.vmax[int64_t(h) * D + d];
-    vsc_s[d] = vm > 0.f ? vm / sla_cfg::kFp8Max : 1.f;  // l sums 448 p: P's 1/448 is in 1/l
-    z_s[d] = linear ? a.z[int64_t(h) * D + d] : 0.f;
-    bias_s[d] = linear && a.bias ? a.bias[d] : 0.f;
-  }
   __syncthreads();
   auto sel_at = [&](int i) { return kCached || i < sla_cfg::kSelCache ? sel_s[i] : sel[i]; };
   auto ksc_at = [&](int i) {
@@ -117,13 +106,7 @@ __global__ void __launch_bounds__(kThreads, cpt::kCtasPerSm) sparse_compact_kern
     load_k(0);
     load_v(0);
   }
-  for (int i = tid; i < 64; i += kThreads)
-    reinterpret_cast<uint4*>(smem + kOnesOff)[i] = make_uint4(0x38383838u, 0x38383838u, 0x38383838u, 0x38383838u);
-  fence_proxy_async_smem();  // the ones tile is read by wgmma (async proxy)
-  cp_async_wait<0>();
-  __syncthreads();
-  const float qscale = quantize_q_tile<BQ, D, kThreads>(smem + kQOff, smem + kQiOff, red);
-  const float fscale = qscale * a.scale_log2;
+  const float fscale = finish_q_prologue<BQ, D, kThreads>(a, smem + kQOff, smem + kQiOff, smem + kOnesOff, red);
 
   float o[D / 8][4];
 #pragma unroll
@@ -135,45 +118,18 @@ __global__ void __launch_bounds__(kThreads, cpt::kCtasPerSm) sparse_compact_kern
   const uint64_t db = wgmma_desc_sw128(smem_u32(smem));
   const uint64_t dq = db + (kQiOff >> 4), dk = db + (kKOff >> 4), dv = db + (kVOff >> 4), d1 = db + (kOnesOff >> 4);
 
-  // Softmax of one block straight from the int32 scores, in base 2, with P scaled by 448 for e4m3 (see
-  // sla_sparse.cu for the derivation): updates the row maxima, returns o's rescale factor in alpha and P as the
-  // m64k32 A fragments of P·V, whose register order matches V's per-16-token permutation (sla_mma.cuh v_perm).
-  // Keys past L are masked only in the kPartial instance (the last key block), as in the pipelined kernel.
+  // Softmax of one block (sla_bulk_common.cuh), P packed as the m64k32 A fragments of P·V, whose register order
+  // matches V's per-16-token permutation (sla_mma.cuh v_perm).
   auto softmax_t = [&](const int(&acc)[BK / 2], float(&alpha)[2], uint32_t(&pa)[BK / 32][4], int kbase,
                        float kscale, auto partial_tag) {
     constexpr bool kPartial = decltype(partial_tag)::value;
     const float f = fscale * kscale;
-    int mi[2] = {INT_MIN, INT_MIN};
-    if constexpr (kPartial) {
-#pragma unroll
-      for (int n = 0; n < BK / 8; n++)
-#pragma unroll
-        for (int e = 0; e < 4; e++)
-          if (kbase + n * 8 + 2 * t4 + (e & 1) < a.L) mi[e / 2] = max(mi[e / 2], acc[4 * n + e]);
-    } else {
-      // Two chains per row (even and odd n-tiles) halve the dependent VIMNMX3 depth at the head of the softmax.
-      int mj[2] = {INT_MIN, INT_MIN};
-#pragma unroll
-      for (int n = 0; n < BK / 8; n += 2) {
-        mi[0] = __vimax3_s32(mi[0], acc[4 * n], acc[4 * n + 1]);
-        mi[1] = __vimax3_s32(mi[1], acc[4 * n + 2], acc[4 * n + 3]);
-        mj[0] = __vimax3_s32(mj[0], acc[4 * n + 4], acc[4 * n + 5]);
-        mj[1] = __vimax3_s32(mj[1], acc[4 * n + 6], acc[4 * n + 7]);
-      }
-      mi[0] = max(mi[0], mj[0]);
-      mi[1] = max(mi[1], mj[1]);
-    }
     float bias[2];
-    int_softmax_update(mi, f, m_r, alpha, bias);
+    block_row_max<kPartial>(acc, kbase, a.L, t4, f, m_r, alpha, bias);
 #pragma unroll
     for (int kk = 0; kk < BK / 32; kk++) {
       float p[16];
-#pragma unroll
-      for (int i = 0; i < 16; i++) {
-        const int idx = 16 * kk + i, e = i & 3;
-        p[i] = ex2_ftz(fmaf(__uint_as_float(uint32_t(acc[idx]) + 0x4B400000u), f, -bias[e / 2]));
-        if (kPartial && kbase + (idx / 4) * 8 + 2 * t4 + (e & 1) >= a.L) p[i] = 0.f;
-      }
+      block_p16<kPartial>(acc, kk, kbase, a.L, t4, f, bias, p);
       pa[kk][0] = pack_e4m3x4(p[0], p[1], p[4], p[5]);
       pa[kk][1] = pack_e4m3x4(p[2], p[3], p[6], p[7]);
       pa[kk][2] = pack_e4m3x4(p[8], p[9], p[12], p[13]);
@@ -244,15 +200,10 @@ void launch_sparse_compact(const SparseArgs& a, cudaStream_t stream) {
   TD_CHECK(a.tiled_kv, "sla", "the compact kernel needs K and V in the tiled layout");
   const int smem = kSmem + 1024;  // room to align the base to 1024 bytes
   auto launch = [&](auto kern) {
-    cudaFuncAttributes fa;
-    TD_CUDA_CHECK(cudaFuncGetAttributes(&fa, kern));
-    TD_CHECK(size_t(smem) + fa.sharedSizeBytes <= device_props().sharedMemPerBlockOptin, "sla",
-             "the compact sparse kernel needs ", smem, " + ", fa.sharedSizeBytes,
-             " bytes of shared memory; this GPU allows ", device_props().sharedMemPerBlockOptin);
-    TD_CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+    allow_bulk_kernel_smem(kern, smem, "compact");
     // Three CTAs need the largest shared-memory carve-out of the unified L1.
-    TD_CUDA_CHECK(
-        cudaFuncSetAttribute(kern, cudaFuncAttributePreferredSharedMemoryCarveout, int(cudaSharedmemCarveoutMaxShared)));
+    TD_CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributePreferredSharedMemoryCarveout,
+                                       int(cudaSharedmemCarveoutMaxShared)));
     kern<<<dim3(a.nq, a.H), kThreads, smem, stream>>>(a);
     TD_CUDA_LAUNCH_CHECK();
   };

@@ -10,17 +10,17 @@
 //   iteration c, when every warp is done with the slots they replace, and are needed one whole iteration later.
 // The numerics are those of the in-loop kernel (exact int32 scores, e4m3 P·V with a fresh fp32 chain per block,
 // row sums from the tensor core), so both are checked against the same emulation.
-#include <climits>
 #include <cmath>
 #include <cstdlib>
 #include <type_traits>
 
 #include "cuda/cuda_common.cuh"
+#include "cuda/sla_bulk_common.cuh"
 #include "cuda/sla_config.h"
 #include "cuda/sla_mma.cuh"
 #include "cuda/sla_sparse.cuh"
 #include "cuda/sla_sparse_common.cuh"
-#include "cuda/sla_sparse_pipelined.cuh"
+#include "cuda/sla_sparse_sm90.cuh"
 #include "cuda/sla_wgmma.cuh"
 #include "cuda/sla_wgmma_epilogue.cuh"
 #include "cuda/sm90_sync.cuh"
@@ -73,19 +73,8 @@ __global__ void __launch_bounds__(kThreads, 2) sparse_pipelined_kernel(const Spa
     sm90::mbar_init(sm90::smem_addr(&kvw_full), 1);
     asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
   }
-  const int ncache = min(kc, sla_cfg::kSelCache);
-  for (int i = tid; i < ncache; i += kThreads) {
-    const int j = sel[i];
-    sel_s[i] = j;
-    ksc_s[i] = a.kscale[int64_t(h) * a.nk + j];
-  }
+  stage_row_and_head<D, kThreads>(a, h, sel, sel_s, ksc_s, vsc_s, z_s, bias_s);
   const bool linear = a.kvwt != nullptr;
-  for (int d = tid; d < D; d += kThreads) {
-    const float vm = a.vmax[int64_t(h) * D + d];
-    vsc_s[d] = vm > 0.f ? vm / sla_cfg::kFp8Max : 1.f;  // l sums 448 p: P's 1/448 is in 1/l
-    z_s[d] = linear ? a.z[int64_t(h) * D + d] : 0.f;
-    bias_s[d] = linear && a.bias ? a.bias[d] : 0.f;
-  }
   __syncthreads();
   auto sel_at = [&](int i) { return i < sla_cfg::kSelCache ? sel_s[i] : sel[i]; };
   auto ksc_at = [&](int i) { return i < sla_cfg::kSelCache ? ksc_s[i] : a.kscale[int64_t(h) * a.nk + sel[i]]; };
@@ -121,13 +110,7 @@ __global__ void __launch_bounds__(kThreads, 2) sparse_pipelined_kernel(const Spa
     }
   }
 
-  for (int i = tid; i < 64; i += kThreads)
-    reinterpret_cast<uint4*>(smem + kOnesOff)[i] = make_uint4(0x38383838u, 0x38383838u, 0x38383838u, 0x38383838u);
-  fence_proxy_async_smem();  // the ones tile is read by wgmma (async proxy)
-  cp_async_wait<0>();
-  __syncthreads();
-  const float qscale = quantize_q_tile<BQ, D, kThreads>(smem + kQOff, smem + kQiOff, red);
-  const float fscale = qscale * a.scale_log2;
+  const float fscale = finish_q_prologue<BQ, D, kThreads>(a, smem + kQOff, smem + kQiOff, smem + kOnesOff, red);
 
   float o[D / 8][4];
 #pragma unroll
@@ -161,44 +144,20 @@ __global__ void __launch_bounds__(kThreads, 2) sparse_pipelined_kernel(const Spa
     }
     wgmma_commit();
   };
-  // Softmax of block b straight from the int32 scores in acc, in base 2, with P scaled by 448 for e4m3 (see
-  // sla_sparse.cu for the derivation): updates the row maxima, returns o's rescale factor in alpha and P in pa,
-  // whose register order matches V's per-16-token permutation (sla_mma.cuh v_perm).
-  // The masking of keys past L exists only in the kPartial instance (the last key block): as a run-time condition
-  // inside one body, the compiler if-converted it into ~5 predicated instructions per score for every block.
+  // Softmax of block b (sla_bulk_common.cuh), P written to its buffer in the register order that matches V's
+  // per-16-token permutation (sla_mma.cuh v_perm).
   auto softmax_t = [&](int b, float(&alpha)[2], int kbase, float kscale, auto partial_tag) {
     constexpr bool kPartial = decltype(partial_tag)::value;
     const float f = fscale * kscale;
-    int mi[2] = {INT_MIN, INT_MIN};
-    if constexpr (kPartial) {
-#pragma unroll
-      for (int n = 0; n < BK / 8; n++)
-#pragma unroll
-        for (int e = 0; e < 4; e++)
-          if (kbase + n * 8 + 2 * t4 + (e & 1) < a.L) mi[e / 2] = max(mi[e / 2], acc[4 * n + e]);
-    } else {
-#pragma unroll
-      for (int n = 0; n < BK / 8; n++) {
-        mi[0] = __vimax3_s32(mi[0], acc[4 * n], acc[4 * n + 1]);
-        mi[1] = __vimax3_s32(mi[1], acc[4 * n + 2], acc[4 * n + 3]);
-      }
-    }
     float bias[2];
-    int_softmax_update(mi, f, m_r, alpha, bias);
-    float p[BK / 2];
-#pragma unroll
-    for (int n = 0; n < BK / 8; n++)
-#pragma unroll
-      for (int e = 0; e < 4; e++) {
-        p[4 * n + e] = ex2_ftz(fmaf(__uint_as_float(uint32_t(acc[4 * n + e]) + 0x4B400000u), f, -bias[e / 2]));
-        if (kPartial && kbase + n * 8 + 2 * t4 + (e & 1) >= a.L) p[4 * n + e] = 0.f;
-      }
+    block_row_max<kPartial>(acc, kbase, a.L, t4, f, m_r, alpha, bias);
     // P to its buffer as the m16n8k32 A fragment would hold it (row g: keys 4t4.., 16 + 4t4.. of each k32 step),
     // in the 128-byte-swizzled K-major layout: 8 rows x 4 lanes of 4 bytes hit 32 different banks.
     uint8_t* prow = smem + kPOff + (b & 1) * kPTile + (warp * 16 + g) * BK + 4 * t4;
 #pragma unroll
     for (int kk = 0; kk < BK / 32; kk++) {
-      const float* s0 = p + 16 * kk;
+      float s0[16];
+      block_p16<kPartial>(acc, kk, kbase, a.L, t4, f, bias, s0);
       uint8_t* lo = prow + (((2 * kk) ^ g) << 4);
       uint8_t* hi = prow + (((2 * kk + 1) ^ g) << 4);
       *reinterpret_cast<uint32_t*>(lo) = pack_e4m3x4(s0[0], s0[1], s0[4], s0[5]);
@@ -282,12 +241,7 @@ void launch_sparse_pipelined(const SparseArgs& a, cudaStream_t stream) {
   TD_CHECK(pipelined_fits(a), "sla", "the pipelined kernel needs sagesla, 64x128 blocks, head_dim 128 and sm_90");
   TD_CHECK(a.tiled_kv, "sla", "the pipelined kernel needs K and V in the tiled layout");
   const int smem = kSmem + 1024;  // room to align the base to 1024 bytes
-  cudaFuncAttributes fa;
-  TD_CUDA_CHECK(cudaFuncGetAttributes(&fa, sparse_pipelined_kernel));
-  TD_CHECK(size_t(smem) + fa.sharedSizeBytes <= device_props().sharedMemPerBlockOptin, "sla",
-           "the pipelined sparse kernel needs ", smem, " + ", fa.sharedSizeBytes,
-           " bytes of shared memory; this GPU allows ", device_props().sharedMemPerBlockOptin);
-  TD_CUDA_CHECK(cudaFuncSetAttribute(sparse_pipelined_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+  allow_bulk_kernel_smem(sparse_pipelined_kernel, smem, "pipelined");
   sparse_pipelined_kernel<<<dim3(a.nq, a.H), kThreads, smem, stream>>>(a);
   TD_CUDA_LAUNCH_CHECK();
 }
