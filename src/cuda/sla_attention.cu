@@ -124,119 +124,137 @@ void launch_pool(const bf16* x, int L, int H, int D, int b, int n, const float* 
   TD_CUDA_LAUNCH_CHECK();
 }
 
-// Loads the [BK tokens][D] tile of head h starting at token t0 into shared memory with 16-byte cp.async copies
-// (pitch P bf16; NT threads); tokens past L are zero. All of a thread's copies are in flight at once, where the
-// load -> shared store loop before waited out one DRAM latency per 16 bytes (H100, 32,760 x 12: kquant 0.081-0.083
-// -> 0.075 ms; vquant unchanged at 0.078, its time goes elsewhere).
-template <int BK, int D, int P, int NT>
-__device__ __forceinline__ void load_tile(const bf16* __restrict__ x, int L, int H, int h, int t0, bf16 (*tile)[P]) {
-  constexpr int kCh = D / 8;
-  static_assert((BK * kCh) % NT == 0, "whole 16-byte chunks per thread");
-#pragma unroll
-  for (int i = 0; i < BK * kCh / NT; i++) {
-    const int idx = int(threadIdx.x) + i * NT, r = idx / kCh, ch = idx % kCh, t = t0 + r;
-    sla::cp_async16(&tile[r][ch * 8], x + (int64_t(t < L ? t : L - 1) * H + h) * D + ch * 8, t < L ? 16 : 0);
-  }
-  sla::cp_async_commit();
-  sla::cp_async_wait<0>();
-}
-
 // ---- 3. kquant (256 threads per key block): pooled k - mean, int8 k - mean per block ----
-// The tile is read from global memory once (16-byte loads) and each thread stores 16 int8 values at a time.
-// TILED (the pipelined wgmma kernel's layout, D = 128): each 128-byte row is stored with its 16-byte chunks
+// Register tiles: thread (q, rg) holds the 16-byte chunk q (8 channels) of rows rg, rg + R, ... (R = 256 / (D / 8)
+// row groups), all loaded before the first use; the column sums meet through shuffles and shared memory, and the
+// rows are quantized from the same registers. The previous kernel staged the block in shared memory and read it
+// back with 2-byte loads (one per value for the column pass, 16 per quantized chunk): Nsight Compute at 75,600 x 40
+// had it waiting on the shared-memory pipe (MIO throttle 6.4, barrier 3.1 cycles per instruction) at 59% of DRAM
+// bandwidth.
+// TILED (the sm_90 bulk-copy kernels' layout, D = 128): each 128-byte row is stored with its 16-byte chunks
 // already in wgmma's 128-byte-swizzle order (chunk c at c ^ (row & 7)), so one linear bulk copy of a key block is the
 // shared-memory image the kernel multiplies from.
 template <int BK, int D, bool TILED = false>
 __global__ void __launch_bounds__(256) kquant_kernel(const bf16* __restrict__ k, int L, int H, int nk,
                                                      const float* __restrict__ ksum, float* __restrict__ pk,
                                                      int8_t* __restrict__ kq, float* __restrict__ kscale) {
-  constexpr int P = D + 8, NT = 256, kSplit = NT / D;  // threads per column in the column pass
-  __shared__ __align__(16) bf16 tile[BK][P];
-  __shared__ float mean_s[D], psum[kSplit][D], red[NT / 32];
-  const int j = blockIdx.x, h = blockIdx.y, tid = threadIdx.x;
+  constexpr int NT = 256, kCh = D / 8, kGroups = NT / kCh, kRows = BK / kGroups;
+  static_assert(BK % kGroups == 0 && 32 % kCh == 0, "whole rows per thread, chunks of one row in one warp");
+  static_assert(!TILED || D == 128, "the tiled layout has 128-byte rows");
+  __shared__ float part[NT / 32][D];  // per-warp column sums
+  __shared__ float red[NT / 32];
+  const int j = blockIdx.x, h = blockIdx.y, tid = threadIdx.x, lane = tid % 32, q = tid % kCh, rg = tid / kCh;
   const int t0 = j * BK, n = min(L, t0 + BK) - t0;
-  load_tile<BK, D, P, NT>(k, L, H, h, t0, tile);
-  if (tid < D) mean_s[tid] = ksum[h * D + tid] / float(L);
-  __syncthreads();
-  // Column pass: sums of k - mean (pooling) and the block amax.
-  const int d = tid % D, part = tid / D;
-  float sm = 0.f, mx = 0.f;
-  for (int r = part; r < n; r += kSplit) {
-    const float x = __bfloat162float(tile[r][d]) - mean_s[d];
-    sm += x;
-    mx = fmaxf(mx, fabsf(x));
+  uint4 w[kRows];
+#pragma unroll
+  for (int i = 0; i < kRows; i++) {
+    const int r = rg + i * kGroups;
+    w[i] = r < n ? __ldg(reinterpret_cast<const uint4*>(k + (int64_t(t0 + r) * H + h) * D + q * 8))
+                 : make_uint4(0u, 0u, 0u, 0u);
   }
-  psum[part][d] = sm;
+  float mean[8];
+#pragma unroll
+  for (int e = 0; e < 8; e++) mean[e] = ksum[h * D + q * 8 + e] / float(L);
+  auto value = [&](int i, int e) {  // k - mean of row i's channel q * 8 + e
+    return __bfloat162float(reinterpret_cast<const __nv_bfloat16*>(&w[i])[e]) - mean[e];
+  };
+  float s[8] = {0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f}, mx = 0.f;
+#pragma unroll
+  for (int i = 0; i < kRows; i++)
+    if (rg + i * kGroups < n)
+#pragma unroll
+      for (int e = 0; e < 8; e++) {
+        const float x = value(i, e);
+        s[e] += x;
+        mx = fmaxf(mx, fabsf(x));
+      }
+  // Lanes of one warp with the same chunk q differ in the bits above log2(kCh).
+#pragma unroll
+  for (int e = 0; e < 8; e++)
+#pragma unroll
+    for (int o = kCh; o < 32; o <<= 1) s[e] += __shfl_xor_sync(0xffffffffu, s[e], o);
+  if (lane < kCh)
+#pragma unroll
+    for (int e = 0; e < 8; e++) part[tid / 32][q * 8 + e] = s[e];
   mx = warp_max(mx);
-  if (tid % 32 == 0) red[tid / 32] = mx;
+  if (lane == 0) red[tid / 32] = mx;
   __syncthreads();
   if (tid < D) {
     float t = 0.f;
 #pragma unroll
-    for (int q = 0; q < kSplit; q++) t += psum[q][tid];
+    for (int w8 = 0; w8 < NT / 32; w8++) t += part[w8][tid];
     pk[(int64_t(h) * nk + j) * D + tid] = t / float(n);
   }
   mx = red[0];
 #pragma unroll
-  for (int w = 1; w < NT / 32; w++) mx = fmaxf(mx, red[w]);
+  for (int w8 = 1; w8 < NT / 32; w8++) mx = fmaxf(mx, red[w8]);
   const float sc = mx / 127.f + 1e-7f;
   if (tid == 0) kscale[int64_t(h) * nk + j] = sc;
-  // x * (1 / sc) rather than x / sc (an IEEE division is a ~10-instruction sequence, 64 per thread here): the two
-  // differ by at most an ulp before rounding, i.e. only for values within an ulp of a rounding boundary.
+  // x * (1 / sc) rather than x / sc (an IEEE division is a ~10-instruction sequence): the two differ by at most an
+  // ulp before rounding, i.e. only for values within an ulp of a rounding boundary.
   const float inv_sc = 1.f / sc;
-  // Quantize: one thread = 16 consecutive channels of one token (a 16-byte store).
   int8_t* dst = kq + (int64_t(h) * nk * BK + t0) * D;
-  constexpr int kCh = D / 16;
-  for (int idx = tid; idx < BK * kCh; idx += NT) {
-    const int r = idx / kCh, c0 = (idx % kCh) * 16;
-    uint32_t w[4] = {0u, 0u, 0u, 0u};
-    if (r < n) {
 #pragma unroll
-      for (int e = 0; e < 16; e++) {
-        const float q =
-            fminf(127.f, fmaxf(-127.f, roundf((__bfloat162float(tile[r][c0 + e]) - mean_s[c0 + e]) * inv_sc)));
-        w[e / 4] |= (uint32_t(int(q)) & 0xffu) << (8 * (e % 4));
+  for (int i = 0; i < kRows; i++) {
+    const int r = rg + i * kGroups;
+    uint32_t o[2] = {0u, 0u};  // rows past L stay zero
+    if (r < n)
+#pragma unroll
+      for (int e = 0; e < 8; e++) {
+        const float qv = fminf(127.f, fmaxf(-127.f, roundf(value(i, e) * inv_sc)));
+        o[e / 4] |= (uint32_t(int(qv)) & 0xffu) << (8 * (e % 4));
       }
-    }
-    const int col = TILED ? ((c0 / 16) ^ (r & 7)) * 16 : c0;
-    *reinterpret_cast<uint4*>(dst + int64_t(r) * D + col) = make_uint4(w[0], w[1], w[2], w[3]);
+    const int col = TILED ? (((q / 2) ^ (r & 7)) * 16 + (q % 2) * 8) : q * 8;
+    *reinterpret_cast<uint2*>(dst + int64_t(r) * D + col) = make_uint2(o[0], o[1]);
   }
 }
 
-// ---- 3b. vquant (256 threads): e4m3 V^T, tokens permuted per 16 (sla::v_perm) ----
-// One 16-byte load per 8 values in, one 16-byte store per 16 tokens of one channel out.
-// TILED (the pipelined wgmma kernel's layout, BK = 128): [H, nk, D, BK], one key block's V^T contiguous, its 16-byte
+// ---- 3b. vquant ((D/8) x (BK/16) threads): e4m3 V^T, tokens permuted per 16 (sla::v_perm) ----
+// Thread (tg, q) loads the 16-byte chunk q (8 channels) of the 16 tokens of group tg into registers and writes, per
+// channel, one 16-byte row chunk of V^T: a transpose in registers. The previous kernel staged the block in shared
+// memory and gathered each output chunk with 16 two-byte loads (75,600 x 40: MIO throttle 13.7 and long scoreboard
+// 16 cycles per instruction, 65% of DRAM bandwidth).
+// TILED (the sm_90 bulk-copy kernels' layout, BK = 128): [H, nk, D, BK], one key block's V^T contiguous, its 16-byte
 // chunks in wgmma's 128-byte-swizzle order (chunk c of channel row d at c ^ (d & 7)): one bulk copy per block.
+template <int BK, int D>
+constexpr int vquant_threads() {
+  return (D / 8) * (BK / 16);
+}
 template <int BK, int D, bool TILED = false>
-__global__ void __launch_bounds__(256) vquant_kernel(const bf16* __restrict__ v, int L, int H, int nk,
-                                                     const float* __restrict__ vmax, uint8_t* __restrict__ vt) {
-  constexpr int P = D + 8;
-  __shared__ __align__(16) bf16 tile[BK][P];
-  const int j = blockIdx.x, h = blockIdx.y, t0 = j * BK;
-  load_tile<BK, D, P, 256>(v, L, H, h, t0, tile);
-  __syncthreads();
+__global__ void __launch_bounds__(vquant_threads<BK, D>()) vquant_kernel(const bf16* __restrict__ v, int L, int H,
+                                                                         int nk, const float* __restrict__ vmax,
+                                                                         uint8_t* __restrict__ vt) {
+  constexpr int kGroups = BK / 16;
+  static_assert(!TILED || BK == 128, "the tiled layout has 128-token rows");
+  // The token group varies fastest, so a warp's stores for one channel cover whole 128-byte V^T rows.
+  const int j = blockIdx.x, h = blockIdx.y, tg = threadIdx.x % kGroups, q = threadIdx.x / kGroups;
+  const int t0 = j * BK, tok0 = t0 + tg * 16;
+  uint4 w[16];
+#pragma unroll
+  for (int e = 0; e < 16; e++)
+    w[e] = tok0 + e < L ? __ldg(reinterpret_cast<const uint4*>(v + (int64_t(tok0 + e) * H + h) * D + q * 8))
+                        : make_uint4(0u, 0u, 0u, 0u);  // zero past L
   const int64_t lpad = int64_t(nk) * BK;
-  // Item = (channel d, group of 16 tokens); d varies fastest so that a warp reads 64 contiguous bytes of a row.
-  for (int idx = threadIdx.x; idx < D * (BK / 16); idx += blockDim.x) {
-    const int d = idx % D, p0 = (idx / D) * 16;
+#pragma unroll
+  for (int c = 0; c < 8; c++) {
+    const int d = q * 8 + c;
     const float vm = vmax[h * D + d];
     // A multiply by 1 / scale, not a division per value (see kquant): e4m3 keeps 3 mantissa bits, so the ulp of
     // difference before rounding almost never shows.
     const float inv_sc = vm > 0.f ? sla_cfg::kFp8Max / vm : 1.f;
-    uint32_t w[4];
+    auto x = [&](int e) {
+      return __bfloat162float(reinterpret_cast<const __nv_bfloat16*>(&w[sla::v_perm(e)])[c]) * inv_sc;
+    };
+    uint32_t o[4];
 #pragma unroll
-    for (int e = 0; e < 16; e += 2) {
-      const float x0 = __bfloat162float(tile[p0 + sla::v_perm(e)][d]) * inv_sc;
-      const float x1 = __bfloat162float(tile[p0 + sla::v_perm(e + 1)][d]) * inv_sc;
-      const uint32_t b2 = __nv_cvt_float2_to_fp8x2(make_float2(x0, x1), __NV_SATFINITE, __NV_E4M3);
-      if (e % 4 == 0)
-        w[e / 4] = b2;
-      else
-        w[e / 4] |= b2 << 16;
+    for (int e = 0; e < 16; e += 4) {
+      const uint32_t lo = __nv_cvt_float2_to_fp8x2(make_float2(x(e), x(e + 1)), __NV_SATFINITE, __NV_E4M3);
+      const uint32_t hi = __nv_cvt_float2_to_fp8x2(make_float2(x(e + 2), x(e + 3)), __NV_SATFINITE, __NV_E4M3);
+      o[e / 4] = lo | (hi << 16);
     }
-    uint8_t* dst = TILED ? vt + ((int64_t(h) * nk + j) * D + d) * BK + (((p0 / 16) ^ (d & 7)) * 16)
-                         : vt + (int64_t(h) * D + d) * lpad + t0 + p0;
-    *reinterpret_cast<uint4*>(dst) = make_uint4(w[0], w[1], w[2], w[3]);
+    uint8_t* dst = TILED ? vt + ((int64_t(h) * nk + j) * D + d) * BK + ((tg ^ (d & 7)) * 16)
+                         : vt + (int64_t(h) * D + d) * lpad + tok0;
+    *reinterpret_cast<uint4*>(dst) = make_uint4(o[0], o[1], o[2], o[3]);
   }
 }
 
@@ -930,15 +948,16 @@ void sla_attention_impl(const Tensor& q, const Tensor& k, const Tensor& v, Tenso
     else fail("--block-k", cat("sagesla on CUDA supports key blocks of 64 or 128, got ", p.bk));
     timer.mark("kquant");
     vt = dev_empty({g.H, g.D, lpad}, DType::U8);
-    auto launch_v = [&](auto kern) {
-      kern<<<dim3(g.nk, g.H), 256, 0, st>>>(a.v, g.L, g.H, g.nk, vmax.ptr<float>(), vt.ptr<uint8_t>());
+    auto launch_v = [&](auto kern, int threads) {
+      kern<<<dim3(g.nk, g.H), threads, 0, st>>>(a.v, g.L, g.H, g.nk, vmax.ptr<float>(), vt.ptr<uint8_t>());
       TD_CUDA_LAUNCH_CHECK();
     };
-    if (p.bk == 64 && g.D == 64) launch_v(vquant_kernel<64, 64>);
-    else if (p.bk == 64 && g.D == 128) launch_v(vquant_kernel<64, 128>);
-    else if (p.bk == 128 && g.D == 64) launch_v(vquant_kernel<128, 64>);
-    else if (p.bk == 128 && g.D == 128 && a.tiled_kv) launch_v(vquant_kernel<128, 128, true>);
-    else if (p.bk == 128 && g.D == 128) launch_v(vquant_kernel<128, 128>);
+    if (p.bk == 64 && g.D == 64) launch_v(vquant_kernel<64, 64>, vquant_threads<64, 64>());
+    else if (p.bk == 64 && g.D == 128) launch_v(vquant_kernel<64, 128>, vquant_threads<64, 128>());
+    else if (p.bk == 128 && g.D == 64) launch_v(vquant_kernel<128, 64>, vquant_threads<128, 64>());
+    else if (p.bk == 128 && g.D == 128 && a.tiled_kv)
+      launch_v(vquant_kernel<128, 128, true>, vquant_threads<128, 128>());
+    else if (p.bk == 128 && g.D == 128) launch_v(vquant_kernel<128, 128>, vquant_threads<128, 128>());
     else fail("--block-k", cat("sagesla on CUDA supports key blocks of 64 or 128, got ", p.bk));
     timer.mark("vquant");
     a.kq = kq.ptr<int8_t>();
