@@ -707,9 +707,30 @@ Tensor dev_empty(const Shape& s, DType dt) { return Tensor::empty(s, dt, Device:
 void dev_zero(Tensor& t) { TD_CUDA_CHECK(cudaMemsetAsync(t.data(), 0, t.nbytes(), stream())); }
 
 // Block table from pooled q [H, nq, D] and pooled k [H, nk, D].
-Tensor select_blocks(const Tensor& pq, const Tensor& pk, const Geometry& g) {
-  cudaStream_t st = stream();
+// The block map's side stream: q pooling and score + top-k run there while the main stream runs linear_kv, kquant's
+// dependants (vquant) and the fold, which leave the SMs' arithmetic mostly idle (vquant is bandwidth-bound, score
+// is FMA-bound). Events fork and join it in stream order, so CUDA Graph capture records the same dependencies.
+struct SideStream {
+  cudaStream_t s;
+  cudaEvent_t fork, pk_ready, join;
+};
+SideStream& side_stream() {
+  static SideStream ss = [] {
+    SideStream x;
+    TD_CUDA_CHECK(cudaStreamCreateWithFlags(&x.s, cudaStreamNonBlocking));
+    for (cudaEvent_t* e : {&x.fork, &x.pk_ready, &x.join})
+      TD_CUDA_CHECK(cudaEventCreateWithFlags(e, cudaEventDisableTiming));
+    return x;
+  }();
+  return ss;
+}
+
+// On stream st; the score matrix goes to *keep_scores when given (a caller on a side stream keeps it alive until
+// its join, since the allocator reuses freed blocks in the main stream's order).
+Tensor select_blocks(const Tensor& pq, const Tensor& pk, const Geometry& g, cudaStream_t st = stream(),
+                     Tensor* keep_scores = nullptr) {
   Tensor S = dev_empty({g.H, g.nq, g.nk}, DType::F32);
+  if (keep_scores) *keep_scores = S;
   {
     const dim3 grid(ceil_div(g.nk, kScoreTile), ceil_div(g.nq, kScoreTile), g.H);
     auto launch_score = [&](auto kern, int d) {
@@ -924,11 +945,18 @@ void sla_attention_impl(const Tensor& q, const Tensor& k, const Tensor& v, Tenso
     launch_stats(k, v, g, quant, ksum, vmax);
     timer.mark("stats");
   }
-  Tensor pq, pk, kq, kscale, vt;
+  Tensor pq, pk, kq, kscale, vt, scores, table;
   const bool need_map = p.table == nullptr;
+  // SageSLA's block map on the side stream (not with the per-stage profile, whose events time one stream). Every
+  // tensor it touches lives until the join below.
+  SideStream* side = quant && need_map && !p.profile ? &side_stream() : nullptr;
   if (need_map) {
     pq = dev_empty({g.H, g.nq, g.D}, DType::F32);
-    launch_pool(a.q, g.L, g.H, g.D, p.bq, g.nq, nullptr, pq.ptr<float>(), st);
+    if (side) {
+      TD_CUDA_CHECK(cudaEventRecord(side->fork, st));
+      TD_CUDA_CHECK(cudaStreamWaitEvent(side->s, side->fork));
+    }
+    launch_pool(a.q, g.L, g.H, g.D, p.bq, g.nq, nullptr, pq.ptr<float>(), side ? side->s : st);
     timer.mark("pool_q");
   }
   pk = dev_empty({g.H, g.nk, g.D}, DType::F32);
@@ -947,6 +975,12 @@ void sla_attention_impl(const Tensor& q, const Tensor& k, const Tensor& v, Tenso
     else if (p.bk == 128 && g.D == 128) launch_k(kquant_kernel<128, 128>);
     else fail("--block-k", cat("sagesla on CUDA supports key blocks of 64 or 128, got ", p.bk));
     timer.mark("kquant");
+    if (side) {
+      TD_CUDA_CHECK(cudaEventRecord(side->pk_ready, st));
+      TD_CUDA_CHECK(cudaStreamWaitEvent(side->s, side->pk_ready));
+      table = select_blocks(pq, pk, g, side->s, &scores);
+      TD_CUDA_CHECK(cudaEventRecord(side->join, side->s));
+    }
     vt = dev_empty({g.H, g.D, lpad}, DType::U8);
     auto launch_v = [&](auto kern, int threads) {
       kern<<<dim3(g.nk, g.H), threads, 0, st>>>(a.v, g.L, g.H, g.nk, vmax.ptr<float>(), vt.ptr<uint8_t>());
@@ -970,8 +1004,9 @@ void sla_attention_impl(const Tensor& q, const Tensor& k, const Tensor& v, Tenso
   }
 
   // 4-5: block table.
-  Tensor table;
-  if (need_map) {
+  if (side) {
+    // the table is being written on the side stream (joined before the sparse kernel)
+  } else if (need_map) {
     table = select_blocks(pq, pk, g);
     timer.mark("score+topk");
   } else {
@@ -1011,7 +1046,8 @@ void sla_attention_impl(const Tensor& q, const Tensor& k, const Tensor& v, Tenso
     a.z = z.ptr<float>();
   }
 
-  // 8: the sparse kernel (+ linear epilogue).
+  // 8: the sparse kernel (+ linear epilogue), after the side stream's block map.
+  if (side) TD_CUDA_CHECK(cudaStreamWaitEvent(st, side->join));
   sla::launch_sparse(a, st);
   timer.mark("sparse");
 }
