@@ -64,35 +64,19 @@ __global__ void __launch_bounds__(kThreads, cpt::kCtasPerSm) sparse_compact_kern
   const int q0 = qb * BQ, kc = a.kc;
   const int32_t* sel = a.table + (int64_t(h) * a.nq + qb) * kc;
 
-  load_q_tile_async<BQ, D, kThreads>(a, smem + kQOff, q0, h);
-  if (tid == 0) {
-    sm90::mbar_init(sm90::smem_addr(&kfull), 1);
-    sm90::mbar_init(sm90::smem_addr(&vfull), 1);
-    sm90::mbar_init(sm90::smem_addr(&kvw_full[0]), 1);
-    sm90::mbar_init(sm90::smem_addr(&kvw_full[1]), 1);
-    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
-  }
-  stage_row_and_head<D, kThreads>(a, h, sel, sel_s, ksc_s, vsc_s, z_s, bias_s);
-  const bool linear = a.kvwt != nullptr;
-  __syncthreads();
-  auto sel_at = [&](int i) { return kCached || i < sla_cfg::kSelCache ? sel_s[i] : sel[i]; };
-  auto ksc_at = [&](int i) {
-    return kCached || i < sla_cfg::kSelCache ? ksc_s[i] : a.kscale[int64_t(h) * a.nk + sel[i]];
-  };
-
-  // Block b is the slot's b-th fill, hence parity b & 1. Only thread 0 issues copies; it refills a slot right after
-  // its own wait on the wgmma that read it, which retires that wgmma for the whole warpgroup.
+  // Key block j of the head: its K tile into the K slot, its V^T tile into the V^T slot. Only thread 0 issues
+  // copies; it refills a slot right after its own wait on the wgmma that read it, which retires that wgmma for the
+  // whole warpgroup. Block b is the slot's b-th fill, hence parity b & 1.
   const int64_t lpad = int64_t(a.nk) * BK;
-  auto load_k = [&](int b) {
+  auto load_k = [&](int j) {
     const uint32_t bar = sm90::smem_addr(&kfull);
     sm90::mbar_expect_tx(bar, kKTile);
-    sm90::bulk_copy_g2s(smem_u32(smem + kKOff), a.kq + (int64_t(h) * lpad + int64_t(sel_at(b)) * BK) * D, kKTile,
-                        bar);
+    sm90::bulk_copy_g2s(smem_u32(smem + kKOff), a.kq + (int64_t(h) * lpad + int64_t(j) * BK) * D, kKTile, bar);
   };
-  auto load_v = [&](int b) {
+  auto load_v = [&](int j) {
     const uint32_t bar = sm90::smem_addr(&vfull);
     sm90::mbar_expect_tx(bar, kVTile);
-    sm90::bulk_copy_g2s(smem_u32(smem + kVOff), a.vt + (int64_t(h) * a.nk + sel_at(b)) * kVTile, kVTile, bar);
+    sm90::bulk_copy_g2s(smem_u32(smem + kVOff), a.vt + (int64_t(h) * a.nk + j) * kVTile, kVTile, bar);
   };
   // Half 0 of the folded KV tile goes to the K slot after the last Q·K^T, half 1 to the V^T slot after the last P·V.
   auto load_kvw_half = [&](int hf) {
@@ -102,10 +86,26 @@ __global__ void __launch_bounds__(kThreads, cpt::kCtasPerSm) sparse_compact_kern
                         reinterpret_cast<const uint8_t*>(a.kvwt + int64_t(h) * D * D) + hf * kKvwHalf, kKvwHalf,
                         bar);
   };
+
+  load_q_tile_async<BQ, D, kThreads>(a, smem + kQOff, q0, h);
   if (tid == 0) {
-    load_k(0);
-    load_v(0);
+    sm90::mbar_init(sm90::smem_addr(&kfull), 1);
+    sm90::mbar_init(sm90::smem_addr(&vfull), 1);
+    sm90::mbar_init(sm90::smem_addr(&kvw_full[0]), 1);
+    sm90::mbar_init(sm90::smem_addr(&kvw_full[1]), 1);
+    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+    // The first key block's copies start with the Q tile's, before the table row is staged.
+    const int j0 = sel[0];
+    load_k(j0);
+    load_v(j0);
   }
+  stage_row_and_head<D, kThreads>(a, h, sel, sel_s, ksc_s, vsc_s, z_s, bias_s);
+  const bool linear = a.kvwt != nullptr;
+  __syncthreads();
+  auto sel_at = [&](int i) { return kCached || i < sla_cfg::kSelCache ? sel_s[i] : sel[i]; };
+  auto ksc_at = [&](int i) {
+    return kCached || i < sla_cfg::kSelCache ? ksc_s[i] : a.kscale[int64_t(h) * a.nk + sel[i]];
+  };
   const float fscale = finish_q_prologue<BQ, D, kThreads>(a, smem + kQOff, smem + kQiOff, smem + kOnesOff, red);
 
   float o[D / 8][4];
@@ -153,7 +153,7 @@ __global__ void __launch_bounds__(kThreads, cpt::kCtasPerSm) sparse_compact_kern
       fence_operands(acc);
       if (tid == 0) {
         if (c + 1 < kc)
-          load_k(c + 1);
+          load_k(sel_at(c + 1));
         else if (linear)
           load_kvw_half(0);
       }
@@ -176,7 +176,7 @@ __global__ void __launch_bounds__(kThreads, cpt::kCtasPerSm) sparse_compact_kern
     fence_operands(ls);
     if (tid == 0) {
       if (c + 1 < kc)
-        load_v(c + 1);
+        load_v(sel_at(c + 1));
       else if (linear)
         load_kvw_half(1);
     }
