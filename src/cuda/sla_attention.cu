@@ -609,7 +609,7 @@ __global__ void __launch_bounds__(D / 16 * 32, 2)
 // ---- 7. fold: kvwt[h][n][d1] = sum_d2 W[n][d2] KV[h][d1][d2] (W null: KV[h][d1][n]) ----
 // Block = (16 rows d1, head), D threads (one output column n each): the KV rows sit in shared memory (broadcast
 // reads) and W^T arrives in chunks of 32 d2, so every global read is coalesced.
-// TILED (the pipelined kernel's layout, D = 128): [H][d1 / 64][n][64], each 128-byte row's 16-byte chunks in
+// TILED (the bulk-copy kernels' layout, D = 128): [H][d1 / 64][n][64], each 128-byte row's 16-byte chunks in
 // wgmma's 128-byte-swizzle order (chunk c at c ^ (n & 7)): one head's tile is one bulk copy, the K-major B operand
 // of the epilogue's wgmma.
 template <int D, bool TILED = false>

@@ -34,8 +34,8 @@ void sla_default_blocks(bool quantized, int* bq, int* bk);
 // q, k, v, o: bf16 [L, H, Dh] contiguous on the device, Dh 64 or 128. Runs on td::cuda::stream().
 void sla_attention(const Tensor& q, const Tensor& k, const Tensor& v, Tensor& o, const SlaParams& p);
 
-// Whether sla_attention_int8 applies: sagesla on sm_90 with the pipelined kernel (64x128 blocks, head_dim 128) and
-// the automatic kernel choice.
+// Whether sla_attention_int8 applies: sagesla on sm_90 with a bulk-copy kernel (compact or pipelined; 64x128 blocks,
+// head_dim 128) and the automatic kernel choice or kernel 3 / 4.
 bool sla_int8_output_supported(const Tensor& q, const SlaParams& p);
 
 // The same attention with its output handed over as the W8A8 activation of the next linear (ops::Int8Act layout):

@@ -13,10 +13,10 @@ namespace sla {
 struct SparseArgs {
   int L = 0, H = 0, D = 0, bq = 0, bk = 0, nq = 0, nk = 0, kc = 0;
   bool quantized = false;
-  // 0 auto, 1 mma.sync, 2 wgmma (sagesla 64x128 / 128x64, Dh128, sm_90 only), 3 pipelined wgmma (sagesla 64x128,
-  // Dh128, sm_90 only; needs tiled_kv)
+  // 0 auto, 1 mma.sync, 2 wgmma (sagesla 64x128 / 128x64, Dh128, sm_90 only), 3 pipelined wgmma, 4 compact wgmma
+  // (both sagesla 64x128, Dh128, sm_90 only; need tiled_kv)
   int kernel = 0;
-  bool tiled_kv = false;  // kq, vt and kvwt in the pipelined kernel's layouts (sla_attention.cu: kquant / vquant /
+  bool tiled_kv = false;  // kq, vt and kvwt in the bulk-copy kernels' layouts (sla_attention.cu: kquant / vquant /
                           // fold TILED)
   float scale_log2 = 0.f;  // softmax scale * log2(e)
   const __nv_bfloat16* q = nullptr;  // [L, H, D]
@@ -38,7 +38,8 @@ struct SparseArgs {
   float* oscale = nullptr;
 };
 
-// Whether launch_sparse will run the pipelined kernel for these arguments (then kq / vt must be tiled).
+// Whether launch_sparse will run a bulk-copy sm_90 kernel (compact or pipelined) for these arguments (then kq / vt
+// must be tiled).
 bool sparse_wants_tiled_kv(const SparseArgs& a);
 
 // Throws td::Error for a geometry that is not compiled.

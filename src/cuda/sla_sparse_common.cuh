@@ -1,6 +1,6 @@
-// Pieces shared by the two sparse-kernel families (sla_sparse.cu: mma.sync and in-loop wgmma; sla_sparse_pipelined.cu:
-// the bulk-copy, software-pipelined wgmma kernel): the per-tile int8 quantization of Q and the epilogue that
-// normalises the sparse branch and adds the fused linear branch. Internal to src/cuda/sla_*.cu.
+// Pieces shared by the two sparse-kernel families (sla_sparse.cu: mma.sync and in-loop wgmma; sla_sparse_pipelined.cu
+// and sla_sparse_compact.cu: the bulk-copy wgmma kernels): the per-tile int8 quantization of Q, the online-softmax
+// step, and the mma.sync kernels' epilogue. Internal to src/cuda/sla_*.cu.
 #pragma once
 
 #include <cuda_bf16.h>
