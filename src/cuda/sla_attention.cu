@@ -535,16 +535,21 @@ __global__ void __launch_bounds__(D / 16 * 32, 2)
         ks[e] += x[e];  // zero past the chunk
         m = fmaxf(m, x[e]);
       }
-#pragma unroll
-      for (int sft = 1; sft < kCh; sft <<= 1) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, sft));
+      // The exponentials use this thread's own maximum, so they do not wait for the row's (a shuffle chain); the
+      // partial sums are rescaled by 2^(m - M) once M is known, as an online softmax does.
       constexpr float kLog2e = 1.4426950408889634f;
       const float mb = m * kLog2e;
       float sum = 0.f;
 #pragma unroll
       for (int e = 0; e < 8; e++) sum += (x[e] = sla::ex2_ftz(fmaf(x[e], kLog2e, -mb)));
+      float mrow = m;
+#pragma unroll
+      for (int sft = 1; sft < kCh; sft <<= 1) mrow = fmaxf(mrow, __shfl_xor_sync(0xffffffffu, mrow, sft));
+      const float rescale = sla::ex2_ftz((m - mrow) * kLog2e);
+      sum *= rescale;
 #pragma unroll
       for (int sft = 1; sft < kCh; sft <<= 1) sum += __shfl_xor_sync(0xffffffffu, sum, sft);
-      const float inv = valid ? 1.f / sum : 0.f;
+      const float inv = valid ? rescale / sum : 0.f;
       uint32_t w[4];
 #pragma unroll
       for (int e = 0; e < 4; e++) {
