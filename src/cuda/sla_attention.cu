@@ -65,6 +65,30 @@ __global__ void stats_kernel(const bf16* __restrict__ k, const bf16* __restrict_
   }
 }
 
+// The column totals of a 256-thread CTA in which thread tid holds partial sums s[8] of channels q * 8 .. q * 8 + 7,
+// q = tid % (D / 8): lanes of one warp with the same q (they differ in the bits above log2(D / 8)) meet through
+// shuffles, the 8 warps through part. Returns channel tid's total in threads tid < D, 0 elsewhere. Ends with a
+// barrier after part is written, so it also publishes the caller's other shared-memory writes.
+template <int D>
+__device__ __forceinline__ float cta_column_sum(float (&s)[8], float (*part)[D]) {
+  constexpr int kCh = D / 8;
+  static_assert(32 % kCh == 0, "the chunks of one row in one warp");
+  const int tid = threadIdx.x, q = tid % kCh;
+#pragma unroll
+  for (int e = 0; e < 8; e++)
+#pragma unroll
+    for (int o = kCh; o < 32; o <<= 1) s[e] += __shfl_xor_sync(0xffffffffu, s[e], o);
+  if (tid % 32 < kCh)
+#pragma unroll
+    for (int e = 0; e < 8; e++) part[tid / 32][q * 8 + e] = s[e];
+  __syncthreads();
+  float t = 0.f;
+  if (tid < D)
+#pragma unroll
+    for (int w8 = 0; w8 < 8; w8++) t += part[w8][tid];
+  return t;
+}
+
 // ---- 2. pool (256 threads per block of b <= kPoolMaxBlock tokens) ----
 // One thread per 16-byte chunk of a token row, every load of the block issued before the first add (the previous
 // kernel, one thread per channel walking the b tokens, kept a 2-byte load or two in flight per thread: 0.318 ms for
@@ -95,19 +119,8 @@ __global__ void __launch_bounds__(256) pool_kernel(const bf16* __restrict__ x, i
       s[2 * e + 1] += f.y;
     }
   }
-  // Lanes of one warp with the same chunk q differ in the bits above log2(kCh).
-#pragma unroll
-  for (int e = 0; e < 8; e++)
-#pragma unroll
-    for (int o = kCh; o < 32; o <<= 1) s[e] += __shfl_xor_sync(0xffffffffu, s[e], o);
-  if (tid % 32 < kCh)
-#pragma unroll
-    for (int e = 0; e < 8; e++) part[tid / 32][q * 8 + e] = s[e];
-  __syncthreads();
+  const float sum = cta_column_sum<D>(s, part);
   if (tid < D) {
-    float sum = 0.f;
-#pragma unroll
-    for (int w8 = 0; w8 < 8; w8++) sum += part[w8][tid];
     const float mean = sum_for_mean ? sum_for_mean[h * D + tid] / float(L) : 0.f;
     out[(int64_t(h) * n + j) * D + tid] = sum / float(t1 - t0) - mean;
   }
@@ -168,23 +181,10 @@ __global__ void __launch_bounds__(256) kquant_kernel(const bf16* __restrict__ k,
         s[e] += x;
         mx = fmaxf(mx, fabsf(x));
       }
-  // Lanes of one warp with the same chunk q differ in the bits above log2(kCh).
-#pragma unroll
-  for (int e = 0; e < 8; e++)
-#pragma unroll
-    for (int o = kCh; o < 32; o <<= 1) s[e] += __shfl_xor_sync(0xffffffffu, s[e], o);
-  if (lane < kCh)
-#pragma unroll
-    for (int e = 0; e < 8; e++) part[tid / 32][q * 8 + e] = s[e];
   mx = warp_max(mx);
   if (lane == 0) red[tid / 32] = mx;
-  __syncthreads();
-  if (tid < D) {
-    float t = 0.f;
-#pragma unroll
-    for (int w8 = 0; w8 < NT / 32; w8++) t += part[w8][tid];
-    pk[(int64_t(h) * nk + j) * D + tid] = t / float(n);
-  }
+  const float colsum = cta_column_sum<D>(s, part);  // its barrier also publishes red
+  if (tid < D) pk[(int64_t(h) * nk + j) * D + tid] = colsum / float(n);
   mx = red[0];
 #pragma unroll
   for (int w8 = 1; w8 < NT / 32; w8++) mx = fmaxf(mx, red[w8]);
@@ -408,7 +408,8 @@ __global__ void __launch_bounds__(kTopkThreads)
     __syncthreads();  // hist and s_* are rewritten by the next pass
   }
   // prefix = T; keep bits > T, and the first `need` blocks with bits == T.
-  if (tid < 32) write_kept_blocks(bits, nk, prefix, need, lane, table + (int64_t(h) * nq + i) * kc);}
+  if (tid < 32) write_kept_blocks(bits, nk, prefix, need, lane, table + (int64_t(h) * nq + i) * kc);
+}
 
 // The same selection with one warp per (head, query block) row and eight rows per CTA: every barrier is a
 // __syncwarp, where the CTA-per-row kernel above ran 17 block-wide barriers for a few hundred scores (75,600 x 40:
@@ -711,7 +712,6 @@ Geometry check_inputs(const Tensor& q, const Tensor& k, const Tensor& v, int bq,
 Tensor dev_empty(const Shape& s, DType dt) { return Tensor::empty(s, dt, Device::CUDA); }
 void dev_zero(Tensor& t) { TD_CUDA_CHECK(cudaMemsetAsync(t.data(), 0, t.nbytes(), stream())); }
 
-// Block table from pooled q [H, nq, D] and pooled k [H, nk, D].
 // The block map's side stream: q pooling and score + top-k run there while the main stream runs linear_kv, kquant's
 // dependants (vquant) and the fold, which leave the SMs' arithmetic mostly idle (vquant is bandwidth-bound, score
 // is FMA-bound). Events fork and join it in stream order, so CUDA Graph capture records the same dependencies.
@@ -730,7 +730,8 @@ SideStream& side_stream() {
   return ss;
 }
 
-// On stream st; the score matrix goes to *keep_scores when given (a caller on a side stream keeps it alive until
+// Block table from pooled q [H, nq, D] and pooled k [H, nk, D], on stream st; the score matrix goes to *keep_scores
+// when given (a caller on a side stream keeps it alive until
 // its join, since the allocator reuses freed blocks in the main stream's order).
 Tensor select_blocks(const Tensor& pq, const Tensor& pk, const Geometry& g, cudaStream_t st = stream(),
                      Tensor* keep_scores = nullptr) {
@@ -1008,12 +1009,12 @@ void sla_attention_impl(const Tensor& q, const Tensor& k, const Tensor& v, Tenso
     timer.mark("pool_k");
   }
 
-  // 4-5: block table.
-  if (side) {
-    // the table is being written on the side stream (joined before the sparse kernel)
-  } else if (need_map) {
-    table = select_blocks(pq, pk, g);
-    timer.mark("score+topk");
+  // 4-5: block table (with the side stream, it is being written there and joined before the sparse kernel).
+  if (need_map) {
+    if (!side) {
+      table = select_blocks(pq, pk, g);
+      timer.mark("score+topk");
+    }
   } else {
     expect_cuda(*p.table, "sla block table");
     TD_CHECK(p.table->dtype() == DType::I32 && p.table->is_contiguous() && p.table->dim() == 3 &&
