@@ -448,6 +448,16 @@ __global__ void __launch_bounds__(kTopkRowsPerCta * 32)
   write_kept_blocks(bits, nk, prefix, need, lane, table + (int64_t(h) * nq + i) * kc);
 }
 
+// out[0..1] += (x, y): one vector atomic where the GPU has them (sm_90+), two scalar ones elsewhere.
+__device__ __forceinline__ void atomic_add2(float* out, float x, float y) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  atomicAdd(reinterpret_cast<float2*>(out), make_float2(x, y));
+#else
+  atomicAdd(out, x);
+  atomicAdd(out + 1, y);
+#endif
+}
+
 // ---- 6. linear kv: per (token chunk, head), D/16 warps in a 2 x D/32 grid over the D x D KV tile ----
 // Tiles of T tokens of k and v stream through a two-stage cp.async ring (dynamic smem: 2 stages x {k, v} x T x P
 // bf16), so the next tile's HBM latency hides behind this tile's work (a third stage, still two CTAs per SM, was
@@ -598,6 +608,9 @@ __global__ void __launch_bounds__(D / 16 * 32, 2)
     if (ksum) atomicAdd(ksum + h * D + d, red_s[1][d]);
     if (vmax) atomicMax(reinterpret_cast<int*>(vmax) + h * D + d, __float_as_int(red_s[2][d]));
   }
+  // The partial KV tile, one 8-byte vector atomic per fragment row pair (c, c + 1): four scalar atomics per fragment
+  // made every CTA's end a queue at the L2 atomic units (22 CTAs per head add into one 64 KiB tile at 32,760 x 12).
+  // Staging the tile in shared memory for 16-byte atomics made ptxas spill the main loop (128 registers, 2 CTAs/SM).
   const int g = lane / 4, t4 = lane % 4;
   float* out = kv + int64_t(h) * D * D;
 #pragma unroll
@@ -605,10 +618,8 @@ __global__ void __launch_bounds__(D / 16 * 32, 2)
 #pragma unroll
     for (int n = 0; n < NT8; n++) {
       const int c = wn * (D / WN) + n * 8 + 2 * t4, r = wm * (D / 2) + m * 16 + g;
-      atomicAdd(out + r * D + c, acc[m][n][0]);
-      atomicAdd(out + r * D + c + 1, acc[m][n][1]);
-      atomicAdd(out + (r + 8) * D + c, acc[m][n][2]);
-      atomicAdd(out + (r + 8) * D + c + 1, acc[m][n][3]);
+      atomic_add2(out + r * D + c, acc[m][n][0], acc[m][n][1]);
+      atomic_add2(out + (r + 8) * D + c, acc[m][n][2], acc[m][n][3]);
     }
 }
 
@@ -717,13 +728,13 @@ void dev_zero(Tensor& t) { TD_CUDA_CHECK(cudaMemsetAsync(t.data(), 0, t.nbytes()
 // is FMA-bound). Events fork and join it in stream order, so CUDA Graph capture records the same dependencies.
 struct SideStream {
   cudaStream_t s;
-  cudaEvent_t fork, pk_ready, join;
+  cudaEvent_t fork, kv_ready, pk_ready, join;
 };
 SideStream& side_stream() {
   static SideStream ss = [] {
     SideStream x;
     TD_CUDA_CHECK(cudaStreamCreateWithFlags(&x.s, cudaStreamNonBlocking));
-    for (cudaEvent_t* e : {&x.fork, &x.pk_ready, &x.join})
+    for (cudaEvent_t* e : {&x.fork, &x.kv_ready, &x.pk_ready, &x.join})
       TD_CUDA_CHECK(cudaEventCreateWithFlags(e, cudaEventDisableTiming));
     return x;
   }();
@@ -916,19 +927,29 @@ void sla_attention_impl(const Tensor& q, const Tensor& k, const Tensor& v, Tenso
   const Tensor* w = p.sparse_only ? nullptr : check_param(p.proj_w, {g.D, g.D}, "proj_l.weight");
   const Tensor* b = p.sparse_only ? nullptr : check_param(p.proj_b, {g.D}, "proj_l.bias");
   StageTimer timer(p.profile);
-  // 1 (+6): statistics; with the linear branch on, its k/v pass produces them (and KV, z) in one read.
-  Tensor ksum = dev_empty({g.H, g.D}, DType::F32), vmax;
-  dev_zero(ksum);
-  if (quant) {
-    vmax = dev_empty({g.H, g.D}, DType::F32);
-    dev_zero(vmax);
+  Tensor pq, pk, kq, kscale, vt, scores, table;
+  const bool need_map = p.table == nullptr;
+  // SageSLA's block map and the linear branch's fold run on a side stream (not with the per-stage profile, whose
+  // events time one stream): pool_q from the start, next to the k/v pass; the fold once KV is complete; score and
+  // top-k once kquant has pooled k. Every tensor the side stream touches lives until the join before the sparse
+  // kernel.
+  SideStream* side = quant && need_map && !p.profile ? &side_stream() : nullptr;
+  if (side) {
+    TD_CUDA_CHECK(cudaEventRecord(side->fork, st));
+    TD_CUDA_CHECK(cudaStreamWaitEvent(side->s, side->fork));
   }
+  cudaStream_t aux = side ? side->s : st;
+  // 1 (+6): statistics; with the linear branch on, its k/v pass produces them (and KV, z) in one read. ksum, vmax,
+  // z and KV share one buffer, zeroed by one memset.
+  const int64_t hd = int64_t(g.H) * g.D;
+  Tensor acc = dev_empty({hd * (p.sparse_only ? 2 : 3 + g.D)}, DType::F32);
+  dev_zero(acc);
+  Tensor ksum = acc.slice(0, 0, hd).view({g.H, g.D}), vmax;
+  if (quant) vmax = acc.slice(0, hd, 2 * hd).view({g.H, g.D});
   Tensor kv, z, kvwt, bias;
   if (!p.sparse_only) {
-    kv = dev_empty({g.H, g.D, g.D}, DType::F32);
-    z = dev_empty({g.H, g.D}, DType::F32);
-    dev_zero(kv);
-    dev_zero(z);
+    z = acc.slice(0, 2 * hd, 3 * hd).view({g.H, g.D});
+    kv = acc.slice(0, 3 * hd, (3 + g.D) * hd).view({g.H, g.D, g.D});
     const int per_head = std::max(1, sla_cfg::kLinearWaves * sm_count() / g.H);
     int chunk = (g.L + per_head - 1) / per_head;
     constexpr int kT = sla_cfg::kLinearTile;
@@ -951,20 +972,41 @@ void sla_attention_impl(const Tensor& q, const Tensor& k, const Tensor& v, Tenso
     launch_stats(k, v, g, quant, ksum, vmax);
     timer.mark("stats");
   }
-  Tensor pq, pk, kq, kscale, vt, scores, table;
-  const bool need_map = p.table == nullptr;
-  // SageSLA's block map on the side stream (not with the per-stage profile, whose events time one stream). Every
-  // tensor it touches lives until the join below.
-  SideStream* side = quant && need_map && !p.profile ? &side_stream() : nullptr;
+  if (side) TD_CUDA_CHECK(cudaEventRecord(side->kv_ready, st));
   if (need_map) {
     pq = dev_empty({g.H, g.nq, g.D}, DType::F32);
-    if (side) {
-      TD_CUDA_CHECK(cudaEventRecord(side->fork, st));
-      TD_CUDA_CHECK(cudaStreamWaitEvent(side->s, side->fork));
-    }
-    launch_pool(a.q, g.L, g.H, g.D, p.bq, g.nq, nullptr, pq.ptr<float>(), side ? side->s : st);
+    launch_pool(a.q, g.L, g.H, g.D, p.bq, g.nq, nullptr, pq.ptr<float>(), aux);
     timer.mark("pool_q");
   }
+
+  // 7: the linear branch's KV folded with proj_l.
+  if (!p.sparse_only) {
+    if (side) TD_CUDA_CHECK(cudaStreamWaitEvent(aux, side->kv_ready));
+    kvwt = dev_empty({g.H, g.D, g.D}, DType::BF16);
+    {
+      const float* w32 = w && w->dtype() == DType::F32 ? w->ptr<float>() : nullptr;
+      const bf16* w16 = w && w->dtype() == DType::BF16 ? w->ptr<bf16>() : nullptr;
+      if (g.D == 64)
+        fold_kernel<64><<<dim3(64 / 16, g.H), 64, 0, aux>>>(kv.ptr<float>(), w32, w16, kvwt.ptr<bf16>());
+      else if (a.tiled_kv)
+        fold_kernel<128, true><<<dim3(128 / 16, g.H), 128, 0, aux>>>(kv.ptr<float>(), w32, w16, kvwt.ptr<bf16>());
+      else
+        fold_kernel<128><<<dim3(128 / 16, g.H), 128, 0, aux>>>(kv.ptr<float>(), w32, w16, kvwt.ptr<bf16>());
+    }
+    TD_CUDA_LAUNCH_CHECK();
+    if (b) {
+      bias = dev_empty({g.D}, DType::F32);
+      bias_to_f32_kernel<<<1, g.D, 0, aux>>>(b->dtype() == DType::BF16 ? b->ptr<bf16>() : nullptr,
+                                             b->dtype() == DType::F32 ? b->ptr<float>() : nullptr, g.D,
+                                             bias.ptr<float>());
+      TD_CUDA_LAUNCH_CHECK();
+      a.bias = bias.ptr<float>();
+    }
+    timer.mark("fold");
+    a.kvwt = kvwt.ptr<bf16>();
+    a.z = z.ptr<float>();
+  }
+
   pk = dev_empty({g.H, g.nk, g.D}, DType::F32);
   if (quant) {
     kq = dev_empty({g.H, lpad, g.D}, DType::I8);
@@ -1024,33 +1066,6 @@ void sla_attention_impl(const Tensor& q, const Tensor& k, const Tensor& v, Tenso
     a.kc = int(table.size(2));
   }
   a.table = table.ptr<int32_t>();
-
-  // 7: the linear branch's KV folded with proj_l.
-  if (!p.sparse_only) {
-    kvwt = dev_empty({g.H, g.D, g.D}, DType::BF16);
-    {
-      const float* w32 = w && w->dtype() == DType::F32 ? w->ptr<float>() : nullptr;
-      const bf16* w16 = w && w->dtype() == DType::BF16 ? w->ptr<bf16>() : nullptr;
-      if (g.D == 64)
-        fold_kernel<64><<<dim3(64 / 16, g.H), 64, 0, st>>>(kv.ptr<float>(), w32, w16, kvwt.ptr<bf16>());
-      else if (a.tiled_kv)
-        fold_kernel<128, true><<<dim3(128 / 16, g.H), 128, 0, st>>>(kv.ptr<float>(), w32, w16, kvwt.ptr<bf16>());
-      else
-        fold_kernel<128><<<dim3(128 / 16, g.H), 128, 0, st>>>(kv.ptr<float>(), w32, w16, kvwt.ptr<bf16>());
-    }
-    TD_CUDA_LAUNCH_CHECK();
-    if (b) {
-      bias = dev_empty({g.D}, DType::F32);
-      bias_to_f32_kernel<<<1, g.D, 0, st>>>(b->dtype() == DType::BF16 ? b->ptr<bf16>() : nullptr,
-                                            b->dtype() == DType::F32 ? b->ptr<float>() : nullptr, g.D,
-                                            bias.ptr<float>());
-      TD_CUDA_LAUNCH_CHECK();
-      a.bias = bias.ptr<float>();
-    }
-    timer.mark("fold");
-    a.kvwt = kvwt.ptr<bf16>();
-    a.z = z.ptr<float>();
-  }
 
   // 8: the sparse kernel (+ linear epilogue), after the side stream's block map.
   if (side) TD_CUDA_CHECK(cudaStreamWaitEvent(st, side->join));
