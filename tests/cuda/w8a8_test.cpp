@@ -1,6 +1,7 @@
 // W8A8 on the GPU against the CPU reference: the int32 accumulators bit-exact (odd M, partial M tiles), the
 // activation quantizer bit-exact, dequantized outputs and every epilogue within NMSE bounds, the fused norm kernels,
 // and bad shapes rejected with td::Error.
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <string>
@@ -139,6 +140,41 @@ TEST(W8A8Cuda, LinearEpiloguesMatchCpu) {
           }
       }
       EXPECT_LT(nmse(y, truth), 5e-4) << kn << " W8A8 vs fp32, M=" << M;
+    }
+  }
+}
+
+// Saturated operands through the dequantizing kernels: every int8 product is +16384, so a K block sums to 2^21,
+// inside the +-2^22 window in which the sm_90a folds read an int32 sum plus 1.5 * 2^23 as a float. Per-block scales
+// differ (powers of two, so the truth is exact in fp32), K = 640 has an odd block count, and the magic number's share
+// comes off every kFoldUnbiasEvery blocks: a sum past the window or a lost share would be wrong by a factor, not by
+// rounding.
+TEST(W8A8Cuda, SaturatedOperandsDequantizeExactly) {
+  TD_SKIP_WITHOUT_CUDA();
+  for (const char* kn : kernels()) {
+    KernelScope ks(kn);
+    for (const int64_t K : {640, 2048}) {
+      const int64_t M = 5, N = 256, KB = K / 128;
+      ops::Int8Act a{Tensor::empty({M, K}, DType::I8), Tensor::empty({M, KB}, DType::F32)};
+      Tensor wq = Tensor::empty({N, K}, DType::I8), ws = Tensor::empty({N / 128, KB}, DType::F32);
+      std::memset(a.q.data(), 0x80, a.q.nbytes());
+      std::memset(wq.data(), 0x80, wq.nbytes());
+      for (int64_t m = 0; m < M; m++)
+        for (int64_t kb = 0; kb < KB; kb++) a.scale.ptr<float>()[m * KB + kb] = std::ldexp(1.f, -20 - int((m + kb) % 3));
+      for (int64_t nb = 0; nb < N / 128; nb++)
+        for (int64_t kb = 0; kb < KB; kb++) ws.ptr<float>()[nb * KB + kb] = std::ldexp(1.f, -int((nb + 2 * kb) % 5));
+      ops::Int8Act ad{dev(a.q), dev(a.scale)};
+      Tensor y = Tensor::empty({M, N}, DType::F32, Device::CUDA);
+      ops::linear_w8a8(ad, dev(wq), dev(ws), nullptr, y);
+      Tensor yh = host(y);
+      for (int64_t m = 0; m < M; m++)
+        for (int64_t n = 0; n < N; n++) {
+          double truth = 0;
+          for (int64_t kb = 0; kb < KB; kb++)
+            truth += 16384.0 * 128 * a.scale.ptr<float>()[m * KB + kb] * ws.ptr<float>()[(n / 128) * KB + kb];
+          ASSERT_NEAR(yh.ptr<float>()[m * N + n], truth, 1e-3 * truth)
+              << kn << " K=" << K << " m=" << m << " n=" << n;
+        }
     }
   }
 }
