@@ -36,6 +36,7 @@ struct Args {
   std::string config = "wan2.1-t2v-1.3b", device = "cuda", attention = "sagesla", linear = "w8a8";
   std::string resolution = "480p", aspect = "16:9", size, output, t5_config;
   bool random_weights = false, compare_dense = false, phases = false, t5_int8 = false, keep_output = false;
+  bool no_cuda_graph = false;
   int frames = 81, steps = 4, iters = 3;
   float topk = 0.1f;
   uint64_t seed = 0;
@@ -116,6 +117,7 @@ VariantResult run_variant(const Args& a, const std::string& name, AttentionMode 
   o.linear = lin;
   o.seed = a.seed;
   o.progress = false;
+  o.cuda_graph = !a.no_cuda_graph;
   o.resolution = a.resolution;
   o.aspect = a.aspect;
   if (!a.size.empty()) {
@@ -228,6 +230,7 @@ cli::Runner setup(CLI::App& app) {
   app.add_option("--iters", a->iters, "timed runs per variant (after one warm-up)")->capture_default_str();
   app.add_option("--seed", a->seed, "seed for weights and noise")->capture_default_str();
   app.add_flag("--t5-int8", a->t5_int8, "INT8 umT5 linears");
+  app.add_flag("--no-cuda-graph", a->no_cuda_graph, "run the DiT forward eagerly (as turbodiff t2v --no-cuda-graph)");
   app.add_option("--t5-config", a->t5_config, "umT5 config JSON (default umT5-XXL; tiny ones for smoke runs)");
   app.add_option("-o,--output", a->output,
                  "MP4 path or PNG frame directory (default: a temporary MP4, or frame directory without FFmpeg; "

@@ -2,6 +2,7 @@
 #include <cmath>
 
 #include "core/threads.h"
+#include "pipeline/generate.h"
 #include "pipeline/rng.h"
 #include "test_util.h"
 
@@ -40,6 +41,36 @@ TEST(PipelineRng, SameSeedSameNoiseAnyThreadCountAnyOffset) {
   Tensor c = randn({3, 5, 7, 11}, 43, 0), d = randn({3, 5, 7, 11}, 42, 1);
   EXPECT_GT(test::max_abs_diff(a, c), 0.5);
   EXPECT_GT(test::max_abs_diff(a, d), 0.5);
+}
+
+// The sampler's starting state, made on its own threads before the diffusion stage, is exactly the draw-0 noise of
+// each sample times t0 (rCM) or 1 (flow samplers), whatever the split; the asynchronous form gives the same.
+TEST(PipelineRng, InitialLatentsAreDrawZeroTimesT0) {
+  GenerateOptions o;
+  o.seed = 7;
+  o.num_samples = 2;
+  o.steps = 4;
+  LatentShape shape;
+  shape.frames = 5, shape.height = 64, shape.width = 64;  // 327,680 values: five threads
+  std::vector<double> times, net_t;
+  sampler_schedule(o, &times, &net_t);
+  ASSERT_EQ(o.sampler, SamplerKind::RCM);
+  const InitialLatents xs = initial_latents(o, shape);
+  InitialLatents ys = initial_latents_async(o, shape).get();
+  ASSERT_EQ(xs.size(), 2u);
+  for (int b = 0; b < 2; b++) {
+    Tensor eps = randn({16, 5, 64, 64}, o.seed, noise_draw(b, 0));
+    ASSERT_EQ(xs[size_t(b)].size(), size_t(eps.numel()));
+    for (int64_t i = 0; i < eps.numel(); i++) {
+      ASSERT_EQ(xs[size_t(b)][size_t(i)], double(eps.ptr<float>()[i]) * times[0]) << "sample " << b << " at " << i;
+      ASSERT_EQ(ys[size_t(b)][size_t(i)], xs[size_t(b)][size_t(i)]);
+    }
+  }
+  o.sampler = SamplerKind::Euler;
+  o.steps = 8;
+  const InitialLatents e = initial_latents(o, shape);
+  Tensor eps = randn({16, 5, 64, 64}, o.seed, noise_draw(0, 0));
+  for (int64_t i = 0; i < eps.numel(); i += 997) ASSERT_EQ(e[0][size_t(i)], double(eps.ptr<float>()[i]));
 }
 
 TEST(PipelineRng, GoldenValues) {

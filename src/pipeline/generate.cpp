@@ -1,11 +1,15 @@
 #include "pipeline/generate.h"
 
+#include <pthread.h>
+#include <sched.h>
 #include <sys/resource.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstring>
 #include <future>
+#include <thread>
 
 #include "core/allocator.h"
 #include "core/dtype.h"
@@ -126,9 +130,48 @@ void sampler_schedule(const GenerateOptions& o, std::vector<double>* times, std:
   }
 }
 
+// The initial-noise threads run while the text encoder and the DiT load use the thread pool (checkpoint conversion,
+// tokenization): as SCHED_IDLE threads they only get cores the rest of the process leaves idle, so they cannot stretch
+// a pool region. Once the diffusion stage waits for them, every core is idle.
+static void lower_thread_priority() {
+  sched_param sp{};
+  sp.sched_priority = 0;
+  pthread_setschedparam(pthread_self(), SCHED_IDLE, &sp);  // best effort: a failure only costs overlap
+}
+
+// rCM starts from noise * t0 (the x0 term dropped); the flow samplers from pure noise (sigma_0 ~ 1). Element j of
+// sample b is a pure function of (seed, draw, j), so the split over threads does not change a number.
+InitialLatents initial_latents(const GenerateOptions& o, const LatentShape& shape) {
+  std::vector<double> times, net_t;
+  sampler_schedule(o, &times, &net_t);
+  const size_t n = size_t(shape.numel());
+  const double scale0 = o.sampler == SamplerKind::RCM ? times[0] : 1.0;
+  InitialLatents xs(static_cast<size_t>(o.num_samples), std::vector<double>(n));
+  const size_t nthreads = std::max<size_t>(1, std::min<size_t>(8, n / 65536));
+  for (int b = 0; b < o.num_samples; b++) {
+    double* x = xs[size_t(b)].data();
+    auto part = [&](size_t lo, size_t hi) {
+      lower_thread_priority();
+      std::vector<float> e(hi - lo);
+      normal_fill(o.seed, noise_draw(b, 0), lo, e.data(), e.size(), false);
+      for (size_t i = lo; i < hi; i++) x[i] = double(e[i - lo]) * scale0;
+    };
+    std::vector<std::thread> th;
+    for (size_t t = 1; t < nthreads; t++) th.emplace_back(part, n * t / nthreads, n * (t + 1) / nthreads);
+    part(0, n / nthreads);
+    for (auto& t : th) t.join();
+  }
+  return xs;
+}
+
+std::future<InitialLatents> initial_latents_async(const GenerateOptions& o, const LatentShape& shape) {
+  return std::async(std::launch::async, [o, shape] { return initial_latents(o, shape); });
+}
+
 std::vector<Tensor> denoise(const GenerateOptions& o, const LatentShape& shape,
                             const std::function<Denoiser&(double t, int step)>& denoiser_for, const Tensor& context,
-                            const Tensor* neg_context, const Tensor* y, Progress& progress) {
+                            const Tensor* neg_context, const Tensor* y, Progress& progress,
+                            std::future<InitialLatents>* initial) {
   std::vector<double> times, net_t;
   sampler_schedule(o, &times, &net_t);
   const int steps = int(net_t.size()), B = o.num_samples;
@@ -138,14 +181,8 @@ std::vector<Tensor> denoise(const GenerateOptions& o, const LatentShape& shape,
   TD_ASSERT(!cfg || neg_context != nullptr);
 
   const double t_begin = monotonic_seconds();
-  // Initial noise. rCM starts from noise * t0 (the x0 term dropped); the flow samplers from pure noise (sigma_0 ~ 1).
-  std::vector<std::vector<double>> xs(static_cast<size_t>(B), std::vector<double>(n));
-  const double scale0 = o.sampler == SamplerKind::RCM ? times[0] : 1.0;
-  for (int b = 0; b < B; b++) {
-    Tensor eps = randn(lshape, o.seed, noise_draw(b, 0));
-    const float* e = eps.ptr<float>();
-    for (size_t i = 0; i < n; i++) xs[size_t(b)][i] = double(e[i]) * scale0;
-  }
+  InitialLatents xs = initial && initial->valid() ? initial->get() : initial_latents(o, shape);
+  TD_ASSERT(xs.size() == size_t(B) && xs[0].size() == n);
   std::vector<UniPC> unipc;
   if (o.sampler == SamplerKind::UniPC)
     for (int b = 0; b < B; b++) unipc.emplace_back(times, n);
@@ -204,7 +241,10 @@ std::vector<Tensor> denoise(const GenerateOptions& o, const LatentShape& shape,
   for (int b = 0; b < B; b++) {
     Tensor t = Tensor::empty(lshape, DType::F32);
     float* p = t.ptr<float>();
-    for (size_t k = 0; k < n; k++) p[k] = float(xs[size_t(b)][k]);
+    const double* xb = xs[size_t(b)].data();
+    parallel_for(int64_t(n), [&](int64_t lo, int64_t hi) {
+      for (int64_t k = lo; k < hi; k++) p[k] = float(xb[k]);
+    }, int64_t(1) << 16);
     TD_CHECK(std::isfinite(p[0]) && std::isfinite(p[n - 1]), "denoiser", "produced non-finite latents");
     out.push_back(t);
   }

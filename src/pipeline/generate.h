@@ -3,6 +3,7 @@
 #pragma once
 
 #include <functional>
+#include <future>
 #include <string>
 #include <vector>
 
@@ -49,12 +50,22 @@ void run_stage(GenerateReport& r, const std::string& name, const std::function<v
 // The sampler times and network timesteps for the options (rCM schedule or Wan's flow schedule).
 void sampler_schedule(const GenerateOptions& o, std::vector<double>* times, std::vector<double>* net_t);
 
+// The sampler's starting state of every sample (noise * t0 for rCM, pure noise for the flow samplers), in double.
+using InitialLatents = std::vector<std::vector<double>>;
+InitialLatents initial_latents(const GenerateOptions& o, const LatentShape& shape);
+// initial_latents on its own threads (not the pool, which the stages before the diffusion use), started when the run
+// starts: the noise depends only on the seed and the shape, so it is ready by the time the text encoder and the DiT
+// load are done (at 480p it took ~10 ms on the pool at the start of the diffusion stage).
+std::future<InitialLatents> initial_latents_async(const GenerateOptions& o, const LatentShape& shape);
+
 // Denoises all samples. `denoiser_for(t)` returns the network for sampler time t (t2v: always the same; i2v: swaps
 // experts at the boundary, so steps run outer and samples inner: one swap per run, not per sample). `neg_context`
-// is used for CFG with the teacher samplers when guidance != 1. Latents are returned f32 on the host.
+// is used for CFG with the teacher samplers when guidance != 1. `initial`: the starting state from
+// initial_latents_async (null: computed here). Latents are returned f32 on the host.
 std::vector<Tensor> denoise(const GenerateOptions& o, const LatentShape& shape,
                             const std::function<Denoiser&(double t, int step)>& denoiser_for, const Tensor& context,
-                            const Tensor* neg_context, const Tensor* y, Progress& progress);
+                            const Tensor* neg_context, const Tensor* y, Progress& progress,
+                            std::future<InitialLatents>* initial = nullptr);
 
 // Output path of sample b: the path itself for one sample, else "<stem>_<b><ext>".
 std::string sample_output_path(const std::string& path, int b, int num_samples);

@@ -38,6 +38,7 @@ GenerateReport run_i2v(const GenerateOptions& o, StageFactory& f) {
   validate_options(o, r.size);
   r.latent = latent_shape(r.size, o.frames);
   sampler_schedule(o, &r.times, &r.net_timesteps);
+  std::future<InitialLatents> initial = initial_latents_async(o, r.latent);  // while the encoders and DiT load
   Progress progress(o.progress && !o.json);
 
   // The image is decoded before any model runs, so a corrupt file fails in milliseconds.
@@ -87,7 +88,7 @@ GenerateReport run_i2v(const GenerateOptions& o, StageFactory& f) {
     return *net;
   };
   run_stage(r, "diffusion", [&] {
-    r.latents = denoise(o, r.latent, denoiser_for, ctx, neg.defined() ? &neg : nullptr, &y, progress);
+    r.latents = denoise(o, r.latent, denoiser_for, ctx, neg.defined() ? &neg : nullptr, &y, progress, &initial);
   });
   net.reset();
   if (f.release_memory) f.release_memory();

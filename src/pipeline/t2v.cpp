@@ -73,6 +73,7 @@ GenerateReport run_t2v(const GenerateOptions& o, StageFactory& f) {
   validate_options(o, r.size);
   r.latent = latent_shape(r.size, o.frames);
   sampler_schedule(o, &r.times, &r.net_timesteps);
+  std::future<InitialLatents> initial = initial_latents_async(o, r.latent);  // while the text encoder and DiT load
   Progress progress(o.progress && !o.json);
 
   progress.stage("text encode", 0, "");
@@ -87,7 +88,7 @@ GenerateReport run_t2v(const GenerateOptions& o, StageFactory& f) {
   r.denoiser = net->describe();
   run_stage(r, "diffusion", [&] {
     r.latents = denoise(o, r.latent, [&](double, int) -> Denoiser& { return *net; }, ctx, neg.defined() ? &neg : nullptr,
-                        nullptr, progress);
+                        nullptr, progress, &initial);
   });
   net.reset();
   release(f);

@@ -12,6 +12,7 @@
 #include "model/dit/dit.h"
 #include "model/tokenizer/tokenizer.h"
 #include "model/vae/wan_vae.h"
+#include "pipeline/generate.h"
 
 namespace td {
 namespace pipeline {
@@ -66,8 +67,9 @@ class WanDenoiser : public Denoiser {
     opt.attention.mode = o.attention;
     opt.attention.topk = o.topk;
     opt.linear = dit_linear(o.linear);
-    // Graphs only matter at small token counts (launch gaps are ~0.3% of a 480p forward) but cost nothing.
+    // Whether a graph pays is decided in prepare(), once the latent size is known.
     opt.cuda_graph = o.cuda_graph && w.device == Device::CUDA;
+    forwards_ = o.steps * (uses_cfg(o) ? 2 : 1) * o.num_samples;
     opt.offload = o.offload && w.device == Device::CUDA;
     if (w.random_weights) {
       DitConfig c = DitConfig::resolve(w.random_dit_preset, "", nullptr);  // a preset name or a config.json
@@ -82,6 +84,18 @@ class WanDenoiser : public Denoiser {
   }
   ~WanDenoiser() override {
     if (prefetch_.valid()) prefetch_.wait();
+  }
+  // A CUDA Graph saves the launch gaps of each replay but costs one capture and instantiation: at 480p (32,760
+  // tokens) the gaps are ~0.3% of a 173 ms forward, and a 4-step rCM run took 3-9 ms longer with the graph (H100,
+  // bench pipeline --phases, 0.725-0.727 vs 0.718-0.722 s). So long forwards run eagerly unless there are many of them
+  // (the teacher samplers: 50 steps, twice with CFG).
+  void prepare(const LatentShape& shape, bool) override {
+    constexpr int64_t kEagerTokens = 8192;
+    constexpr int kGraphForwards = 16;
+    if (dit_->options().cuda_graph && shape.tokens() >= kEagerTokens && forwards_ < kGraphForwards) {
+      dit_->set_cuda_graph(false);
+      log_debug("dit: ", shape.tokens(), " tokens, ", forwards_, " forwards: no CUDA graph");
+    }
   }
   // The next step's time modulation (host GEMVs, ~2.5 ms at 1.3B) is computed on another thread while this step's
   // network runs on the GPU. On the CPU backend the forward itself needs the cores, so nothing is done there.
@@ -124,6 +138,7 @@ class WanDenoiser : public Denoiser {
   }
 
   std::unique_ptr<WanDiT> dit_;
+  int forwards_ = 0;  // network calls this run will make (upper bound for one expert)
   Tensor ctx_src_, ctx_dev_, y_src_, y_dev_;
   std::future<void> prefetch_;
 };
