@@ -1,4 +1,7 @@
 // The noise generator: Philox known-answer vectors, determinism, independence of draws, normal statistics.
+#include <pthread.h>
+#include <sched.h>
+
 #include <cmath>
 
 #include "core/threads.h"
@@ -55,7 +58,12 @@ TEST(PipelineRng, InitialLatentsAreDrawZeroTimesT0) {
   std::vector<double> times, net_t;
   sampler_schedule(o, &times, &net_t);
   ASSERT_EQ(o.sampler, SamplerKind::RCM);
+  int policy_before = 0, policy_after = 0;
+  sched_param sp{};
+  pthread_getschedparam(pthread_self(), &policy_before, &sp);
   const InitialLatents xs = initial_latents(o, shape);
+  pthread_getschedparam(pthread_self(), &policy_after, &sp);
+  EXPECT_EQ(policy_after, policy_before) << "the synchronous form must leave the caller's thread priority alone";
   InitialLatents ys = initial_latents_async(o, shape).get();
   ASSERT_EQ(xs.size(), 2u);
   for (int b = 0; b < 2; b++) {

@@ -141,7 +141,7 @@ static void lower_thread_priority() {
 
 // rCM starts from noise * t0 (the x0 term dropped); the flow samplers from pure noise (sigma_0 ~ 1). Element j of
 // sample b is a pure function of (seed, draw, j), so the split over threads does not change a number.
-InitialLatents initial_latents(const GenerateOptions& o, const LatentShape& shape) {
+static InitialLatents make_initial_latents(const GenerateOptions& o, const LatentShape& shape, bool background) {
   std::vector<double> times, net_t;
   sampler_schedule(o, &times, &net_t);
   const size_t n = size_t(shape.numel());
@@ -151,7 +151,7 @@ InitialLatents initial_latents(const GenerateOptions& o, const LatentShape& shap
   for (int b = 0; b < o.num_samples; b++) {
     double* x = xs[size_t(b)].data();
     auto part = [&](size_t lo, size_t hi) {
-      lower_thread_priority();
+      if (background) lower_thread_priority();  // never the caller's thread in the synchronous form
       std::vector<float> e(hi - lo);
       normal_fill(o.seed, noise_draw(b, 0), lo, e.data(), e.size(), false);
       for (size_t i = lo; i < hi; i++) x[i] = double(e[i - lo]) * scale0;
@@ -164,8 +164,12 @@ InitialLatents initial_latents(const GenerateOptions& o, const LatentShape& shap
   return xs;
 }
 
+InitialLatents initial_latents(const GenerateOptions& o, const LatentShape& shape) {
+  return make_initial_latents(o, shape, false);
+}
+
 std::future<InitialLatents> initial_latents_async(const GenerateOptions& o, const LatentShape& shape) {
-  return std::async(std::launch::async, [o, shape] { return initial_latents(o, shape); });
+  return std::async(std::launch::async, [o, shape] { return make_initial_latents(o, shape, true); });
 }
 
 std::vector<Tensor> denoise(const GenerateOptions& o, const LatentShape& shape,
