@@ -120,8 +120,8 @@ cli::Runner setup(CLI::App& app) {
   app.add_flag("--bias", a->bias, "add a bf16 bias in every GEMM (as the DiT's linears do)");
   app.add_option("--shape", a->shapes,
                  "run only this M x K x N shape instead of Wan's six (e.g. 32760x1536x1536; repeatable)");
-  app.add_option("--kernel", a->kernel, "W8A8 GEMM kernel: auto, mma, ws, wsmc, ws256, ws256mc, ws3, by-shape or all (default auto)")
-      ->check(CLI::IsMember({"auto", "mma", "ws", "wsmc", "ws256", "ws256mc", "ws3", "by-shape", "all"}));
+  app.add_option("--kernel", a->kernel, "W8A8 GEMM kernel: auto, mma, ws, wsmc, ws256, ws256mc, ws3, ws2, ws2mc, by-shape or all (default auto)")
+      ->check(CLI::IsMember({"auto", "mma", "ws", "wsmc", "ws256", "ws256mc", "ws3", "ws2", "ws2mc", "by-shape", "all"}));
   return [a] { return run(*a); };
 }
 

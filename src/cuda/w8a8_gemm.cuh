@@ -361,9 +361,11 @@ __device__ __forceinline__ void tile_coords(const GemmArgs& p, int bm, int bn, i
 bool w8a8_wgmma_available();
 // ws: TMA producer warp + two consumer warpgroups, persistent; wsmc: ws on 2-CTA clusters sharing the W tile by
 // multicast; ws256: 128 x 256 tiles (N not a multiple of 256 and raw int32 output run on ws); ws256mc: ws256 on
-// 2-CTA clusters; ws3: 192 x 128 tiles, three consumer warpgroups in turn; by-shape: ws3 up to kW3MaxK and below
-// kW3MaxN, else ws256. (The cp.async multistage "wgmma" and the double-accumulator "wgmma2" variants lost to these
-// on every Wan shape and were removed; perf.md has their numbers.)
+// 2-CTA clusters; ws3: 192 x 128 tiles, three consumer warpgroups in turn; ws2: 128 x 128 tiles, two int32
+// accumulator sets per warpgroup (the fold of one K block overlaps the MMAs of the next); ws2mc: ws2 on 2-CTA
+// clusters; by-shape: below kW3MaxN columns ws3 up to kW3MaxK and ws2 above it, else ws256. (The cp.async multistage
+// "wgmma" and its double-accumulator "wgmma2" form, which ptxas serialized, lost to these on every Wan shape and
+// were removed; perf.md has their numbers.)
 void launch_w8a8_wgmma(int mode, const w8a8::GemmArgs& p, W8A8Kernel k);
 
 }  // namespace cuda

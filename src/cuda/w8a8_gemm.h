@@ -19,8 +19,8 @@ void linear_w8a8_quant(const ops::Int8Act& x, const Tensor& w_int8, const Tensor
 void gemm_s8s8_s32(const Tensor& a, const Tensor& b, Tensor& c);
 
 // The GEMM kernels: mma.sync (every arch) and the sm_90a ones (see w8a8_gemm.cuh).
-enum class W8A8Kernel { Mma, Ws, WsMc, Ws256, Ws256Mc, Ws3, ByShape };
-// Their names, in enum order: "mma", "ws", "wsmc", "ws256", "ws256mc", "ws3", "by-shape".
+enum class W8A8Kernel { Mma, Ws, WsMc, Ws256, Ws256Mc, Ws3, Ws2, Ws2Mc, ByShape };
+// Their names, in enum order: "mma", "ws", "wsmc", "ws256", "ws256mc", "ws3", "ws2", "ws2mc", "by-shape".
 const std::vector<const char*>& w8a8_kernel_names();
 // Which GEMM kernel linear_w8a8 uses: "auto" (w8a8cfg::kAutoSm90Kernel on sm_90 when built, else mma.sync) or one of
 // w8a8_kernel_names(). Initial value from TD_W8A8_KERNEL; tests and the bench set it explicitly. Naming an sm_90a

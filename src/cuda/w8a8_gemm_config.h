@@ -58,18 +58,29 @@ constexpr int kW3StageBytes = (kW3BM + kBN) * kBK;  // 40 KiB
 constexpr int kW3Threads = 512;
 constexpr int kW3SmemBytes = kW3Stages * kW3StageBytes + 3 * kWideEpilogueBytes + 1024;
 constexpr int kW3ProducerRegs = 24, kW3ConsumerRegs = 160;  // 128 * 24 + 384 * 160 <= 64 Ki registers
-// "by-shape": ws3 up to kW3MaxK (and below kW3MaxN), else ws256. H100, GEMM alone (perf.md, same call):
-// K = 1536 ws3 0.209 / 1.111 ms vs ws256 0.211 / 1.149 ms; K = 5120-13824 ws3 5-13% slower (its 192 x 128 tile moves
-// more bytes per MAC); DiT 1.3B forward 241.6 ms with ws3 everywhere vs 248.1 with ws256.
-// Also for the int8-output epilogue (ffn.0 feeding ffn.2): ws256mc looked 4% faster there alone (1.334 vs 1.388 ms)
-// but the forward with it took 239.4 ms against 235.0-235.6 with ws3 (ffn.0 54.5 vs 50.0 ms; perf.md, session 4).
+// "ws2": the ws tile (128 x 128, two consumer warpgroups of 64 x 128) with two int32 accumulator sets per warpgroup:
+// block kb's MMAs are issued before block kb - 1 is folded, so each warpgroup keeps the tensor cores busy while it
+// folds instead of waiting for its own MMAs first (ws256 / ws3). 64 + 64 int32 + 64 fp32 accumulators per thread.
+// Why: with the fold removed (a throwaway build, wrong results) ws256 ran 1.7-2.5x faster, so the fold, not the
+// loads, bounds these kernels. ws2 does overlap it, but its 128 x 128 tile moves 33% more bytes per MAC than
+// ws256's: without the fold it stops at ~1040 TOPS, with it ~880, about ws256's rate (perf.md, session 11).
+constexpr int kWs2Stages = 5;
+constexpr int kWs2SmemBytes = kWs2Stages * kStageBytes + 2 * kWideEpilogueBytes + 1024;
+// "by-shape": ws3 up to kW3MaxK, ws2 above it, both below kW3MaxN columns; ws256 from kW3MaxN columns on. H100,
+// GEMM alone (perf.md, same call): K = 1536 ws3 0.209 / 1.111 ms vs ws256 0.211 / 1.149 ms; K = 5120-13824 ws3 5-13%
+// slower (its 192 x 128 tile moves more bytes per MAC); DiT 1.3B forward 241.6 ms with ws3 everywhere vs 248.1 with
+// ws256. Also for the int8-output epilogue (ffn.0 feeding ffn.2): ws256mc looked 4% faster there alone (1.334 vs
+// 1.388 ms) but the forward with it took 239.4 ms against 235.0-235.6 with ws3 (ffn.0 54.5 vs 50.0 ms; session 4).
+// ws2 above kW3MaxK (only the 1.3B ffn.2, 32760 x 8960 -> 1536, among Wan's shapes): DiT 1.3B forward 173.8 / 174.1 /
+// 174.0 ms with ws256 there, 171.9 / 172.0 / 172.5 with ws2, alternated in one call. ws2 on the 14B shapes with
+// N = 5120 too made the 14B forward slower (3004.8 / 3012.0 -> 3014.5 / 3021.2 ms), so they stay on ws256.
 constexpr int kW3MaxK = 2048;
-// ... and below kW3MaxN columns: the wide ffn.0 GEMM (K = 1536, N = 8960) goes to ws256, whose 128 x 256 tile moves
-// fewer bytes per MAC (H100, no bias: GEMM alone 1.115 vs 1.133 ms, GELU->int8 1.327 vs 1.405 ms; perf.md session 7).
+// From kW3MaxN columns on, ws256: the wide ffn.0 GEMM (K = 1536, N = 8960) and the 14B shapes; its 128 x 256 tile
+// moves fewer bytes per MAC (H100, no bias: GEMM alone 1.115 vs 1.133 ms, GELU->int8 1.327 vs 1.405 ms; perf.md
+// session 7). (Until session 8, ws256mc for the 14B shapes, where it was 2-5% faster. Once the fold lost its FADD
+// (kFoldUnbiasEvery), ws256 became the faster one there: 4.51 / 13.31 / 12.21 ms vs ws256mc 4.71 / 13.66 / 12.71 ms,
+// GEMM alone with bias, one call, perf.md session 8.)
 constexpr int kW3MaxN = 4096;
-// ... and above kW3MaxK, ws256. (Until session 8, ws256mc for N >= 4096, the 14B shapes, where it was 2-5% faster.
-// Once the fold lost its FADD (kFoldUnbiasEvery), ws256 became the faster one there: 4.51 / 13.31 / 12.21 ms vs
-// ws256mc 4.71 / 13.66 / 12.71 ms, GEMM alone with bias, one call, perf.md session 8.)
 // The sm_90a kernels' per-K-block fold (w8a8_gemm_sm90.cu, fold_step): 0 = exact int32 -> fp32 (magic add, FADD,
 // FFMA: 3 instructions per accumulator); R > 0 = the magic is removed once every R K blocks (2 instructions per
 // accumulator, ~1e-4 relative rounding error).

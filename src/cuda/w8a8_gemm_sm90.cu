@@ -515,6 +515,162 @@ void launch_ws256(const GemmArgs& p) {
 }
 
 // ---------------------------------------------------------------------------------------------------------------
+// "ws2": 128 x 128 tiles, two consumer warpgroups, each with two int32 accumulator sets (see w8a8_gemm_config.h).
+// ptxas keeps the MMAs asynchronous here (no C7514) because every issue, wait and fold of the K loop runs on every
+// path: a throwaway variant that folded after a wait placed under a data-dependent branch, or that skipped a wait on
+// its first iteration, got every wgmma of the kernel serialized (C7514 / C7517 in the ptxas output).
+
+#ifdef TD_W8A8_SM90
+__device__ __forceinline__ void wgmma_wait1() { asm volatile("wgmma.wait_group.sync.aligned 1;\n" ::: "memory"); }
+
+// One K block of a 64 x 128 warpgroup tile into `acc` (overwritten), from ring stage `st` (this warpgroup's A rows at
+// a_off, the W tile after the A tile).
+__device__ __forceinline__ void issue_block(int32_t (&acc)[64], uint32_t st, uint32_t a_off, uint32_t b_off) {
+  const uint64_t da = make_desc(st + a_off), db = make_desc(st + b_off);
+  fence_acc(acc);
+  wgmma_fence();
+#pragma unroll
+  for (int kk = 0; kk < kBK / 32; kk++) wgmma_m64n128k32(acc, da + uint64_t(kk * 2), db + uint64_t(kk * 2), kk > 0);
+  wgmma_commit();
+}
+#endif
+
+template <OutMode kMode, int kCM>
+__global__ void __launch_bounds__(kWsThreads, 1)
+    w8a8_gemm_ws2_kernel(const __grid_constant__ CUtensorMap tmA, const __grid_constant__ CUtensorMap tmB,
+                         const GemmArgs p) {
+#ifdef TD_W8A8_SM90
+  static_assert(kMode != OutMode::RawI32, "raw int32 output runs on ws");
+  extern __shared__ unsigned char smem_raw[];
+  __shared__ __align__(8) uint64_t full_bar[kWs2Stages], empty_bar[kWs2Stages];
+  const uint32_t base = (smem_u32(smem_raw) + 1023u) & ~1023u;
+  const int tid = threadIdx.x, wg = tid >> 7;
+  const uint32_t rank = kCM > 1 ? cluster_rank() : 0u;
+  const int cid = int(blockIdx.x) / kCM, nclusters = int(gridDim.x) / kCM;
+  const int tiles = ((p.M + kCM * kBM - 1) / (kCM * kBM)) * (p.N / kBN);
+  const int KB = p.K / kBK;
+  if (tid == 0) init_ring(full_bar, empty_bar, 1, 8 * kCM);
+  if (kCM > 1)
+    cluster_sync_all();
+  else
+    __syncthreads();
+
+  if (wg == 0) {
+    setmaxnreg_dec<kWideProducerRegs>();
+    if (tid == 0)
+      produce_tiles<kWs2Stages, kBM, kBN, kCM>(tmA, tmB, p, base, full_bar, empty_bar, cid, nclusters, tiles, KB, rank);
+  } else {
+    setmaxnreg_inc<kWideConsumerRegs>();
+    const int cw = __shfl_sync(0xffffffffu, wg - 1, 0), warp = (tid >> 5) & 3, lane = tid & 31;
+    const int g = lane >> 2, t = lane & 3;
+    const uint32_t a_off = uint32_t(cw * 64 * kBK), b_off = uint32_t(kBM * kBK);
+    int stage = 0, prev_stage = 0;
+    uint32_t phase = 0;
+    // This warp no longer reads ring stage `s`: the producer refills it once all consumer warps said so.
+    auto release = [&](int s) {
+      if (lane == 0) {
+        if (kCM == 1) {
+          mbar_arrive(smem_u32(&empty_bar[s]));
+        } else {
+#pragma unroll
+          for (int r = 0; r < kCM; r++) mbar_arrive_cluster(smem_u32(&empty_bar[s]), uint32_t(r));
+        }
+      }
+    };
+    for (int tile = cid; tile < tiles; tile += nclusters) {
+      int m0, n0;
+      tile_coords(p, kCM * kBM, kBN, &m0, &n0, tile);
+      m0 += int(rank) * kBM;
+      const int row0 = m0 + cw * 64 + warp * 16 + g, row1 = row0 + 8;
+      const float* swp = p.sw + size_t(n0 / kBN) * KB;
+      const float* sa0 = p.sa + size_t(min(row0, p.M - 1)) * KB;
+      const float* sa1 = p.sa + size_t(min(row1, p.M - 1)) * KB;
+      const bool in0 = row0 < p.M, in1 = row1 < p.M;
+      int32_t acc0[64], acc1[64];
+      float accf[64];
+      init_acc_bias(p, accf, n0, t);
+      FoldBias fb;
+      // Block kb's scales are read when its MMAs are issued and used one step later, when it is folded.
+      float s0 = 0.f, s1 = 0.f;
+      auto scales = [&](int kb, float& r0, float& r1) {
+        const float ws = __ldg(swp + kb);
+        r0 = in0 ? __ldg(sa0 + kb) * ws : 0.f;
+        r1 = in1 ? __ldg(sa1 + kb) * ws : 0.f;
+      };
+      // Issue block kb into `cur` while block kb - 1 (in `prev`, issued one step earlier) is still running, then wait
+      // for kb - 1 only, release its stage and fold it: the tensor cores always hold one of this warpgroup's blocks.
+      auto step = [&](int kb, int32_t(&cur)[64], int32_t(&prev)[64]) {
+        mbar_wait(smem_u32(&full_bar[stage]), phase);
+        issue_block(cur, base + stage * kStageBytes, a_off, b_off);
+        float n0s, n1s;
+        scales(kb, n0s, n1s);
+        wgmma_wait1();
+        fence_acc(prev);
+        release(prev_stage);
+        fold_step(prev, accf, s0, s1, fb, kb - 1, KB);
+        s0 = n0s, s1 = n1s;
+        prev_stage = stage;
+        if (++stage == kWs2Stages) stage = 0, phase ^= 1;
+      };
+      mbar_wait(smem_u32(&full_bar[stage]), phase);
+      issue_block(acc0, base + stage * kStageBytes, a_off, b_off);
+      scales(0, s0, s1);
+      prev_stage = stage;
+      if (++stage == kWs2Stages) stage = 0, phase ^= 1;
+      int kb = 1;
+      for (; kb + 1 < KB; kb += 2) {
+        step(kb, acc1, acc0);
+        step(kb + 1, acc0, acc1);
+      }
+      // The last block: in acc1 if KB is even (the pairs ended on acc0), else still in acc0.
+      if (kb < KB) {
+        step(kb, acc1, acc0);
+        wgmma_wait0();
+        fence_acc(acc1);
+        release(prev_stage);
+        fold_step(acc1, accf, s0, s1, fb, KB - 1, KB);
+      } else {
+        wgmma_wait0();
+        fence_acc(acc0);
+        release(prev_stage);
+        fold_step(acc0, accf, s0, s1, fb, KB - 1, KB);
+      }
+      const uint32_t buf = base + kWs2Stages * kStageBytes + cw * kWideEpilogueBytes;
+      if constexpr (kMode == OutMode::BF16 || kMode == OutMode::Int8) {
+        store_half_staged<kMode>(without_bias(p), accf, m0 + cw * 64, n0, row0, row1, warp, g, t, tid & 127, buf,
+                                 3 + cw);
+      } else if constexpr (kMode == OutMode::Residual) {
+        store_half_residual_staged(without_bias(p), accf, m0 + cw * 64, n0, warp, g, t, tid & 127, buf, 3 + cw);
+      } else {
+        store_tile<kMode>(without_bias(p), accf, acc0, row0, row1, n0, t);
+      }
+    }
+  }
+  if (kCM > 1) cluster_sync_all();  // no CTA may exit while a peer can still arrive on its barriers
+#else
+  __trap();  // never launched: the host checks w8a8_wgmma_available()
+#endif
+}
+
+template <OutMode kMode, int kCM>
+void launch_ws2(const GemmArgs& p) {
+  static int max_clusters = 0;  // per instantiation
+  launch_persistent(w8a8_gemm_ws2_kernel<kMode, kCM>, kCM, kWsThreads, kWs2SmemBytes, kBM, kCM * kBM, kBN, p,
+                    max_clusters, kCM > 1 ? "ws2mc" : "ws2");
+}
+
+template <int kCM>
+void launch_ws2_mode(int mode, const GemmArgs& p) {
+  switch (OutMode(mode)) {
+    case OutMode::RawI32: launch_ws<OutMode::RawI32, 1>(p); break;
+    case OutMode::BF16: launch_ws2<OutMode::BF16, kCM>(p); break;
+    case OutMode::F32: launch_ws2<OutMode::F32, kCM>(p); break;
+    case OutMode::Residual: launch_ws2<OutMode::Residual, kCM>(p); break;
+    case OutMode::Int8: launch_ws2<OutMode::Int8, kCM>(p); break;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
 // "ws3": 192 x 128 tiles, three consumer warpgroups in rotation (see w8a8_gemm_config.h).
 
 __device__ __forceinline__ void named_sync_n(int id, int n) {
@@ -652,9 +808,13 @@ bool w8a8_wgmma_available() {
 
 void launch_w8a8_wgmma(int mode, const GemmArgs& p, W8A8Kernel k) {
   if (k == W8A8Kernel::ByShape)
-    k = p.K <= kW3MaxK && p.N < kW3MaxN ? W8A8Kernel::Ws3 : W8A8Kernel::Ws256;
+    k = p.N >= kW3MaxN ? W8A8Kernel::Ws256 : p.K <= kW3MaxK ? W8A8Kernel::Ws3 : W8A8Kernel::Ws2;
   // (Raw int32 output always runs on ws: the ws3 / ws256 mode launchers pass it on.) ws256 needs N % 256 == 0.
-  if (k == W8A8Kernel::Ws3) {
+  if (k == W8A8Kernel::Ws2) {
+    launch_ws2_mode<1>(mode, p);
+  } else if (k == W8A8Kernel::Ws2Mc) {
+    launch_ws2_mode<kWsClusterM>(mode, p);
+  } else if (k == W8A8Kernel::Ws3) {
     launch_ws3_mode(mode, p);
   } else if ((k == W8A8Kernel::Ws256 || k == W8A8Kernel::Ws256Mc) && p.N % kWideBN == 0) {
     if (k == W8A8Kernel::Ws256) launch_ws256_mode<1>(mode, p);

@@ -348,5 +348,30 @@ TEST(W8A8Cuda, PersistentMultiTileMatchesCpu) {
   }
 }
 
+// One to three K blocks: ws2 issues block 0 before its loop and finishes on either accumulator set depending on the
+// block count's parity, so K = 128 and 256 run paths that the longer GEMMs above never take (persistent CTAs with
+// several tiles each, so the ring phases also carry over between such tiles).
+TEST(W8A8Cuda, ShortKMatchesCpu) {
+  TD_SKIP_WITHOUT_CUDA();
+  const int64_t M = 1300, N = 1024;
+  for (const int64_t K : {128, 256, 384}) {
+    Tensor x = randn({M, K}, 300 + K), w = randn({N, K}, 301 + K, 0.05f), bias = randn({N}, 302, 0.2f);
+    Tensor wq, ws;
+    ops::quantize_weight_int8(w, wq, ws);
+    ops::Int8Act a;
+    ops::quantize_act_int8(x, a);
+    Tensor ref = Tensor::empty({M, N}, DType::F32);
+    ops::linear_w8a8(a, wq, ws, &bias, ref, Epilogue::None);
+    ops::Int8Act ad{dev(a.q), dev(a.scale)};
+    Tensor wqd = dev(wq), wsd = dev(ws), bd = dev(bias);
+    for (const char* kn : kernels()) {
+      KernelScope ks(kn);
+      Tensor y = Tensor::empty({M, N}, DType::F32, Device::CUDA);
+      ops::linear_w8a8(ad, wqd, wsd, &bd, y, Epilogue::None);
+      EXPECT_LT(nmse(host(y), ref), fold_nmse_bound(kn)) << kn << " K=" << K;
+    }
+  }
+}
+
 }  // namespace
 }  // namespace td
