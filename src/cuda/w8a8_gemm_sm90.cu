@@ -161,6 +161,58 @@ __device__ __forceinline__ void mbar_arrive_cluster(uint32_t bar, uint32_t cta) 
 __device__ __forceinline__ void cluster_sync_all() {
   asm volatile("barrier.cluster.arrive.release;\nbarrier.cluster.wait.acquire;\n" ::: "memory");
 }
+// Where a persistent CTA is: its 1024-aligned ring base in shared memory, its rank in the cluster, and its cluster's
+// index among the nclusters clusters of the grid (kCM CTAs each).
+struct CtaPlace {
+  uint32_t base, rank;
+  int tid, wg, cid, nclusters;
+};
+template <int kCM>
+__device__ __forceinline__ CtaPlace cta_place(const unsigned char* smem_raw) {
+  CtaPlace c;
+  c.base = (smem_u32(smem_raw) + 1023u) & ~1023u;
+  c.tid = int(threadIdx.x), c.wg = c.tid >> 7;
+  c.rank = kCM > 1 ? cluster_rank() : 0u;
+  c.cid = int(blockIdx.x) / kCM, c.nclusters = int(gridDim.x) / kCM;
+  return c;
+}
+// Thread 0 sets up the ring (full: the producer's expect_tx arrival plus the TMA bytes; empty: one arrival per
+// consumer warp of every CTA reading the stage), then the CTA, or with kCM > 1 the whole cluster, synchronizes: peers
+// multicast into this CTA's ring and arrive on its barriers, so all must be initialized first.
+template <int kCM, int S>
+__device__ __forceinline__ void init_ring_synced(uint64_t (&full_bar)[S], uint64_t (&empty_bar)[S]) {
+  if (threadIdx.x == 0) init_ring(full_bar, empty_bar, 1, 8 * kCM);
+  if (kCM > 1)
+    cluster_sync_all();
+  else
+    __syncthreads();
+}
+// A consumer warp no longer reads ring stage `s`: lane 0 arrives on its empty barrier in every CTA of the cluster
+// that reads it (the producer refills the stage once all consumer warps have said so).
+template <int kCM>
+__device__ __forceinline__ void release_stage(uint64_t* empty_bar, int s, int lane) {
+  if (lane != 0) return;
+  if (kCM == 1) {
+    mbar_arrive(smem_u32(&empty_bar[s]));
+  } else {
+#pragma unroll
+    for (int r = 0; r < kCM; r++) mbar_arrive_cluster(smem_u32(&empty_bar[s]), uint32_t(r));
+  }
+}
+// The epilogue of one 64 x 128 warpgroup tile (rows from mw, columns from n0; bias already in accf): bf16 / int8
+// through the warpgroup's staging buffer `buf` (named barrier `bar`), the gated residual the same way, f32 directly.
+template <OutMode kMode>
+__device__ __forceinline__ void store_wg_tile(const GemmArgs& p, const float (&accf)[64], const int32_t (&acc)[64],
+                                              int mw, int n0, int row0, int row1, int warp, int g, int t, int tid_wg,
+                                              uint32_t buf, int bar) {
+  if constexpr (kMode == OutMode::BF16 || kMode == OutMode::Int8) {
+    store_half_staged<kMode>(p, accf, mw, n0, row0, row1, warp, g, t, tid_wg, buf, bar);
+  } else if constexpr (kMode == OutMode::Residual) {
+    store_half_residual_staged(p, accf, mw, n0, warp, g, t, tid_wg, buf, bar);
+  } else {
+    store_tile<kMode>(p, accf, acc, row0, row1, n0, t);
+  }
+}
 // The producer thread of the persistent kernels: for this cluster's tiles (kCM * kARows output rows, kBNt columns;
 // blockIdx.x / kCM = cid of nclusters), every K block goes into the next of kStages ring stages: this CTA's kARows-row
 // A box, then the kBNt-row W box, or with kCM > 1 its 1/kCM slice multicast to the whole cluster (the empty barrier
@@ -207,20 +259,12 @@ __global__ void __launch_bounds__(kWsThreads, 1)
 #ifdef TD_W8A8_SM90
   extern __shared__ unsigned char smem_raw[];
   __shared__ __align__(8) uint64_t full_bar[kWsStages], empty_bar[kWsStages];
-  const uint32_t base = (smem_u32(smem_raw) + 1023u) & ~1023u;
-  const int tid = threadIdx.x, wg = tid >> 7;
-  const uint32_t rank = kCM > 1 ? cluster_rank() : 0u;
-  const int cid = int(blockIdx.x) / kCM, nclusters = int(gridDim.x) / kCM;
+  const CtaPlace cp = cta_place<kCM>(smem_raw);
+  const uint32_t base = cp.base, rank = cp.rank;
+  const int tid = cp.tid, wg = cp.wg, cid = cp.cid, nclusters = cp.nclusters;
   const int tiles = ((p.M + kCM * kBM - 1) / (kCM * kBM)) * (p.N / kBN);  // cluster tiles (kCM*128 x 128)
   const int KB = p.K / kBK;
-  // Full: the producer's expect_tx arrival (+ the TMA bytes); empty: one arrival per consumer warp of every CTA
-  // reading the stage.
-  if (tid == 0) init_ring(full_bar, empty_bar, 1, 8 * kCM);
-  // Peers multicast into this CTA's ring and arrive on its barriers: all must be initialized first.
-  if (kCM > 1)
-    cluster_sync_all();
-  else
-    __syncthreads();
+  init_ring_synced<kCM>(full_bar, empty_bar);
 
   if (wg == 0) {
     // Producer: one thread; the rest of this warpgroup idles until the final cluster barrier.
@@ -275,15 +319,7 @@ __global__ void __launch_bounds__(kWsThreads, 1)
       issue++;
       wgmma_wait0();
       fence_acc(acc);
-      // This warp no longer reads the stage; the producer refills it once all 8 consumer warps said so.
-      if (lane == 0) {
-        if (kCM == 1) {
-          mbar_arrive(smem_u32(&empty_bar[stage]));
-        } else {
-#pragma unroll
-          for (int r = 0; r < kCM; r++) mbar_arrive_cluster(smem_u32(&empty_bar[stage]), uint32_t(r));
-        }
-      }
+      release_stage<kCM>(empty_bar, stage, lane);
       if (++stage == kWsStages) stage = 0, phase ^= 1;
       if (kMode != OutMode::RawI32) fold_step(acc, accf, s0, s1, fb, kb, KB);
     }
@@ -413,17 +449,12 @@ __global__ void __launch_bounds__(kWsThreads, 1)
   static_assert(kMode != OutMode::RawI32, "the halves share one int32 set: raw int32 output runs on ws");
   extern __shared__ unsigned char smem_raw[];
   __shared__ __align__(8) uint64_t full_bar[kWideStages], empty_bar[kWideStages];
-  const uint32_t base = (smem_u32(smem_raw) + 1023u) & ~1023u;
-  const int tid = threadIdx.x, wg = tid >> 7;
-  const uint32_t rank = kCM > 1 ? cluster_rank() : 0u;
-  const int cid = int(blockIdx.x) / kCM, nclusters = int(gridDim.x) / kCM;
+  const CtaPlace cp = cta_place<kCM>(smem_raw);
+  const uint32_t base = cp.base, rank = cp.rank;
+  const int tid = cp.tid, wg = cp.wg, cid = cp.cid, nclusters = cp.nclusters;
   const int tiles = ((p.M + kCM * kBM - 1) / (kCM * kBM)) * (p.N / kWideBN);  // cluster tiles
   const int KB = p.K / kBK;
-  if (tid == 0) init_ring(full_bar, empty_bar, 1, 8 * kCM);  // as in ws
-  if (kCM > 1)
-    cluster_sync_all();
-  else
-    __syncthreads();
+  init_ring_synced<kCM>(full_bar, empty_bar);
 
   if (wg == 0) {
     setmaxnreg_dec<kWideProducerRegs>();
@@ -474,14 +505,7 @@ __global__ void __launch_bounds__(kWsThreads, 1)
           issue++;
           wgmma_wait0();
           fence_acc(acc);
-          if (h == 1 && lane == 0) {
-            if (kCM == 1) {
-              mbar_arrive(smem_u32(&empty_bar[stage]));
-            } else {
-#pragma unroll
-              for (int r = 0; r < kCM; r++) mbar_arrive_cluster(smem_u32(&empty_bar[stage]), uint32_t(r));
-            }
-          }
+          if (h == 1) release_stage<kCM>(empty_bar, stage, lane);
           const float ws = h ? w1 : w0;
           fold_step(acc, accf[h], a0 * ws, a1 * ws, fb[h], kb, KB);
         }
@@ -489,16 +513,8 @@ __global__ void __launch_bounds__(kWsThreads, 1)
       }
       const uint32_t buf = base + kWideStages * kWideStageBytes + cw * kWideEpilogueBytes;
       const int mw = m0 + cw * 64, tid_wg = tid & 127;
-      if constexpr (kMode == OutMode::BF16 || kMode == OutMode::Int8) {
-        store_half_staged<kMode>(without_bias(p), accf[0], mw, n0, row0, row1, warp, g, t, tid_wg, buf, 3 + cw);
-        store_half_staged<kMode>(without_bias(p), accf[1], mw, n0 + kBN, row0, row1, warp, g, t, tid_wg, buf, 3 + cw);
-      } else if constexpr (kMode == OutMode::Residual) {
-        store_half_residual_staged(without_bias(p), accf[0], mw, n0, warp, g, t, tid_wg, buf, 3 + cw);
-        store_half_residual_staged(without_bias(p), accf[1], mw, n0 + kBN, warp, g, t, tid_wg, buf, 3 + cw);
-      } else {
-        store_tile<kMode>(without_bias(p), accf[0], acc, row0, row1, n0, t);
-        store_tile<kMode>(without_bias(p), accf[1], acc, row0, row1, n0 + kBN, t);
-      }
+      store_wg_tile<kMode>(without_bias(p), accf[0], acc, mw, n0, row0, row1, warp, g, t, tid_wg, buf, 3 + cw);
+      store_wg_tile<kMode>(without_bias(p), accf[1], acc, mw, n0 + kBN, row0, row1, warp, g, t, tid_wg, buf, 3 + cw);
     }
   }
   if (kCM > 1) cluster_sync_all();  // no CTA may exit while a peer can still arrive on its barriers
@@ -543,17 +559,12 @@ __global__ void __launch_bounds__(kWsThreads, 1)
   static_assert(kMode != OutMode::RawI32, "raw int32 output runs on ws");
   extern __shared__ unsigned char smem_raw[];
   __shared__ __align__(8) uint64_t full_bar[kWs2Stages], empty_bar[kWs2Stages];
-  const uint32_t base = (smem_u32(smem_raw) + 1023u) & ~1023u;
-  const int tid = threadIdx.x, wg = tid >> 7;
-  const uint32_t rank = kCM > 1 ? cluster_rank() : 0u;
-  const int cid = int(blockIdx.x) / kCM, nclusters = int(gridDim.x) / kCM;
+  const CtaPlace cp = cta_place<kCM>(smem_raw);
+  const uint32_t base = cp.base, rank = cp.rank;
+  const int tid = cp.tid, wg = cp.wg, cid = cp.cid, nclusters = cp.nclusters;
   const int tiles = ((p.M + kCM * kBM - 1) / (kCM * kBM)) * (p.N / kBN);
   const int KB = p.K / kBK;
-  if (tid == 0) init_ring(full_bar, empty_bar, 1, 8 * kCM);
-  if (kCM > 1)
-    cluster_sync_all();
-  else
-    __syncthreads();
+  init_ring_synced<kCM>(full_bar, empty_bar);
 
   if (wg == 0) {
     setmaxnreg_dec<kWideProducerRegs>();
@@ -566,17 +577,6 @@ __global__ void __launch_bounds__(kWsThreads, 1)
     const uint32_t a_off = uint32_t(cw * 64 * kBK), b_off = uint32_t(kBM * kBK);
     int stage = 0, prev_stage = 0;
     uint32_t phase = 0;
-    // This warp no longer reads ring stage `s`: the producer refills it once all consumer warps said so.
-    auto release = [&](int s) {
-      if (lane == 0) {
-        if (kCM == 1) {
-          mbar_arrive(smem_u32(&empty_bar[s]));
-        } else {
-#pragma unroll
-          for (int r = 0; r < kCM; r++) mbar_arrive_cluster(smem_u32(&empty_bar[s]), uint32_t(r));
-        }
-      }
-    };
     for (int tile = cid; tile < tiles; tile += nclusters) {
       int m0, n0;
       tile_coords(p, kCM * kBM, kBN, &m0, &n0, tile);
@@ -606,7 +606,7 @@ __global__ void __launch_bounds__(kWsThreads, 1)
         scales(kb, n0s, n1s);
         wgmma_wait1();
         fence_acc(prev);
-        release(prev_stage);
+        release_stage<kCM>(empty_bar, prev_stage, lane);
         fold_step(prev, accf, s0, s1, fb, kb - 1, KB);
         s0 = n0s, s1 = n1s;
         prev_stage = stage;
@@ -627,23 +627,17 @@ __global__ void __launch_bounds__(kWsThreads, 1)
         step(kb, acc1, acc0);
         wgmma_wait0();
         fence_acc(acc1);
-        release(prev_stage);
+        release_stage<kCM>(empty_bar, prev_stage, lane);
         fold_step(acc1, accf, s0, s1, fb, KB - 1, KB);
       } else {
         wgmma_wait0();
         fence_acc(acc0);
-        release(prev_stage);
+        release_stage<kCM>(empty_bar, prev_stage, lane);
         fold_step(acc0, accf, s0, s1, fb, KB - 1, KB);
       }
       const uint32_t buf = base + kWs2Stages * kStageBytes + cw * kWideEpilogueBytes;
-      if constexpr (kMode == OutMode::BF16 || kMode == OutMode::Int8) {
-        store_half_staged<kMode>(without_bias(p), accf, m0 + cw * 64, n0, row0, row1, warp, g, t, tid & 127, buf,
-                                 3 + cw);
-      } else if constexpr (kMode == OutMode::Residual) {
-        store_half_residual_staged(without_bias(p), accf, m0 + cw * 64, n0, warp, g, t, tid & 127, buf, 3 + cw);
-      } else {
-        store_tile<kMode>(without_bias(p), accf, acc0, row0, row1, n0, t);
-      }
+      store_wg_tile<kMode>(without_bias(p), accf, acc0, m0 + cw * 64, n0, row0, row1, warp, g, t, tid & 127, buf,
+                           3 + cw);
     }
   }
   if (kCM > 1) cluster_sync_all();  // no CTA may exit while a peer can still arrive on its barriers
@@ -746,14 +740,8 @@ __global__ void __launch_bounds__(kW3Threads, 1)
         fold_step(acc, accf, s0, s1, fb, kb, KB);
       }
       const uint32_t buf = base + kW3Stages * kW3StageBytes + cw * kWideEpilogueBytes;
-      if constexpr (kMode == OutMode::BF16 || kMode == OutMode::Int8) {
-        store_half_staged<kMode>(without_bias(p), accf, m0 + cw * 64, n0, row0, row1, warp, g, t, tid & 127, buf,
-                                 4 + cw);
-      } else if constexpr (kMode == OutMode::Residual) {
-        store_half_residual_staged(without_bias(p), accf, m0 + cw * 64, n0, warp, g, t, tid & 127, buf, 4 + cw);
-      } else {
-        store_tile<kMode>(without_bias(p), accf, acc, row0, row1, n0, t);
-      }
+      store_wg_tile<kMode>(without_bias(p), accf, acc, m0 + cw * 64, n0, row0, row1, warp, g, t, tid & 127, buf,
+                           4 + cw);
     }
   }
 #else
