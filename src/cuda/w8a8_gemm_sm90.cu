@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <type_traits>
 
 #include "core/allocator.h"
 #include "cuda/sm90_sync.cuh"
@@ -432,6 +433,20 @@ void launch_ws_mode(int mode, const GemmArgs& p) {
   }
 }
 
+// The launch of a kernel that folds every K block into fp32 (ws256, ws2, ws3) for output `mode`:
+// launch(std::integral_constant<OutMode, m>{}) for the fp32 modes; raw int32 output runs on ws, the one kernel that
+// keeps its int32 accumulators for the whole K loop.
+template <class Launch>
+void launch_folding(int mode, const GemmArgs& p, Launch launch) {
+  switch (OutMode(mode)) {
+    case OutMode::RawI32: launch_ws<OutMode::RawI32, 1>(p); break;
+    case OutMode::BF16: launch(std::integral_constant<OutMode, OutMode::BF16>{}); break;
+    case OutMode::F32: launch(std::integral_constant<OutMode, OutMode::F32>{}); break;
+    case OutMode::Residual: launch(std::integral_constant<OutMode, OutMode::Residual>{}); break;
+    case OutMode::Int8: launch(std::integral_constant<OutMode, OutMode::Int8>{}); break;
+  }
+}
+
 
 // ---------------------------------------------------------------------------------------------------------------
 // "ws256": 128 x 256 tiles (see w8a8_gemm_config.h), otherwise the ws kernel's structure.
@@ -623,17 +638,17 @@ __global__ void __launch_bounds__(kWsThreads, 1)
         step(kb + 1, acc0, acc1);
       }
       // The last block: in acc1 if KB is even (the pairs ended on acc0), else still in acc0.
+      auto finish = [&](int32_t(&last)[64]) {
+        wgmma_wait0();
+        fence_acc(last);
+        release_stage<kCM>(empty_bar, prev_stage, lane);
+        fold_step(last, accf, s0, s1, fb, KB - 1, KB);
+      };
       if (kb < KB) {
         step(kb, acc1, acc0);
-        wgmma_wait0();
-        fence_acc(acc1);
-        release_stage<kCM>(empty_bar, prev_stage, lane);
-        fold_step(acc1, accf, s0, s1, fb, KB - 1, KB);
+        finish(acc1);
       } else {
-        wgmma_wait0();
-        fence_acc(acc0);
-        release_stage<kCM>(empty_bar, prev_stage, lane);
-        fold_step(acc0, accf, s0, s1, fb, KB - 1, KB);
+        finish(acc0);
       }
       const uint32_t buf = base + kWs2Stages * kStageBytes + cw * kWideEpilogueBytes;
       store_wg_tile<kMode>(without_bias(p), accf, acc0, m0 + cw * 64, n0, row0, row1, warp, g, t, tid & 127, buf,
@@ -653,16 +668,6 @@ void launch_ws2(const GemmArgs& p) {
                     max_clusters, kCM > 1 ? "ws2mc" : "ws2");
 }
 
-template <int kCM>
-void launch_ws2_mode(int mode, const GemmArgs& p) {
-  switch (OutMode(mode)) {
-    case OutMode::RawI32: launch_ws<OutMode::RawI32, 1>(p); break;
-    case OutMode::BF16: launch_ws2<OutMode::BF16, kCM>(p); break;
-    case OutMode::F32: launch_ws2<OutMode::F32, kCM>(p); break;
-    case OutMode::Residual: launch_ws2<OutMode::Residual, kCM>(p); break;
-    case OutMode::Int8: launch_ws2<OutMode::Int8, kCM>(p); break;
-  }
-}
 
 // ---------------------------------------------------------------------------------------------------------------
 // "ws3": 192 x 128 tiles, three consumer warpgroups in rotation (see w8a8_gemm_config.h).
@@ -756,26 +761,7 @@ void launch_ws3(const GemmArgs& p) {
                     "ws3");
 }
 
-void launch_ws3_mode(int mode, const GemmArgs& p) {
-  switch (OutMode(mode)) {
-    case OutMode::RawI32: launch_ws<OutMode::RawI32, 1>(p); break;
-    case OutMode::BF16: launch_ws3<OutMode::BF16>(p); break;
-    case OutMode::F32: launch_ws3<OutMode::F32>(p); break;
-    case OutMode::Residual: launch_ws3<OutMode::Residual>(p); break;
-    case OutMode::Int8: launch_ws3<OutMode::Int8>(p); break;
-  }
-}
 
-template <int kCM>
-void launch_ws256_mode(int mode, const GemmArgs& p) {
-  switch (OutMode(mode)) {
-    case OutMode::RawI32: launch_ws<OutMode::RawI32, 1>(p); break;  // the halves share one int32 set
-    case OutMode::BF16: launch_ws256<OutMode::BF16, kCM>(p); break;
-    case OutMode::F32: launch_ws256<OutMode::F32, kCM>(p); break;
-    case OutMode::Residual: launch_ws256<OutMode::Residual, kCM>(p); break;
-    case OutMode::Int8: launch_ws256<OutMode::Int8, kCM>(p); break;
-  }
-}
 
 }  // namespace
 
@@ -797,16 +783,17 @@ bool w8a8_wgmma_available() {
 void launch_w8a8_wgmma(int mode, const GemmArgs& p, W8A8Kernel k) {
   if (k == W8A8Kernel::ByShape)
     k = p.N >= kW3MaxN ? W8A8Kernel::Ws256 : p.K <= kW3MaxK ? W8A8Kernel::Ws3 : W8A8Kernel::Ws2;
-  // (Raw int32 output always runs on ws: the ws3 / ws256 mode launchers pass it on.) ws256 needs N % 256 == 0.
+  // (Raw int32 output always runs on ws: launch_folding passes it on.) ws256 needs N % 256 == 0.
   if (k == W8A8Kernel::Ws2) {
-    launch_ws2_mode<1>(mode, p);
+    launch_folding(mode, p, [&](auto m) { launch_ws2<decltype(m)::value, 1>(p); });
   } else if (k == W8A8Kernel::Ws2Mc) {
-    launch_ws2_mode<kWsClusterM>(mode, p);
+    launch_folding(mode, p, [&](auto m) { launch_ws2<decltype(m)::value, kWsClusterM>(p); });
   } else if (k == W8A8Kernel::Ws3) {
-    launch_ws3_mode(mode, p);
-  } else if ((k == W8A8Kernel::Ws256 || k == W8A8Kernel::Ws256Mc) && p.N % kWideBN == 0) {
-    if (k == W8A8Kernel::Ws256) launch_ws256_mode<1>(mode, p);
-    else launch_ws256_mode<kWsClusterM>(mode, p);
+    launch_folding(mode, p, [&](auto m) { launch_ws3<decltype(m)::value>(p); });
+  } else if (k == W8A8Kernel::Ws256 && p.N % kWideBN == 0) {
+    launch_folding(mode, p, [&](auto m) { launch_ws256<decltype(m)::value, 1>(p); });
+  } else if (k == W8A8Kernel::Ws256Mc && p.N % kWideBN == 0) {
+    launch_folding(mode, p, [&](auto m) { launch_ws256<decltype(m)::value, kWsClusterM>(p); });
   } else if (k == W8A8Kernel::WsMc) {
     launch_ws_mode<kWsClusterM>(mode, p);
   } else {
