@@ -1066,6 +1066,7 @@ void sla_attention_impl(const Tensor& q, const Tensor& k, const Tensor& v, Tenso
     a.kc = int(table.size(2));
   }
   a.table = table.ptr<int32_t>();
+  if (p.table_out && need_map) *p.table_out = table;
 
   // 8: the sparse kernel (+ linear epilogue), after the side stream's block map.
   if (side) TD_CUDA_CHECK(cudaStreamWaitEvent(st, side->join));

@@ -15,9 +15,10 @@ struct SlaParams {
   const Tensor* proj_w = nullptr;  // [Dh, Dh] f32/bf16 on the device; null = identity
   const Tensor* proj_b = nullptr;  // [Dh] f32/bf16; null = zero
   // Testing hooks: a given block table (I32 [H, nq, kc] on the device, ascending rows) instead of the computed one,
-  // and the sparse branch alone (no linear branch).
+  // the sparse branch alone (no linear branch), and the computed table handed back.
   const Tensor* table = nullptr;
   bool sparse_only = false;
+  Tensor* table_out = nullptr;  // receives the block table the op computed (when table is null)
   // Sparse kernel: 0 auto (sm_90: a bulk-copy wgmma kernel for sagesla 64x128 Dh128, the compact one unless
   // TD_SLA_SPARSE=pipelined; else the in-loop wgmma kernel where it applies; TD_SLA_PIPELINED=0 / TD_SLA_WGMMA=0
   // step down), 1 mma.sync,

@@ -58,8 +58,49 @@ bool large() {
   return e && e[0] == '1';
 }
 
-// GPU and CPU tables agree except where the CPU scores of the swapped blocks are within `tol` of each other
-// (the two sum pooled values in different orders).
+// Rows of a GPU table that differ from the CPU's (*rows_diff) and, of those, the blocks that are not near-ties: every
+// block in the symmetric difference must score within 1e-4 (relative) of the row's kc-th best CPU score, since the
+// two sum pooled values in different orders. Also checks that GPU rows ascend.
+int64_t block_map_mismatches(const Tensor& ref, const Tensor& got, const Tensor& scores, int64_t* rows_diff) {
+  EXPECT_EQ(got.shape(), ref.shape());
+  const int64_t rows = ref.size(0) * ref.size(1), kc = ref.size(2), nk = scores.size(2);
+  int64_t bad = 0;
+  *rows_diff = 0;
+  for (int64_t r = 0; r < rows; r++) {
+    const int32_t* a = ref.ptr<int32_t>() + r * kc;
+    const int32_t* b = got.ptr<int32_t>() + r * kc;
+    for (int64_t x = 1; x < kc; x++) EXPECT_LT(b[x - 1], b[x]) << "GPU row not ascending";
+    if (std::equal(a, a + kc, b)) continue;
+    (*rows_diff)++;
+    std::vector<float> s(scores.ptr<float>() + r * nk, scores.ptr<float>() + (r + 1) * nk);
+    std::vector<float> sorted = s;
+    std::sort(sorted.begin(), sorted.end(), std::greater<float>());
+    const float kth = sorted[kc - 1];
+    const float tol = 1e-4f * (1.f + std::fabs(kth));
+    std::vector<int32_t> sa(a, a + kc), sb(b, b + kc), diff;
+    std::set_symmetric_difference(sa.begin(), sa.end(), sb.begin(), sb.end(), std::back_inserter(diff));
+    for (int32_t j : diff)
+      if (std::fabs(s[j] - kth) > tol) bad++;
+  }
+  return bad;
+}
+
+// The table the whole op computed (with the linear branch on; sagesla pools k in kquant, sla in a pooling pass).
+Tensor op_table(const Tensor& dq, const Tensor& dk, const Tensor& dv, bool quantized, const Geo& geo, float topk) {
+  cuda::SlaParams p;
+  p.quantized = quantized;
+  p.bq = geo.bq;
+  p.bk = geo.bk;
+  p.topk = topk;
+  Tensor o = Tensor::empty(dq.shape(), DType::BF16, Device::CUDA), t;
+  p.table_out = &t;
+  cuda::sla_attention(dq, dk, dv, o, p);
+  EXPECT_TRUE(t.defined());
+  return t.to(Device::CPU);
+}
+
+// GPU and CPU tables agree except for near-ties: the block map alone, and the map inside the whole op (sla and
+// sagesla, which pool k in their own passes).
 TEST(SlaCuda, BlockMapMatchesCpu) {
   TD_SKIP_WITHOUT_CUDA();
   std::vector<int64_t> lens = {1000, 4096};
@@ -71,31 +112,18 @@ TEST(SlaCuda, BlockMapMatchesCpu) {
         Case c = make_case(L, H, D, 100 + L + D);
         Tensor scores;
         Tensor ref = cpu::sla_block_map(c.q, c.k, geo.bq, geo.bk, 0.1f, &scores);
-        Tensor got = cuda::sla_block_map(c.dq, c.dk, geo.bq, geo.bk, 0.1f).to(Device::CPU);
-        ASSERT_EQ(got.shape(), ref.shape());
-        const int64_t nq = ref.size(1), kc = ref.size(2), nk = scores.size(2);
-        int64_t rows_diff = 0, bad = 0;
-        for (int64_t r = 0; r < H * nq; r++) {
-          const int32_t* a = ref.ptr<int32_t>() + r * kc;
-          const int32_t* b = got.ptr<int32_t>() + r * kc;
-          for (int64_t x = 1; x < kc; x++) ASSERT_LT(b[x - 1], b[x]) << "GPU row not ascending";
-          if (std::equal(a, a + kc, b)) continue;
-          rows_diff++;
-          // The k-th best CPU score; every block in the symmetric difference must be within tol of it.
-          std::vector<float> s(scores.ptr<float>() + r * nk, scores.ptr<float>() + (r + 1) * nk);
-          std::vector<float> sorted = s;
-          std::sort(sorted.begin(), sorted.end(), std::greater<float>());
-          const float kth = sorted[kc - 1];
-          const float tol = 1e-4f * (1.f + std::fabs(kth));
-          std::vector<int32_t> sa(a, a + kc), sb(b, b + kc), diff;
-          std::set_symmetric_difference(sa.begin(), sa.end(), sb.begin(), sb.end(), std::back_inserter(diff));
-          for (int32_t j : diff)
-            if (std::fabs(s[j] - kth) > tol) bad++;
+        const std::pair<const char*, Tensor> gots[] = {
+            {"map alone", cuda::sla_block_map(c.dq, c.dk, geo.bq, geo.bk, 0.1f).to(Device::CPU)},
+            {"sla op", op_table(c.dq, c.dk, c.dv, false, geo, 0.1f)},
+            {"sagesla op", op_table(c.dq, c.dk, c.dv, true, geo, 0.1f)}};
+        for (const auto& [what, got] : gots) {
+          int64_t rows_diff = 0;
+          const int64_t bad = block_map_mismatches(ref, got, scores, &rows_diff);
+          std::printf("[sla-cuda] block map (%s) L=%lld D=%lld %dx%d: %lld of %lld rows differ (near-ties), %lld bad\n",
+                      what, (long long)L, (long long)D, geo.bq, geo.bk, (long long)rows_diff,
+                      (long long)(ref.size(0) * ref.size(1)), (long long)bad);
+          EXPECT_EQ(bad, 0) << what;
         }
-        std::printf("[sla-cuda] block map L=%lld D=%lld %dx%d: %lld of %lld rows differ (near-ties), %lld bad\n",
-                    (long long)L, (long long)D, geo.bq, geo.bk, (long long)rows_diff, (long long)(H * nq),
-                    (long long)bad);
-        EXPECT_EQ(bad, 0);
       }
 }
 
@@ -116,19 +144,30 @@ TEST(SlaCuda, BlockMapTiesMatchCpuExactly) {
     }
     Tensor qb = q.to(DType::BF16).to(DType::F32), kb = k.to(DType::BF16).to(DType::F32);
     Tensor dq = q.to(DType::BF16).to(Device::CUDA), dk = k.to(DType::BF16).to(Device::CUDA);
+    Tensor dv = test::randn({L, H, D}, 73).to(DType::BF16).to(Device::CUDA);
     for (const Geo& geo : kGeos)
       for (float topk : {0.1f, 0.15f, 1.f}) {
         Tensor ref = cpu::sla_block_map(qb, kb, geo.bq, geo.bk, topk);
-        Tensor got = cuda::sla_block_map(dq, dk, geo.bq, geo.bk, topk).to(Device::CPU);
-        ASSERT_EQ(got.shape(), ref.shape());
-        int64_t rows_diff = 0;
-        const int64_t rows = ref.size(0) * ref.size(1), kc = ref.size(2);
-        for (int64_t r = 0; r < rows; r++)
-          if (!std::equal(ref.ptr<int32_t>() + r * kc, ref.ptr<int32_t>() + (r + 1) * kc, got.ptr<int32_t>() + r * kc))
-            rows_diff++;
-        std::printf("[sla-cuda] tied block map L=%lld %dx%d topk %.2f kc %lld: %lld of %lld rows differ\n",
-                    (long long)L, geo.bq, geo.bk, topk, (long long)kc, (long long)rows_diff, (long long)rows);
-        EXPECT_EQ(rows_diff, 0);
+        // The map alone, and inside the op (its own pooling passes) where that is cheap to run.
+        std::vector<std::pair<const char*, Tensor>> gots;
+        gots.push_back({"map alone", cuda::sla_block_map(dq, dk, geo.bq, geo.bk, topk).to(Device::CPU)});
+        if (topk < 1.f) {
+          gots.push_back({"sla op", op_table(dq, dk, dv, false, geo, topk)});
+          gots.push_back({"sagesla op", op_table(dq, dk, dv, true, geo, topk)});
+        }
+        for (const auto& [what, got] : gots) {
+          ASSERT_EQ(got.shape(), ref.shape());
+          int64_t rows_diff = 0;
+          const int64_t rows = ref.size(0) * ref.size(1), kc = ref.size(2);
+          for (int64_t r = 0; r < rows; r++)
+            if (!std::equal(ref.ptr<int32_t>() + r * kc, ref.ptr<int32_t>() + (r + 1) * kc,
+                            got.ptr<int32_t>() + r * kc))
+              rows_diff++;
+          std::printf("[sla-cuda] tied block map (%s) L=%lld %dx%d topk %.2f kc %lld: %lld of %lld rows differ\n",
+                      what, (long long)L, geo.bq, geo.bk, topk, (long long)kc, (long long)rows_diff,
+                      (long long)rows);
+          EXPECT_EQ(rows_diff, 0) << what;
+        }
       }
   }
 }
