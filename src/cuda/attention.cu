@@ -17,6 +17,7 @@
 
 #include "cuda/act_int8.cuh"
 #include "cuda/attention_config.h"
+#include "cuda/attention_sm90.h"
 #include "cuda/op_util.cuh"
 
 namespace td {
@@ -439,6 +440,16 @@ AttnParams make_params(const Tensor& q, const Tensor& k, const Tensor& v, Tensor
 namespace {
 void launch_default(const AttnParams& p, const Tensor& q) {
   const int H = int(q.size(1));
+  if (attention_sm90_applies(int(q.size(2)))) {
+    DenseAttnArgs a;
+    a.q = p.q, a.k = p.k, a.v = p.v, a.o = p.o, a.oq = p.oq, a.oscale = p.oscale;
+    a.q_tok = p.q_tok, a.k_tok = p.k_tok, a.v_tok = p.v_tok, a.o_tok = p.o_tok;
+    a.q_head = p.q_head, a.k_head = p.k_head, a.v_head = p.v_head, a.o_head = p.o_head;
+    a.lq = p.lq, a.lk = p.lk, a.heads = H;
+    a.scale_log2 = p.scale_log2;
+    attention_sm90(a);
+    return;
+  }
   if (q.size(2) == 128) {
     using T = AttentionTile<128>;
     launch<128, T::kBlockM, T::kBlockN, T::kWarps, T::kSplitWait, T::kMinBlocks>(p, H);

@@ -2,8 +2,6 @@
 // warp-specialized persistent kernels, per-128-K-block int32 -> fp32 fold, the same fused epilogues as the mma.sync
 // path.
 // Only compiled into sm_90a code; other archs get a stub that traps (the host never launches it there).
-#include <cuda.h>  // CUtensorMap (types only: the encoder comes from the runtime's driver entry point)
-#include <cudaTypedefs.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -12,6 +10,7 @@
 
 #include "core/allocator.h"
 #include "cuda/sm90_sync.cuh"
+#include "cuda/tensor_map.h"
 #include "cuda/w8a8_gemm.cuh"
 
 namespace td {
@@ -334,32 +333,13 @@ __global__ void __launch_bounds__(kWsThreads, 1)
 #endif
 }
 
-// cuTensorMapEncodeTiled through the runtime (no link against libcuda).
-PFN_cuTensorMapEncodeTiled_v12000 tensor_map_encoder() {
-  static PFN_cuTensorMapEncodeTiled_v12000 fn = [] {
-    void* ptr = nullptr;
-    cudaDriverEntryPointQueryResult q{};
-    TD_CUDA_CHECK(cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &ptr, 12000, cudaEnableDefault, &q));
-    TD_CHECK(q == cudaDriverEntryPointSuccess && ptr != nullptr, "w8a8 gemm", "driver has no cuTensorMapEncodeTiled");
-    return reinterpret_cast<PFN_cuTensorMapEncodeTiled_v12000>(ptr);
-  }();
-  return fn;
-}
-
 // [rows, K] int8, row-major: 128 x 128-byte boxes with the 128-byte swizzle (wgmma's K-major SWIZZLE_128B layout).
 CUtensorMap make_tile_map(const int8_t* ptr, int rows, int K, int box_rows, const char* what) {
-  TD_CHECK((reinterpret_cast<uintptr_t>(ptr) & 15) == 0 && K % 16 == 0, "w8a8 gemm", what,
-           ": TMA needs 16-byte aligned rows");
-  CUtensorMap m;
-  const cuuint64_t dims[2] = {cuuint64_t(K), cuuint64_t(rows)};
-  const cuuint64_t strides[1] = {cuuint64_t(K)};
-  const cuuint32_t box[2] = {cuuint32_t(kBK), cuuint32_t(box_rows)};
-  const cuuint32_t estr[2] = {1, 1};
-  const CUresult r = tensor_map_encoder()(&m, CU_TENSOR_MAP_DATA_TYPE_UINT8, 2, const_cast<int8_t*>(ptr), dims, strides,
-                                          box, estr, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
-                                          CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
-  TD_CHECK(r == CUDA_SUCCESS, "w8a8 gemm", what, ": cuTensorMapEncodeTiled failed (", int(r), ")");
-  return m;
+  TD_CHECK(K % 16 == 0, "w8a8 gemm", what, ": TMA needs 16-byte aligned rows");
+  const uint64_t dims[2] = {uint64_t(K), uint64_t(rows)}, strides[1] = {uint64_t(K)};
+  const uint32_t box[2] = {uint32_t(kBK), uint32_t(box_rows)};
+  return encode_tensor_map(CU_TENSOR_MAP_DATA_TYPE_UINT8, 2, ptr, dims, strides, box, CU_TENSOR_MAP_SWIZZLE_128B,
+                           what);
 }
 
 using WsKernel = void (*)(CUtensorMap, CUtensorMap, GemmArgs);

@@ -10,6 +10,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -25,6 +26,7 @@
 #include "cuda/activations.h"
 #include "cuda/attention.h"
 #include "cuda/cast.h"
+#include "cuda/cuda_common.cuh"
 #include "cuda/layernorm.h"
 #include "cuda/linear.h"
 #include "cuda/linear_config.h"
@@ -476,6 +478,39 @@ TEST(CudaOps, AttentionAllVariants) {
 TEST(CudaOps, AttentionLonger) {
   TD_SKIP_WITHOUT_CUDA();
   check_attention({1000, 1100, 2, 128, 1.f}, -1, 300);
+}
+
+// On sm_90 cuda::attention runs the Hopper kernel for head_dim 128 (attention_sm90.cu): a persistent grid of one CTA
+// per SM whose producer runs ahead into the next (query tile, head) item. These shapes give several items per CTA
+// (Lq = 20,000 x 3 heads = 471 tiles of 128 rows), key counts that wrap the two-stage ring with a partial last tile,
+// strided q / k / v views, and an odd tail of query rows; the reference is the mma.sync kernel (checked against the
+// CPU above) and the CPU on a short case.
+TEST(CudaOps, AttentionHopperMatchesMmaSync) {
+  TD_SKIP_WITHOUT_CUDA();
+  if (cuda::cc() != 90) GTEST_SKIP() << "the Hopper attention kernel needs sm_90";
+  int fa2 = -1;
+  for (int i = 0; i < cuda::attention_variant_count(); i++)
+    if (std::string(cuda::attention_variant_name(i)) == "d128_128x64_w4_split0_mb2") fa2 = i;
+  ASSERT_GE(fa2, 0);
+  const AttnCase cases[] = {{20000, 512, 3, 128, 1.f}, {20001, 1000, 3, 128, 2.f}, {5000, 77, 4, 128, 1.f},
+                            {300, 4000, 2, 128, 4.f}};
+  uint64_t seed = 900;
+  for (const AttnCase& c : cases) {
+    SCOPED_TRACE(cat("Lq=", c.Lq, " Lk=", c.Lk, " H=", c.H));
+    Tensor qf = rounded(randn({c.Lq, 3, c.H, c.Dh}, seed += 2, c.q_scale), DType::BF16);
+    Tensor kvf = rounded(randn({c.Lk, 3, c.H, c.Dh}, seed + 1), DType::BF16);
+    Tensor qfd = to_dev(qf, DType::BF16), kvfd = to_dev(kvf, DType::BF16);
+    Tensor qd = qfd.select(1, 0), kd = kvfd.select(1, 1), vd = kvfd.select(1, 2);
+    Guarded o = guarded({c.Lq, c.H, c.Dh}, DType::BF16);
+    Tensor ref = Tensor::empty({c.Lq, c.H, c.Dh}, DType::BF16, Device::CUDA);
+    cuda::attention(qd, kd, vd, o.t, AttentionOptions{});
+    cuda::attention_variant(fa2, qd, kd, vd, ref, AttentionOptions{});
+    const double e = nmse(o.t, ref.to_f32_host());
+    std::printf("[attention] Hopper vs mma.sync Lq=%lld Lk=%lld H=%lld: NMSE %.3g\n", (long long)c.Lq,
+                (long long)c.Lk, (long long)c.H, e);
+    EXPECT_LT(e, 3e-5);  // H100: 1.4e-6 .. 7.3e-6 (P rounds to bf16 against different running maxima)
+    EXPECT_TRUE(guards_intact(o));
+  }
 }
 
 // The int8 output (the o-projection's W8A8 activation) against quantize_act_int8 of the bf16 output of the same
