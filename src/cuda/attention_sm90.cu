@@ -106,7 +106,7 @@ __global__ void __launch_bounds__(kThreads, 1)
       sm90::mbar_init(sm90::smem_addr(&kvfull[s]), 1);
       sm90::mbar_init(sm90::smem_addr(&kvempty[s]), kReleases);
     }
-    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+    sm90::fence_mbarrier_init();
   }
   __syncthreads();
 

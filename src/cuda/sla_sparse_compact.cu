@@ -93,7 +93,7 @@ __global__ void __launch_bounds__(kThreads, cpt::kCtasPerSm) sparse_compact_kern
     sm90::mbar_init(sm90::smem_addr(&vfull), 1);
     sm90::mbar_init(sm90::smem_addr(&kvw_full[0]), 1);
     sm90::mbar_init(sm90::smem_addr(&kvw_full[1]), 1);
-    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+    sm90::fence_mbarrier_init();
     // The first key block's copies start with the Q tile's, before the table row is staged.
     const int j0 = sel[0];
     load_k(j0);

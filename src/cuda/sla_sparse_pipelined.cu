@@ -71,7 +71,7 @@ __global__ void __launch_bounds__(kThreads, 2) sparse_pipelined_kernel(const Spa
       sm90::mbar_init(sm90::smem_addr(&vfull[s]), 1);
     }
     sm90::mbar_init(sm90::smem_addr(&kvw_full), 1);
-    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+    sm90::fence_mbarrier_init();
   }
   stage_row_and_head<D, kThreads>(a, h, sel, sel_s, ksc_s, vsc_s, z_s, bias_s);
   const bool linear = a.kvwt != nullptr;

@@ -35,6 +35,10 @@ __device__ __forceinline__ void init_ring(uint64_t (&full)[S], uint64_t (&empty)
   }
   TD_SM90_ASM("fence.mbarrier_init.release.cluster;\n" ::: "memory");
 }
+// After thread 0's mbarrier.init calls: makes them visible (to the async proxy and the cluster) before use.
+__device__ __forceinline__ void fence_mbarrier_init() {
+  TD_SM90_ASM("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+}
 // Arrives once and adds `bytes` to the transaction count the current phase waits for (TMA / bulk copies).
 __device__ __forceinline__ void mbar_expect_tx(uint32_t bar, uint32_t bytes) {
   TD_SM90_ASM("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(bar), "r"(bytes) : "memory");
