@@ -74,7 +74,8 @@ __global__ void __launch_bounds__(256) pack_vt_kernel(const bf16* __restrict__ v
       pr.y = tile[key + 1][d];
       w[i] = *reinterpret_cast<const uint32_t*>(&pr);
     }
-    *reinterpret_cast<uint4*>(dst + (half * kHeadDim + d) * 64 + ((c ^ (d & 7)) * 8)) = make_uint4(w[0], w[1], w[2], w[3]);
+    *reinterpret_cast<uint4*>(dst + (half * kHeadDim + d) * 64 + ((c ^ (d & 7)) * 8)) =
+        make_uint4(w[0], w[1], w[2], w[3]);
   }
 }
 
