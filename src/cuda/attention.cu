@@ -27,19 +27,9 @@ namespace {
 
 using bf16 = __nv_bfloat16;
 
-struct AttnParams {
-  const bf16* q;
-  const bf16* k;
-  const bf16* v;
-  bf16* o;
-  // Instead of o (head_dim 128): the W8A8 activation of the output, one 128-channel group per (token, head): int8
-  // [lq, heads, 128] contiguous and f32 scales [lq, heads].
-  int8_t* oq;
-  float* oscale;
-  int64_t q_tok, k_tok, v_tok, o_tok;      // token strides, elements
-  int64_t q_head, k_head, v_head, o_head;  // head strides, elements
-  int lq, lk;
-  float scale_log2;  // softmax scale * log2(e)
+// The Hopper kernel's arguments (attention_sm90.h: pointers, strides, lengths, scale; oq / oscale, with head_dim 128,
+// in place of o for the W8A8 activation of the output) plus this kernel's lazy-rescale threshold.
+struct AttnParams : DenseAttnArgs {
   float rescale_slack_log2;  // kAttentionRescaleSlackLog2 unless a benchmark set another (-inf: always rescale)
 };
 
@@ -429,6 +419,7 @@ AttnParams make_params(const Tensor& q, const Tensor& k, const Tensor& v, Tensor
   p.o_head = o ? o->strides()[1] : D;
   p.lq = int(q.size(0));
   p.lk = int(k.size(0));
+  p.heads = int(H);
   const float scale = opts.scale > 0.f ? opts.scale : float(1.0 / std::sqrt(double(D)));
   p.scale_log2 = scale * 1.4426950408889634f;
   p.rescale_slack_log2 = g_rescale_slack_log2;
@@ -441,13 +432,7 @@ namespace {
 void launch_default(const AttnParams& p, const Tensor& q) {
   const int H = int(q.size(1));
   if (attention_sm90_applies(int(q.size(2)))) {
-    DenseAttnArgs a;
-    a.q = p.q, a.k = p.k, a.v = p.v, a.o = p.o, a.oq = p.oq, a.oscale = p.oscale;
-    a.q_tok = p.q_tok, a.k_tok = p.k_tok, a.v_tok = p.v_tok, a.o_tok = p.o_tok;
-    a.q_head = p.q_head, a.k_head = p.k_head, a.v_head = p.v_head, a.o_head = p.o_head;
-    a.lq = p.lq, a.lk = p.lk, a.heads = H;
-    a.scale_log2 = p.scale_log2;
-    attention_sm90(a);
+    attention_sm90(p);
     return;
   }
   if (q.size(2) == 128) {

@@ -32,6 +32,7 @@ using namespace attn90;
 using bf16 = __nv_bfloat16;
 using sla::ex2_ftz;
 using sla::fence_operands;
+using sla::pack_bf16;
 using sla::quad_max;
 using sla::quad_sum;
 using sla::wgmma_commit;
@@ -79,10 +80,6 @@ __global__ void __launch_bounds__(256) pack_vt_kernel(const bf16* __restrict__ v
   }
 }
 
-__device__ __forceinline__ uint32_t pack_bf16x2(float lo, float hi) {
-  __nv_bfloat162 h = __floats2bfloat162_rn(lo, hi);
-  return *reinterpret_cast<uint32_t*>(&h);
-}
 __device__ __forceinline__ void wg_sync(int wg) { asm volatile("bar.sync %0, 128;\n" ::"r"(1 + wg) : "memory"); }
 
 __global__ void __launch_bounds__(kThreads, 1)
@@ -99,15 +96,8 @@ __global__ void __launch_bounds__(kThreads, 1)
   const int items = ka.nqt * a.heads;
   constexpr int kReleases = kConsumers * 4;  // one arrival per consumer warp
   if (tid == 0) {
-    for (int b = 0; b < kQBuffers; b++) {
-      sm90::mbar_init(sm90::smem_addr(&qfull[b]), 1);
-      sm90::mbar_init(sm90::smem_addr(&qempty[b]), kReleases);
-    }
-    for (int s = 0; s < kStages; s++) {
-      sm90::mbar_init(sm90::smem_addr(&kvfull[s]), 1);
-      sm90::mbar_init(sm90::smem_addr(&kvempty[s]), kReleases);
-    }
-    sm90::fence_mbarrier_init();
+    sm90::init_ring(qfull, qempty, 1, kReleases);
+    sm90::init_ring(kvfull, kvempty, 1, kReleases);
   }
   __syncthreads();
 
@@ -202,10 +192,10 @@ __global__ void __launch_bounds__(kThreads, 1)
           p[i] = ex2_ftz(fmaf(sc[8 * ks + i], a.scale_log2, -m_r[r]));
           ls[r] += p[i];
         }
-        pa[ks][0] = pack_bf16x2(p[0], p[1]);
-        pa[ks][1] = pack_bf16x2(p[2], p[3]);
-        pa[ks][2] = pack_bf16x2(p[4], p[5]);
-        pa[ks][3] = pack_bf16x2(p[6], p[7]);
+        pa[ks][0] = pack_bf16(p[0], p[1]);
+        pa[ks][1] = pack_bf16(p[2], p[3]);
+        pa[ks][2] = pack_bf16(p[4], p[5]);
+        pa[ks][3] = pack_bf16(p[6], p[7]);
       }
 #pragma unroll
       for (int r = 0; r < 2; r++) l_r[r] = fmaf(l_r[r], alpha[r], ls[r]);
@@ -246,7 +236,7 @@ __global__ void __launch_bounds__(kThreads, 1)
 #pragma unroll
         for (int j = 0; j < 16; j++)
           *reinterpret_cast<uint32_t*>(stage + (j / 8) * kHalfBytes + lr * 128 + (((j % 8) ^ (lr & 7)) << 4) +
-                                       4 * t4) = pack_bf16x2(o[4 * j + 2 * r] * inv[r], o[4 * j + 2 * r + 1] * inv[r]);
+                                       4 * t4) = pack_bf16(o[4 * j + 2 * r] * inv[r], o[4 * j + 2 * r + 1] * inv[r]);
       }
     }
     wg_sync(wg);

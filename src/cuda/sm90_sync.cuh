@@ -24,6 +24,10 @@ __device__ __forceinline__ uint32_t smem_addr(const void* p) {
 __device__ __forceinline__ void mbar_init(uint32_t bar, int count) {
   TD_SM90_ASM("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(bar), "r"(count) : "memory");
 }
+// After thread 0's mbarrier.init calls: makes them visible (to the async proxy and the cluster) before use.
+__device__ __forceinline__ void fence_mbarrier_init() {
+  TD_SM90_ASM("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+}
 // Thread 0's set-up of an S-stage ring: the full barriers expect full_count arrivals, the empty ones empty_count,
 // made visible to the cluster (TMA multicast peers arrive on them). The caller then synchronises the CTA or cluster.
 template <int S>
@@ -33,11 +37,7 @@ __device__ __forceinline__ void init_ring(uint64_t (&full)[S], uint64_t (&empty)
     mbar_init(smem_addr(&full[s]), full_count);
     mbar_init(smem_addr(&empty[s]), empty_count);
   }
-  TD_SM90_ASM("fence.mbarrier_init.release.cluster;\n" ::: "memory");
-}
-// After thread 0's mbarrier.init calls: makes them visible (to the async proxy and the cluster) before use.
-__device__ __forceinline__ void fence_mbarrier_init() {
-  TD_SM90_ASM("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+  fence_mbarrier_init();
 }
 // Arrives once and adds `bytes` to the transaction count the current phase waits for (TMA / bulk copies).
 __device__ __forceinline__ void mbar_expect_tx(uint32_t bar, uint32_t bytes) {
