@@ -359,7 +359,8 @@ static std::string& kernel_choice() {
 }
 
 const std::vector<const char*>& w8a8_kernel_names() {
-  static const std::vector<const char*> names{"mma", "ws", "wsmc", "ws256", "ws256mc", "ws3", "ws2", "ws2mc", "by-shape"};
+  static const std::vector<const char*> names{"mma",     "ws",  "wsmc", "ws256",   "ws256mc",
+                                              "ws3",     "ws2", "ws2mc", "by-shape"};
   return names;
 }
 
@@ -371,7 +372,9 @@ W8A8Kernel kernel_of(const std::string& k) {
     TD_CHECK(i == 0 || w8a8_wgmma_available(), "TD_W8A8_KERNEL", k, " needs an sm_90 GPU and a build with sm_90a");
     return W8A8Kernel(i);
   }
-  TD_CHECK(k == "auto", "TD_W8A8_KERNEL", "expected auto|mma|ws|wsmc|ws256|ws256mc|ws3|ws2|ws2mc|by-shape, got '", k, "'");
+  std::string accepted = "auto";
+  for (const char* n : names) accepted += std::string("|") + n;
+  TD_CHECK(k == "auto", "TD_W8A8_KERNEL", "expected ", accepted, ", got '", k, "'");
   return w8a8_wgmma_available() ? kernel_of(kAutoSm90Kernel) : W8A8Kernel::Mma;
 }
 W8A8Kernel kernel_choice_now() { return kernel_of(kernel_choice()); }
