@@ -22,6 +22,7 @@
 #include "core/error.h"
 #include "cpu/sla_attention.h"
 #include "cuda/cuda_common.cuh"
+#include "cuda/int8_round.cuh"
 #include "cuda/sla_config.h"
 #include "cuda/sla_mma.cuh"
 #include "cuda/sla_sparse.cuh"
@@ -198,12 +199,13 @@ __global__ void __launch_bounds__(256) kquant_kernel(const bf16* __restrict__ k,
   for (int i = 0; i < kRows; i++) {
     const int r = rg + i * kGroups;
     uint32_t o[2] = {0u, 0u};  // rows past L stay zero
-    if (r < n)
+    if (r < n) {
+      uint32_t b[8];
 #pragma unroll
-      for (int e = 0; e < 8; e++) {
-        const float qv = fminf(127.f, fmaxf(-127.f, roundf(value(i, e) * inv_sc)));
-        o[e / 4] |= (uint32_t(int(qv)) & 0xffu) << (8 * (e % 4));
-      }
+      for (int e = 0; e < 8; e++) b[e] = int8_half_away_bits(value(i, e) * inv_sc);
+      o[0] = pack_low_bytes(b[0], b[1], b[2], b[3]);
+      o[1] = pack_low_bytes(b[4], b[5], b[6], b[7]);
+    }
     const int col = TILED ? (((q / 2) ^ (r & 7)) * 16 + (q % 2) * 8) : q * 8;
     *reinterpret_cast<uint2*>(dst + int64_t(r) * D + col) = make_uint2(o[0], o[1]);
   }
@@ -560,7 +562,7 @@ __global__ void __launch_bounds__(D / 16 * 32, 2)
       sum *= rescale;
 #pragma unroll
       for (int sft = 1; sft < kCh; sft <<= 1) sum += __shfl_xor_sync(0xffffffffu, sum, sft);
-      const float inv = valid ? rescale / sum : 0.f;
+      const float inv = valid ? __fdividef(rescale, sum) : 0.f;  // sum is in [1, D]: the fast division is exact to 2 ulp
       uint32_t w[4];
 #pragma unroll
       for (int e = 0; e < 4; e++) {

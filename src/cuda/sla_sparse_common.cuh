@@ -6,6 +6,7 @@
 #include <cuda_bf16.h>
 #include <cstdint>
 
+#include "cuda/int8_round.cuh"
 #include "cuda/sla_config.h"
 #include "cuda/sla_mma.cuh"
 #include "cuda/sla_sparse.cuh"
@@ -66,14 +67,10 @@ __device__ __forceinline__ float quantize_q_tile(const uint8_t* qs, uint8_t* qi,
     uint32_t w[4];
 #pragma unroll
     for (int e = 0; e < 4; e++) {
-      uint32_t packed = 0;
+      uint32_t b[4];
 #pragma unroll
-      for (int b = 0; b < 4; b++) {
-        float r8 = roundf(__bfloat162float(x[e * 4 + b]) * inv_scale);
-        r8 = fminf(127.f, fmaxf(-127.f, r8));
-        packed |= (uint32_t(int(r8)) & 0xffu) << (8 * b);
-      }
-      w[e] = packed;
+      for (int i = 0; i < 4; i++) b[i] = int8_half_away_bits(__bfloat162float(x[e * 4 + i]) * inv_scale);
+      w[e] = pack_low_bytes(b[0], b[1], b[2], b[3]);
     }
     *reinterpret_cast<uint4*>(qi + Swz<D>::offset(r, c16)) = make_uint4(w[0], w[1], w[2], w[3]);
   }
