@@ -4,7 +4,8 @@
 // prologue that was as much XU work per CTA as one key block's exponentials. Here the rounding is two adds in
 // round-toward-zero mode: |x| + 0.5 rounded toward zero never reaches an integer the exact sum does not, and adding
 // 1.5 * 2^23 toward zero then truncates, leaving floor(|x| + 0.5) in the low mantissa bits; the sign is applied in
-// two's complement. Same result as fminf(127, fmaxf(-127, roundf(x))) for every non-NaN x (NaN gives 127).
+// two's complement. Same result as fminf(127, fmaxf(-127, roundf(x))) for every non-NaN x (NaN gives 127 or -127
+// by its sign bit).
 // Internal to src/cuda.
 #pragma once
 
