@@ -246,6 +246,30 @@ __device__ __forceinline__ void produce_tiles(const CUtensorMap& tmA, const CUte
     }
   }
 }
+// The frame of the persistent kernels ws, ws256 and ws2: this CTA's place, the ring set up (for the cluster with
+// kCM > 1), warpgroup 0's thread 0 producing kCM * kARows x kBNt tiles into the kStages ring (the rest of that
+// warpgroup idles), and the consumer warpgroups running consume(place, tiles, K blocks, cw = wg - 1). kMaxNreg moves
+// registers from the producer warpgroup to the consumers (kWideProducerRegs / kWideConsumerRegs). No CTA of a cluster
+// exits while a peer can still arrive on its barriers.
+template <int kStages, int kARows, int kBNt, int kCM, bool kMaxNreg, class Consume>
+__device__ __forceinline__ void persistent_frame(const CUtensorMap& tmA, const CUtensorMap& tmB, const GemmArgs& p,
+                                                 const unsigned char* smem_raw, uint64_t (&full_bar)[kStages],
+                                                 uint64_t (&empty_bar)[kStages], Consume&& consume) {
+  const CtaPlace cp = cta_place<kCM>(smem_raw);
+  const int tiles = ((p.M + kCM * kARows - 1) / (kCM * kARows)) * (p.N / kBNt);  // cluster tiles
+  const int KB = p.K / kBK;
+  init_ring_synced<kCM>(full_bar, empty_bar);
+  if (cp.wg == 0) {
+    if (kMaxNreg) sm90::setmaxnreg_dec<kWideProducerRegs>();
+    if (cp.tid == 0)
+      produce_tiles<kStages, kARows, kBNt, kCM>(tmA, tmB, p, cp.base, full_bar, empty_bar, cp.cid, cp.nclusters, tiles,
+                                                KB, cp.rank);
+  } else {
+    if (kMaxNreg) sm90::setmaxnreg_inc<kWideConsumerRegs>();
+    consume(cp, tiles, KB, __shfl_sync(0xffffffffu, cp.wg - 1, 0));
+  }
+  if (kCM > 1) cluster_sync_all();
+}
 #endif
 
 
@@ -259,20 +283,11 @@ __global__ void __launch_bounds__(kWsThreads, 1)
 #ifdef TD_W8A8_SM90
   extern __shared__ unsigned char smem_raw[];
   __shared__ __align__(8) uint64_t full_bar[kWsStages], empty_bar[kWsStages];
-  const CtaPlace cp = cta_place<kCM>(smem_raw);
+  persistent_frame<kWsStages, kBM, kBN, kCM, false>(
+      tmA, tmB, p, smem_raw, full_bar, empty_bar, [&](const CtaPlace& cp, int tiles, int KB, int cw) {
   const uint32_t base = cp.base, rank = cp.rank;
-  const int tid = cp.tid, wg = cp.wg, cid = cp.cid, nclusters = cp.nclusters;
-  const int tiles = ((p.M + kCM * kBM - 1) / (kCM * kBM)) * (p.N / kBN);  // cluster tiles (kCM*128 x 128)
-  const int KB = p.K / kBK;
-  init_ring_synced<kCM>(full_bar, empty_bar);
-
-  if (wg == 0) {
-    // Producer: one thread; the rest of this warpgroup idles until the final cluster barrier.
-    if (tid == 0)
-      produce_tiles<kWsStages, kBM, kBN, kCM>(tmA, tmB, p, base, full_bar, empty_bar, cid, nclusters, tiles, KB, rank);
-  } else {
-
-  const int cw = __shfl_sync(0xffffffffu, wg - 1, 0), warp = (tid >> 5) & 3, lane = tid & 31;
+  const int tid = cp.tid, cid = cp.cid, nclusters = cp.nclusters;
+  const int warp = (tid >> 5) & 3, lane = tid & 31;
   const int g = lane >> 2, t = lane & 3;
   int stage = 0;
   uint32_t phase = 0;
@@ -325,9 +340,7 @@ __global__ void __launch_bounds__(kWsThreads, 1)
     }
     store_tile<kMode>(without_bias(p), accf, acc, row0, row1, n0, t);
   }
-  }
-  // No CTA may exit while a peer can still arrive on its empty barriers.
-  if (kCM > 1) cluster_sync_all();
+  });
 #else
   __trap();  // never launched: the host checks w8a8_wgmma_available()
 #endif
@@ -444,21 +457,11 @@ __global__ void __launch_bounds__(kWsThreads, 1)
   static_assert(kMode != OutMode::RawI32, "the halves share one int32 set: raw int32 output runs on ws");
   extern __shared__ unsigned char smem_raw[];
   __shared__ __align__(8) uint64_t full_bar[kWideStages], empty_bar[kWideStages];
-  const CtaPlace cp = cta_place<kCM>(smem_raw);
-  const uint32_t base = cp.base, rank = cp.rank;
-  const int tid = cp.tid, wg = cp.wg, cid = cp.cid, nclusters = cp.nclusters;
-  const int tiles = ((p.M + kCM * kBM - 1) / (kCM * kBM)) * (p.N / kWideBN);  // cluster tiles
-  const int KB = p.K / kBK;
-  init_ring_synced<kCM>(full_bar, empty_bar);
-
-  if (wg == 0) {
-    setmaxnreg_dec<kWideProducerRegs>();
-    if (tid == 0)
-      produce_tiles<kWideStages, kBM, kWideBN, kCM>(tmA, tmB, p, base, full_bar, empty_bar, cid, nclusters, tiles, KB,
-                                                   rank);
-  } else {
-    setmaxnreg_inc<kWideConsumerRegs>();
-    const int cw = __shfl_sync(0xffffffffu, wg - 1, 0), warp = (tid >> 5) & 3, lane = tid & 31;
+  persistent_frame<kWideStages, kBM, kWideBN, kCM, true>(
+      tmA, tmB, p, smem_raw, full_bar, empty_bar, [&](const CtaPlace& cp, int tiles, int KB, int cw) {
+    const uint32_t base = cp.base, rank = cp.rank;
+    const int tid = cp.tid, cid = cp.cid, nclusters = cp.nclusters;
+    const int warp = (tid >> 5) & 3, lane = tid & 31;
     const int g = lane >> 2, t = lane & 3;
     int stage = 0;
     uint32_t phase = 0;
@@ -511,8 +514,7 @@ __global__ void __launch_bounds__(kWsThreads, 1)
       store_wg_tile<kMode>(without_bias(p), accf[0], acc, mw, n0, row0, row1, warp, g, t, tid_wg, buf, 3 + cw);
       store_wg_tile<kMode>(without_bias(p), accf[1], acc, mw, n0 + kBN, row0, row1, warp, g, t, tid_wg, buf, 3 + cw);
     }
-  }
-  if (kCM > 1) cluster_sync_all();  // no CTA may exit while a peer can still arrive on its barriers
+  });
 #else
   __trap();  // never launched: the host checks w8a8_wgmma_available()
 #endif
@@ -554,20 +556,11 @@ __global__ void __launch_bounds__(kWsThreads, 1)
   static_assert(kMode != OutMode::RawI32, "raw int32 output runs on ws");
   extern __shared__ unsigned char smem_raw[];
   __shared__ __align__(8) uint64_t full_bar[kWs2Stages], empty_bar[kWs2Stages];
-  const CtaPlace cp = cta_place<kCM>(smem_raw);
-  const uint32_t base = cp.base, rank = cp.rank;
-  const int tid = cp.tid, wg = cp.wg, cid = cp.cid, nclusters = cp.nclusters;
-  const int tiles = ((p.M + kCM * kBM - 1) / (kCM * kBM)) * (p.N / kBN);
-  const int KB = p.K / kBK;
-  init_ring_synced<kCM>(full_bar, empty_bar);
-
-  if (wg == 0) {
-    setmaxnreg_dec<kWideProducerRegs>();
-    if (tid == 0)
-      produce_tiles<kWs2Stages, kBM, kBN, kCM>(tmA, tmB, p, base, full_bar, empty_bar, cid, nclusters, tiles, KB, rank);
-  } else {
-    setmaxnreg_inc<kWideConsumerRegs>();
-    const int cw = __shfl_sync(0xffffffffu, wg - 1, 0), warp = (tid >> 5) & 3, lane = tid & 31;
+  persistent_frame<kWs2Stages, kBM, kBN, kCM, true>(
+      tmA, tmB, p, smem_raw, full_bar, empty_bar, [&](const CtaPlace& cp, int tiles, int KB, int cw) {
+    const uint32_t base = cp.base, rank = cp.rank;
+    const int tid = cp.tid, cid = cp.cid, nclusters = cp.nclusters;
+    const int warp = (tid >> 5) & 3, lane = tid & 31;
     const int g = lane >> 2, t = lane & 3;
     const uint32_t a_off = uint32_t(cw * 64 * kBK), b_off = uint32_t(kBM * kBK);
     int stage = 0, prev_stage = 0;
@@ -634,8 +627,7 @@ __global__ void __launch_bounds__(kWsThreads, 1)
       store_wg_tile<kMode>(without_bias(p), accf, acc0, m0 + cw * 64, n0, row0, row1, warp, g, t, tid & 127, buf,
                            3 + cw);
     }
-  }
-  if (kCM > 1) cluster_sync_all();  // no CTA may exit while a peer can still arrive on its barriers
+  });
 #else
   __trap();  // never launched: the host checks w8a8_wgmma_available()
 #endif
