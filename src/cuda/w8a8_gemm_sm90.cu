@@ -9,6 +9,7 @@
 #include <type_traits>
 
 #include "core/allocator.h"
+#include "cuda/sla_wgmma.cuh"
 #include "cuda/sm90_sync.cuh"
 #include "cuda/tensor_map.h"
 #include "cuda/w8a8_gemm.cuh"
@@ -26,26 +27,14 @@ namespace {
 #endif
 
 #ifdef TD_W8A8_SM90
-// Shared-memory matrix descriptor for a K-major tile with 128-byte rows and the 128-byte swizzle: start address,
-// LBO (unused for swizzled K-major; 1 by convention), SBO = 1024 bytes between 8-row groups, layout SWIZZLE_128B.
-__device__ __forceinline__ uint64_t make_desc(uint32_t saddr) {
-  uint64_t d = 0;
-  d |= uint64_t((saddr & 0x3FFFF) >> 4);
-  d |= uint64_t(1) << 16;
-  d |= uint64_t(1024 >> 4) << 32;
-  d |= uint64_t(1) << 62;
-  return d;
-}
-
-__device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
-__device__ __forceinline__ void wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
-__device__ __forceinline__ void wgmma_wait0() { asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory"); }
-// Pins accumulator registers at this point of the instruction stream: an empty volatile asm that "rewrites" them, so
-// the compiler cannot move their reads above a wgmma wait (register reads are not ordered by "memory" clobbers).
-__device__ __forceinline__ void fence_acc(int32_t (&a)[64]) {
-#pragma unroll
-  for (int i = 0; i < 64; i++) asm volatile("" : "+r"(a[i])::"memory");
-}
+// The wgmma helpers of sla_wgmma.cuh: the K-major 128-byte-swizzle descriptor (the TMA boxes' SWIZZLE_128B
+// layout), fence / commit / wait, and the accumulator pin that keeps reads of the accumulators below a wait.
+using sla::fence_operands;
+using sla::wgmma_commit;
+using sla::wgmma_desc_sw128;
+using sla::wgmma_fence;
+using sla::wgmma_wait;
+using sla::wgmma_wait0;
 
 // d[64] (+)= A(64x32, smem desc) · B(128x32, smem desc)^T; scale_d = 0 overwrites d.
 __device__ __forceinline__ void wgmma_m64n128k32(int32_t (&d)[64], uint64_t da, uint64_t db, int scale_d) {
@@ -321,8 +310,8 @@ __global__ void __launch_bounds__(kWsThreads, 1)
       // folds (left free, both would issue, finish and fold together with the tensor cores idle).
       if (cw == 1 || issue > 0) named_sync(cw == 0 ? 1 : 2);
       const uint32_t st = base + stage * kStageBytes;
-      const uint64_t da = make_desc(st + cw * 64 * kBK), db = make_desc(st + kBM * kBK);
-      fence_acc(acc);
+      const uint64_t da = wgmma_desc_sw128(st + cw * 64 * kBK), db = wgmma_desc_sw128(st + kBM * kBK);
+      fence_operands(acc);
       wgmma_fence();
 #pragma unroll
       for (int kk = 0; kk < kBK / 32; kk++) {
@@ -333,7 +322,7 @@ __global__ void __launch_bounds__(kWsThreads, 1)
       if (cw == 0 || issue + 1 < issues) named_arrive(cw == 0 ? 2 : 1);
       issue++;
       wgmma_wait0();
-      fence_acc(acc);
+      fence_operands(acc);
       release_stage<kCM>(empty_bar, stage, lane);
       if (++stage == kWsStages) stage = 0, phase ^= 1;
       if (kMode != OutMode::RawI32) fold_step(acc, accf, s0, s1, fb, kb, KB);
@@ -488,12 +477,12 @@ __global__ void __launch_bounds__(kWsThreads, 1)
         const float w0 = __ldg(swp + kb), w1 = __ldg(swp + KB + kb);
         mbar_wait(smem_u32(&full_bar[stage]), phase);
         const uint32_t st = base + stage * kWideStageBytes;
-        const uint64_t da = make_desc(st + cw * 64 * kBK);
+        const uint64_t da = wgmma_desc_sw128(st + cw * 64 * kBK);
 #pragma unroll
         for (int h = 0; h < 2; h++) {
           if (cw == 1 || issue > 0) named_sync(cw == 0 ? 1 : 2);
-          const uint64_t db = make_desc(st + kBM * kBK + h * kBN * kBK);
-          fence_acc(acc);
+          const uint64_t db = wgmma_desc_sw128(st + kBM * kBK + h * kBN * kBK);
+          fence_operands(acc);
           wgmma_fence();
 #pragma unroll
           for (int kk = 0; kk < kBK / 32; kk++)
@@ -502,7 +491,7 @@ __global__ void __launch_bounds__(kWsThreads, 1)
           if (cw == 0 || issue + 1 < issues) named_arrive(cw == 0 ? 2 : 1);
           issue++;
           wgmma_wait0();
-          fence_acc(acc);
+          fence_operands(acc);
           if (h == 1) release_stage<kCM>(empty_bar, stage, lane);
           const float ws = h ? w1 : w0;
           fold_step(acc, accf[h], a0 * ws, a1 * ws, fb[h], kb, KB);
@@ -534,13 +523,12 @@ void launch_ws256(const GemmArgs& p) {
 // its first iteration, got every wgmma of the kernel serialized (C7514 / C7517 in the ptxas output).
 
 #ifdef TD_W8A8_SM90
-__device__ __forceinline__ void wgmma_wait1() { asm volatile("wgmma.wait_group.sync.aligned 1;\n" ::: "memory"); }
 
 // One K block of a 64 x 128 warpgroup tile into `acc` (overwritten), from ring stage `st` (this warpgroup's A rows at
 // a_off, the W tile after the A tile).
 __device__ __forceinline__ void issue_block(int32_t (&acc)[64], uint32_t st, uint32_t a_off, uint32_t b_off) {
-  const uint64_t da = make_desc(st + a_off), db = make_desc(st + b_off);
-  fence_acc(acc);
+  const uint64_t da = wgmma_desc_sw128(st + a_off), db = wgmma_desc_sw128(st + b_off);
+  fence_operands(acc);
   wgmma_fence();
 #pragma unroll
   for (int kk = 0; kk < kBK / 32; kk++) wgmma_m64n128k32(acc, da + uint64_t(kk * 2), db + uint64_t(kk * 2), kk > 0);
@@ -592,8 +580,8 @@ __global__ void __launch_bounds__(kWsThreads, 1)
         issue_block(cur, base + stage * kStageBytes, a_off, b_off);
         float n0s, n1s;
         scales(kb, n0s, n1s);
-        wgmma_wait1();
-        fence_acc(prev);
+        wgmma_wait<1>();
+        fence_operands(prev);
         release_stage<kCM>(empty_bar, prev_stage, lane);
         fold_step(prev, accf, s0, s1, fb, kb - 1, KB);
         s0 = n0s, s1 = n1s;
@@ -613,7 +601,7 @@ __global__ void __launch_bounds__(kWsThreads, 1)
       // The last block: in acc1 if KB is even (the pairs ended on acc0), else still in acc0.
       auto finish = [&](int32_t(&last)[64]) {
         wgmma_wait0();
-        fence_acc(last);
+        fence_operands(last);
         release_stage<kCM>(empty_bar, prev_stage, lane);
         fold_step(last, accf, s0, s1, fb, KB - 1, KB);
       };
@@ -701,8 +689,8 @@ __global__ void __launch_bounds__(kW3Threads, 1)
         mbar_wait(smem_u32(&full_bar[stage]), phase);
         if (cw != 0 || issue > 0) named_sync_n(1 + cw, 256);
         const uint32_t st = base + stage * kW3StageBytes;
-        const uint64_t da = make_desc(st + cw * 64 * kBK), db = make_desc(st + kW3BM * kBK);
-        fence_acc(acc);
+        const uint64_t da = wgmma_desc_sw128(st + cw * 64 * kBK), db = wgmma_desc_sw128(st + kW3BM * kBK);
+        fence_operands(acc);
         wgmma_fence();
 #pragma unroll
         for (int kk = 0; kk < kBK / 32; kk++)
@@ -711,7 +699,7 @@ __global__ void __launch_bounds__(kW3Threads, 1)
         if (cw != 2 || issue + 1 < issues) named_arrive_n(1 + (cw + 1) % 3, 256);
         issue++;
         wgmma_wait0();
-        fence_acc(acc);
+        fence_operands(acc);
         if (lane == 0) mbar_arrive(smem_u32(&empty_bar[stage]));
         if (++stage == kW3Stages) stage = 0, phase ^= 1;
         fold_step(acc, accf, s0, s1, fb, kb, KB);
