@@ -55,12 +55,13 @@ void phi_row(const float* x, float* out, int64_t D) {
 
 // int8 quantization as SageAttention's per-block kernels: scale = amax / 127 + 1e-7, round half away from zero.
 float quant_scale(float amax) { return amax / 127.f + 1e-7f; }
-int8_t quant_i8(float x, float scale) {
+
+}  // namespace
+
+int8_t sagesla_quant_i8(float x, float scale) {
   float r = std::round(x / scale);
   return int8_t(std::max(-127.f, std::min(127.f, r)));
 }
-
-}  // namespace
 
 int sla_topk_count(float topk, int nk) {
   TD_CHECK(std::isfinite(topk) && topk > 0.f && topk <= 1.f, "--topk", "must be in (0, 1], got ", topk);
@@ -210,7 +211,7 @@ void sagesla_sparse_emulated(const Tensor& q, const Tensor& k, const Tensor& v, 
         sc[h * n + j] = s;
         for (int64_t t = t0; t < t1; t++)
           for (int64_t c = 0; c < D; c++)
-            out[(h * L + t) * D + c] = quant_i8(x[(t * H + h) * D + c] - (sub ? sub[h * D + c] : 0.f), s);
+            out[(h * L + t) * D + c] = sagesla_quant_i8(x[(t * H + h) * D + c] - (sub ? sub[h * D + c] : 0.f), s);
       }
   };
   quant_blocks(qp, nullptr, bq, nq, qi, qs);

@@ -25,6 +25,10 @@ Tensor sla_block_map(const Tensor& q, const Tensor& k, int bq, int bk, float top
 void sla_sparse(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& table, int bq, int bk, float scale,
                 Tensor& o);
 
+// SageAttention's int8 code of x with this block scale: round(x / scale) half away from zero, clamped to +-127 (the
+// CUDA kernels' int8_half_away_bits rounds the same way).
+int8_t sagesla_quant_i8(float x, float scale);
+
 // The same sparse branch quantized the way the SageSLA kernels do it, in plain C++ (see docs/attention.md):
 // int8 q per (bq tokens x head) block, int8 (k - mean_L k) per (bk x head) block (scale amax/127 + 1e-7, round half
 // away), int32 q·k, online softmax in base 2 over the selected blocks in ascending order, P = e4m3(448·exp2(s - m))

@@ -562,7 +562,8 @@ __global__ void __launch_bounds__(D / 16 * 32, 2)
       sum *= rescale;
 #pragma unroll
       for (int sft = 1; sft < kCh; sft <<= 1) sum += __shfl_xor_sync(0xffffffffu, sum, sft);
-      const float inv = valid ? __fdividef(rescale, sum) : 0.f;  // sum is in [1, D]: the fast division is exact to 2 ulp
+      // sum is in [1, D], where the fast division is accurate to 2 ulp.
+      const float inv = valid ? __fdividef(rescale, sum) : 0.f;
       uint32_t w[4];
 #pragma unroll
       for (int e = 0; e < 4; e++) {

@@ -1,5 +1,6 @@
-// SageSLA's int8 rounding helper (src/cuda/int8_round.cuh) against roundf + clamp to +-127 on the host, value by
-// value: exact ties k + 0.5, their float neighbours, both signs, values past the clamp, infinities, a random sweep.
+// SageSLA's int8 rounding helper (src/cuda/int8_round.cuh) against the CPU emulation's rule (cpu::sagesla_quant_i8:
+// roundf + clamp to +-127), value by value: exact ties k + 0.5, their float neighbours, both signs, values past the
+// clamp, infinities, a random sweep.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -7,6 +8,7 @@
 #include <random>
 #include <vector>
 
+#include "cpu/sla_attention.h"
 #include "cuda/cuda_common.cuh"
 #include "cuda/int8_round.cuh"
 #include "test_util.h"
@@ -36,7 +38,8 @@ std::vector<float> rounding_inputs() {
   return x;
 }
 
-int8_t host_round(float x) { return int8_t(std::fmin(127.f, std::fmax(-127.f, std::round(x)))); }
+// The CPU emulation's rule (its division by a scale of 1 is exact).
+int8_t host_round(float x) { return cpu::sagesla_quant_i8(x, 1.f); }
 
 TEST(CudaOps, Int8HalfAwayRoundingMatchesRoundf) {
   TD_SKIP_WITHOUT_CUDA();
