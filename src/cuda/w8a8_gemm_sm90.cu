@@ -235,6 +235,25 @@ __device__ __forceinline__ void produce_tiles(const CUtensorMap& tmA, const CUte
     }
   }
 }
+// One consumer thread's rows in tile `tile` of a grid of kTileRows x kBNt (cluster) tiles: the CTA's first row m0
+// (row_off rows into the cluster tile) and first column n0, the two rows of the thread's m64 fragments (warpgroup cw,
+// warp, g), and the scales it folds with: the tile's weight-scale row and its rows' activation-scale rows (clamped to
+// M - 1; the stores skip rows past M).
+struct WgRows {
+  int m0, n0, row0, row1;
+  const float *swp, *sa0, *sa1;
+};
+template <int kTileRows, int kBNt>
+__device__ __forceinline__ WgRows wg_rows(const GemmArgs& p, int tile, int row_off, int cw, int warp, int g, int KB) {
+  WgRows r;
+  tile_coords(p, kTileRows, kBNt, &r.m0, &r.n0, tile);
+  r.m0 += row_off;
+  r.row0 = r.m0 + cw * 64 + warp * 16 + g, r.row1 = r.row0 + 8;
+  r.swp = p.sw + size_t(r.n0 / kBN) * KB;
+  r.sa0 = p.sa + size_t(min(r.row0, p.M - 1)) * KB;
+  r.sa1 = p.sa + size_t(min(r.row1, p.M - 1)) * KB;
+  return r;
+}
 // The frame of the persistent kernels ws, ws256 and ws2: this CTA's place, the ring set up (for the cluster with
 // kCM > 1), warpgroup 0's thread 0 producing kCM * kARows x kBNt tiles into the kStages ring (the rest of that
 // warpgroup idles), and the consumer warpgroups running consume(place, tiles, K blocks, cw = wg - 1). kMaxNreg moves
@@ -284,26 +303,20 @@ __global__ void __launch_bounds__(kWsThreads, 1)
   const int issues = ((tiles - cid + nclusters - 1) / nclusters) * KB;
   int issue = 0;
   for (int tile = cid; tile < tiles; tile += nclusters) {
-    int m0, n0;
-    tile_coords(p, kCM * kBM, kBN, &m0, &n0, tile);
-    m0 += int(rank) * kBM;
-    const int row0 = m0 + cw * 64 + warp * 16 + g, row1 = row0 + 8;
-    const float* swp = p.sw + size_t(n0 / kBN) * KB;
-    const float* sa0 = p.sa + size_t(min(row0, p.M - 1)) * KB;
-    const float* sa1 = p.sa + size_t(min(row1, p.M - 1)) * KB;
+    const WgRows r = wg_rows<kCM * kBM, kBN>(p, tile, int(rank) * kBM, cw, warp, g, KB);
     int32_t acc[64];
     float accf[64];
 #pragma unroll
     for (int i = 0; i < 64; i++) acc[i] = 0;
-    init_acc_bias(p, accf, n0, t);  // (raw int32 output has no bias and never reads accf)
+    init_acc_bias(p, accf, r.n0, t);  // (raw int32 output has no bias and never reads accf)
     FoldBias fb;
     for (int kb = 0; kb < KB; kb++) {
       // Scales first: their global-load latency hides behind the wait and the MMAs.
       float s0 = 0.f, s1 = 0.f;
       if (kMode != OutMode::RawI32) {
-        const float sw = __ldg(swp + kb);
-        s0 = row0 < p.M ? __ldg(sa0 + kb) * sw : 0.f;
-        s1 = row1 < p.M ? __ldg(sa1 + kb) * sw : 0.f;
+        const float sw = __ldg(r.swp + kb);
+        s0 = r.row0 < p.M ? __ldg(r.sa0 + kb) * sw : 0.f;
+        s1 = r.row1 < p.M ? __ldg(r.sa1 + kb) * sw : 0.f;
       }
       mbar_wait(smem_u32(&full_bar[stage]), phase);
       // Issue order alternates WG0, WG1, WG0, ...: the tensor cores then run one warpgroup's block while the other
@@ -327,7 +340,7 @@ __global__ void __launch_bounds__(kWsThreads, 1)
       if (++stage == kWsStages) stage = 0, phase ^= 1;
       if (kMode != OutMode::RawI32) fold_step(acc, accf, s0, s1, fb, kb, KB);
     }
-    store_tile<kMode>(without_bias(p), accf, acc, row0, row1, n0, t);
+    store_tile<kMode>(without_bias(p), accf, acc, r.row0, r.row1, r.n0, t);
   }
   });
 #else
@@ -458,23 +471,18 @@ __global__ void __launch_bounds__(kWsThreads, 1)
     const int issues = ((tiles - cid + nclusters - 1) / nclusters) * KB * 2;
     int issue = 0;
     for (int tile = cid; tile < tiles; tile += nclusters) {
-      int m0, n0;
-      tile_coords(p, kCM * kBM, kWideBN, &m0, &n0, tile);
-      m0 += int(rank) * kBM;
-      const int row0 = m0 + cw * 64 + warp * 16 + g, row1 = row0 + 8;
-      const float* swp = p.sw + size_t(n0 / kBN) * KB;  // the two halves' weight scales: swp[kb], swp[KB + kb]
-      const float* sa0 = p.sa + size_t(min(row0, p.M - 1)) * KB;
-      const float* sa1 = p.sa + size_t(min(row1, p.M - 1)) * KB;
+      // The two halves' weight scales: r.swp[kb], r.swp[KB + kb].
+      const WgRows r = wg_rows<kCM * kBM, kWideBN>(p, tile, int(rank) * kBM, cw, warp, g, KB);
       int32_t acc[64];
       float accf[2][64];
 #pragma unroll
       for (int i = 0; i < 64; i++) acc[i] = 0;
-      init_acc_bias(p, accf[0], n0, t);
-      init_acc_bias(p, accf[1], n0 + kBN, t);
+      init_acc_bias(p, accf[0], r.n0, t);
+      init_acc_bias(p, accf[1], r.n0 + kBN, t);
       FoldBias fb[2];
       for (int kb = 0; kb < KB; kb++) {
-        const float a0 = row0 < p.M ? __ldg(sa0 + kb) : 0.f, a1 = row1 < p.M ? __ldg(sa1 + kb) : 0.f;
-        const float w0 = __ldg(swp + kb), w1 = __ldg(swp + KB + kb);
+        const float a0 = r.row0 < p.M ? __ldg(r.sa0 + kb) : 0.f, a1 = r.row1 < p.M ? __ldg(r.sa1 + kb) : 0.f;
+        const float w0 = __ldg(r.swp + kb), w1 = __ldg(r.swp + KB + kb);
         mbar_wait(smem_u32(&full_bar[stage]), phase);
         const uint32_t st = base + stage * kWideStageBytes;
         const uint64_t da = wgmma_desc_sw128(st + cw * 64 * kBK);
@@ -499,9 +507,10 @@ __global__ void __launch_bounds__(kWsThreads, 1)
         if (++stage == kWideStages) stage = 0, phase ^= 1;
       }
       const uint32_t buf = base + kWideStages * kWideStageBytes + cw * kWideEpilogueBytes;
-      const int mw = m0 + cw * 64, tid_wg = tid & 127;
-      store_wg_tile<kMode>(without_bias(p), accf[0], acc, mw, n0, row0, row1, warp, g, t, tid_wg, buf, 3 + cw);
-      store_wg_tile<kMode>(without_bias(p), accf[1], acc, mw, n0 + kBN, row0, row1, warp, g, t, tid_wg, buf, 3 + cw);
+      const int mw = r.m0 + cw * 64, tid_wg = tid & 127;
+      store_wg_tile<kMode>(without_bias(p), accf[0], acc, mw, r.n0, r.row0, r.row1, warp, g, t, tid_wg, buf, 3 + cw);
+      store_wg_tile<kMode>(without_bias(p), accf[1], acc, mw, r.n0 + kBN, r.row0, r.row1, warp, g, t, tid_wg, buf,
+                           3 + cw);
     }
   });
 #else
@@ -554,24 +563,18 @@ __global__ void __launch_bounds__(kWsThreads, 1)
     int stage = 0, prev_stage = 0;
     uint32_t phase = 0;
     for (int tile = cid; tile < tiles; tile += nclusters) {
-      int m0, n0;
-      tile_coords(p, kCM * kBM, kBN, &m0, &n0, tile);
-      m0 += int(rank) * kBM;
-      const int row0 = m0 + cw * 64 + warp * 16 + g, row1 = row0 + 8;
-      const float* swp = p.sw + size_t(n0 / kBN) * KB;
-      const float* sa0 = p.sa + size_t(min(row0, p.M - 1)) * KB;
-      const float* sa1 = p.sa + size_t(min(row1, p.M - 1)) * KB;
-      const bool in0 = row0 < p.M, in1 = row1 < p.M;
+      const WgRows r = wg_rows<kCM * kBM, kBN>(p, tile, int(rank) * kBM, cw, warp, g, KB);
+      const bool in0 = r.row0 < p.M, in1 = r.row1 < p.M;
       int32_t acc0[64], acc1[64];
       float accf[64];
-      init_acc_bias(p, accf, n0, t);
+      init_acc_bias(p, accf, r.n0, t);
       FoldBias fb;
       // Block kb's scales are read when its MMAs are issued and used one step later, when it is folded.
       float s0 = 0.f, s1 = 0.f;
       auto scales = [&](int kb, float& r0, float& r1) {
-        const float ws = __ldg(swp + kb);
-        r0 = in0 ? __ldg(sa0 + kb) * ws : 0.f;
-        r1 = in1 ? __ldg(sa1 + kb) * ws : 0.f;
+        const float ws = __ldg(r.swp + kb);
+        r0 = in0 ? __ldg(r.sa0 + kb) * ws : 0.f;
+        r1 = in1 ? __ldg(r.sa1 + kb) * ws : 0.f;
       };
       // Issue block kb into `cur` while block kb - 1 (in `prev`, issued one step earlier) is still running, then wait
       // for kb - 1 only, release its stage and fold it: the tensor cores always hold one of this warpgroup's blocks.
@@ -612,8 +615,8 @@ __global__ void __launch_bounds__(kWsThreads, 1)
         finish(acc0);
       }
       const uint32_t buf = base + kWs2Stages * kStageBytes + cw * kWideEpilogueBytes;
-      store_wg_tile<kMode>(without_bias(p), accf, acc0, m0 + cw * 64, n0, row0, row1, warp, g, t, tid & 127, buf,
-                           3 + cw);
+      store_wg_tile<kMode>(without_bias(p), accf, acc0, r.m0 + cw * 64, r.n0, r.row0, r.row1, warp, g, t, tid & 127,
+                           buf, 3 + cw);
     }
   });
 #else
@@ -671,21 +674,16 @@ __global__ void __launch_bounds__(kW3Threads, 1)
     const int issues = ((tiles - int(blockIdx.x) + int(gridDim.x) - 1) / int(gridDim.x)) * KB;
     int issue = 0;
     for (int tile = blockIdx.x; tile < tiles; tile += gridDim.x) {
-      int m0, n0;
-      tile_coords(p, kW3BM, kBN, &m0, &n0, tile);
-      const int row0 = m0 + cw * 64 + warp * 16 + g, row1 = row0 + 8;
-      const float* swp = p.sw + size_t(n0 / kBN) * KB;
-      const float* sa0 = p.sa + size_t(min(row0, p.M - 1)) * KB;
-      const float* sa1 = p.sa + size_t(min(row1, p.M - 1)) * KB;
+      const WgRows r = wg_rows<kW3BM, kBN>(p, tile, 0, cw, warp, g, KB);
       int32_t acc[64];
       float accf[64];
 #pragma unroll
       for (int i = 0; i < 64; i++) acc[i] = 0;
-      init_acc_bias(p, accf, n0, t);
+      init_acc_bias(p, accf, r.n0, t);
       FoldBias fb;
       for (int kb = 0; kb < KB; kb++) {
-        const float ws = __ldg(swp + kb);
-        const float s0 = row0 < p.M ? __ldg(sa0 + kb) * ws : 0.f, s1 = row1 < p.M ? __ldg(sa1 + kb) * ws : 0.f;
+        const float ws = __ldg(r.swp + kb);
+        const float s0 = r.row0 < p.M ? __ldg(r.sa0 + kb) * ws : 0.f, s1 = r.row1 < p.M ? __ldg(r.sa1 + kb) * ws : 0.f;
         mbar_wait(smem_u32(&full_bar[stage]), phase);
         if (cw != 0 || issue > 0) named_sync_n(1 + cw, 256);
         const uint32_t st = base + stage * kW3StageBytes;
@@ -705,8 +703,8 @@ __global__ void __launch_bounds__(kW3Threads, 1)
         fold_step(acc, accf, s0, s1, fb, kb, KB);
       }
       const uint32_t buf = base + kW3Stages * kW3StageBytes + cw * kWideEpilogueBytes;
-      store_wg_tile<kMode>(without_bias(p), accf, acc, m0 + cw * 64, n0, row0, row1, warp, g, t, tid & 127, buf,
-                           4 + cw);
+      store_wg_tile<kMode>(without_bias(p), accf, acc, r.m0 + cw * 64, r.n0, r.row0, r.row1, warp, g, t, tid & 127,
+                           buf, 4 + cw);
     }
   }
 #else
