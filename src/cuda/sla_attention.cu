@@ -24,6 +24,8 @@
 #include "cuda/cuda_common.cuh"
 #include "cuda/int8_round.cuh"
 #include "cuda/sla_config.h"
+#include "cuda/sla_linear_kv.cuh"
+#include "cuda/sla_linear_kv_sm90.h"
 #include "cuda/sla_mma.cuh"
 #include "cuda/sla_sparse.cuh"
 
@@ -450,16 +452,6 @@ __global__ void __launch_bounds__(kTopkRowsPerCta * 32)
   write_kept_blocks(bits, nk, prefix, need, lane, table + (int64_t(h) * nq + i) * kc);
 }
 
-// out[0..1] += (x, y): one vector atomic where the GPU has them (sm_90+), two scalar ones elsewhere.
-__device__ __forceinline__ void atomic_add2(float* out, float x, float y) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  atomicAdd(reinterpret_cast<float2*>(out), make_float2(x, y));
-#else
-  atomicAdd(out, x);
-  atomicAdd(out + 1, y);
-#endif
-}
-
 // ---- 6. linear kv: per (token chunk, head), D/16 warps in a 2 x D/32 grid over the D x D KV tile ----
 // Tiles of T tokens of k and v stream through a two-stage cp.async ring (dynamic smem: 2 stages x {k, v} x T x P
 // bf16), so the next tile's HBM latency hides behind this tile's work (a third stage, still two CTAs per SM, was
@@ -496,10 +488,8 @@ __global__ void __launch_bounds__(D / 16 * 32, 2)
   for (int m = 0; m < MT; m++)
 #pragma unroll
     for (int n = 0; n < NT8; n++) acc[m][n][0] = acc[m][n][1] = acc[m][n][2] = acc[m][n][3] = 0.f;
-  // This thread's columns: chunk q, 8 values.
-  float zc[8], ks[8], vm[8];
-#pragma unroll
-  for (int e = 0; e < 8; e++) zc[e] = ks[e] = vm[e] = 0.f;
+  sla::KvColumnSums cs;  // this thread's columns: chunk q, 8 values
+  cs.clear();
   for (int i = threadIdx.x; i < 3 * D; i += NT) (&red_s[0][0])[i] = 0.f;
   auto issue = [&](int t0, int stage) {
     bf16(*kt)[P] = tile(stage, 0);
@@ -527,53 +517,9 @@ __global__ void __launch_bounds__(D / 16 * 32, 2)
     for (int pass = 0; pass < T / kRowsPerPass; pass++) {
       const int r = pass * kRowsPerPass + rsub;
       const bool valid = t0 + r < te;  // rows past the chunk are zero-filled (k and v): phi must be zero there
-      float x[8];
-      {
-        const uint4 kw = *reinterpret_cast<const uint4*>(&phs[r][q * 8]);
-        const uint4 vw = *reinterpret_cast<const uint4*>(&vs[r][q * 8]);
-        const __nv_bfloat162* k2 = reinterpret_cast<const __nv_bfloat162*>(&kw);
-        const __nv_bfloat162* v2 = reinterpret_cast<const __nv_bfloat162*>(&vw);
-#pragma unroll
-        for (int e = 0; e < 4; e++) {
-          const float2 kf = __bfloat1622float2(k2[e]), vf = __bfloat1622float2(v2[e]);
-          x[2 * e] = kf.x;
-          x[2 * e + 1] = kf.y;
-          vm[2 * e] = fmaxf(vm[2 * e], fabsf(vf.x));
-          vm[2 * e + 1] = fmaxf(vm[2 * e + 1], fabsf(vf.y));
-        }
-      }
-      float m = -INFINITY;
-#pragma unroll
-      for (int e = 0; e < 8; e++) {
-        ks[e] += x[e];  // zero past the chunk
-        m = fmaxf(m, x[e]);
-      }
-      // The exponentials use this thread's own maximum, so they do not wait for the row's (a shuffle chain); the
-      // partial sums are rescaled by 2^(m - M) once M is known, as an online softmax does.
-      constexpr float kLog2e = 1.4426950408889634f;
-      const float mb = m * kLog2e;
-      float sum = 0.f;
-#pragma unroll
-      for (int e = 0; e < 8; e++) sum += (x[e] = sla::ex2_ftz(fmaf(x[e], kLog2e, -mb)));
-      float mrow = m;
-#pragma unroll
-      for (int sft = 1; sft < kCh; sft <<= 1) mrow = fmaxf(mrow, __shfl_xor_sync(0xffffffffu, mrow, sft));
-      const float rescale = sla::ex2_ftz((m - mrow) * kLog2e);
-      sum *= rescale;
-#pragma unroll
-      for (int sft = 1; sft < kCh; sft <<= 1) sum += __shfl_xor_sync(0xffffffffu, sum, sft);
-      // sum is in [1, D], where the fast division is accurate to 2 ulp.
-      const float inv = valid ? __fdividef(rescale, sum) : 0.f;
-      uint32_t w[4];
-#pragma unroll
-      for (int e = 0; e < 4; e++) {
-        const __nv_bfloat162 b2 = __floats2bfloat162_rn(x[2 * e] * inv, x[2 * e + 1] * inv);
-        const float2 f = __bfloat1622float2(b2);
-        zc[2 * e] += f.x;
-        zc[2 * e + 1] += f.y;
-        w[e] = *reinterpret_cast<const uint32_t*>(&b2);
-      }
-      *reinterpret_cast<uint4*>(&phs[r][q * 8]) = make_uint4(w[0], w[1], w[2], w[3]);
+      const uint4 kw = *reinterpret_cast<const uint4*>(&phs[r][q * 8]);
+      const uint4 vw = *reinterpret_cast<const uint4*>(&vs[r][q * 8]);
+      *reinterpret_cast<uint4*>(&phs[r][q * 8]) = sla::phi_chunk<kCh>(kw, vw, valid, cs);
     }
     __syncthreads();
 #pragma unroll
@@ -596,21 +542,7 @@ __global__ void __launch_bounds__(D / 16 * 32, 2)
     }
     __syncthreads();
   }
-  // Column partials: shared-memory atomics first (NT / kCh threads share each column), then one global atomic each.
-#pragma unroll
-  for (int e = 0; e < 8; e++) {
-    const int col = q * 8 + e;
-    atomicAdd(&red_s[0][col], zc[e]);
-    if (ksum) atomicAdd(&red_s[1][col], ks[e]);
-    if (vmax)  // non-negative floats order like their bit patterns
-      atomicMax(reinterpret_cast<int*>(&red_s[2][col]), __float_as_int(vm[e]));
-  }
-  __syncthreads();
-  for (int d = threadIdx.x; d < D; d += NT) {
-    atomicAdd(z + h * D + d, red_s[0][d]);
-    if (ksum) atomicAdd(ksum + h * D + d, red_s[1][d]);
-    if (vmax) atomicMax(reinterpret_cast<int*>(vmax) + h * D + d, __float_as_int(red_s[2][d]));
-  }
+  sla::flush_column_sums<D, NT>(cs, q, h, red_s, z, ksum, vmax);
   // The partial KV tile, one 8-byte vector atomic per fragment row pair (c, c + 1): four scalar atomics per fragment
   // made every CTA's end a queue at the L2 atomic units (22 CTAs per head add into one 64 KiB tile at 32,760 x 12).
   // Staging the tile in shared memory for 16-byte atomics made ptxas spill the main loop (128 registers, 2 CTAs/SM).
@@ -621,8 +553,8 @@ __global__ void __launch_bounds__(D / 16 * 32, 2)
 #pragma unroll
     for (int n = 0; n < NT8; n++) {
       const int c = wn * (D / WN) + n * 8 + 2 * t4, r = wm * (D / 2) + m * 16 + g;
-      atomic_add2(out + r * D + c, acc[m][n][0], acc[m][n][1]);
-      atomic_add2(out + (r + 8) * D + c, acc[m][n][2], acc[m][n][3]);
+      sla::atomic_add2(out + r * D + c, acc[m][n][0], acc[m][n][1]);
+      sla::atomic_add2(out + (r + 8) * D + c, acc[m][n][2], acc[m][n][3]);
     }
 }
 
@@ -966,7 +898,11 @@ void sla_attention_impl(const Tensor& q, const Tensor& k, const Tensor& v, Tenso
                                              ksum.ptr<float>(), vm);
       TD_CUDA_LAUNCH_CHECK();
     };
-    if (g.D == 64)
+    if (p.linear_kernel == 2)
+      TD_CHECK(linear_kv_sm90_fits(g.D, true), "sla", "the wgmma linear_kv kernel needs head_dim 128 and an sm_90 GPU");
+    if (p.linear_kernel != 1 && linear_kv_sm90_fits(g.D, p.linear_kernel == 2))
+      launch_linear_kv_sm90(a.k, a.v, g.L, g.H, chunk, kv.ptr<float>(), z.ptr<float>(), ksum.ptr<float>(), vm, st);
+    else if (g.D == 64)
       launch_lin(linear_kv_kernel<64>, 64);
     else
       launch_lin(linear_kv_kernel<128>, 128);

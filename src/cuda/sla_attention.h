@@ -25,6 +25,9 @@ struct SlaParams {
   // 2 in-loop wgmma (sagesla 64x128 or 128x64, Dh 128, sm_90 only), 3 pipelined wgmma, 4 compact wgmma (both sagesla
   // 64x128, Dh 128, sm_90 only); td::Error where it does not apply.
   int kernel = 0;
+  // The linear branch's k/v pass: 0 auto (the wgmma kernel on sm_90 for head_dim 128 unless TD_SLA_LINEAR_WGMMA=0,
+  // else mma.sync), 1 mma.sync, 2 wgmma (td::Error where it does not apply).
+  int linear_kernel = 0;
   // Benchmarking: time each stage with CUDA events (synchronises the stream) and print the split to stdout.
   bool profile = false;
 };

@@ -36,6 +36,11 @@ constexpr float kLog2Fp8Max = 8.807354922057604f;  // log2(448): the sparse kern
 // 4 waves 0.271, 6 waves 0.313 (more CTAs mean more atomic adds of the 128 x 128 partial KV per head).
 constexpr int kLinearWaves = 2;
 constexpr int kLinearTile = 64;  // tokens per smem tile in the phi(k)^T v reduction
+// The sm_90a form of that reduction (sla_linear_kv_sm90.cu, head_dim 128): phi(k)^T v on wgmma (bf16, both operands
+// MN-major from shared memory, 128-byte swizzle), issued asynchronously so that tile t's MMAs run while every warp
+// computes phi of tile t + 1. Three stages of 64 tokens x (k, v) x 128 channels (32 KiB each): tile t + 2 loads, t + 1
+// is turned into phi, t is on the tensor cores. 97 KiB per CTA, two CTAs of two warpgroups per SM.
+constexpr int kLinearSm90Stages = 3;
 
 // Top-k selection sorts (score, index) keys of one query block in shared memory: at most this many key blocks.
 constexpr int kMaxKeyBlocks = 8192;

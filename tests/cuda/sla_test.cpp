@@ -407,6 +407,51 @@ TEST(SlaCuda, SideStreamMatchesInOrder) {
   EXPECT_LT(e, run_to_run + 2e-3);
 }
 
+// The linear branch's k/v pass on sm_90: the wgmma kernel against the mma.sync one (both modes, partial last tiles
+// and CTA chunks), and its contribution (op - sparse branch alone, same table) against the CPU's linear branch. A
+// large proj_l and no bias keep the linear part as large as the sparse one, so that an error in KV shows.
+TEST(SlaCuda, LinearKvWgmmaMatchesMmaSync) {
+  TD_SKIP_WITHOUT_CUDA();
+  if (cuda::cc() != 90) GTEST_SKIP() << "the wgmma linear_kv kernel needs sm_90";
+  const int64_t H = 3, D = 128;
+  for (int64_t L : {1000, 4133})
+    for (bool quant : {false, true}) {
+      Case c = make_case(L, H, D, 1400 + L);
+      Tensor w = test::randn({D, D}, 15, 1.f);
+      Tensor dw = w.to(Device::CUDA);
+      cuda::SlaParams p;
+      p.quantized = quant;
+      cuda::sla_default_blocks(quant, &p.bq, &p.bk);
+      Tensor table = cpu::sla_block_map(c.q, c.k, p.bq, p.bk, 0.1f), dtable = table.to(Device::CUDA);
+      p.table = &dtable;
+      p.proj_w = &dw;
+      Tensor o[3];
+      for (int lk : {1, 2}) {
+        p.linear_kernel = lk;
+        o[lk] = Tensor::empty({L, H, D}, DType::BF16, Device::CUDA);
+        cuda::sla_attention(c.dq, c.dk, c.dv, o[lk], p);
+      }
+      p.sparse_only = true;
+      o[0] = Tensor::empty({L, H, D}, DType::BF16, Device::CUDA);
+      cuda::sla_attention(c.dq, c.dk, c.dv, o[0], p);
+      const Tensor sparse = o[0].to_f32_host(), mma = o[1].to_f32_host(), wg = o[2].to_f32_host();
+      Tensor lin = wg.clone(), lin_ref = Tensor::zeros({L, H, D}, DType::F32);
+      for (int64_t i = 0; i < lin.numel(); i++) lin.ptr<float>()[i] -= sparse.ptr<float>()[i];
+      cpu::sla_linear_add(c.q, c.k, c.v, &w, nullptr, lin_ref);
+      const double e_ab = test::rel_l2(wg, mma), e_lin = test::rel_l2(lin, lin_ref);
+      auto l2 = [](const Tensor& t) {
+        double s = 0;
+        for (int64_t i = 0; i < t.numel(); i++) s += double(t.ptr<float>()[i]) * t.ptr<float>()[i];
+        return std::sqrt(s);
+      };
+      std::printf("[sla-cuda] linear_kv L=%lld %s: wgmma vs mma.sync rel L2 %.6f; linear part vs CPU %.5f "
+                  "(|linear| / |sparse| %.2f)\n",
+                  (long long)L, quant ? "sagesla" : "sla", e_ab, e_lin, l2(lin_ref) / l2(sparse));
+      EXPECT_LT(e_ab, 2e-3);
+      EXPECT_LT(e_lin, 0.02);
+    }
+}
+
 // The whole op (block map from the GPU, linear branch with a random proj_l) against the CPU reference of the same
 // mode computed with the GPU's table (the map itself is checked above).
 TEST(SlaCuda, FullOpMatchesReference) {
