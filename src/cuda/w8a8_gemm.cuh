@@ -76,6 +76,9 @@ struct GemmArgs {
   int M, N, K;
   int gelu;
   float* qscale;  // Int8 mode: [M, N/128] (out is then i8 [M, N])
+  // sm_90a kernels, bf16 / int8 output: the staged epilogue hands each 64-row half to the TMA unit (the output's
+  // tensor map is the kernel's tmC) instead of storing it from the threads.
+  int tma_store;
 };
 
 // Loads one K tile of A (rows m0..m0+127) and W (rows n0..n0+127) into a stage. 2048 16-byte chunks, 8 per thread.
@@ -231,27 +234,34 @@ __device__ __forceinline__ void store_tile(const GemmArgs& p, const float (&accf
 }
 
 // Staged epilogue of one 64 x 128 warpgroup half (bf16 or int8 output): the values go into `buf` (16 KiB of shared
-// memory owned by this warpgroup; 16-byte chunks XOR-swizzled by row so both the fragment writes and the row reads
-// are conflict free), then each thread stores whole 16-byte chunks, a warp covering full 256-byte (bf16) or 128-byte
-// (int8) row segments. `bar` is the warpgroup's named barrier (128 threads). rows: this thread's accumulator rows
-// row0/row1 are local rows lr0 = warp*16 + g and lr0 + 8 of the half whose first global row is m0.
+// memory owned by this warpgroup, 1024-byte aligned) as 128-byte-swizzle boxes of 64 rows x 128 bytes (bf16: two
+// boxes, columns 0-63 and 64-127; int8: one), 16-byte chunk c of row r at c ^ (r & 7), so the fragment writes are
+// conflict free and the boxes are what a SWIZZLE_128B tensor map stores. Then either thread 0 of the warpgroup hands
+// them to the TMA unit (p.tma_store, tmc = the output's map: the threads go on to the next tile while the stores
+// drain, and the next call waits only until the unit has read buf) or each thread stores whole 16-byte chunks.
+// `bar` is the warpgroup's named barrier (128 threads). rows: this thread's accumulator rows row0/row1 are local rows
+// lr0 = warp*16 + g and lr0 + 8 of the half whose first global row is m0.
 template <OutMode kMode>
 __device__ __forceinline__ void store_half_staged(const GemmArgs& p, const float (&accf)[64], int m0, int n0,
                                                  int row0, int row1, int warp, int g, int t, int tid_wg, uint32_t buf,
-                                                 int bar) {
+                                                 int bar, const void* tmc) {
   static_assert(kMode == OutMode::BF16 || kMode == OutMode::Int8, "staged epilogue: bf16 or int8 output");
   const int lr0 = warp * 16 + g, lr1 = lr0 + 8;
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  if (p.tma_store && tid_wg == 0) asm volatile("cp.async.bulk.wait_group.read 0;\n" ::: "memory");
+#endif
   asm volatile("bar.sync %0, 128;\n" ::"r"(bar) : "memory");  // the previous half's reads of buf are done
   if constexpr (kMode == OutMode::BF16) {
-    // Row = 256 bytes = 16 chunks; chunk j holds columns 8j..8j+7, physical chunk j ^ (row & 7).
+    // Chunk j holds columns 8j..8j+7: box j / 8, chunk j % 8 of its 128-byte row.
 #pragma unroll
     for (int j = 0; j < 16; j++) {
       const float2 b = bias_pair(p, n0 + j * 8 + 2 * t);
       float v0 = accf[4 * j] + b.x, v1 = accf[4 * j + 1] + b.y, w0 = accf[4 * j + 2] + b.x, w1 = accf[4 * j + 3] + b.y;
       if (p.gelu) v0 = gelu_tanh(v0), v1 = gelu_tanh(v1), w0 = gelu_tanh(w0), w1 = gelu_tanh(w1);
       const __nv_bfloat162 h0 = __floats2bfloat162_rn(v0, v1), h1 = __floats2bfloat162_rn(w0, w1);
-      const uint32_t a0 = buf + lr0 * 256 + ((j ^ (lr0 & 7)) << 4) + 4 * t;
-      const uint32_t a1 = buf + lr1 * 256 + ((j ^ (lr1 & 7)) << 4) + 4 * t;
+      const uint32_t box = buf + (j >> 3) * 8192;
+      const uint32_t a0 = box + lr0 * 128 + (((j & 7) ^ (lr0 & 7)) << 4) + 4 * t;
+      const uint32_t a1 = box + lr1 * 128 + (((j & 7) ^ (lr1 & 7)) << 4) + 4 * t;
       asm volatile("st.shared.b32 [%0], %1;\n" ::"r"(a0), "r"(*reinterpret_cast<const uint32_t*>(&h0)) : "memory");
       asm volatile("st.shared.b32 [%0], %1;\n" ::"r"(a1), "r"(*reinterpret_cast<const uint32_t*>(&h1)) : "memory");
     }
@@ -274,21 +284,45 @@ __device__ __forceinline__ void store_half_staged(const GemmArgs& p, const float
       if (row1 < p.M) p.qscale[size_t(row1) * (p.N / 128) + n0 / 128] = act_int8_scale(r.amax1);
     }
   }
-  asm volatile("bar.sync %0, 128;\n" ::"r"(bar) : "memory");  // the half is complete in buf
-  constexpr int kRowBytes = kMode == OutMode::BF16 ? 256 : 128, kChunks = kRowBytes / 16;
+  constexpr int kBoxes = kMode == OutMode::BF16 ? 2 : 1;
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  if (p.tma_store) {
+    // Every thread's shared-memory writes become visible to the TMA unit's (async) proxy before thread 0 issues.
+    asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+    asm volatile("bar.sync %0, 128;\n" ::"r"(bar) : "memory");
+    if (tid_wg == 0) {
 #pragma unroll
-  for (int it = 0; it < 64 * kChunks / 128; it++) {
-    const int id = tid_wg + it * 128, r = id / kChunks, c = id % kChunks;
+      for (int b = 0; b < kBoxes; b++)  // rows past M are clipped by the unit
+        asm volatile(
+            "cp.async.bulk.tensor.2d.global.shared::cta.bulk_group [%0, {%1, %2}], [%3];\n" ::"l"(tmc),
+            "r"(n0 + b * 64), "r"(m0), "r"(buf + b * 8192)
+            : "memory");
+      asm volatile("cp.async.bulk.commit_group;\n" ::: "memory");
+    }
+    return;
+  }
+#endif
+  asm volatile("bar.sync %0, 128;\n" ::"r"(bar) : "memory");  // the half is complete in buf
+#pragma unroll
+  for (int it = 0; it < 64 * 8 * kBoxes / 128; it++) {
+    const int id = tid_wg + it * 128, r = id / (8 * kBoxes), c = id % (8 * kBoxes);
     const int m = m0 + r;
     uint4 val;
     asm volatile("ld.shared.v4.u32 {%0, %1, %2, %3}, [%4];\n"
                  : "=r"(val.x), "=r"(val.y), "=r"(val.z), "=r"(val.w)
-                 : "r"(buf + r * kRowBytes + ((c ^ (r & 7)) << 4)));
+                 : "r"(buf + (c >> 3) * 8192 + r * 128 + (((c & 7) ^ (r & 7)) << 4)));
     if (m < p.M) {
       char* dst = static_cast<char*>(p.out) + (size_t(m) * p.N + n0) * (kMode == OutMode::BF16 ? 2 : 1) + c * 16;
       *reinterpret_cast<uint4*>(dst) = val;
     }
   }
+}
+
+// Waits until this thread's TMA stores (store_half_staged) have completed: before the CTA exits.
+__device__ __forceinline__ void drain_tma_stores() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("cp.async.bulk.wait_group 0;\n" ::: "memory");
+#endif
 }
 
 // Staged residual epilogue of one 64 x 128 warpgroup half (x += gate * y in f32, as store_tile's Residual branch):

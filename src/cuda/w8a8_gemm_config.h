@@ -42,8 +42,10 @@ constexpr int kWideBN = 256;
 constexpr int kWideStages = 4;
 constexpr int kWideStageBytes = (kBM + kWideBN) * kBK;  // 48 KiB
 // Epilogue staging (bf16 and int8 outputs): each consumer warpgroup writes one 64 x 128 half of its tile into its own
-// 16 KiB buffer, then stores it as full 16-byte row segments. The direct 4-byte (bf16) / 2-byte (int8) scattered
-// stores filled the LSU queue (ncu: "LG throttle" was the top stall of the q/k/v GEMM).
+// 16 KiB buffer (128-byte-swizzle boxes of 64 rows x 128 bytes), then ws3 and ws2 hand it to the TMA unit (one
+// thread, asynchronous) and ws256 / ws store it as full 16-byte row segments from every thread. The direct 4-byte
+// (bf16) / 2-byte (int8) scattered stores filled the LSU queue (ncu: "LG throttle" was the top stall of the q/k/v
+// GEMM).
 constexpr int kWideEpilogueBytes = 64 * kBN * 2;
 constexpr int kWideSmemBytes = kWideStages * kWideStageBytes + 2 * kWideEpilogueBytes + 1024;
 constexpr int kWideProducerRegs = 40, kWideConsumerRegs = 232;  // 128 * 40 + 256 * 232 <= 64 Ki registers

@@ -4,6 +4,7 @@
 // Only compiled into sm_90a code; other archs get a stub that traps (the host never launches it there).
 
 #include <algorithm>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <type_traits>
@@ -193,9 +194,9 @@ __device__ __forceinline__ void release_stage(uint64_t* empty_bar, int s, int la
 template <OutMode kMode>
 __device__ __forceinline__ void store_wg_tile(const GemmArgs& p, const float (&accf)[64], const int32_t (&acc)[64],
                                               int mw, int n0, int row0, int row1, int warp, int g, int t, int tid_wg,
-                                              uint32_t buf, int bar) {
+                                              uint32_t buf, int bar, const CUtensorMap& tmC) {
   if constexpr (kMode == OutMode::BF16 || kMode == OutMode::Int8) {
-    store_half_staged<kMode>(p, accf, mw, n0, row0, row1, warp, g, t, tid_wg, buf, bar);
+    store_half_staged<kMode>(p, accf, mw, n0, row0, row1, warp, g, t, tid_wg, buf, bar, &tmC);
   } else if constexpr (kMode == OutMode::Residual) {
     store_half_residual_staged(p, accf, mw, n0, warp, g, t, tid_wg, buf, bar);
   } else {
@@ -275,6 +276,7 @@ __device__ __forceinline__ void persistent_frame(const CUtensorMap& tmA, const C
   } else {
     if (kMaxNreg) sm90::setmaxnreg_inc<kWideConsumerRegs>();
     consume(cp, tiles, KB, __shfl_sync(0xffffffffu, cp.wg - 1, 0));
+    drain_tma_stores();
   }
   if (kCM > 1) cluster_sync_all();
 }
@@ -287,6 +289,7 @@ __device__ __forceinline__ void persistent_frame(const CUtensorMap& tmA, const C
 template <OutMode kMode, int kCM>
 __global__ void __launch_bounds__(kWsThreads, 1)
     w8a8_gemm_ws_kernel(const __grid_constant__ CUtensorMap tmA, const __grid_constant__ CUtensorMap tmB,
+                        const __grid_constant__ CUtensorMap tmC,
                         const GemmArgs p) {
 #ifdef TD_W8A8_SM90
   extern __shared__ unsigned char smem_raw[];
@@ -357,14 +360,34 @@ CUtensorMap make_tile_map(const int8_t* ptr, int rows, int K, int box_rows, cons
                            what);
 }
 
-using WsKernel = void (*)(CUtensorMap, CUtensorMap, GemmArgs);
+using WsKernel = void (*)(CUtensorMap, CUtensorMap, CUtensorMap, GemmArgs);
 
 // Launches a persistent warp-specialized kernel. A (cluster) tile is bm output rows by bn columns; a cluster is kCM
 // CTAs stacked along M, each loading its own a_rows-row A box and 1/kCM of the bn-row W box (multicast to the
 // cluster). Grid: min(tiles, co-resident clusters), the latter found once per kernel (`max_clusters`, 0 = not yet:
 // GPCs have odd SM counts, so fewer 2-CTA clusters fit than SMs / 2).
-void launch_persistent(WsKernel kernel, int kCM, int threads, int smem, int a_rows, int bm, int bn, const GemmArgs& p,
-                       int& max_clusters, const char* name) {
+// With `tma_store` (ws3, ws2), bf16 / int8 output leaves through TMA stores of the staged halves (store_half_staged)
+// unless TD_W8A8_TMA_STORE=0 or the output is not 16-byte aligned; elsewhere tmC is a placeholder the kernel never
+// reads. H100 (perf.md, session 14): the 1.3B q/k/v and cross-q GEMMs (ws3) 4-5% faster, 1.0 ms per forward; not in
+// ws256, whose two halves per warpgroup share one staging buffer, so the second waits for the unit to read the first
+// (its 14B GEMMs got up to 7% slower).
+bool tma_store_enabled() {
+  static const bool on = [] {
+    const char* e = std::getenv("TD_W8A8_TMA_STORE");
+    return !(e && e[0] == '0');
+  }();
+  return on;
+}
+CUtensorMap make_output_map(const GemmArgs& p, OutMode mode) {
+  const bool bf = mode == OutMode::BF16;
+  const uint64_t dims[2] = {uint64_t(p.N), uint64_t(p.M)}, strides[1] = {uint64_t(p.N) * (bf ? 2 : 1)};
+  const uint32_t box[2] = {bf ? 64u : 128u, 64u};  // one 128-byte-swizzle box: 64 rows x 128 bytes
+  return encode_tensor_map(bf ? CU_TENSOR_MAP_DATA_TYPE_BFLOAT16 : CU_TENSOR_MAP_DATA_TYPE_UINT8, 2, p.out, dims,
+                           strides, box, CU_TENSOR_MAP_SWIZZLE_128B, "output");
+}
+
+void launch_persistent(WsKernel kernel, int kCM, int threads, int smem, int a_rows, int bm, int bn, const GemmArgs& p0,
+                       int& max_clusters, const char* name, OutMode mode, bool tma_store = false) {
   auto cluster_cfg = [&](cudaLaunchConfig_t& cfg, cudaLaunchAttribute& attr, unsigned grid) {
     attr.id = cudaLaunchAttributeClusterDimension;
     attr.val.clusterDim.x = unsigned(kCM), attr.val.clusterDim.y = 1, attr.val.clusterDim.z = 1;
@@ -393,20 +416,24 @@ void launch_persistent(WsKernel kernel, int kCM, int threads, int smem, int a_ro
       std::fprintf(stderr, "w8a8 %s: cluster %d x 1, %d resident clusters, %d SMs\n", name, kCM, max_clusters,
                    sm_count());
   }
-  const int64_t tiles = int64_t((p.M + bm - 1) / bm) * (p.N / bn);
-  TD_CHECK(tiles < (int64_t(1) << 31), "w8a8 gemm", "problem too large: M=", p.M, " N=", p.N);
-  const CUtensorMap ta = make_tile_map(p.a, p.M, p.K, a_rows, "activation"),
-                    tb = make_tile_map(p.w, p.N, p.K, bn / kCM, "weight");
+  const int64_t tiles = int64_t((p0.M + bm - 1) / bm) * (p0.N / bn);
+  TD_CHECK(tiles < (int64_t(1) << 31), "w8a8 gemm", "problem too large: M=", p0.M, " N=", p0.N);
+  const CUtensorMap ta = make_tile_map(p0.a, p0.M, p0.K, a_rows, "activation"),
+                    tb = make_tile_map(p0.w, p0.N, p0.K, bn / kCM, "weight");
+  GemmArgs p = p0;
+  p.tma_store = tma_store && (mode == OutMode::BF16 || mode == OutMode::Int8) && tma_store_enabled() &&
+                reinterpret_cast<uintptr_t>(p.out) % 16 == 0;
+  const CUtensorMap tc = p.tma_store ? make_output_map(p, mode) : ta;
   const unsigned grid = unsigned(kCM * std::min<int64_t>(tiles, max_clusters));
   if (kCM == 1) {
-    kernel<<<grid, threads, smem, stream()>>>(ta, tb, p);
+    kernel<<<grid, threads, smem, stream()>>>(ta, tb, tc, p);
     TD_CUDA_LAUNCH_CHECK();
     return;
   }
   cudaLaunchConfig_t cfg{};
   cudaLaunchAttribute attr{};
   cluster_cfg(cfg, attr, grid);
-  TD_CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, ta, tb, p));
+  TD_CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, ta, tb, tc, p));
 }
 
 template <OutMode kMode, int kCM>
@@ -414,7 +441,7 @@ void launch_ws(const GemmArgs& p) {
   static_assert(kBM == kBN, "one tensor-map box shape serves A and W");
   static int max_clusters = 0;  // per instantiation
   launch_persistent(w8a8_gemm_ws_kernel<kMode, kCM>, kCM, kWsThreads, kWsSmemBytes, kBM, kCM * kBM, kBN, p,
-                    max_clusters, kCM > 1 ? "wsmc" : "ws");
+                    max_clusters, kCM > 1 ? "wsmc" : "ws", kMode);
 }
 
 template <int kCM>
@@ -454,6 +481,7 @@ using sm90::setmaxnreg_inc;
 template <OutMode kMode, int kCM>
 __global__ void __launch_bounds__(kWsThreads, 1)
     w8a8_gemm_ws256_kernel(const __grid_constant__ CUtensorMap tmA, const __grid_constant__ CUtensorMap tmB,
+                        const __grid_constant__ CUtensorMap tmC,
                            const GemmArgs p) {
 #ifdef TD_W8A8_SM90
   static_assert(kMode != OutMode::RawI32, "the halves share one int32 set: raw int32 output runs on ws");
@@ -508,9 +536,10 @@ __global__ void __launch_bounds__(kWsThreads, 1)
       }
       const uint32_t buf = base + kWideStages * kWideStageBytes + cw * kWideEpilogueBytes;
       const int mw = r.m0 + cw * 64, tid_wg = tid & 127;
-      store_wg_tile<kMode>(without_bias(p), accf[0], acc, mw, r.n0, r.row0, r.row1, warp, g, t, tid_wg, buf, 3 + cw);
+      store_wg_tile<kMode>(without_bias(p), accf[0], acc, mw, r.n0, r.row0, r.row1, warp, g, t, tid_wg, buf, 3 + cw,
+                           tmC);
       store_wg_tile<kMode>(without_bias(p), accf[1], acc, mw, r.n0 + kBN, r.row0, r.row1, warp, g, t, tid_wg, buf,
-                           3 + cw);
+                           3 + cw, tmC);
     }
   });
 #else
@@ -522,7 +551,7 @@ template <OutMode kMode, int kCM>
 void launch_ws256(const GemmArgs& p) {
   static int max_clusters = 0;  // per instantiation
   launch_persistent(w8a8_gemm_ws256_kernel<kMode, kCM>, kCM, kWsThreads, kWideSmemBytes, kBM, kCM * kBM, kWideBN, p,
-                    max_clusters, kCM > 1 ? "ws256mc" : "ws256");
+                    max_clusters, kCM > 1 ? "ws256mc" : "ws256", kMode);
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -548,6 +577,7 @@ __device__ __forceinline__ void issue_block(int32_t (&acc)[64], uint32_t st, uin
 template <OutMode kMode, int kCM>
 __global__ void __launch_bounds__(kWsThreads, 1)
     w8a8_gemm_ws2_kernel(const __grid_constant__ CUtensorMap tmA, const __grid_constant__ CUtensorMap tmB,
+                        const __grid_constant__ CUtensorMap tmC,
                          const GemmArgs p) {
 #ifdef TD_W8A8_SM90
   static_assert(kMode != OutMode::RawI32, "raw int32 output runs on ws");
@@ -616,7 +646,7 @@ __global__ void __launch_bounds__(kWsThreads, 1)
       }
       const uint32_t buf = base + kWs2Stages * kStageBytes + cw * kWideEpilogueBytes;
       store_wg_tile<kMode>(without_bias(p), accf, acc0, r.m0 + cw * 64, r.n0, r.row0, r.row1, warp, g, t, tid & 127,
-                           buf, 3 + cw);
+                           buf, 3 + cw, tmC);
     }
   });
 #else
@@ -628,7 +658,7 @@ template <OutMode kMode, int kCM>
 void launch_ws2(const GemmArgs& p) {
   static int max_clusters = 0;  // per instantiation
   launch_persistent(w8a8_gemm_ws2_kernel<kMode, kCM>, kCM, kWsThreads, kWs2SmemBytes, kBM, kCM * kBM, kBN, p,
-                    max_clusters, kCM > 1 ? "ws2mc" : "ws2");
+                    max_clusters, kCM > 1 ? "ws2mc" : "ws2", kMode, true);
 }
 
 
@@ -645,6 +675,7 @@ __device__ __forceinline__ void named_arrive_n(int id, int n) {
 template <OutMode kMode>
 __global__ void __launch_bounds__(kW3Threads, 1)
     w8a8_gemm_ws3_kernel(const __grid_constant__ CUtensorMap tmA, const __grid_constant__ CUtensorMap tmB,
+                        const __grid_constant__ CUtensorMap tmC,
                          const GemmArgs p) {
 #ifdef TD_W8A8_SM90
   static_assert(kMode != OutMode::RawI32, "raw int32 output runs on ws");
@@ -704,8 +735,9 @@ __global__ void __launch_bounds__(kW3Threads, 1)
       }
       const uint32_t buf = base + kW3Stages * kW3StageBytes + cw * kWideEpilogueBytes;
       store_wg_tile<kMode>(without_bias(p), accf, acc, r.m0 + cw * 64, r.n0, r.row0, r.row1, warp, g, t, tid & 127,
-                           buf, 4 + cw);
+                           buf, 4 + cw, tmC);
     }
+    drain_tma_stores();
   }
 #else
   __trap();  // never launched: the host checks w8a8_wgmma_available()
@@ -716,7 +748,7 @@ template <OutMode kMode>
 void launch_ws3(const GemmArgs& p) {
   static int max_clusters = 0;  // per instantiation (clusters of one CTA: SMs)
   launch_persistent(w8a8_gemm_ws3_kernel<kMode>, 1, kW3Threads, kW3SmemBytes, kW3BM, kW3BM, kBN, p, max_clusters,
-                    "ws3");
+                    "ws3", kMode, true);
 }
 
 
