@@ -241,14 +241,16 @@ __device__ __forceinline__ void store_tile(const GemmArgs& p, const float (&accf
 // drain, and the next call waits only until the unit has read buf) or each thread stores whole 16-byte chunks.
 // `bar` is the warpgroup's named barrier (128 threads). rows: this thread's accumulator rows row0/row1 are local rows
 // lr0 = warp*16 + g and lr0 + 8 of the half whose first global row is m0.
-template <OutMode kMode>
+// kPending: how many of this thread's newer TMA stores may still be reading shared memory when the call starts (1 when
+// the caller alternates two buffers).
+template <OutMode kMode, int kPending = 0>
 __device__ __forceinline__ void store_half_staged(const GemmArgs& p, const float (&accf)[64], int m0, int n0,
                                                  int row0, int row1, int warp, int g, int t, int tid_wg, uint32_t buf,
                                                  int bar, const void* tmc) {
   static_assert(kMode == OutMode::BF16 || kMode == OutMode::Int8, "staged epilogue: bf16 or int8 output");
   const int lr0 = warp * 16 + g, lr1 = lr0 + 8;
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  if (p.tma_store && tid_wg == 0) asm volatile("cp.async.bulk.wait_group.read 0;\n" ::: "memory");
+  if (p.tma_store && tid_wg == 0) asm volatile("cp.async.bulk.wait_group.read %0;\n" ::"n"(kPending) : "memory");
 #endif
   asm volatile("bar.sync %0, 128;\n" ::"r"(bar) : "memory");  // the previous half's reads of buf are done
   if constexpr (kMode == OutMode::BF16) {

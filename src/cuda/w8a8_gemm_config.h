@@ -42,12 +42,19 @@ constexpr int kWideBN = 256;
 constexpr int kWideStages = 4;
 constexpr int kWideStageBytes = (kBM + kWideBN) * kBK;  // 48 KiB
 // Epilogue staging (bf16 and int8 outputs): each consumer warpgroup writes one 64 x 128 half of its tile into its own
-// 16 KiB buffer (128-byte-swizzle boxes of 64 rows x 128 bytes), then ws3 and ws2 hand it to the TMA unit (one
-// thread, asynchronous) and ws256 / ws store it as full 16-byte row segments from every thread. The direct 4-byte
-// (bf16) / 2-byte (int8) scattered stores filled the LSU queue (ncu: "LG throttle" was the top stall of the q/k/v
-// GEMM).
+// 16 KiB buffer (128-byte-swizzle boxes of 64 rows x 128 bytes), then hands it to the TMA unit (one thread,
+// asynchronous; ws3, ws2, and ws256 from kWideTmaMinK on) or stores it as full 16-byte row segments from every thread
+// (ws, and ws256 below kWideTmaMinK). The direct 4-byte (bf16) / 2-byte (int8) scattered stores filled the LSU queue
+// (ncu: "LG throttle" was the top stall of the q/k/v GEMM). H100 (perf.md, session 14): TMA stores made the 1.3B
+// q/k/v and cross-q GEMMs (ws3) 4-5% faster, 1.0 ms per forward. In ws256 the two halves of a warpgroup shared one
+// buffer, so the second waited for the unit to read the first and its 14B GEMMs got up to 7% slower; with two buffers
+// per warpgroup (room made by dropping one of the four ring stages) the 14B 720p forward went from 2,993.5-2,998.7
+// to 2,974.4-2,985.4 ms (three pairs), while the 1.3B forward, whose ws256 GEMM (ffn.0) has K = 1536, lost 0-1.3 ms:
+// hence kWideTmaMinK.
 constexpr int kWideEpilogueBytes = 64 * kBN * 2;
 constexpr int kWideSmemBytes = kWideStages * kWideStageBytes + 2 * kWideEpilogueBytes + 1024;
+constexpr int kWideTmaMinK = 4096, kWideTmaStages = 3;
+constexpr int kWideTmaSmemBytes = kWideTmaStages * kWideStageBytes + 4 * kWideEpilogueBytes + 1024;
 constexpr int kWideProducerRegs = 40, kWideConsumerRegs = 232;  // 128 * 40 + 256 * 232 <= 64 Ki registers
 // "ws3": three consumer warpgroups of 64 x 128 (CTA tile 192 x 128) taking turns on the tensor cores. In ws256 each
 // warpgroup waits for its own MMAs before it can fold them, and with two warpgroups the fold + wait did not fit in

@@ -191,12 +191,12 @@ __device__ __forceinline__ void release_stage(uint64_t* empty_bar, int s, int la
 }
 // The epilogue of one 64 x 128 warpgroup tile (rows from mw, columns from n0; bias already in accf): bf16 / int8
 // through the warpgroup's staging buffer `buf` (named barrier `bar`), the gated residual the same way, f32 directly.
-template <OutMode kMode>
+template <OutMode kMode, int kPending = 0>
 __device__ __forceinline__ void store_wg_tile(const GemmArgs& p, const float (&accf)[64], const int32_t (&acc)[64],
                                               int mw, int n0, int row0, int row1, int warp, int g, int t, int tid_wg,
                                               uint32_t buf, int bar, const CUtensorMap& tmC) {
   if constexpr (kMode == OutMode::BF16 || kMode == OutMode::Int8) {
-    store_half_staged<kMode>(p, accf, mw, n0, row0, row1, warp, g, t, tid_wg, buf, bar, &tmC);
+    store_half_staged<kMode, kPending>(p, accf, mw, n0, row0, row1, warp, g, t, tid_wg, buf, bar, &tmC);
   } else if constexpr (kMode == OutMode::Residual) {
     store_half_residual_staged(p, accf, mw, n0, warp, g, t, tid_wg, buf, bar);
   } else {
@@ -366,11 +366,9 @@ using WsKernel = void (*)(CUtensorMap, CUtensorMap, CUtensorMap, GemmArgs);
 // CTAs stacked along M, each loading its own a_rows-row A box and 1/kCM of the bn-row W box (multicast to the
 // cluster). Grid: min(tiles, co-resident clusters), the latter found once per kernel (`max_clusters`, 0 = not yet:
 // GPCs have odd SM counts, so fewer 2-CTA clusters fit than SMs / 2).
-// With `tma_store` (ws3, ws2), bf16 / int8 output leaves through TMA stores of the staged halves (store_half_staged)
-// unless TD_W8A8_TMA_STORE=0 or the output is not 16-byte aligned; elsewhere tmC is a placeholder the kernel never
-// reads. H100 (perf.md, session 14): the 1.3B q/k/v and cross-q GEMMs (ws3) 4-5% faster, 1.0 ms per forward; not in
-// ws256, whose two halves per warpgroup share one staging buffer, so the second waits for the unit to read the first
-// (its 14B GEMMs got up to 7% slower).
+// With `tma_store` (ws3, ws2, ws256 from kWideTmaMinK on), bf16 / int8 output leaves through TMA stores of the staged
+// halves (store_half_staged) unless TD_W8A8_TMA_STORE=0 or the output is not 16-byte aligned; elsewhere tmC is a
+// placeholder the kernel never reads (w8a8_gemm_config.h has the measurements).
 bool tma_store_enabled() {
   static const bool on = [] {
     const char* e = std::getenv("TD_W8A8_TMA_STORE");
@@ -478,13 +476,15 @@ using sm90::setmaxnreg_inc;
 
 // kCM > 1: clusters of kCM CTAs stacked along M share the 256-row W tile, each loading 256/kCM rows of it by TMA
 // multicast (L2 reads per CTA per K block 16 + 32/kCM KiB).
-template <OutMode kMode, int kCM>
+// kTma: kWideTmaStages ring stages and two staging buffers per warpgroup (one per half), so that both halves leave
+// through TMA stores without the second waiting for the first.
+template <OutMode kMode, int kCM, bool kTma = false>
 __global__ void __launch_bounds__(kWsThreads, 1)
     w8a8_gemm_ws256_kernel(const __grid_constant__ CUtensorMap tmA, const __grid_constant__ CUtensorMap tmB,
-                        const __grid_constant__ CUtensorMap tmC,
-                           const GemmArgs p) {
+                           const __grid_constant__ CUtensorMap tmC, const GemmArgs p) {
 #ifdef TD_W8A8_SM90
   static_assert(kMode != OutMode::RawI32, "the halves share one int32 set: raw int32 output runs on ws");
+  constexpr int kWideStages = kTma ? kWideTmaStages : w8a8cfg::kWideStages;
   extern __shared__ unsigned char smem_raw[];
   __shared__ __align__(8) uint64_t full_bar[kWideStages], empty_bar[kWideStages];
   persistent_frame<kWideStages, kBM, kWideBN, kCM, true>(
@@ -534,12 +534,13 @@ __global__ void __launch_bounds__(kWsThreads, 1)
         }
         if (++stage == kWideStages) stage = 0, phase ^= 1;
       }
-      const uint32_t buf = base + kWideStages * kWideStageBytes + cw * kWideEpilogueBytes;
+      const uint32_t buf = base + kWideStages * kWideStageBytes + cw * (kTma ? 2 : 1) * kWideEpilogueBytes;
+      const uint32_t buf1 = buf + (kTma ? kWideEpilogueBytes : 0);
       const int mw = r.m0 + cw * 64, tid_wg = tid & 127;
-      store_wg_tile<kMode>(without_bias(p), accf[0], acc, mw, r.n0, r.row0, r.row1, warp, g, t, tid_wg, buf, 3 + cw,
-                           tmC);
-      store_wg_tile<kMode>(without_bias(p), accf[1], acc, mw, r.n0 + kBN, r.row0, r.row1, warp, g, t, tid_wg, buf,
-                           3 + cw, tmC);
+      store_wg_tile<kMode, kTma ? 1 : 0>(without_bias(p), accf[0], acc, mw, r.n0, r.row0, r.row1, warp, g, t, tid_wg,
+                                         buf, 3 + cw, tmC);
+      store_wg_tile<kMode, kTma ? 1 : 0>(without_bias(p), accf[1], acc, mw, r.n0 + kBN, r.row0, r.row1, warp, g, t,
+                                         tid_wg, buf1, 3 + cw, tmC);
     }
   });
 #else
@@ -550,6 +551,14 @@ __global__ void __launch_bounds__(kWsThreads, 1)
 template <OutMode kMode, int kCM>
 void launch_ws256(const GemmArgs& p) {
   static int max_clusters = 0;  // per instantiation
+  if constexpr (kCM == 1 && (kMode == OutMode::BF16 || kMode == OutMode::Int8)) {
+    if (p.K >= kWideTmaMinK && tma_store_enabled()) {
+      static int max_tma = 0;
+      launch_persistent(w8a8_gemm_ws256_kernel<kMode, 1, true>, 1, kWsThreads, kWideTmaSmemBytes, kBM, kBM, kWideBN,
+                        p, max_tma, "ws256 (TMA stores)", kMode, true);
+      return;
+    }
+  }
   launch_persistent(w8a8_gemm_ws256_kernel<kMode, kCM>, kCM, kWsThreads, kWideSmemBytes, kBM, kCM * kBM, kWideBN, p,
                     max_clusters, kCM > 1 ? "ws256mc" : "ws256", kMode);
 }

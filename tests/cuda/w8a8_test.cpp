@@ -219,6 +219,42 @@ TEST(W8A8Cuda, QuantizingEpilogueMatchesCpu) {
   }
 }
 
+// The staged bf16 and int8 epilogues at a K long enough for ws256's TMA-store form (kWideTmaMinK: three stages, two
+// staging buffers per warpgroup), on every kernel: a partial last M tile (clipped by the TMA unit) and four 128 x 256
+// tiles per row of tiles, so each warpgroup alternates its buffers across tiles.
+TEST(W8A8Cuda, LongKStagedEpiloguesMatchCpu) {
+  TD_SKIP_WITHOUT_CUDA();
+  const int64_t M = 300, K = cuda::w8a8cfg::kWideTmaMinK, N = 1024;
+  Tensor x = randn({M, K}, 95), w = randn({N, K}, 96, 0.02f), bias = randn({N}, 97, 0.3f);
+  Tensor wq, ws;
+  ops::quantize_weight_int8(w, wq, ws);
+  ops::Int8Act a, ref_q;
+  ops::quantize_act_int8(x, a);
+  Tensor ref = Tensor::empty({M, N}, DType::F32);
+  ops::linear_w8a8(a, wq, ws, &bias, ref);
+  ops::linear_w8a8_quant(a, wq, ws, &bias, ref_q, Epilogue::GeluTanh);
+  ops::Int8Act ad{dev(a.q), dev(a.scale)};
+  Tensor wqd = dev(wq), wsd = dev(ws), bd = dev(bias.to(DType::BF16)), bf = dev(bias);
+  for (const char* kn : kernels()) {
+    KernelScope ks(kn);
+    Tensor yb = Tensor::empty({M, N}, DType::BF16, Device::CUDA);
+    ops::linear_w8a8(ad, wqd, wsd, &bd, yb);
+    EXPECT_LT(nmse(yb, ref), 3e-5) << kn << " bf16 out";
+    ops::Int8Act got;
+    ops::linear_w8a8_quant(ad, wqd, wsd, &bf, got, Epilogue::GeluTanh);
+    Tensor q = host(got.q), s = host(got.scale);
+    ASSERT_EQ(q.shape(), ref_q.q.shape()) << kn;
+    Tensor dg = Tensor::empty({M, N}, DType::F32), dr = Tensor::empty({M, N}, DType::F32);
+    for (int64_t i = 0; i < M * N; i++) {
+      ASSERT_LE(std::abs(int(q.ptr<int8_t>()[i]) - int(ref_q.q.ptr<int8_t>()[i])), 1) << kn << " at " << i;
+      const int64_t si = (i / N) * (N / 128) + (i % N) / 128;
+      dg.ptr<float>()[i] = q.ptr<int8_t>()[i] * s.ptr<float>()[si];
+      dr.ptr<float>()[i] = ref_q.q.ptr<int8_t>()[i] * ref_q.scale.ptr<float>()[si];
+    }
+    EXPECT_LT(nmse(dg, dr), std::string(kn) == "mma" ? 1e-4 : 2e-5) << kn << " int8 out";
+  }
+}
+
 TEST(W8A8Cuda, RejectsBadShapes) {
   TD_SKIP_WITHOUT_CUDA();
   Tensor wq, ws;
