@@ -898,9 +898,12 @@ void sla_attention_impl(const Tensor& q, const Tensor& k, const Tensor& v, Tenso
                                              ksum.ptr<float>(), vm);
       TD_CUDA_LAUNCH_CHECK();
     };
-    if (p.linear_kernel == 2)
+    TD_CHECK(p.linear_kernel >= 0 && p.linear_kernel <= 2, "sla", "linear_kernel must be 0, 1 or 2, got ",
+             p.linear_kernel);
+    const bool forced = p.linear_kernel == 2;
+    if (forced)
       TD_CHECK(linear_kv_sm90_fits(g.D, true), "sla", "the wgmma linear_kv kernel needs head_dim 128 and an sm_90 GPU");
-    if (p.linear_kernel != 1 && linear_kv_sm90_fits(g.D, p.linear_kernel == 2))
+    if (forced || (p.linear_kernel == 0 && linear_kv_sm90_fits(g.D)))
       launch_linear_kv_sm90(a.k, a.v, g.L, g.H, chunk, kv.ptr<float>(), z.ptr<float>(), ksum.ptr<float>(), vm, st);
     else if (g.D == 64)
       launch_lin(linear_kv_kernel<64>, 64);

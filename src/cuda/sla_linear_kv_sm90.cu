@@ -92,7 +92,6 @@ __global__ void __launch_bounds__(kThreads, 2)
     }
     sla::fence_proxy_async_smem();  // phi (and the cp.async data) become visible to the wgmma's async proxy
     sla::wgmma_wait0();             // this warpgroup's MMAs of tile it - 1 have read their stage ...
-    sla::fence_operands(acc);
     __syncthreads();                // ... and the other's: stage (it - 1) % kStages is free, phi(it) complete
     if (it + 2 < ntiles) issue(t0 + 2 * T, (it + 2) % kStages);
     sla::cp_async_commit();

@@ -289,8 +289,7 @@ __device__ __forceinline__ void persistent_frame(const CUtensorMap& tmA, const C
 template <OutMode kMode, int kCM>
 __global__ void __launch_bounds__(kWsThreads, 1)
     w8a8_gemm_ws_kernel(const __grid_constant__ CUtensorMap tmA, const __grid_constant__ CUtensorMap tmB,
-                        const __grid_constant__ CUtensorMap tmC,
-                        const GemmArgs p) {
+                        const __grid_constant__ CUtensorMap tmC, const GemmArgs p) {
 #ifdef TD_W8A8_SM90
   extern __shared__ unsigned char smem_raw[];
   __shared__ __align__(8) uint64_t full_bar[kWsStages], empty_bar[kWsStages];
@@ -484,10 +483,10 @@ __global__ void __launch_bounds__(kWsThreads, 1)
                            const __grid_constant__ CUtensorMap tmC, const GemmArgs p) {
 #ifdef TD_W8A8_SM90
   static_assert(kMode != OutMode::RawI32, "the halves share one int32 set: raw int32 output runs on ws");
-  constexpr int kWideStages = kTma ? kWideTmaStages : w8a8cfg::kWideStages;
+  constexpr int kStages = kTma ? kWideTmaStages : kWideStages;  // ring stages
   extern __shared__ unsigned char smem_raw[];
-  __shared__ __align__(8) uint64_t full_bar[kWideStages], empty_bar[kWideStages];
-  persistent_frame<kWideStages, kBM, kWideBN, kCM, true>(
+  __shared__ __align__(8) uint64_t full_bar[kStages], empty_bar[kStages];
+  persistent_frame<kStages, kBM, kWideBN, kCM, true>(
       tmA, tmB, p, smem_raw, full_bar, empty_bar, [&](const CtaPlace& cp, int tiles, int KB, int cw) {
     const uint32_t base = cp.base, rank = cp.rank;
     const int tid = cp.tid, cid = cp.cid, nclusters = cp.nclusters;
@@ -532,9 +531,9 @@ __global__ void __launch_bounds__(kWsThreads, 1)
           const float ws = h ? w1 : w0;
           fold_step(acc, accf[h], a0 * ws, a1 * ws, fb[h], kb, KB);
         }
-        if (++stage == kWideStages) stage = 0, phase ^= 1;
+        if (++stage == kStages) stage = 0, phase ^= 1;
       }
-      const uint32_t buf = base + kWideStages * kWideStageBytes + cw * (kTma ? 2 : 1) * kWideEpilogueBytes;
+      const uint32_t buf = base + kStages * kWideStageBytes + cw * (kTma ? 2 : 1) * kWideEpilogueBytes;
       const uint32_t buf1 = buf + (kTma ? kWideEpilogueBytes : 0);
       const int mw = r.m0 + cw * 64, tid_wg = tid & 127;
       store_wg_tile<kMode, kTma ? 1 : 0>(without_bias(p), accf[0], acc, mw, r.n0, r.row0, r.row1, warp, g, t, tid_wg,
@@ -586,8 +585,7 @@ __device__ __forceinline__ void issue_block(int32_t (&acc)[64], uint32_t st, uin
 template <OutMode kMode, int kCM>
 __global__ void __launch_bounds__(kWsThreads, 1)
     w8a8_gemm_ws2_kernel(const __grid_constant__ CUtensorMap tmA, const __grid_constant__ CUtensorMap tmB,
-                        const __grid_constant__ CUtensorMap tmC,
-                         const GemmArgs p) {
+                         const __grid_constant__ CUtensorMap tmC, const GemmArgs p) {
 #ifdef TD_W8A8_SM90
   static_assert(kMode != OutMode::RawI32, "raw int32 output runs on ws");
   extern __shared__ unsigned char smem_raw[];
@@ -684,8 +682,7 @@ __device__ __forceinline__ void named_arrive_n(int id, int n) {
 template <OutMode kMode>
 __global__ void __launch_bounds__(kW3Threads, 1)
     w8a8_gemm_ws3_kernel(const __grid_constant__ CUtensorMap tmA, const __grid_constant__ CUtensorMap tmB,
-                        const __grid_constant__ CUtensorMap tmC,
-                         const GemmArgs p) {
+                         const __grid_constant__ CUtensorMap tmC, const GemmArgs p) {
 #ifdef TD_W8A8_SM90
   static_assert(kMode != OutMode::RawI32, "raw int32 output runs on ws");
   extern __shared__ unsigned char smem_raw[];

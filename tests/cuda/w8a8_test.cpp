@@ -180,6 +180,37 @@ TEST(W8A8Cuda, SaturatedOperandsDequantizeExactly) {
 }
 
 // ffn.0 -> int8 directly (GELU + 1x128 quantization in the GEMM epilogue on wgmma; bf16 temporary on mma.sync).
+// A quantizing epilogue's int8 output (on the device) against the CPU's: every code within one step (ADD_FAILURE
+// otherwise), the number of one-step flips, and the NMSE of the dequantized values.
+struct Int8OutDiff {
+  int64_t flips = 0;
+  double nmse = INFINITY;
+};
+Int8OutDiff compare_int8_out(const ops::Int8Act& got, const ops::Int8Act& ref, const char* kn) {
+  Int8OutDiff r;
+  const Tensor q = host(got.q), s = host(got.scale);
+  if (q.shape() != ref.q.shape() || s.shape() != ref.scale.shape()) {
+    ADD_FAILURE() << kn << ": int8 output or scales of the wrong shape";
+    return r;
+  }
+  const int64_t M = q.size(0), N = q.size(1);
+  Tensor dg = Tensor::empty({M, N}, DType::F32), dr = Tensor::empty({M, N}, DType::F32);
+  for (int64_t i = 0; i < M * N; i++) {
+    const int d = std::abs(int(q.ptr<int8_t>()[i]) - int(ref.q.ptr<int8_t>()[i]));
+    if (d > 1) {
+      ADD_FAILURE() << kn << ": int8 code " << int(q.ptr<int8_t>()[i]) << " vs " << int(ref.q.ptr<int8_t>()[i])
+                    << " at " << i;
+      return r;
+    }
+    r.flips += d;
+    const int64_t si = (i / N) * (N / 128) + (i % N) / 128;
+    dg.ptr<float>()[i] = q.ptr<int8_t>()[i] * s.ptr<float>()[si];
+    dr.ptr<float>()[i] = ref.q.ptr<int8_t>()[i] * ref.scale.ptr<float>()[si];
+  }
+  r.nmse = nmse(dg, dr);
+  return r;
+}
+
 TEST(W8A8Cuda, QuantizingEpilogueMatchesCpu) {
   TD_SKIP_WITHOUT_CUDA();
   for (const char* kn : kernels()) {
@@ -196,24 +227,13 @@ TEST(W8A8Cuda, QuantizingEpilogueMatchesCpu) {
       Tensor bd = dev(bias);
       ops::linear_w8a8_quant(ad, dev(wq), dev(ws), &bd, got, Epilogue::GeluTanh);
       ASSERT_TRUE(got.q.is_cuda());
-      Tensor q = host(got.q), s = host(got.scale);
-      ASSERT_EQ(q.shape(), ref.q.shape());
-      ASSERT_EQ(s.shape(), ref.scale.shape());
-      int64_t flips = 0;
-      Tensor dg = Tensor::empty({M, N}, DType::F32), dr = Tensor::empty({M, N}, DType::F32);
-      for (int64_t i = 0; i < M * N; i++) {
-        const int d = std::abs(int(q.ptr<int8_t>()[i]) - int(ref.q.ptr<int8_t>()[i]));
-        ASSERT_LE(d, 1) << kn << " at " << i;
-        flips += d;
-        dg.ptr<float>()[i] = q.ptr<int8_t>()[i] * s.ptr<float>()[(i / N) * (N / 128) + (i % N) / 128];
-        dr.ptr<float>()[i] = ref.q.ptr<int8_t>()[i] * ref.scale.ptr<float>()[(i / N) * (N / 128) + (i % N) / 128];
-      }
+      const Int8OutDiff d = compare_int8_out(got, ref, kn);
       // mma.sync rounds the GEMM result to a bf16 temporary before quantizing: that moves some amax values and
       // flips more int8 steps (3e-5 measured on H100), so it gets a looser bound than the fp32 wgmma epilogue.
-      EXPECT_LT(nmse(dg, dr), std::string(kn) == "mma" ? 1e-4 : 2e-5) << kn << " M=" << M;
+      EXPECT_LT(d.nmse, std::string(kn) == "mma" ? 1e-4 : 2e-5) << kn << " M=" << M;
       // From fp32 (wgmma) only near-ties move; through bf16 (mma.sync) more do.
       if (std::string(kn) != "mma") {
-        EXPECT_LT(flips, M * N / 500) << kn << " M=" << M;
+        EXPECT_LT(d.flips, M * N / 500) << kn << " M=" << M;
       }
     }
   }
@@ -242,16 +262,7 @@ TEST(W8A8Cuda, LongKStagedEpiloguesMatchCpu) {
     EXPECT_LT(nmse(yb, ref), 3e-5) << kn << " bf16 out";
     ops::Int8Act got;
     ops::linear_w8a8_quant(ad, wqd, wsd, &bf, got, Epilogue::GeluTanh);
-    Tensor q = host(got.q), s = host(got.scale);
-    ASSERT_EQ(q.shape(), ref_q.q.shape()) << kn;
-    Tensor dg = Tensor::empty({M, N}, DType::F32), dr = Tensor::empty({M, N}, DType::F32);
-    for (int64_t i = 0; i < M * N; i++) {
-      ASSERT_LE(std::abs(int(q.ptr<int8_t>()[i]) - int(ref_q.q.ptr<int8_t>()[i])), 1) << kn << " at " << i;
-      const int64_t si = (i / N) * (N / 128) + (i % N) / 128;
-      dg.ptr<float>()[i] = q.ptr<int8_t>()[i] * s.ptr<float>()[si];
-      dr.ptr<float>()[i] = ref_q.q.ptr<int8_t>()[i] * ref_q.scale.ptr<float>()[si];
-    }
-    EXPECT_LT(nmse(dg, dr), std::string(kn) == "mma" ? 1e-4 : 2e-5) << kn << " int8 out";
+    EXPECT_LT(compare_int8_out(got, ref_q, kn).nmse, std::string(kn) == "mma" ? 1e-4 : 2e-5) << kn << " int8 out";
   }
 }
 
