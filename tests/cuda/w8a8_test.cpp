@@ -179,7 +179,6 @@ TEST(W8A8Cuda, SaturatedOperandsDequantizeExactly) {
   }
 }
 
-// ffn.0 -> int8 directly (GELU + 1x128 quantization in the GEMM epilogue on wgmma; bf16 temporary on mma.sync).
 // A quantizing epilogue's int8 output (on the device) against the CPU's: every code within one step (ADD_FAILURE
 // otherwise), the number of one-step flips, and the NMSE of the dequantized values.
 struct Int8OutDiff {
@@ -211,6 +210,7 @@ Int8OutDiff compare_int8_out(const ops::Int8Act& got, const ops::Int8Act& ref, c
   return r;
 }
 
+// ffn.0 -> int8 directly (GELU + 1x128 quantization in the GEMM epilogue on wgmma; bf16 temporary on mma.sync).
 TEST(W8A8Cuda, QuantizingEpilogueMatchesCpu) {
   TD_SKIP_WITHOUT_CUDA();
   for (const char* kn : kernels()) {
